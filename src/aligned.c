@@ -1,0 +1,78 @@
+/* aligned.c - aligned_alloc, posix_memalign, memalign, valloc, pvalloc.
+ *
+ * A small aligned object takes a slot big enough for n + align - UNIT bytes
+ * and moves its user pointer (and header) up to the first aligned address
+ * inside the slot; the header's offset still names the group, and the
+ * slot's own start header is voided so it cannot be freed.  Alignments the
+ * classes cannot hold go to their own mapping, trimmed so that the waste
+ * stays below the alignment.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include "internal.h"
+
+void *alloc_aligned(size_t align, size_t n)
+{
+	if (align <= UNIT) return malloc(n);
+	if (n > PTRDIFF_MAX || align > PTRDIFF_MAX / 2) {
+		errno = ENOMEM;
+		return 0;
+	}
+	if (align > 65536 || n + align - UNIT > MAX_SMALL) return large_alloc(n, align);
+	unsigned char *q = alloc_small(n + align - UNIT);
+	if (!q) return 0;
+	uint64_t low = *header_of(q);
+	size_t off = (low & 0xffffff) * UNIT;
+	int idx = (low >> 24) & 31;
+	unsigned char *base = q - off;
+	unsigned char *p = (unsigned char *)(((uintptr_t)q + align - 1) & -align);
+	if (p != q) *header_of(q) = 0;
+	*header_of(p) = make_header(p, p - base, idx, n);
+	p[n] = check_byte(p);
+	return p;
+}
+
+static int bad_align(size_t a)
+{
+	return a == 0 || (a & (a - 1));
+}
+
+EXPORT void *aligned_alloc(size_t align, size_t n)
+{
+	if (bad_align(align)) {
+		errno = EINVAL;
+		return 0;
+	}
+	return alloc_aligned(align, n);
+}
+
+EXPORT int posix_memalign(void **res, size_t align, size_t n)
+{
+	if (bad_align(align) || align < sizeof(void *)) return EINVAL;
+	int e = errno;
+	void *p = alloc_aligned(align, n);
+	if (!p) return ENOMEM;
+	errno = e;
+	*res = p;
+	return 0;
+}
+
+EXPORT void *memalign(size_t align, size_t n)
+{
+	return aligned_alloc(align, n);
+}
+
+EXPORT void *valloc(size_t n)
+{
+	return alloc_aligned(PAGE, n);
+}
+
+EXPORT void *pvalloc(size_t n)
+{
+	if (n > PTRDIFF_MAX) {
+		errno = ENOMEM;
+		return 0;
+	}
+	return alloc_aligned(PAGE, n ? page_round(n) : PAGE);
+}

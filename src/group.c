@@ -1,0 +1,218 @@
+/* group.c - creating groups, sizing them, giving them back; large objects.
+ *
+ * Invariants:
+ * - a group's first 4 bytes hold its meta record's index, and meta->mem
+ *   points back at the group;
+ * - groups of at most NEST_MAX bytes live inside a slot of a larger class
+ *   (mapped == 0); bigger ones are their own mapping of maplen bytes;
+ * - owner == NULL  <=>  the group is on abandoned[sc] (lock held to touch);
+ * - a large object is one mapping with a one-slot meta of class SC_LARGE,
+ *   its user pointer at mem + GROUP_HDR (or at an aligned address whose
+ *   header still lies inside the mapping).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+static struct meta *abandoned[NCLASS];
+
+/* Slots per new group: few while a heap uses a class little, so that small
+ * programs stay small; up to 32 as the class's use grows; groups of large
+ * classes stay below about 1 MiB. */
+static int group_cnt(struct heap *h, int sc)
+{
+	uint32_t stride = class_stride[sc];
+	int u = h->ngroups[sc];
+	int cnt = u == 0 ? 4 : u == 1 ? 8 : u < 4 ? 16 : 32;
+	if (cnt < (int)(1024 / stride)) cnt = 1024 / stride;
+	if (cnt > 32) cnt = 32;
+	while (cnt > 1 && group_bytes(sc, cnt) > (1u << 20)) cnt--;
+	return cnt;
+}
+
+static void group_header_init(struct meta *m)
+{
+	memset(m->mem, 0, GROUP_HDR);
+	*(uint32_t *)m->mem = m->index;
+}
+
+struct meta *group_create(struct heap *h, int sc)
+{
+	int cnt = group_cnt(h, sc);
+	size_t bytes = group_bytes(sc, cnt), maplen = 0;
+	unsigned char *mem;
+	if (bytes <= NEST_MAX) {
+		mem = alloc_small(bytes);
+	} else {
+		maplen = page_round(bytes);
+		while (cnt < 32 && group_bytes(sc, cnt + 1) <= maplen) cnt++;
+		mem = os_map(maplen);
+	}
+	if (!mem) return 0;
+	os_lock();
+	struct meta *m = meta_alloc();
+	os_unlock();
+	if (!m) {
+		if (maplen) os_unmap(mem, maplen);
+		else free(mem);
+		errno = ENOMEM;
+		return 0;
+	}
+	m->mem = mem;
+	m->sc = sc;
+	m->cnt = cnt;
+	m->mapped = maplen != 0;
+	m->maplen = maplen;
+	m->owner = h;
+	m->avail = full_mask(m);
+	atomic_store_explicit(&m->remote, 0, memory_order_relaxed);
+	group_header_init(m);
+	h->ngroups[sc]++;
+	return m;
+}
+
+/* Give an empty group's memory back (to the OS or to its parent slot). */
+void group_release(struct meta *m)
+{
+	unsigned char *mem = m->mem;
+	size_t maplen = m->mapped ? m->maplen : 0;
+	*(uint32_t *)mem = 0;
+	os_lock();
+	meta_free(m);
+	os_unlock();
+	if (maplen) os_unmap(mem, maplen);
+	else free(mem);
+}
+
+static void abandoned_unlink(struct meta *m)
+{
+	if (m->prev) m->prev->next = m->next;
+	else abandoned[m->sc] = m->next;
+	if (m->next) m->next->prev = m->prev;
+	m->next = m->prev = 0;
+}
+
+void group_abandon(struct meta *m)
+{
+	m->prev = 0;
+	m->next = abandoned[m->sc];
+	if (m->next) m->next->prev = m;
+	abandoned[m->sc] = m;
+}
+
+/* Take over a group a finished thread left behind, preferring one with free
+ * slots; full ones taken on the way go to the heap's full list. */
+struct meta *group_adopt(struct heap *h, int sc)
+{
+	struct meta *got = 0;
+	os_lock();
+	for (int tries = 0; tries < 4 && abandoned[sc] && !got; tries++) {
+		struct meta *m = abandoned[sc];
+		abandoned_unlink(m);
+		m->owner = h;
+		m->avail |= atomic_exchange(&m->remote, 0);
+		h->ngroups[sc]++;
+		if (m->avail) {
+			got = m;
+		} else {
+			m->in_full = 1;
+			m->next = h->full[sc];
+			if (m->next) m->next->prev = m;
+			h->full[sc] = m;
+		}
+	}
+	os_unlock();
+	return got;
+}
+
+/* free() of a slot in an abandoned group.  Returns 0 if the group was
+ * adopted meanwhile (the caller then frees it as a remote slot). */
+int free_abandoned(struct meta *m, uint32_t bit)
+{
+	os_lock();
+	if (m->owner) {
+		os_unlock();
+		return 0;
+	}
+	if (m->avail & bit) fail("double free", m->mem);
+	m->avail |= bit | atomic_exchange(&m->remote, 0);
+	int empty = m->avail == full_mask(m);
+	if (empty) abandoned_unlink(m);
+	os_unlock();
+	if (empty) group_release(m);
+	return 1;
+}
+
+void *large_alloc(size_t n, size_t align)
+{
+	if (align < UNIT) align = UNIT;
+	size_t front = align > PAGE ? PAGE : align;
+	if (n > PTRDIFF_MAX - 2 * align - 2 * PAGE) {
+		errno = ENOMEM;
+		return 0;
+	}
+	size_t len = page_round(n + 1 + front + (align > PAGE ? align : 0));
+	unsigned char *base = os_map(len);
+	if (!base) return 0;
+	unsigned char *p = base + front;
+	if (align > PAGE) {
+		p = (unsigned char *)(((uintptr_t)base + PAGE + align - 1) & -align);
+		unsigned char *nb = p - PAGE, *end = (unsigned char *)page_round((uintptr_t)p + n + 1);
+		if (nb > base) os_unmap(base, nb - base);
+		if (end < base + len) os_unmap(end, base + len - end);
+		len = end - nb;
+		base = nb;
+	}
+	os_lock();
+	struct meta *m = meta_alloc();
+	os_unlock();
+	if (!m) {
+		os_unmap(base, len);
+		errno = ENOMEM;
+		return 0;
+	}
+	m->mem = base;
+	m->sc = SC_LARGE;
+	m->cnt = 1;
+	m->mapped = 1;
+	m->maplen = len;
+	m->size = n;
+	*(uint32_t *)base = m->index;
+	*header_of(p) = make_header(p, p - base, 0, 0);
+	p[n] = check_byte(p);
+	return p;
+}
+
+void large_free(struct meta *m)
+{
+	unsigned char *mem = m->mem;
+	size_t len = m->maplen;
+	os_lock();
+	meta_free(m);
+	os_unlock();
+	os_unmap(mem, len);
+}
+
+void *large_realloc(struct slot *s, size_t n)
+{
+	struct meta *m = s->meta;
+	size_t off = s->p - m->mem;
+	if (n > PTRDIFF_MAX - 2 * PAGE - off) {
+		errno = ENOMEM;
+		return 0;
+	}
+	size_t len = page_round(off + n + 1);
+	unsigned char *mem = m->mem;
+	if (len != m->maplen) {
+		mem = os_remap(m->mem, m->maplen, len);
+		if (!mem) return 0;
+	}
+	unsigned char *p = mem + off;
+	m->mem = mem;
+	m->maplen = len;
+	m->size = n;
+	*header_of(p) = make_header(p, off, 0, 0);
+	p[n] = check_byte(p);
+	return p;
+}

@@ -1,0 +1,190 @@
+/* internal.h - types shared by the allocator's files, and their invariants.
+ *
+ * Memory is served from groups: one contiguous run cut into cnt <= 32 equal
+ * slots of one size class.  A group starts with a 16-byte group header whose
+ * first word is the index of its meta record; the user pointer of slot i is
+ *
+ *     p = mem + GROUP_HDR + i * stride           (plus an offset if aligned)
+ *
+ * and the 8 bytes just before p hold the slot header (see below).  Everything
+ * else about a group lives out of band in its meta record, inside a meta area
+ * that starts with the process secret.
+ */
+#ifndef MALLOCNG_INTERNAL_H
+#define MALLOCNG_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdatomic.h>
+
+#define HIDDEN __attribute__((visibility("hidden")))
+#define EXPORT __attribute__((visibility("default")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define UNIT 16                 /* alignment of every pointer */
+#define GROUP_HDR 16            /* bytes before slot 0's user pointer */
+#define SLOT_HDR 8              /* in-band header, just before p */
+#define OVERHEAD (SLOT_HDR + 1) /* header + check byte at p[n] */
+#define NCLASS 48
+#define SC_LARGE 63             /* meta of an individually mapped object */
+#define MAX_SMALL (131072 - OVERHEAD)
+#define PAGE 4096
+#define NEST_MAX 4096           /* groups up to this size live in a slot */
+
+/* ---- size classes (size_class.c) ---- */
+extern HIDDEN const uint32_t class_stride[NCLASS];
+
+/* Smallest class whose stride holds n user bytes plus OVERHEAD.
+ * Requires n <= MAX_SMALL. */
+static inline int size_to_class(size_t n)
+{
+	size_t x = n + OVERHEAD - 1;
+	if (x < 128) return (int)(x >> 4);
+	int b = 63 - __builtin_clzl(x);
+	return 8 + (b - 7) * 4 + (int)((x >> (b - 2)) & 3);
+}
+
+/* ---- meta records (meta.c) ---- */
+struct heap;
+struct meta {
+	struct meta *prev, *next;  /* ring / full list / abandoned list */
+	unsigned char *mem;        /* group base; NULL while the record is free */
+	struct heap *owner;        /* NULL: abandoned, guarded by the lock */
+	uint32_t avail;            /* free slots; written by the owner only */
+	_Atomic uint32_t remote;   /* slots freed by other threads */
+	uint32_t index;            /* this record's own index */
+	uint8_t sc;                /* size class, or SC_LARGE */
+	uint8_t cnt;               /* slots in the group, 1..32 */
+	uint8_t mapped;            /* mem is its own mapping of maplen bytes */
+	uint8_t in_full;           /* on the owner's full list */
+	size_t maplen;             /* bytes mapped (mapped groups, large) */
+	size_t size;               /* large: bytes requested */
+};
+
+#define AREA_SHIFT 10           /* 1024 records of 64 bytes per area */
+#define AREA_RECS (1u << AREA_SHIFT)
+#define MAX_AREAS 8192
+
+/* The first record of every area is its header; the secret comes first. */
+struct meta_area {
+	uint64_t check;
+	uint32_t first;
+	uint32_t pad[13];
+};
+
+extern HIDDEN uint64_t secret;
+extern HIDDEN struct meta_area *meta_areas[MAX_AREAS];
+extern HIDDEN _Atomic uint32_t meta_limit;
+
+HIDDEN struct meta *meta_alloc(void);   /* lock held */
+HIDDEN void meta_free(struct meta *m);  /* lock held */
+HIDDEN void meta_init_secret(void);
+
+static inline uint32_t full_mask(const struct meta *m)
+{
+	return (uint32_t)((2ull << (m->cnt - 1)) - 1);
+}
+
+static inline size_t group_bytes(int sc, int cnt)
+{
+	return GROUP_HDR + (size_t)cnt * class_stride[sc];
+}
+
+/* ---- slot header ----
+ * bits  0..23  (p - mem) / UNIT
+ * bits 24..28  slot index
+ * bit  29      freed
+ * bits 30..47  requested size (small objects; 0 for large)
+ * bits 48..63  tag = keyed hash of the other bits and of p
+ * A header is genuine only if its tag verifies against the secret. */
+#define H_FREED (1ull << 29)
+
+static inline uint64_t header_tag(uint64_t low, const void *p)
+{
+	uint64_t h = (low ^ (uintptr_t)p ^ secret) * 0x9e3779b97f4a7c15ull;
+	h ^= h >> 31;
+	h *= (secret | 1);
+	return h & 0xffff000000000000ull;
+}
+
+static inline uint64_t make_header(const void *p, size_t off, int idx, size_t n)
+{
+	uint64_t low = (off / UNIT) | (uint64_t)idx << 24 | (uint64_t)n << 30;
+	return low | header_tag(low, p);
+}
+
+static inline uint64_t *header_of(const void *p)
+{
+	return (uint64_t *)((char *)p - SLOT_HDR);
+}
+
+static inline unsigned char check_byte(const void *p)
+{
+	return (unsigned char)((((uintptr_t)p ^ secret) * 0xff51afd7ed558ccdull) >> 56);
+}
+
+/* A validated view of one live allocation. */
+struct slot {
+	struct meta *meta;
+	unsigned char *p;
+	size_t n;       /* bytes requested */
+	int idx;
+};
+
+/* free.c: validate p fully or abort with a diagnostic naming `op`. */
+HIDDEN struct meta *slot_lookup(void *p, struct slot *s);
+HIDDEN void free_slot(struct slot *s);
+
+/* ---- per-thread heaps (thread.c) ---- */
+struct heap {
+	struct meta *cur[NCLASS];   /* ring of groups with free slots */
+	struct meta *full[NCLASS];  /* groups found without free slots */
+	struct meta *spare[NCLASS]; /* one detached empty group kept for reuse */
+	uint16_t ngroups[NCLASS];   /* groups owned, drives new group sizes */
+	_Atomic uint8_t remote_hint[NCLASS]; /* set by remote frees, per class */
+	struct heap *next_free;
+};
+
+extern HIDDEN struct heap empty_heap;
+extern HIDDEN struct meta dummy_meta;
+extern HIDDEN __thread struct heap *tl_heap;
+
+HIDDEN struct heap *heap_get(void);
+HIDDEN void ring_insert(struct heap *h, int sc, struct meta *m);
+HIDDEN void ring_remove(struct heap *h, int sc, struct meta *m);
+
+/* ---- groups (group.c) ---- */
+HIDDEN struct meta *group_create(struct heap *h, int sc);
+HIDDEN void group_release(struct meta *m);      /* lock not held */
+HIDDEN struct meta *group_adopt(struct heap *h, int sc);
+HIDDEN void group_abandon(struct meta *m);      /* lock held */
+HIDDEN int free_abandoned(struct meta *m, uint32_t bit);
+HIDDEN void *large_alloc(size_t n, size_t align);
+HIDDEN void large_free(struct meta *m);
+HIDDEN void *large_realloc(struct slot *s, size_t n);
+
+/* ---- malloc.c ---- */
+HIDDEN void *alloc_small(size_t n);
+HIDDEN void *malloc_slow(int sc, size_t n);
+HIDDEN void *enframe(struct meta *m, int idx, size_t n);
+HIDDEN void *alloc_aligned(size_t align, size_t n);
+
+/* ---- os.c ---- */
+HIDDEN void *os_map(size_t len);
+HIDDEN void os_unmap(void *p, size_t len);
+HIDDEN void *os_remap(void *p, size_t old, size_t len);
+HIDDEN void os_lock(void);
+HIDDEN void os_unlock(void);
+HIDDEN int os_random(void *buf, size_t len);
+HIDDEN _Noreturn void fail(const char *what, const void *p);
+
+struct os_counters {
+	_Atomic size_t mmaps, munmaps, mremaps, madvises;
+	_Atomic size_t mapped;      /* bytes currently mapped by us */
+};
+extern HIDDEN struct os_counters os_count;
+
+static inline size_t page_round(size_t n) { return (n + PAGE - 1) & ~(size_t)(PAGE - 1); }
+
+#endif

@@ -1,0 +1,152 @@
+/* malloc.c - malloc and calloc.
+ *
+ * Fast path: the class's current group in the thread's own heap has an
+ * available slot; take the lowest one, write its header and check byte.
+ * No lock, no atomic.  Everything else is malloc_slow.
+ */
+#include "config.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+void *enframe(struct meta *m, int idx, size_t n)
+{
+	size_t off = GROUP_HDR + (size_t)idx * class_stride[m->sc];
+	unsigned char *p = m->mem + off;
+	*header_of(p) = make_header(p, off, idx, n);
+	p[n] = check_byte(p);
+	return p;
+}
+
+static inline __attribute__((always_inline)) void *alloc_fast(size_t n)
+{
+	int sc = size_to_class(n);
+	struct meta *m = tl_heap->cur[sc];
+	uint32_t a = m->avail;
+	if (likely(a)) {
+		m->avail = a & (a - 1);
+		return enframe(m, __builtin_ctz(a), n);
+	}
+	return malloc_slow(sc, n);
+}
+
+void *alloc_small(size_t n)
+{
+	return alloc_fast(n);
+}
+
+static void full_push(struct heap *h, int sc, struct meta *m)
+{
+	m->in_full = 1;
+	m->prev = 0;
+	m->next = h->full[sc];
+	if (m->next) m->next->prev = m;
+	h->full[sc] = m;
+}
+
+static void full_remove(struct heap *h, int sc, struct meta *m)
+{
+	if (m->prev) m->prev->next = m->next;
+	else h->full[sc] = m->next;
+	if (m->next) m->next->prev = m->prev;
+	m->in_full = 0;
+	m->next = m->prev = 0;
+}
+
+/* Move groups that other threads freed slots into back to the ring. */
+static void reclaim_remote(struct heap *h, int sc)
+{
+	for (struct meta *m = h->full[sc], *nx; m; m = nx) {
+		nx = m->next;
+		if (atomic_load_explicit(&m->remote, memory_order_relaxed)) {
+			m->avail |= atomic_exchange(&m->remote, 0);
+			full_remove(h, sc, m);
+			ring_insert(h, sc, m);
+		}
+	}
+}
+
+void *malloc_slow(int sc, size_t n)
+{
+	struct heap *h = heap_get();
+	if (!h) {
+		errno = ENOMEM;
+		return 0;
+	}
+	struct meta *m;
+	for (;;) {
+		/* the ring: collect remote frees, retire exhausted groups */
+		while ((m = h->cur[sc]) != &dummy_meta) {
+			if (atomic_load_explicit(&m->remote, memory_order_relaxed))
+				m->avail |= atomic_exchange(&m->remote, 0);
+			if (m->avail) goto found;
+			ring_remove(h, sc, m);
+			full_push(h, sc, m);
+		}
+		if (atomic_load_explicit(&h->remote_hint[sc], memory_order_relaxed)) {
+			atomic_store_explicit(&h->remote_hint[sc], 0, memory_order_relaxed);
+			reclaim_remote(h, sc);
+			if (h->cur[sc] != &dummy_meta) continue;
+		}
+		break;
+	}
+	if ((m = h->spare[sc])) {
+		h->spare[sc] = 0;
+	} else if (!(m = group_adopt(h, sc)) && !(m = group_create(h, sc))) {
+		errno = ENOMEM;
+		return 0;
+	}
+	ring_insert(h, sc, m);
+	h->cur[sc] = m;
+found:;
+	uint32_t a = m->avail;
+	m->avail = a & (a - 1);
+	return enframe(m, __builtin_ctz(a), n);
+}
+
+/* Called by free when a slot went back to a group that was on the full
+ * list or became entirely free.  The current group is kept even when empty
+ * (hysteresis); one other empty group per class is kept as a spare. */
+HIDDEN void free_slow_local(struct heap *h, struct meta *m)
+{
+	int sc = m->sc;
+	if (m->in_full) {
+		full_remove(h, sc, m);
+		ring_insert(h, sc, m);
+	}
+	if (atomic_load_explicit(&m->remote, memory_order_relaxed))
+		m->avail |= atomic_exchange(&m->remote, 0);
+	if (m->avail != full_mask(m) || m == h->cur[sc]) return;
+	ring_remove(h, sc, m);
+	if (!h->spare[sc] && group_bytes(sc, m->cnt) <= 65536) {
+		h->spare[sc] = m;
+		return;
+	}
+	h->ngroups[sc]--;
+	group_release(m);
+}
+
+EXPORT void *malloc(size_t n)
+{
+	if (likely(n <= MAX_SMALL)) return alloc_fast(n);
+	return large_alloc(n, UNIT);
+}
+
+EXPORT void *calloc(size_t cnt, size_t size)
+{
+	size_t n;
+	if (__builtin_mul_overflow(cnt, size, &n)) {
+		errno = ENOMEM;
+		return 0;
+	}
+	if (n > MAX_SMALL) return large_alloc(n, UNIT); /* fresh pages are zero */
+	void *p = alloc_fast(n);
+	if (p) memset(p, 0, n);
+	return p;
+}
+
+EXPORT const char *mallocng_version(void)
+{
+	return PACKAGE_VERSION;
+}

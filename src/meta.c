@@ -1,0 +1,59 @@
+/* meta.c - meta areas, the secret, and meta records.
+ *
+ * Invariants:
+ * - every meta record lives in an area of AREA_RECS records mapped on its
+ *   own; record 0 of each area is the area header whose `check` equals
+ *   `secret`;
+ * - record index i lives at meta_areas[i >> AREA_SHIFT], slot i & (AREA_RECS-1);
+ *   only indices below meta_limit have ever been handed out, so a group
+ *   header can be resolved to a record without trusting any pointer in it;
+ * - a free record has mem == NULL and sits on free_metas (lock held).
+ */
+#include "internal.h"
+
+HIDDEN uint64_t secret;
+HIDDEN struct meta_area *meta_areas[MAX_AREAS];
+HIDDEN _Atomic uint32_t meta_limit;
+
+static struct meta *free_metas;
+static uint32_t next_index;     /* next never-used index */
+
+void meta_init_secret(void)
+{
+	uint64_t s = 0;
+	while (!s) os_random(&s, sizeof s);
+	secret = s;
+}
+
+struct meta *meta_alloc(void)
+{
+	struct meta *m = free_metas;
+	if (m) {
+		free_metas = m->next;
+		m->next = m->prev = 0;
+		return m;
+	}
+	if (!secret) meta_init_secret();
+	uint32_t i = next_index;
+	if ((i & (AREA_RECS - 1)) == 0) {
+		if ((i >> AREA_SHIFT) >= MAX_AREAS) return 0;
+		struct meta_area *a = os_map(AREA_RECS * sizeof(struct meta));
+		if (!a) return 0;
+		a->check = secret;
+		a->first = i;
+		meta_areas[i >> AREA_SHIFT] = a;
+		i++;
+	}
+	next_index = i + 1;
+	m = (struct meta *)meta_areas[i >> AREA_SHIFT] + (i & (AREA_RECS - 1));
+	m->index = i;
+	atomic_store_explicit(&meta_limit, next_index, memory_order_release);
+	return m;
+}
+
+void meta_free(struct meta *m)
+{
+	uint32_t i = m->index;
+	*m = (struct meta){ .index = i, .next = free_metas };
+	free_metas = m;
+}

@@ -1,0 +1,123 @@
+/* os.c - the only file that talks to the kernel: mappings, entropy, the
+ * global lock, fork handlers and the fatal-error path. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "internal.h"
+
+HIDDEN struct os_counters os_count;
+
+void *os_map(size_t len)
+{
+	int e = errno;
+	void *p = mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		errno = ENOMEM;
+		return 0;
+	}
+	errno = e;
+	atomic_fetch_add_explicit(&os_count.mmaps, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&os_count.mapped, len, memory_order_relaxed);
+	return p;
+}
+
+void os_unmap(void *p, size_t len)
+{
+	int e = errno;
+	munmap(p, len);
+	errno = e;
+	atomic_fetch_add_explicit(&os_count.munmaps, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&os_count.mapped, len, memory_order_relaxed);
+}
+
+void *os_remap(void *p, size_t old, size_t len)
+{
+	int e = errno;
+	void *q = mremap(p, old, len, MREMAP_MAYMOVE);
+	if (q == MAP_FAILED) {
+		errno = ENOMEM;
+		return 0;
+	}
+	errno = e;
+	atomic_fetch_add_explicit(&os_count.mremaps, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&os_count.mapped, len - old, memory_order_relaxed);
+	return q;
+}
+
+/* Entropy: getrandom, else the kernel's AT_RANDOM bytes mixed with ASLR. */
+int os_random(void *buf, size_t len)
+{
+	long r = syscall(SYS_getrandom, buf, len, 1 /* GRND_NONBLOCK */);
+	if (r == (long)len) return 0;
+	const unsigned char *at = (const unsigned char *)getauxval(AT_RANDOM);
+	uint64_t x = (uintptr_t)buf ^ (uintptr_t)&os_count ^ (uint64_t)getpid() << 32;
+	unsigned char *b = buf;
+	for (size_t i = 0; i < len; i++) {
+		x = (x ^ (at ? at[i % 16] : 0)) * 0x9e3779b97f4a7c15ull;
+		b[i] = (unsigned char)(x >> 56);
+	}
+	return 0;
+}
+
+/* The global lock: 0 free, 1 held, 2 held with waiters (futex). */
+static _Atomic int lock_word;
+
+void os_lock(void)
+{
+	int c = 0;
+	if (atomic_compare_exchange_strong(&lock_word, &c, 1)) return;
+	for (int spin = 0; spin < 100; spin++) {
+		c = 0;
+		if (atomic_load_explicit(&lock_word, memory_order_relaxed) == 0 &&
+		    atomic_compare_exchange_weak(&lock_word, &c, 1))
+			return;
+		__builtin_ia32_pause();
+	}
+	while (atomic_exchange(&lock_word, 2) != 0)
+		syscall(SYS_futex, &lock_word, FUTEX_WAIT_PRIVATE, 2, 0, 0, 0);
+}
+
+void os_unlock(void)
+{
+	if (atomic_exchange(&lock_word, 0) == 2)
+		syscall(SYS_futex, &lock_word, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
+}
+
+static void fork_prepare(void) { os_lock(); }
+static void fork_parent(void) { os_unlock(); }
+/* The child has one thread: the lock holder is gone, so reset it.  Heaps of
+ * threads that did not survive the fork are simply never used again. */
+static void fork_child(void) { atomic_store(&lock_word, 0); }
+
+__attribute__((constructor)) static void os_constructor(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+_Noreturn void fail(const char *what, const void *p)
+{
+	char buf[128];
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0, wl = strlen(what);
+	memcpy(buf, "mallocng: ", 10), n = 10;
+	if (wl > 80) wl = 80;
+	memcpy(buf + n, what, wl), n += wl;
+	memcpy(buf + n, " at 0x", 6), n += 6;
+	uintptr_t v = (uintptr_t)p;
+	int started = 0;
+	for (int s = 60; s >= 0; s -= 4) {
+		int d = (v >> s) & 15;
+		if (d || started || s == 0) buf[n++] = hex[d], started = 1;
+	}
+	buf[n++] = '\n';
+	(void)!write(2, buf, n);
+	abort();
+}

@@ -1,0 +1,49 @@
+/* realloc.c - realloc and reallocarray.
+ *
+ * In place when the new size still fits the slot and is not much smaller
+ * than the class (shrinking by more than one class moves the object to a
+ * better-fitting slot: realloc is a chance to defragment).  Large objects
+ * are resized with mremap.  On failure the old object is left intact.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+EXPORT void *realloc(void *p, size_t n)
+{
+	struct slot s;
+	if (!p) return malloc(n);
+	if (n > PTRDIFF_MAX) {
+		errno = ENOMEM;
+		return 0;
+	}
+	struct meta *m = slot_lookup(p, &s);
+	if (m->sc == SC_LARGE) {
+		if (n > MAX_SMALL) return large_realloc(&s, n);
+	} else if (n <= MAX_SMALL) {
+		int sc = size_to_class(n);
+		size_t end = GROUP_HDR + (size_t)(s.idx + 1) * class_stride[m->sc];
+		if (sc <= m->sc && sc + 1 >= m->sc && s.p - m->mem + n + OVERHEAD <= end) {
+			*header_of(s.p) = make_header(s.p, s.p - m->mem, s.idx, n);
+			s.p[n] = check_byte(s.p);
+			return s.p;
+		}
+	}
+	void *q = malloc(n);
+	if (!q) return 0;
+	memcpy(q, p, n < s.n ? n : s.n);
+	free_slot(&s);
+	return q;
+}
+
+EXPORT void *reallocarray(void *p, size_t cnt, size_t size)
+{
+	size_t n;
+	if (__builtin_mul_overflow(cnt, size, &n)) {
+		errno = ENOMEM;
+		return 0;
+	}
+	return realloc(p, n);
+}

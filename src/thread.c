@@ -1,0 +1,126 @@
+/* thread.c - per-thread heaps.
+ *
+ * A heap owns groups: per class, a ring of groups that may have free slots
+ * (cur[sc] is the one malloc takes from, &dummy_meta when the ring is empty),
+ * a list of groups found full, and at most one spare empty group.  Only the
+ * owning thread touches its heap, so none of this needs atomics; other
+ * threads only set bits in a group's `remote` mask and raise remote_hint.
+ *
+ * Heaps are created on a thread's first malloc (threads that never allocate
+ * cost nothing), recycled through a free list (never unmapped, so a stale
+ * owner pointer is always safe to compare), and handed back at thread exit:
+ * their groups are released when empty, otherwise abandoned to the global
+ * lists where any thread can adopt them.
+ */
+#include <pthread.h>
+#include "internal.h"
+
+HIDDEN struct meta dummy_meta;
+HIDDEN struct heap empty_heap = { .cur = { [0 ... NCLASS - 1] = &dummy_meta } };
+HIDDEN __thread struct heap *tl_heap = &empty_heap;
+
+static struct heap *free_heaps;
+static struct heap *heap_chunk;
+static size_t heap_chunk_left;
+static pthread_key_t heap_key;
+static int heap_key_ok;
+
+static void heap_init(struct heap *h)
+{
+	*h = (struct heap){ 0 };
+	for (int i = 0; i < NCLASS; i++) h->cur[i] = &dummy_meta;
+}
+
+void ring_insert(struct heap *h, int sc, struct meta *m)
+{
+	struct meta *c = h->cur[sc];
+	if (c == &dummy_meta) {
+		m->next = m->prev = m;
+		h->cur[sc] = m;
+		return;
+	}
+	m->prev = c;
+	m->next = c->next;
+	c->next->prev = m;
+	c->next = m;
+}
+
+void ring_remove(struct heap *h, int sc, struct meta *m)
+{
+	if (m->next == m) {
+		h->cur[sc] = &dummy_meta;
+	} else {
+		m->prev->next = m->next;
+		m->next->prev = m->prev;
+		if (h->cur[sc] == m) h->cur[sc] = m->next;
+	}
+	m->next = m->prev = 0;
+}
+
+/* Hand every group back; called at thread exit with the heap detached. */
+static void heap_destroy(void *arg)
+{
+	struct heap *h = arg;
+	struct meta *release = 0;
+	if (tl_heap == h) tl_heap = &empty_heap;
+	os_lock();
+	for (int sc = 0; sc < NCLASS; sc++) {
+		struct meta *list[3] = { h->cur[sc], h->full[sc], h->spare[sc] };
+		/* the ring is circular: cut it open first */
+		if (list[0] != &dummy_meta) list[0]->prev->next = 0;
+		else list[0] = 0;
+		if (list[2]) list[2]->next = 0;
+		for (int k = 0; k < 3; k++) {
+			for (struct meta *m = list[k], *nx; m; m = nx) {
+				nx = m->next;
+				m->owner = 0;
+				m->in_full = 0;
+				m->avail |= atomic_exchange(&m->remote, 0);
+				if (m->avail == full_mask(m)) {
+					m->next = release;
+					release = m;
+				} else {
+					group_abandon(m);
+				}
+			}
+		}
+	}
+	os_unlock();
+	while (release) {
+		struct meta *m = release;
+		release = m->next;
+		group_release(m);
+	}
+	os_lock();
+	h->next_free = free_heaps;
+	free_heaps = h;
+	os_unlock();
+}
+
+struct heap *heap_get(void)
+{
+	struct heap *h = tl_heap;
+	if (h != &empty_heap) return h;
+	os_lock();
+	if (!secret) meta_init_secret();
+	if (!heap_key_ok) heap_key_ok = !pthread_key_create(&heap_key, heap_destroy);
+	if ((h = free_heaps)) {
+		free_heaps = h->next_free;
+	} else {
+		if (heap_chunk_left < sizeof *h) {
+			size_t len = 16 * PAGE;
+			heap_chunk = os_map(len);
+			heap_chunk_left = heap_chunk ? len : 0;
+		}
+		if (heap_chunk) {
+			h = heap_chunk++;
+			heap_chunk_left -= sizeof *h;
+		}
+	}
+	os_unlock();
+	if (!h) return 0;
+	heap_init(h);
+	tl_heap = h;
+	if (heap_key_ok) pthread_setspecific(heap_key, h);
+	return h;
+}
