@@ -28,8 +28,7 @@ void *alloc_aligned(size_t align, size_t n)
 	unsigned char *base = q - off;
 	unsigned char *p = (unsigned char *)(((uintptr_t)q + align - 1) & -align);
 	if (p != q) *header_of(q) = 0;
-	*header_of(p) = make_header(p, p - base, idx, n);
-	p[n] = check_byte(p);
+	frame(p, p - base, idx, n, n);
 	return p;
 }
 

@@ -12,56 +12,62 @@
 
 HIDDEN void free_slow_local(struct heap *h, struct meta *m);
 
-struct meta *slot_lookup(void *ptr, struct slot *s)
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* Record 0 of an area (its header) has mem == NULL, so an index naming it
+ * fails the mem == base test like any stale or forged index. */
+ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s)
 {
 	unsigned char *p = ptr;
 	if ((uintptr_t)p & (UNIT - 1)) fail("invalid pointer", p);
-	uint64_t hdr = *header_of(p), low = hdr & 0xffffffffffffull;
-	if (header_tag(low, p) != (hdr & ~0xffffffffffffull)) fail("invalid pointer", p);
-	if (low & H_FREED) fail("double free", p);
-	size_t off = (low & 0xffffff) * UNIT, n = (low >> 30) & 0x3ffff;
+	uint64_t hdr = *header_of(p), low = hdr & H_LOW;
+	if (unlikely(!header_ok(hdr, p))) {
+		if ((low & H_FREED) && header_ok(hdr ^ H_FREED, p)) fail("double free", p);
+		fail("invalid pointer", p);
+	}
+	size_t off = (low & 0xffffff) * UNIT, n = low >> 30;
 	int idx = (low >> 24) & 31;
 	unsigned char *base = p - off;
 	uint32_t mi = *(uint32_t *)base;
-	if (mi >= atomic_load_explicit(&meta_limit, memory_order_acquire) ||
-	    !(mi & (AREA_RECS - 1)))
+	if (mi >= atomic_load_explicit(&meta_limit, memory_order_acquire))
 		fail("corrupted metadata", p);
 	struct meta_area *a = meta_areas[mi >> AREA_SHIFT];
 	if (a->check != secret) fail("corrupted metadata", p);
 	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
 	if (m->mem != base || idx >= m->cnt) fail("corrupted metadata", p);
+	size_t start = GROUP_HDR;
 	if (m->sc == SC_LARGE) {
 		n = m->size;
 		if (off < SLOT_HDR || off + n >= m->maplen) fail("corrupted metadata", p);
 	} else {
-		if (m->sc >= NCLASS) fail("corrupted metadata", p);
-		size_t start = GROUP_HDR + (size_t)idx * class_stride[m->sc];
+		start += (size_t)idx * class_stride[m->sc];
 		if (off < start || off + n + OVERHEAD > start + class_stride[m->sc])
 			fail("corrupted metadata", p);
 	}
-	if (p[n] != check_byte(p)) fail("heap overflow", p);
+	if (p[n] != check_byte(hdr)) fail("heap overflow", p);
 	s->meta = m;
 	s->p = p;
 	s->n = n;
 	s->idx = idx;
+	s->aligned = off != start;
 	return m;
 }
 
-void free_slot(struct slot *s)
+struct meta *slot_lookup(void *p, struct slot *s)
 {
-	struct meta *m = s->meta;
-	uint64_t low = (*header_of(s->p) & 0xffffffffffffull) | H_FREED;
-	*header_of(s->p) = low | header_tag(low, s->p);
-	if (m->sc == SC_LARGE) {
-		large_free(m);
-		return;
-	}
-	uint32_t bit = 1u << s->idx;
-	struct heap *h = tl_heap;
+	return lookup(p, s);
+}
+
+/* Return slot idx to its group: the owner sets its bit, another thread
+ * sets the bit in `remote` with one atomic operation, and a group nobody
+ * owns is handled under the lock. */
+void slot_release(struct heap *h, struct meta *m, int idx)
+{
+	uint32_t bit = 1u << idx;
 	for (;;) {
 		struct heap *owner = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
 		if (owner == h) {
-			if (m->avail & bit) fail("double free", s->p);
+			if (m->avail & bit) fail("double free", m->mem);
 			m->avail |= bit;
 			if (unlikely(m->avail == full_mask(m) || m->in_full))
 				free_slow_local(h, m);
@@ -69,7 +75,7 @@ void free_slot(struct slot *s)
 		}
 		if (owner) {
 			uint32_t old = atomic_fetch_or(&m->remote, bit);
-			if (old & bit) fail("double free", s->p);
+			if (old & bit) fail("double free", m->mem);
 			if (!atomic_load_explicit(&owner->remote_hint[m->sc], memory_order_relaxed))
 				atomic_store_explicit(&owner->remote_hint[m->sc], 1, memory_order_relaxed);
 			return;
@@ -78,14 +84,60 @@ void free_slot(struct slot *s)
 	}
 }
 
+/* Return all but the `keep` most recent cached slots of a class. */
+void tc_flush(struct heap *h, int sc, int keep)
+{
+	int k = h->tc_n[sc], out = k - keep;
+	for (int i = 0; i < out; i++) {
+		unsigned char *p = h->tc[sc][i];
+		uint64_t hdr = *header_of(p) ^ H_FREED;
+		if (!header_ok(hdr, p)) fail("write after free", p);
+		unsigned char *base = p - (hdr & 0xffffff) * UNIT;
+		uint32_t mi = *(uint32_t *)base;
+		struct meta *m = (struct meta *)meta_areas[mi >> AREA_SHIFT] + (mi & (AREA_RECS - 1));
+		if (m->mem != base) fail("corrupted metadata", p);
+		slot_release(h, m, (hdr >> 24) & 31);
+	}
+	for (int i = 0; i < keep; i++) h->tc[sc][i] = h->tc[sc][out + i];
+	h->tc_n[sc] = keep;
+}
+
+ALWAYS_INLINE void release(struct slot *s)
+{
+	struct meta *m = s->meta;
+	*header_of(s->p) ^= H_FREED;
+	if (m->sc == SC_LARGE) {
+		large_free(m);
+		return;
+	}
+	struct heap *h = tl_heap;
+	int sc = m->sc;
+	unsigned k = h->tc_n[sc];
+	if (likely(k < h->tc_limit[sc] && !s->aligned)) {
+		h->tc[sc][k] = s->p;
+		h->tc_n[sc] = k + 1;
+		return;
+	}
+	if (h->tc_limit[sc] && !s->aligned) {
+		tc_flush(h, sc, TC_CAP / 2 < k ? TC_CAP / 2 : k / 2);
+		h->tc[sc][h->tc_n[sc]++] = s->p;
+		return;
+	}
+	slot_release(h, m, s->idx);
+}
+
+void free_slot(struct slot *s)
+{
+	release(s);
+}
+
 EXPORT void free(void *p)
 {
 	struct slot s;
 	if (!p) return;
-	slot_lookup(p, &s);
-	free_slot(&s);
+	lookup(p, &s);
+	release(&s);
 }
-
 EXPORT void free_sized(void *p, size_t n)
 {
 	struct slot s;

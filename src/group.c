@@ -179,8 +179,7 @@ void *large_alloc(size_t n, size_t align)
 	m->maplen = len;
 	m->size = n;
 	*(uint32_t *)base = m->index;
-	*header_of(p) = make_header(p, p - base, 0, 0);
-	p[n] = check_byte(p);
+	frame(p, p - base, 0, 0, n);
 	return p;
 }
 
@@ -212,7 +211,6 @@ void *large_realloc(struct slot *s, size_t n)
 	m->mem = mem;
 	m->maplen = len;
 	m->size = n;
-	*header_of(p) = make_header(p, off, 0, 0);
-	p[n] = check_byte(p);
+	frame(p, off, 0, 0, n);
 	return p;
 }

@@ -94,18 +94,16 @@ static inline size_t group_bytes(int sc, int cnt)
 /* ---- slot header ----
  * bits  0..23  (p - mem) / UNIT
  * bits 24..28  slot index
- * bit  29      freed
+ * bit  29      freed (see header_ok)
  * bits 30..47  requested size (small objects; 0 for large)
  * bits 48..63  tag = keyed hash of the other bits and of p
  * A header is genuine only if its tag verifies against the secret. */
 #define H_FREED (1ull << 29)
+#define H_LOW 0xffffffffffffull
 
 static inline uint64_t header_tag(uint64_t low, const void *p)
 {
-	uint64_t h = (low ^ (uintptr_t)p ^ secret) * 0x9e3779b97f4a7c15ull;
-	h ^= h >> 31;
-	h *= (secret | 1);
-	return h & 0xffff000000000000ull;
+	return ((low ^ (uintptr_t)p ^ secret) * (secret | 1)) & ~H_LOW;
 }
 
 static inline uint64_t make_header(const void *p, size_t off, int idx, size_t n)
@@ -114,14 +112,32 @@ static inline uint64_t make_header(const void *p, size_t off, int idx, size_t n)
 	return low | header_tag(low, p);
 }
 
+/* A freed slot keeps its header with H_FREED flipped: the tag then no
+ * longer verifies, but verifies again once the flag is cleared. */
+static inline int header_ok(uint64_t hdr, const void *p)
+{
+	return header_tag(hdr & H_LOW, p) == (hdr & ~H_LOW);
+}
+
 static inline uint64_t *header_of(const void *p)
 {
 	return (uint64_t *)((char *)p - SLOT_HDR);
 }
 
-static inline unsigned char check_byte(const void *p)
+/* The check byte at p[n] is the top byte of the header's tag: it depends
+ * on the secret, so an overflow cannot rewrite it blindly. */
+static inline unsigned char check_byte(uint64_t hdr)
 {
-	return (unsigned char)((((uintptr_t)p ^ secret) * 0xff51afd7ed558ccdull) >> 56);
+	return (unsigned char)(hdr >> 56);
+}
+
+/* Write the header of an object of n bytes at p and its check byte.
+ * hn is the size recorded in the header (0 for large objects). */
+static inline void frame(unsigned char *p, size_t off, int idx, size_t hn, size_t n)
+{
+	uint64_t h = make_header(p, off, idx, hn);
+	*header_of(p) = h;
+	p[n] = check_byte(h);
 }
 
 /* A validated view of one live allocation. */
@@ -130,14 +146,23 @@ struct slot {
 	unsigned char *p;
 	size_t n;       /* bytes requested */
 	int idx;
+	int aligned;    /* p is not the start of its slot */
 };
 
 /* free.c: validate p fully or abort with a diagnostic naming `op`. */
 HIDDEN struct meta *slot_lookup(void *p, struct slot *s);
 HIDDEN void free_slot(struct slot *s);
+HIDDEN void slot_release(struct heap *h, struct meta *m, int idx);
 
 /* ---- per-thread heaps (thread.c) ---- */
+/* The thread cache: per class, a stack of freed slots (still counted as
+ * allocated by their groups) that malloc reuses before touching any group.
+ * tc_limit is 0 in empty_heap, so a thread without a heap caches nothing. */
+#define TC_CAP 16
 struct heap {
+	uint8_t tc_n[NCLASS];
+	uint8_t tc_limit[NCLASS];
+	void *tc[NCLASS][TC_CAP];
 	struct meta *cur[NCLASS];   /* ring of groups with free slots */
 	struct meta *full[NCLASS];  /* groups found without free slots */
 	struct meta *spare[NCLASS]; /* one detached empty group kept for reuse */
@@ -151,6 +176,7 @@ extern HIDDEN struct meta dummy_meta;
 extern HIDDEN __thread struct heap *tl_heap;
 
 HIDDEN struct heap *heap_get(void);
+HIDDEN void tc_flush(struct heap *h, int sc, int keep);
 HIDDEN void ring_insert(struct heap *h, int sc, struct meta *m);
 HIDDEN void ring_remove(struct heap *h, int sc, struct meta *m);
 

@@ -14,15 +14,32 @@ void *enframe(struct meta *m, int idx, size_t n)
 {
 	size_t off = GROUP_HDR + (size_t)idx * class_stride[m->sc];
 	unsigned char *p = m->mem + off;
-	*header_of(p) = make_header(p, off, idx, n);
-	p[n] = check_byte(p);
+	frame(p, off, idx, n, n);
+	return p;
+}
+
+/* Reuse the slot on top of the thread cache: its freed header must still
+ * verify (else something wrote to it after free), and keeps its place. */
+static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, int sc, unsigned k, size_t n)
+{
+	unsigned char *p = h->tc[sc][k - 1];
+	uint64_t old = *header_of(p) ^ H_FREED;
+	if (unlikely(!header_ok(old, p))) fail("write after free", p);
+	h->tc_n[sc] = k - 1;
+	uint64_t low = (old & 0x1fffffff) | (uint64_t)n << 30;
+	uint64_t hdr = low | header_tag(low, p);
+	*header_of(p) = hdr;
+	p[n] = check_byte(hdr);
 	return p;
 }
 
 static inline __attribute__((always_inline)) void *alloc_fast(size_t n)
 {
 	int sc = size_to_class(n);
-	struct meta *m = tl_heap->cur[sc];
+	struct heap *h = tl_heap;
+	unsigned k = h->tc_n[sc];
+	if (likely(k)) return tc_pop(h, sc, k, n);
+	struct meta *m = h->cur[sc];
 	uint32_t a = m->avail;
 	if (likely(a)) {
 		m->avail = a & (a - 1);
@@ -69,8 +86,8 @@ static void reclaim_remote(struct heap *h, int sc)
 
 void *malloc_slow(int sc, size_t n)
 {
-	struct heap *h = heap_get();
-	if (!h) {
+	struct heap *h = tl_heap;
+	if (h == &empty_heap && !(h = heap_get())) {
 		errno = ENOMEM;
 		return 0;
 	}

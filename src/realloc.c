@@ -26,8 +26,7 @@ EXPORT void *realloc(void *p, size_t n)
 		int sc = size_to_class(n);
 		size_t end = GROUP_HDR + (size_t)(s.idx + 1) * class_stride[m->sc];
 		if (sc <= m->sc && sc + 1 >= m->sc && s.p - m->mem + n + OVERHEAD <= end) {
-			*header_of(s.p) = make_header(s.p, s.p - m->mem, s.idx, n);
-			s.p[n] = check_byte(s.p);
+			frame(s.p, s.p - m->mem, s.idx, n, n);
 			return s.p;
 		}
 	}

@@ -28,7 +28,11 @@ static int heap_key_ok;
 static void heap_init(struct heap *h)
 {
 	*h = (struct heap){ 0 };
-	for (int i = 0; i < NCLASS; i++) h->cur[i] = &dummy_meta;
+	for (int i = 0; i < NCLASS; i++) {
+		uint32_t s = class_stride[i];
+		h->cur[i] = &dummy_meta;
+		h->tc_limit[i] = s <= 1024 ? TC_CAP : s <= 8192 ? TC_CAP / 2 : s <= 32768 ? TC_CAP / 4 : 0;
+	}
 }
 
 void ring_insert(struct heap *h, int sc, struct meta *m)
@@ -62,6 +66,7 @@ static void heap_destroy(void *arg)
 {
 	struct heap *h = arg;
 	struct meta *release = 0;
+	for (int sc = 0; sc < NCLASS; sc++) tc_flush(h, sc, 0);
 	if (tl_heap == h) tl_heap = &empty_heap;
 	os_lock();
 	for (int sc = 0; sc < NCLASS; sc++) {
