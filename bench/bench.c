@@ -1,0 +1,679 @@
+/*
+ * mallocng benchmark driver.
+ *
+ * One program, one workload per invocation:
+ *
+ *     bench WORKLOAD [SCALE]
+ *
+ * SCALE (default 1.0) multiplies the iteration count; run.sh uses a small
+ * SCALE under valgrind.  The program only calls malloc/free/realloc, so the
+ * allocator is chosen by LD_PRELOAD (or by static linking with musl).
+ *
+ * Output is "key value" lines on stdout, parsed by run.sh:
+ *     time <seconds>          elapsed time of the measured part
+ *     ops <n>                 operations in the measured part
+ *     <metric> <value>        memory figures (KiB, bytes, ratios)
+ *
+ * Workloads: st-churn mt-churn-1 mt-churn-2 xthread larson realloc-growth
+ *            large frag once-none once-malloc whoami
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NOINLINE __attribute__((noinline, noclone, used))
+
+/* ------------------------------------------------------------------ */
+/* helpers                                                              */
+
+static double scale = 1.0;
+
+static uint64_t scaled(uint64_t n)
+{
+	double v = (double)n * scale;
+	return v < 1.0 ? 1 : (uint64_t)v;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* xorshift64* with a fixed seed per stream. */
+typedef struct { uint64_t s; } rng_t;
+
+static void rng_seed(rng_t *r, uint64_t seed)
+{
+	r->s = seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
+	if (!r->s)
+		r->s = 1;
+}
+
+static inline uint64_t rng_next(rng_t *r)
+{
+	uint64_t x = r->s;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	r->s = x;
+	return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* uniform in [lo, hi] */
+static inline size_t rng_range(rng_t *r, size_t lo, size_t hi)
+{
+	return lo + (size_t)((rng_next(r) >> 11) % (hi - lo + 1));
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "bench: %s failed\n", what);
+	exit(2);
+}
+
+/*
+ * Read VmRSS and VmHWM (KiB) from /proc/self/status with raw syscalls and a
+ * static buffer: this must not call malloc (the "once" workload relies on it).
+ */
+static char status_buf[8192];
+
+static long status_field(const char *buf, const char *key)
+{
+	const char *p = strstr(buf, key);
+	long v = 0;
+	if (!p)
+		return -1;
+	p += strlen(key);
+	while (*p == ' ' || *p == '\t' || *p == ':')
+		p++;
+	while (*p >= '0' && *p <= '9')
+		v = v * 10 + (*p++ - '0');
+	return v;
+}
+
+static void read_mem(long *rss_kib, long *hwm_kib)
+{
+	int fd = open("/proc/self/status", O_RDONLY);
+	ssize_t n, got = 0;
+	if (fd < 0) {
+		*rss_kib = *hwm_kib = -1;
+		return;
+	}
+	while (got < (ssize_t)sizeof status_buf - 1 &&
+	       (n = read(fd, status_buf + got, sizeof status_buf - 1 - got)) > 0)
+		got += n;
+	close(fd);
+	status_buf[got] = 0;
+	if (rss_kib)
+		*rss_kib = status_field(status_buf, "\nVmRSS");
+	if (hwm_kib)
+		*hwm_kib = status_field(status_buf, "\nVmHWM");
+}
+
+/* write "key value\n" without stdio (stdio may allocate its buffer) */
+static void put_kv_raw(const char *key, long v)
+{
+	char buf[64];
+	char num[24];
+	int n = 0, k = 0, neg = v < 0;
+	unsigned long u = neg ? (unsigned long)-v : (unsigned long)v;
+	do
+		num[k++] = (char)('0' + u % 10);
+	while ((u /= 10));
+	while (*key && n < 32)
+		buf[n++] = *key++;
+	buf[n++] = ' ';
+	if (neg)
+		buf[n++] = '-';
+	while (k)
+		buf[n++] = num[--k];
+	buf[n++] = '\n';
+	if (write(1, buf, (size_t)n) < 0)
+		_exit(3);
+}
+
+/* keep results observable so the compiler cannot drop allocations */
+static volatile uintptr_t sink;
+void *volatile once_ptr;
+
+/* ------------------------------------------------------------------ */
+/* (1)/(2) churn: free+malloc pairs of random size 8..1024, 10k live     */
+
+#define CHURN_LIVE 10000
+#define CHURN_OPS 8000000ull /* per thread */
+
+struct churn {
+	void *slot[CHURN_LIVE];
+	rng_t rng;
+	uint64_t ops;
+	uintptr_t acc;
+};
+
+NOINLINE void churn_fill(struct churn *c)
+{
+	for (int i = 0; i < CHURN_LIVE; i++) {
+		size_t sz = rng_range(&c->rng, 8, 1024);
+		char *p = malloc(sz);
+		if (!p)
+			die("malloc");
+		p[0] = (char)sz;
+		c->slot[i] = p;
+	}
+}
+
+/* the measured loop; callgrind collects only inside this function */
+NOINLINE void churn_loop(struct churn *c)
+{
+	uintptr_t acc = 0;
+	for (uint64_t i = 0; i < c->ops; i++) {
+		uint64_t r = rng_next(&c->rng);
+		size_t idx = (size_t)(r % CHURN_LIVE);
+		size_t sz = 8 + (size_t)((r >> 32) % 1017);
+		free(c->slot[idx]);
+		char *p = malloc(sz);
+		if (!p)
+			die("malloc");
+		p[0] = (char)i;
+		p[sz - 1] = (char)i;
+		acc += (uintptr_t)p;
+		c->slot[idx] = p;
+	}
+	c->acc = acc;
+}
+
+NOINLINE void churn_drain(struct churn *c)
+{
+	for (int i = 0; i < CHURN_LIVE; i++)
+		free(c->slot[i]);
+}
+
+static struct churn *churn_new(unsigned seed)
+{
+	/* the state itself is not allocated with malloc */
+	static struct churn cs[2];
+	struct churn *c = &cs[seed % 2];
+	memset(c, 0, sizeof *c);
+	rng_seed(&c->rng, 1000 + seed);
+	c->ops = scaled(CHURN_OPS);
+	return c;
+}
+
+static void *churn_thread(void *arg)
+{
+	struct churn *c = arg;
+	churn_fill(c);
+	churn_loop(c);
+	churn_drain(c);
+	sink += c->acc;
+	return NULL;
+}
+
+static void w_st_churn(void)
+{
+	struct churn *c = churn_new(0);
+	churn_fill(c);
+	double t0 = now();
+	churn_loop(c);
+	double t1 = now();
+	churn_drain(c);
+	sink += c->acc;
+	printf("time %.6f\nops %llu\n", t1 - t0, (unsigned long long)c->ops);
+}
+
+/* same per-thread work on T threads; the time includes fill and drain */
+static void w_mt_churn(int nthreads)
+{
+	pthread_t th[2];
+	struct churn *c[2];
+	for (int i = 0; i < nthreads; i++)
+		c[i] = churn_new((unsigned)i);
+	double t0 = now();
+	for (int i = 0; i < nthreads; i++)
+		if (pthread_create(&th[i], NULL, churn_thread, c[i]))
+			die("pthread_create");
+	for (int i = 0; i < nthreads; i++)
+		pthread_join(th[i], NULL);
+	double t1 = now();
+	printf("time %.6f\nops %llu\nthreads %d\n", t1 - t0,
+	       (unsigned long long)c[0]->ops, nthreads);
+}
+
+/* ------------------------------------------------------------------ */
+/* (3) xthread: producer mallocs, consumer frees, SPSC ring buffer       */
+
+#define RING 4096 /* power of two */
+#define XT_OBJS 1500000ull
+
+static struct {
+	_Alignas(64) _Atomic uint64_t head; /* written by producer */
+	_Alignas(64) _Atomic uint64_t tail; /* written by consumer */
+	_Alignas(64) void *slot[RING];
+	uint64_t total;
+} ring;
+
+static inline void spin_pause(unsigned *spins)
+{
+	if (++*spins < 64)
+		__builtin_ia32_pause();
+	else {
+		*spins = 0;
+		sched_yield(); /* 2 shared cores: do not burn the other side's slice */
+	}
+}
+
+static void *xt_producer(void *arg)
+{
+	rng_t rng;
+	rng_seed(&rng, 77);
+	uint64_t total = ring.total;
+	for (uint64_t i = 0; i < total; i++) {
+		size_t sz = rng_range(&rng, 8, 1024);
+		char *p = malloc(sz);
+		if (!p)
+			die("malloc");
+		p[0] = (char)i;
+		p[sz - 1] = (char)i;
+		unsigned spins = 0;
+		uint64_t h = atomic_load_explicit(&ring.head, memory_order_relaxed);
+		while (h - atomic_load_explicit(&ring.tail, memory_order_acquire) >= RING)
+			spin_pause(&spins);
+		ring.slot[h & (RING - 1)] = p;
+		atomic_store_explicit(&ring.head, h + 1, memory_order_release);
+	}
+	return arg;
+}
+
+static void *xt_consumer(void *arg)
+{
+	uint64_t total = ring.total;
+	uintptr_t acc = 0;
+	for (uint64_t i = 0; i < total; i++) {
+		unsigned spins = 0;
+		uint64_t t = atomic_load_explicit(&ring.tail, memory_order_relaxed);
+		while (atomic_load_explicit(&ring.head, memory_order_acquire) == t)
+			spin_pause(&spins);
+		char *p = ring.slot[t & (RING - 1)];
+		atomic_store_explicit(&ring.tail, t + 1, memory_order_release);
+		acc += (unsigned char)p[0];
+		free(p);
+	}
+	sink += acc;
+	return arg;
+}
+
+static void w_xthread(void)
+{
+	pthread_t a, b;
+	ring.total = scaled(XT_OBJS);
+	double t0 = now();
+	if (pthread_create(&b, NULL, xt_consumer, NULL) ||
+	    pthread_create(&a, NULL, xt_producer, NULL))
+		die("pthread_create");
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	double t1 = now();
+	printf("time %.6f\nops %llu\n", t1 - t0, (unsigned long long)ring.total);
+}
+
+/* ------------------------------------------------------------------ */
+/* (4) larson-style server: threads replace random slots of a shared     */
+/* array; a slot's old object was usually allocated by another thread,   */
+/* and threads come and go in generations (thread exit with live data).  */
+
+#define LA_SLOTS 20000
+#define LA_THREADS 2
+#define LA_GENS 4
+#define LA_OPS 600000ull /* per thread per generation */
+
+static _Atomic(void *) la_slot[LA_SLOTS];
+
+struct la_arg {
+	unsigned seed;
+	uint64_t ops;
+};
+
+static void *la_thread(void *argp)
+{
+	struct la_arg *a = argp;
+	rng_t rng;
+	rng_seed(&rng, a->seed);
+	uintptr_t acc = 0;
+	for (uint64_t i = 0; i < a->ops; i++) {
+		uint64_t r = rng_next(&rng);
+		size_t idx = (size_t)(r % LA_SLOTS);
+		/* mostly small, sometimes a few KiB, like a server's buffers */
+		size_t sz = ((r >> 40) & 15) == 0 ? 1024 + (size_t)((r >> 20) % 7168)
+						  : 16 + (size_t)((r >> 20) % 496);
+		char *p = malloc(sz);
+		if (!p)
+			die("malloc");
+		p[0] = (char)i;
+		p[sz - 1] = (char)i;
+		void *old = atomic_exchange_explicit(&la_slot[idx], p, memory_order_acq_rel);
+		if (old)
+			acc += (unsigned char)*(char *)old;
+		free(old);
+	}
+	sink += acc;
+	return NULL;
+}
+
+static void w_larson(void)
+{
+	struct la_arg args[LA_THREADS];
+	pthread_t th[LA_THREADS];
+	uint64_t ops = scaled(LA_OPS);
+	/* initial population by the main thread */
+	rng_t rng;
+	rng_seed(&rng, 5);
+	for (int i = 0; i < LA_SLOTS; i++) {
+		char *p = malloc(rng_range(&rng, 16, 512));
+		if (!p)
+			die("malloc");
+		p[0] = 1;
+		atomic_store(&la_slot[i], p);
+	}
+	double t0 = now();
+	for (int g = 0; g < LA_GENS; g++) {
+		for (int i = 0; i < LA_THREADS; i++) {
+			args[i].seed = (unsigned)(100 + g * LA_THREADS + i);
+			args[i].ops = ops;
+			if (pthread_create(&th[i], NULL, la_thread, &args[i]))
+				die("pthread_create");
+		}
+		for (int i = 0; i < LA_THREADS; i++)
+			pthread_join(th[i], NULL);
+	}
+	double t1 = now();
+	for (int i = 0; i < LA_SLOTS; i++)
+		free(atomic_load(&la_slot[i]));
+	printf("time %.6f\nops %llu\n", t1 - t0,
+	       (unsigned long long)(ops * LA_THREADS * LA_GENS));
+}
+
+/* ------------------------------------------------------------------ */
+/* (5) realloc-growth: 4 buffers grown round-robin by small steps up to  */
+/* 1 MiB, freed, repeated.                                              */
+
+#define RG_BUFS 4
+#define RG_MAX (1u << 20)
+#define RG_ROUNDS 50ull
+
+/* one round: grows RG_BUFS buffers from 0 to 1 MiB; returns realloc calls */
+NOINLINE uint64_t realloc_round(unsigned round)
+{
+	char *b[RG_BUFS] = {0};
+	size_t len[RG_BUFS] = {0};
+	uint64_t calls = 0;
+	rng_t rng;
+	rng_seed(&rng, 900 + round);
+	for (;;) {
+		int grown = 0;
+		for (int i = 0; i < RG_BUFS; i++) {
+			if (len[i] >= RG_MAX)
+				continue;
+			size_t nl = len[i] + rng_range(&rng, 16, 496);
+			if (nl > RG_MAX)
+				nl = RG_MAX;
+			char *p = realloc(b[i], nl);
+			if (!p)
+				die("realloc");
+			p[nl - 1] = (char)nl;
+			if (len[i])
+				sink += (unsigned char)p[len[i] - 1];
+			b[i] = p;
+			len[i] = nl;
+			calls++;
+			grown = 1;
+		}
+		if (!grown)
+			break;
+	}
+	for (int i = 0; i < RG_BUFS; i++)
+		free(b[i]);
+	return calls;
+}
+
+NOINLINE uint64_t realloc_loop(uint64_t rounds)
+{
+	uint64_t calls = 0;
+	for (uint64_t r = 0; r < rounds; r++)
+		calls += realloc_round((unsigned)r);
+	return calls;
+}
+
+static void w_realloc_growth(void)
+{
+	uint64_t rounds = scaled(RG_ROUNDS);
+	double t0 = now();
+	uint64_t calls = realloc_loop(rounds);
+	double t1 = now();
+	printf("time %.6f\nops %llu\n", t1 - t0, (unsigned long long)calls);
+}
+
+/* ------------------------------------------------------------------ */
+/* (6) large: malloc / touch every page / free, 64 KiB .. 16 MiB          */
+
+#define LG_OPS 600ull
+
+static void w_large(void)
+{
+	rng_t rng;
+	rng_seed(&rng, 42);
+	uint64_t ops = scaled(LG_OPS);
+	uint64_t bytes = 0;
+	double t0 = now();
+	for (uint64_t i = 0; i < ops; i++) {
+		/* log-uniform size in [64 KiB, 16 MiB] */
+		unsigned sh = 16 + (unsigned)rng_range(&rng, 0, 7);
+		size_t sz = ((size_t)1 << sh) + rng_range(&rng, 0, ((size_t)1 << sh));
+		if (sz > (16u << 20))
+			sz = 16u << 20;
+		char *p = malloc(sz);
+		if (!p)
+			die("malloc");
+		for (size_t off = 0; off < sz; off += 4096)
+			p[off] = (char)off;
+		p[sz - 1] = 1;
+		sink += (unsigned char)p[sz / 2];
+		free(p);
+		bytes += sz;
+	}
+	double t1 = now();
+	printf("time %.6f\nops %llu\nbytes %llu\n", t1 - t0,
+	       (unsigned long long)ops, (unsigned long long)bytes);
+}
+
+/* ------------------------------------------------------------------ */
+/* (7) frag: mixed sizes, free patterns, re-allocate other sizes         */
+
+#define FR_N 50000
+
+static void *fr_p[FR_N];
+static size_t fr_sz[FR_N];
+static size_t fr_live, fr_peak_live;
+
+static size_t fr_size(rng_t *r, int phase)
+{
+	uint64_t x = rng_next(r);
+	unsigned pick = (unsigned)(x & 63);
+	size_t base;
+	if (pick < 40)
+		base = 16 + (size_t)((x >> 8) % 240); /* small */
+	else if (pick < 58)
+		base = 256 + (size_t)((x >> 8) % 1792); /* medium */
+	else if (pick < 63)
+		base = 2048 + (size_t)((x >> 8) % 14336); /* up to 16 KiB */
+	else
+		base = 16384 + (size_t)((x >> 8) % 114688); /* up to 128 KiB */
+	/* later phases use sizes shifted away from the holes left before */
+	if (phase == 1)
+		base = base * 3 / 2 + 8;
+	else if (phase == 2)
+		base = base / 2 + 8;
+	return base;
+}
+
+static void fr_alloc(int i, rng_t *r, int phase)
+{
+	size_t sz = fr_size(r, phase);
+	char *p = malloc(sz);
+	if (!p)
+		die("malloc");
+	memset(p, (int)(i & 0xff), sz); /* make every page resident */
+	fr_p[i] = p;
+	fr_sz[i] = sz;
+	fr_live += sz;
+	if (fr_live > fr_peak_live)
+		fr_peak_live = fr_live;
+}
+
+static void fr_free(int i)
+{
+	if (!fr_p[i])
+		return;
+	free(fr_p[i]);
+	fr_p[i] = NULL;
+	fr_live -= fr_sz[i];
+}
+
+static void w_frag(void)
+{
+	long rss0, hwm0, rss1, hwm1, rss_end;
+	rng_t rng;
+	rng_seed(&rng, 4242);
+	read_mem(&rss0, &hwm0);
+	double t0 = now();
+	int n = (int)scaled(FR_N);
+	if (n > FR_N)
+		n = FR_N;
+	/* phase 0: fill */
+	for (int i = 0; i < n; i++)
+		fr_alloc(i, &rng, 0);
+	/* free every other object, refill the holes with 1.5x sizes */
+	for (int i = 0; i < n; i += 2)
+		fr_free(i);
+	for (int i = 0; i < n; i += 2)
+		fr_alloc(i, &rng, 1);
+	/* free 3 of every 4, refill with half sizes */
+	for (int i = 0; i < n; i++)
+		if (i % 4 != 3)
+			fr_free(i);
+	for (int i = 0; i < n; i++)
+		if (i % 4 != 3 && (i % 8) < 4)
+			fr_alloc(i, &rng, 2);
+	/* free runs of 7 out of every 16, keep the rest; refill half */
+	for (int i = 0; i < n; i++)
+		if ((i % 16) < 7)
+			fr_free(i);
+	for (int i = 0; i < n; i++)
+		if ((i % 16) < 3)
+			fr_alloc(i, &rng, 0);
+	read_mem(&rss1, &hwm1);
+	/* free everything */
+	for (int i = 0; i < n; i++)
+		fr_free(i);
+	double t1 = now();
+	read_mem(&rss_end, NULL);
+	long peak_kib = hwm1 - rss0;
+	printf("time %.6f\n", t1 - t0);
+	printf("peak_live_kib %zu\n", fr_peak_live / 1024);
+	printf("peak_rss_kib %ld\n", peak_kib);
+	printf("peak_ratio %.4f\n", (double)peak_kib * 1024.0 / (double)fr_peak_live);
+	printf("rss_start_kib %ld\n", rss0);
+	printf("rss_end_kib %ld\n", rss_end);
+	printf("residual_kib %ld\n", rss_end - rss0);
+}
+
+/* ------------------------------------------------------------------ */
+/* (8) once: RSS with and without a single malloc(1)                     */
+
+static void w_once(int do_malloc)
+{
+	long rss, hwm;
+	if (do_malloc) {
+		char *p = malloc(1);
+		if (!p)
+			_exit(2);
+		*p = 1;
+		once_ptr = p;
+	}
+	read_mem(&rss, &hwm);
+	put_kv_raw("rss_kib", rss);
+	put_kv_raw("hwm_kib", hwm);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void w_whoami(void)
+{
+	Dl_info info;
+	void *(*volatile fn)(size_t) = malloc;
+	if (dladdr((void *)fn, &info) && info.dli_fname)
+		printf("malloc_from %s\n", info.dli_fname);
+	else
+		printf("malloc_from static\n");
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: bench WORKLOAD [SCALE]\n"
+		"workloads: st-churn mt-churn-1 mt-churn-2 xthread larson\n"
+		"           realloc-growth large frag once-none once-malloc whoami\n");
+	exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		usage();
+	const char *w = argv[1];
+	/* "once" must not touch stdio or anything else that may allocate */
+	if (!strcmp(w, "once-none")) {
+		w_once(0);
+		return 0;
+	}
+	if (!strcmp(w, "once-malloc")) {
+		w_once(1);
+		return 0;
+	}
+	if (argc > 2) {
+		scale = strtod(argv[2], NULL);
+		if (!(scale > 0))
+			usage();
+	}
+	if (!strcmp(w, "st-churn"))
+		w_st_churn();
+	else if (!strcmp(w, "mt-churn-1"))
+		w_mt_churn(1);
+	else if (!strcmp(w, "mt-churn-2"))
+		w_mt_churn(2);
+	else if (!strcmp(w, "xthread"))
+		w_xthread();
+	else if (!strcmp(w, "larson"))
+		w_larson();
+	else if (!strcmp(w, "realloc-growth"))
+		w_realloc_growth();
+	else if (!strcmp(w, "large"))
+		w_large();
+	else if (!strcmp(w, "frag"))
+		w_frag();
+	else if (!strcmp(w, "whoami"))
+		w_whoami();
+	else
+		usage();
+	fflush(stdout);
+	return 0;
+}
