@@ -26,6 +26,7 @@ static int group_cnt(struct heap *h, int sc)
 	int u = h->ngroups[sc];
 	int cnt = u == 0 ? 4 : u == 1 ? 8 : u < 4 ? 16 : 32;
 	if (cnt < (int)(1024 / stride)) cnt = 1024 / stride;
+	if (u == 0 && stride > 16384) cnt = stride > 32768 ? 1 : 2;
 	if (cnt > 32) cnt = 32;
 	while (cnt > 1 && group_bytes(sc, cnt) > (1u << 20)) cnt--;
 	return cnt;
@@ -78,6 +79,7 @@ void group_release(struct meta *m)
 	unsigned char *mem = m->mem;
 	size_t maplen = m->mapped ? m->maplen : 0;
 	*(uint32_t *)mem = 0;
+	atomic_fetch_add_explicit(&os_count.released, 1, memory_order_relaxed);
 	os_lock();
 	meta_free(m);
 	os_unlock();
@@ -213,4 +215,30 @@ void *large_realloc(struct slot *s, size_t n)
 	m->size = n;
 	frame(p, off, 0, 0, n);
 	return p;
+}
+
+/* Release abandoned groups that other threads have emptied meanwhile. */
+int abandoned_trim(void)
+{
+	struct meta *release = 0;
+	int n = 0;
+	os_lock();
+	for (int sc = 0; sc < NCLASS; sc++) {
+		for (struct meta *m = abandoned[sc], *nx; m; m = nx) {
+			nx = m->next;
+			m->avail |= atomic_exchange(&m->remote, 0);
+			if (m->avail == full_mask(m)) {
+				abandoned_unlink(m);
+				m->next = release;
+				release = m;
+			}
+		}
+	}
+	os_unlock();
+	while (release) {
+		struct meta *m = release;
+		release = m->next;
+		group_release(m), n++;
+	}
+	return n;
 }

@@ -13,9 +13,11 @@
 #ifndef MALLOCNG_INTERNAL_H
 #define MALLOCNG_INTERNAL_H
 
+#include "config.h"
 #include <stddef.h>
 #include <stdint.h>
 #include <stdatomic.h>
+#include "mallocng.h"
 
 #define HIDDEN __attribute__((visibility("hidden")))
 #define EXPORT __attribute__((visibility("default")))
@@ -177,6 +179,8 @@ extern HIDDEN __thread struct heap *tl_heap;
 
 HIDDEN struct heap *heap_get(void);
 HIDDEN void tc_flush(struct heap *h, int sc, int keep);
+HIDDEN int heap_trim(struct heap *h);
+extern HIDDEN size_t heaps_live, heaps_mapped, meta_bytes_mapped;
 HIDDEN void ring_insert(struct heap *h, int sc, struct meta *m);
 HIDDEN void ring_remove(struct heap *h, int sc, struct meta *m);
 
@@ -186,6 +190,7 @@ HIDDEN void group_release(struct meta *m);      /* lock not held */
 HIDDEN struct meta *group_adopt(struct heap *h, int sc);
 HIDDEN void group_abandon(struct meta *m);      /* lock held */
 HIDDEN int free_abandoned(struct meta *m, uint32_t bit);
+HIDDEN int abandoned_trim(void);
 HIDDEN void *large_alloc(size_t n, size_t align);
 HIDDEN void large_free(struct meta *m);
 HIDDEN void *large_realloc(struct slot *s, size_t n);
@@ -195,6 +200,16 @@ HIDDEN void *alloc_small(size_t n);
 HIDDEN void *malloc_slow(int sc, size_t n);
 HIDDEN void *enframe(struct meta *m, int idx, size_t n);
 HIDDEN void *alloc_aligned(size_t align, size_t n);
+
+/* ---- options.c ---- */
+struct options {
+	int stats, verbose, junk, zero_free, guard, random, hardened, decay_ms;
+	size_t quarantine;
+	char stats_file[256], heap_map[256];
+};
+extern HIDDEN struct options opt;
+extern HIDDEN int opt_slow;     /* a knob needs the checked (slow) paths */
+HIDDEN void options_init(void);
 
 /* ---- os.c ---- */
 HIDDEN void *os_map(size_t len);
@@ -208,6 +223,7 @@ HIDDEN _Noreturn void fail(const char *what, const void *p);
 struct os_counters {
 	_Atomic size_t mmaps, munmaps, mremaps, madvises;
 	_Atomic size_t mapped;      /* bytes currently mapped by us */
+	_Atomic size_t released;    /* groups given back */
 };
 extern HIDDEN struct os_counters os_count;
 

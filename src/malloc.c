@@ -4,7 +4,6 @@
  * available slot; take the lowest one, write its header and check byte.
  * No lock, no atomic.  Everything else is malloc_slow.
  */
-#include "config.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

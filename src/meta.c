@@ -15,12 +15,15 @@ HIDDEN uint64_t secret;
 HIDDEN struct meta_area *meta_areas[MAX_AREAS];
 HIDDEN _Atomic uint32_t meta_limit;
 
+HIDDEN size_t meta_bytes_mapped;
 static struct meta *free_metas;
 static uint32_t next_index;     /* next never-used index */
 
+/* First use of the heap (lock held): options, then the secret. */
 void meta_init_secret(void)
 {
 	uint64_t s = 0;
+	options_init();
 	while (!s) os_random(&s, sizeof s);
 	secret = s;
 }
@@ -39,6 +42,7 @@ struct meta *meta_alloc(void)
 		if ((i >> AREA_SHIFT) >= MAX_AREAS) return 0;
 		struct meta_area *a = os_map(AREA_RECS * sizeof(struct meta));
 		if (!a) return 0;
+		meta_bytes_mapped += AREA_RECS * sizeof(struct meta);
 		a->check = secret;
 		a->first = i;
 		meta_areas[i >> AREA_SHIFT] = a;

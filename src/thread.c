@@ -19,6 +19,7 @@ HIDDEN struct meta dummy_meta;
 HIDDEN struct heap empty_heap = { .cur = { [0 ... NCLASS - 1] = &dummy_meta } };
 HIDDEN __thread struct heap *tl_heap = &empty_heap;
 
+HIDDEN size_t heaps_live, heaps_mapped;
 static struct heap *free_heaps;
 static struct heap *heap_chunk;
 static size_t heap_chunk_left;
@@ -99,6 +100,7 @@ static void heap_destroy(void *arg)
 	os_lock();
 	h->next_free = free_heaps;
 	free_heaps = h;
+	heaps_live--;
 	os_unlock();
 }
 
@@ -116,16 +118,43 @@ struct heap *heap_get(void)
 			size_t len = 16 * PAGE;
 			heap_chunk = os_map(len);
 			heap_chunk_left = heap_chunk ? len : 0;
+			heaps_mapped += heap_chunk_left;
 		}
 		if (heap_chunk) {
 			h = heap_chunk++;
 			heap_chunk_left -= sizeof *h;
 		}
 	}
+	heaps_live += h != 0;
 	os_unlock();
 	if (!h) return 0;
 	heap_init(h);
 	tl_heap = h;
 	if (heap_key_ok) pthread_setspecific(heap_key, h);
 	return h;
+}
+
+/* malloc_trim for the calling thread: empty its cache, give back its spare
+ * groups and any empty group it allocates from.  Returns groups released. */
+int heap_trim(struct heap *h)
+{
+	int released = 0;
+	if (h == &empty_heap) return 0;
+	for (int sc = 0; sc < NCLASS; sc++) tc_flush(h, sc, 0);
+	for (int sc = 0; sc < NCLASS; sc++) {
+		struct meta *m = h->spare[sc];
+		if (m) {
+			h->spare[sc] = 0;
+			h->ngroups[sc]--;
+			group_release(m), released++;
+		}
+		while ((m = h->cur[sc]) != &dummy_meta) {
+			m->avail |= atomic_exchange(&m->remote, 0);
+			if (m->avail != full_mask(m)) break;
+			ring_remove(h, sc, m);
+			h->ngroups[sc]--;
+			group_release(m), released++;
+		}
+	}
+	return released;
 }
