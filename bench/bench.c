@@ -15,7 +15,7 @@
  *     <metric> <value>        memory figures (KiB, bytes, ratios)
  *
  * Workloads: st-churn mt-churn-1 mt-churn-2 xthread larson realloc-growth
- *            large frag once-none once-malloc whoami
+ *            large frag once-none once-malloc spin-1 spin-2 whoami
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -615,6 +615,36 @@ static void w_once(int do_malloc)
 }
 
 /* ------------------------------------------------------------------ */
+/* spin-N: no allocation at all, N threads of pure integer work.  The    */
+/* t2/t1 ratio of this tells how many free cores the machine really had  */
+/* (1.0 = two idle cores, 2.0 = effectively one).                        */
+
+#define SPIN_ITERS 80000000ull
+
+static void *spin_thread(void *arg)
+{
+	rng_t rng;
+	uint64_t n = scaled(SPIN_ITERS), acc = 0;
+	rng_seed(&rng, (uint64_t)(uintptr_t)arg);
+	for (uint64_t i = 0; i < n; i++)
+		acc += rng_next(&rng) >> 60;
+	sink += acc;
+	return NULL;
+}
+
+static void w_spin(int nthreads)
+{
+	pthread_t th[2];
+	double t0 = now();
+	for (int i = 0; i < nthreads; i++)
+		if (pthread_create(&th[i], NULL, spin_thread, (void *)(uintptr_t)(i + 1)))
+			die("pthread_create");
+	for (int i = 0; i < nthreads; i++)
+		pthread_join(th[i], NULL);
+	printf("time %.6f\n", now() - t0);
+}
+
+/* ------------------------------------------------------------------ */
 
 static void w_whoami(void)
 {
@@ -631,7 +661,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: bench WORKLOAD [SCALE]\n"
 		"workloads: st-churn mt-churn-1 mt-churn-2 xthread larson\n"
-		"           realloc-growth large frag once-none once-malloc whoami\n");
+		"           realloc-growth large frag once-none once-malloc\n"
+		"           spin-1 spin-2 (no malloc: CPU scaling baseline) whoami\n");
 	exit(1);
 }
 
@@ -670,6 +701,10 @@ int main(int argc, char **argv)
 		w_large();
 	else if (!strcmp(w, "frag"))
 		w_frag();
+	else if (!strcmp(w, "spin-1"))
+		w_spin(1);
+	else if (!strcmp(w, "spin-2"))
+		w_spin(2);
 	else if (!strcmp(w, "whoami"))
 		w_whoami();
 	else

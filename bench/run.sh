@@ -11,7 +11,8 @@
 #                    (default: mallocng glibc jemalloc mimalloc tcmalloc musl)
 #   BENCH_WORKLOADS  subset of the timed/memory workloads (default: all)
 #   BENCH_SCALE      iteration multiplier for the timed runs  (default 1)
-#   BENCH_TIMEOUT    seconds before one run is killed          (default 120)
+#   BENCH_TIMEOUT    seconds before one run is killed (default 30; x4 under
+#                    valgrind); a run that timed out is not repeated
 #   BENCH_OUTDIR     where results go (default: results/ next to the binaries)
 #   BENCH_BUILDDIR   where bench-gcc / bench-musl are built (default: cwd)
 #   BENCH_NO_INSTALL 1 = never apt-get install missing tools
@@ -27,7 +28,7 @@ OUT=${BENCH_OUTDIR:-$BUILDDIR/results}
 REPS=${BENCH_REPS:-5}
 CALLGRIND=${BENCH_CALLGRIND:-1}
 SCALE=${BENCH_SCALE:-1}
-TIMEOUT=${BENCH_TIMEOUT:-120}
+TIMEOUT=${BENCH_TIMEOUT:-30}
 CC=${CC:-gcc}
 MUSL_GCC=${MUSL_GCC:-musl-gcc}
 MALLOCNG_LIB=${MALLOCNG_LIB:-$SRCDIR/../src/.libs/libmallocng.so}
@@ -121,7 +122,8 @@ fi
 
 # ---------------------------------------------------------------- allocators
 # For each usable allocator: BIN[a], PRE[a] (LD_PRELOAD value or empty)
-declare -A BIN PRE
+declare -A BIN PRE SKIP
+BIN[cpu]=$BIN_GCC PRE[cpu]="" # pseudo-allocator for the no-malloc CPU baseline
 ACTIVE=()
 SKIPPED=()
 check_preload() { # check_preload NAME LIB
@@ -173,15 +175,20 @@ if setarch "$(uname -m)" -R true 2>/dev/null; then NOASLR=(setarch "$(uname -m)"
 # run_one ALLOC REP WORKLOAD ARG [WRAPPER...]: appends key/values to raw.tsv
 run_one() {
 	local a=$1 rep=$2 w=$3 arg=$4; shift 4
-	local out=$OUT/logs/.out err=$OUT/logs/$a-$w-$rep.err rc sig
-	timeout -k 5 "$TIMEOUT" env ${PRE[$a]:+LD_PRELOAD=${PRE[$a]}} "$@" "${BIN[$a]}" "$w" $arg >"$out" 2>"$err"
+	local out=$OUT/logs/.out err=$OUT/logs/$a-$w-$rep.err rc sig tmo=$TIMEOUT
+	[ "$rep" = cg ] && tmo=$((TIMEOUT * 4))
+	if [ -n "${SKIP[$a/$w]:-}" ]; then
+		printf '%s\t%s\t%s\t%s\t%s\n' "$a" "$w" "$rep" "${SKIP[$a/$w]}(skipped)" "$(cmdline "$a" "$w" $arg)" >>"$STATUS"
+		return 1
+	fi
+	timeout -k 5 "$tmo" env ${PRE[$a]:+LD_PRELOAD=${PRE[$a]}} "$@" "${BIN[$a]}" "$w" $arg >"$out" 2>"$err"
 	rc=$?
 	if [ $rc = 0 ] && grep -q . "$out"; then
 		awk -v a="$a" -v w="$w" -v r="$rep" 'NF == 2 { print a "\t" w "\t" $1 "\t" $2 "\t" r }' "$out" >>"$RAW"
 		[ -s "$err" ] || rm -f "$err"
 		return 0
 	fi
-	if [ $rc = 124 ] || [ $rc = 137 ]; then sig=TIMEOUT
+	if [ $rc = 124 ] || [ $rc = 137 ]; then sig=TIMEOUT SKIP[$a/$w]=TIMEOUT
 	elif [ $rc -gt 128 ]; then sig=$(kill -l $((rc - 128)) 2>/dev/null || echo "signal$((rc - 128))"); sig=SIG${sig#SIG}
 	else sig="exit$rc"; fi
 	printf '%s\t%s\t%s\t%s\t%s\n' "$a" "$w" "$rep" "$sig" "$(cmdline "$a" "$w" $arg)" >>"$STATUS"
@@ -194,6 +201,9 @@ n=${#ACTIVE[@]}
 [ "$REPORT_ONLY" = 1 ] && REPS_RUN=0 || REPS_RUN=$REPS
 for ((rep = 1; rep <= REPS_RUN; rep++)); do
 	log "repetition $rep/$REPS ($(($(date +%s) - T_START))s elapsed)"
+	# how many cores are really free right now: no-malloc 1 vs 2 threads
+	run_one cpu "$rep" spin-1 "$SCALE"
+	run_one cpu "$rep" spin-2 "$SCALE"
 	for w in $WORKLOADS; do
 		for ((i = 0; i < n; i++)); do
 			a=${ACTIVE[$(((i + rep - 1) % n))]} # rotate the order every rep
@@ -385,6 +395,8 @@ END {
 		printf "geomean %s / best-of(glibc,jemalloc,mimalloc) over %d time workloads: %.2fx (%s)\n", ref, k, g, g <= 1 ? sprintf("%s is %.2fx faster", ref, 1 / g) : sprintf("%s is %.2fx slower", ref, g)
 		printf "%s", det
 	}
+	if (("cpu", "spin-1", "time") in M && ("cpu", "spin-2", "time") in M && M["cpu", "spin-1", "time"] > 0)
+		printf "CPU baseline without malloc, 2 threads / 1 thread (same per-thread work): %.2f (1.00 = two idle cores, 2.00 = one)\n", M["cpu", "spin-2", "time"] / M["cpu", "spin-1", "time"]
 	if (nfail) { print ""; print "FAILED RUNS (cells marked ! had failures; a cell showing only a signal failed every rep):"; for (i = 1; i <= nfail; i++) print FL[i] }
 }' < <(
 	cat "$MED"
