@@ -205,6 +205,7 @@ HIDDEN void *alloc_aligned(size_t align, size_t n);
 struct options {
 	int stats, verbose, junk, zero_free, guard, random, hardened, decay_ms;
 	size_t quarantine;
+	long fail_mmap;             /* testing: make the Nth mmap fail */
 	char stats_file[256], heap_map[256];
 };
 extern HIDDEN struct options opt;
@@ -224,6 +225,7 @@ struct os_counters {
 	_Atomic size_t mmaps, munmaps, mremaps, madvises;
 	_Atomic size_t mapped;      /* bytes currently mapped by us */
 	_Atomic size_t released;    /* groups given back */
+	_Atomic long map_calls;     /* for fault injection */
 };
 extern HIDDEN struct os_counters os_count;
 

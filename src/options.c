@@ -77,6 +77,9 @@ static void apply(const char *k, size_t kl, const char *v, size_t vl)
 	} else if (IS("decay_ms")) {
 		if (n < 0 || n > 3600000) goto bad_value;
 		opt.decay_ms = (int)n;
+	} else if (IS("fail_mmap")) {
+		if (n < 0) goto bad_value;
+		opt.fail_mmap = (long)n;
 	} else if (IS("stats_file")) {
 		if (set_path(opt.stats_file, v, vl)) goto bad_value;
 		opt.stats = 1;

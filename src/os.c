@@ -15,9 +15,21 @@
 
 HIDDEN struct os_counters os_count;
 
+/* Fault injection for the test suite (option fail_mmap=N): the Nth and
+ * every later mmap/mremap fails until the count is reset. */
+static int inject_failure(void)
+{
+	if (!opt.fail_mmap) return 0;
+	return atomic_fetch_add(&os_count.map_calls, 1) + 1 >= opt.fail_mmap;
+}
+
 void *os_map(size_t len)
 {
 	int e = errno;
+	if (inject_failure()) {
+		errno = ENOMEM;
+		return 0;
+	}
 	void *p = mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED) {
 		errno = ENOMEM;
@@ -41,6 +53,10 @@ void os_unmap(void *p, size_t len)
 void *os_remap(void *p, size_t old, size_t len)
 {
 	int e = errno;
+	if (inject_failure()) {
+		errno = ENOMEM;
+		return 0;
+	}
 	void *q = mremap(p, old, len, MREMAP_MAYMOVE);
 	if (q == MAP_FAILED) {
 		errno = ENOMEM;
