@@ -1,0 +1,445 @@
+/* test_death.c - every detected misuse must abort with a diagnostic line
+ * "mallocng: <what> at 0x<address>" on stderr.  Each case runs in its own
+ * forked child whose stderr is captured and checked. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <malloc.h>
+#include "util.h"
+
+#define ARG(x) ((void *)(uintptr_t)(x))
+#define VAL(a) ((size_t)(uintptr_t)(a))
+
+/* ---- double free ---- */
+
+static void double_free_sized(void *arg)
+{
+	char *p = malloc(VAL(arg));
+	memset(p, 1, VAL(arg));
+	free(p);
+	free(OPAQUE(p));
+}
+
+START_TEST(test_double_free_small)
+{
+	static const size_t n[] = { 0, 1, 24, 100, 1000, 4000, 20000, 100000 };
+	for (size_t i = 0; i < sizeof n / sizeof *n; i++) {
+		char name[64];
+		snprintf(name, sizeof name, "double free of malloc(%zu)", n[i]);
+		expect_abort(name, double_free_sized, ARG(n[i]), "double free", NULL);
+	}
+}
+END_TEST
+
+START_TEST(test_double_free_large)
+{
+	expect_abort("double free of 1 MiB", double_free_sized, ARG(1 << 20),
+	             "double free", NULL);
+	expect_abort("double free of 300000", double_free_sized, ARG(300000),
+	             "double free", NULL);
+	expect_abort("double free of 8 MiB", double_free_sized, ARG(8 << 20),
+	             "double free", NULL);
+}
+END_TEST
+
+/* The reported address is the pointer given to free.  The object is
+ * allocated before the fork, so parent and child agree on its address. */
+static void double_free_addr(void *arg)
+{
+	free(arg);
+	free(OPAQUE(arg));
+}
+
+START_TEST(test_double_free_reports_address)
+{
+	static const size_t n[] = { 48, 5000, 1 << 20 };
+	for (size_t i = 0; i < sizeof n / sizeof *n; i++) {
+		char *p = malloc(n[i]), name[64];
+		ck_assert_ptr_nonnull(p);
+		snprintf(name, sizeof name, "double free address (%zu)", n[i]);
+		expect_abort(name, double_free_addr, p, "double free", p);
+		free(p);   /* the parent's copy is still live */
+	}
+}
+END_TEST
+
+/* Other objects of the same class and of other classes are freed between
+ * the two frees (no allocation, so the slot cannot be handed out again). */
+static void double_free_intervening(void *arg)
+{
+	size_t n = VAL(arg);
+	char *x[12], *y[6];
+	for (int i = 0; i < 12; i++) { x[i] = malloc(n); memset(x[i], i, n); }
+	for (int i = 0; i < 6; i++) y[i] = malloc(200 + 5000 * i);
+	free(x[5]);
+	free(x[4]);
+	free(x[6]);
+	for (int i = 0; i < 6; i++) free(y[i]);
+	free(x[9]);
+	free(OPAQUE(x[5]));
+}
+
+START_TEST(test_double_free_intervening)
+{
+	expect_abort("double free after other frees (48)", double_free_intervening,
+	             ARG(48), "double free", NULL);
+	expect_abort("double free after other frees (700)", double_free_intervening,
+	             ARG(700), "double free", NULL);
+}
+END_TEST
+
+static void double_free_other_thread_style(void *arg)
+{
+	(void)arg;
+	/* realloc of a freed pointer is a use of a freed object too */
+	char *p = malloc(64);
+	free(p);
+	p = realloc(OPAQUE(p), 128);
+	(void)p;
+}
+
+START_TEST(test_realloc_after_free)
+{
+	expect_abort("realloc after free", double_free_other_thread_style, NULL, NULL, NULL);
+}
+END_TEST
+
+/* ---- pointers that malloc never returned ---- */
+
+static char gbuf[512] __attribute__((aligned(64)));
+
+static void free_stack(void *arg)
+{
+	char buf[256] __attribute__((aligned(64)));
+	memset(buf, (int)VAL(arg), sizeof buf);
+	free(OPAQUE(buf + 64));
+}
+
+static void free_global(void *arg)
+{
+	memset(gbuf, (int)VAL(arg), sizeof gbuf);
+	free(OPAQUE(gbuf + 128));
+}
+
+static void free_interior(void *arg)
+{
+	size_t off = VAL(arg) & 0xffff, n = VAL(arg) >> 16;
+	char *p = malloc(n);
+	memset(p, 0, n);
+	free(OPAQUE(p + off));
+}
+
+static void free_interior_ff(void *arg)
+{
+	size_t off = VAL(arg) & 0xffff, n = VAL(arg) >> 16;
+	char *p = malloc(n);
+	memset(p, 0xff, n);
+	free(OPAQUE(p + off));
+}
+
+START_TEST(test_free_stack)
+{
+	expect_abort("free of a stack address (zeros)", free_stack, ARG(0), NULL, NULL);
+	expect_abort("free of a stack address (0xff)", free_stack, ARG(0xff), NULL, NULL);
+	expect_abort("free of a stack address (0x5a)", free_stack, ARG(0x5a), NULL, NULL);
+}
+END_TEST
+
+START_TEST(test_free_global)
+{
+	expect_abort("free of a global (zeros)", free_global, ARG(0), NULL, gbuf + 128);
+	expect_abort("free of a global (0xa5)", free_global, ARG(0xa5), NULL, gbuf + 128);
+}
+END_TEST
+
+START_TEST(test_free_interior)
+{
+	static const size_t n[] = { 32, 100, 5000, 1 << 20 };
+	for (size_t i = 0; i < sizeof n / sizeof *n; i++) {
+		char name[64];
+		snprintf(name, sizeof name, "free(p+16) of malloc(%zu)", n[i]);
+		expect_abort(name, free_interior, ARG(n[i] << 16 | 16), NULL, NULL);
+		expect_abort(name, free_interior_ff, ARG(n[i] << 16 | 16), NULL, NULL);
+		snprintf(name, sizeof name, "free(p+8) of malloc(%zu)", n[i]);
+		expect_abort(name, free_interior, ARG(n[i] << 16 | 8), NULL, NULL);
+		expect_abort(name, free_interior_ff, ARG(n[i] << 16 | 8), NULL, NULL);
+		snprintf(name, sizeof name, "free(p+1) of malloc(%zu)", n[i]);
+		expect_abort(name, free_interior, ARG(n[i] << 16 | 1), NULL, NULL);
+	}
+}
+END_TEST
+
+static void usable_stack(void *arg)
+{
+	char buf[128] __attribute__((aligned(16)));
+	memset(buf, (int)VAL(arg), sizeof buf);
+	(void)malloc_usable_size(OPAQUE(buf + 32));
+}
+
+START_TEST(test_usable_size_stack)
+{
+	expect_abort("malloc_usable_size of a stack pointer", usable_stack, ARG(0), NULL, NULL);
+	expect_abort("malloc_usable_size of a stack pointer", usable_stack, ARG(0x77), NULL, NULL);
+}
+END_TEST
+
+/* ---- clobbered and forged slot headers ---- */
+
+struct clobber { size_t n; uint64_t value; int flip_bit; };
+
+static void clobber_header(void *arg)
+{
+	const struct clobber *c = arg;
+	unsigned char *p = malloc(c->n), *keep = malloc(c->n);
+	uint64_t h;
+	memset(p, 0x33, c->n);
+	memcpy(&h, p - 8, 8);
+	if (c->flip_bit >= 0) h ^= 1ull << c->flip_bit;
+	else h = c->value;
+	memcpy(OPAQUE(p) - 8, &h, 8);
+	free(OPAQUE(p));
+	(void)keep;
+}
+
+START_TEST(test_clobbered_header)
+{
+	static const uint64_t garbage[] = {
+		0, ~0ull, 0x4141414141414141ull, 0xdeadbeefcafebabeull, 1,
+	};
+	static const int bits[] = { 0, 3, 12, 24, 27, 29, 30, 35, 47, 48, 55, 63 };
+	static const size_t n[] = { 24, 1000, 1 << 20 };
+	for (size_t k = 0; k < sizeof n / sizeof *n; k++) {
+		for (size_t i = 0; i < sizeof garbage / sizeof *garbage; i++) {
+			struct clobber c = { n[k], garbage[i], -1 };
+			char name[96];
+			snprintf(name, sizeof name, "header of malloc(%zu) = 0x%llx",
+			         n[k], (unsigned long long)garbage[i]);
+			expect_abort(name, clobber_header, &c, NULL, NULL);
+		}
+		for (size_t i = 0; i < sizeof bits / sizeof *bits; i++) {
+			struct clobber c = { n[k], 0, bits[i] };
+			char name[96];
+			snprintf(name, sizeof name, "header of malloc(%zu), bit %d flipped",
+			         n[k], bits[i]);
+			expect_abort(name, clobber_header, &c, NULL, NULL);
+		}
+	}
+}
+END_TEST
+
+static void forge_header(void *arg)
+{
+	size_t nq = VAL(arg) >> 32, np = VAL(arg) & 0xffffffff;
+	unsigned char *q = malloc(nq), *p = malloc(np);
+	memcpy(OPAQUE(p) - 8, q - 8, 8);
+	free(OPAQUE(p));
+}
+
+START_TEST(test_forged_header)
+{
+	static const size_t pairs[][2] = {
+		{ 40, 40 }, { 100, 40 }, { 40, 3000 }, { 3000, 3000 },
+		{ 1 << 20, 40 }, { 40, 1 << 20 }, { 1 << 20, 1 << 20 },
+	};
+	for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
+		char name[96];
+		snprintf(name, sizeof name, "header of malloc(%zu) copied onto malloc(%zu)",
+		         pairs[i][0], pairs[i][1]);
+		expect_abort(name, forge_header,
+		             ARG((uint64_t)pairs[i][0] << 32 | pairs[i][1]), NULL, NULL);
+	}
+}
+END_TEST
+
+/* ---- overflows into the check byte ---- */
+
+static void overflow_free(void *arg)
+{
+	size_t n = VAL(arg);
+	unsigned char *p = malloc(n);
+	memset(p, 0x61, n);
+	p = OPAQUE(p);
+	p[n] ^= 0xff;             /* one byte past the request, always changed */
+	free(p);
+}
+
+static void overflow_calloc(void *arg)
+{
+	size_t n = VAL(arg);
+	unsigned char *p = calloc(n, 1);
+	p = OPAQUE(p);
+	p[n] ^= 0x01;
+	free(p);
+}
+
+static void overflow_aligned(void *arg)
+{
+	size_t n = VAL(arg);
+	unsigned char *p = aligned_alloc(64, n);
+	p = OPAQUE(p);
+	p[n] ^= 0x80;
+	free(p);
+}
+
+static void overflow_realloc(void *arg)
+{
+	size_t n = VAL(arg) & 0xffffffff, m = VAL(arg) >> 32;
+	unsigned char *p = malloc(n);
+	memset(p, 0x62, n);
+	p = OPAQUE(p);
+	p[n] ^= 0xff;
+	p = realloc(p, m);
+	free(p);
+}
+
+static void overflow_after_realloc(void *arg)
+{
+	size_t n = VAL(arg);
+	unsigned char *p = malloc(10);
+	p = realloc(p, n);         /* the check byte follows the new size */
+	memset(p, 0x63, n);
+	p = OPAQUE(p);
+	p[n] ^= 0xff;
+	free(p);
+}
+
+START_TEST(test_overflow_free)
+{
+	static const size_t n[] = { 1, 13, 100, 1000, 5000, 0, 8, 16, 31, 4096, 70000, 131000 };
+	for (size_t i = 0; i < sizeof n / sizeof *n; i++) {
+		char name[64];
+		snprintf(name, sizeof name, "p[%zu] overwritten, free", n[i]);
+		expect_abort(name, overflow_free, ARG(n[i]), "heap overflow", NULL);
+	}
+	for (size_t i = 0; i < 5; i++) {
+		char name[64];
+		snprintf(name, sizeof name, "calloc'ed p[%zu] overwritten", n[i]);
+		expect_abort(name, overflow_calloc, ARG(n[i]), "heap overflow", NULL);
+		snprintf(name, sizeof name, "aligned_alloc'ed p[%zu] overwritten", n[i]);
+		expect_abort(name, overflow_aligned, ARG(n[i]), "heap overflow", NULL);
+		snprintf(name, sizeof name, "realloc'ed p[%zu] overwritten", n[i]);
+		expect_abort(name, overflow_after_realloc, ARG(n[i]), "heap overflow", NULL);
+	}
+}
+END_TEST
+
+START_TEST(test_overflow_realloc)
+{
+	static const size_t nm[][2] = {
+		{ 13, 26 }, { 13, 5 }, { 100, 1000 }, { 1000, 100000 }, { 5000, 300000 },
+		{ 1000, 1000 },
+	};
+	for (size_t i = 0; i < sizeof nm / sizeof *nm; i++) {
+		char name[64];
+		snprintf(name, sizeof name, "p[%zu] overwritten, realloc to %zu",
+		         nm[i][0], nm[i][1]);
+		expect_abort(name, overflow_realloc,
+		             ARG((uint64_t)nm[i][1] << 32 | nm[i][0]), "heap overflow", NULL);
+	}
+}
+END_TEST
+
+/* ---- sized free with the wrong size ---- */
+
+static void sized_wrong(void *arg)
+{
+	size_t n = VAL(arg) & 0xffffffff, m = VAL(arg) >> 32;
+	void *p = malloc(n);
+	memset(p, 1, n);
+	free_sized(p, m);
+}
+
+static void aligned_sized_wrong(void *arg)
+{
+	size_t n = VAL(arg) & 0xffffffff, m = VAL(arg) >> 32;
+	void *p = aligned_alloc(256, n);
+	free_aligned_sized(p, 256, m);
+}
+
+START_TEST(test_free_sized_mismatch)
+{
+	static const size_t nm[][2] = {
+		{ 100, 101 }, { 100, 99 }, { 100, 0 }, { 1, 2 }, { 24, 25 },
+		{ 5000, 5008 }, { 1 << 20, (1 << 20) + 1 }, { 1 << 20, (1 << 20) - 1 },
+		{ 1 << 20, 100 }, { 300000, 300016 },
+	};
+	for (size_t i = 0; i < sizeof nm / sizeof *nm; i++) {
+		char name[64];
+		snprintf(name, sizeof name, "free_sized(malloc(%zu), %zu)", nm[i][0], nm[i][1]);
+		expect_abort(name, sized_wrong, ARG((uint64_t)nm[i][1] << 32 | nm[i][0]),
+		             "size mismatch", NULL);
+	}
+	expect_abort("free_aligned_sized(aligned_alloc(256, 100), 256, 120)",
+	             aligned_sized_wrong, ARG((uint64_t)120 << 32 | 100), "size mismatch", NULL);
+}
+END_TEST
+
+/* ---- controls: the harness itself ---- */
+
+static void all_legal(void *arg)
+{
+	(void)arg;
+	for (size_t n = 0; n < 3000; n += 7) {
+		unsigned char *p = malloc(n);
+		memset(p, 0xff, n);
+		if (n & 1) free(p);
+		else free_sized(p, n);
+	}
+	unsigned char *p = malloc(1 << 20);
+	memset(p, 0xff, 1 << 20);
+	free(p);
+}
+
+START_TEST(test_legal_use_is_silent)
+{
+	/* without misuse: no diagnostic, no abort */
+	expect_clean_exit("legal use", all_legal, NULL, 20);
+}
+END_TEST
+
+static Suite *death_suite(void)
+{
+	Suite *s = suite_create("death");
+	TCase *tc = tcase_create("double free");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_double_free_small);
+	tcase_add_test(tc, test_double_free_large);
+	tcase_add_test(tc, test_double_free_reports_address);
+	tcase_add_test(tc, test_double_free_intervening);
+	tcase_add_test(tc, test_realloc_after_free);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("invalid pointer");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_free_stack);
+	tcase_add_test(tc, test_free_global);
+	tcase_add_test(tc, test_free_interior);
+	tcase_add_test(tc, test_usable_size_stack);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("header");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_clobbered_header);
+	tcase_add_test(tc, test_forged_header);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("overflow");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_overflow_free);
+	tcase_add_test(tc, test_overflow_realloc);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("sized");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_free_sized_mismatch);
+	tcase_add_test(tc, test_legal_use_is_silent);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return run_suite(death_suite());
+}

@@ -1,0 +1,163 @@
+/* test_enomem.c - behaviour when the address space runs out, and recovery. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <malloc.h>
+#include "util.h"
+
+#define HEADROOM_KIB (64 * 1024)
+
+/* Objects are chained through their first word: no side table needed. */
+struct node { struct node *next; };
+
+static void limit_address_space(void)
+{
+	long vsz = vm_size_kib();
+	ck_assert_int_gt(vsz, 0);
+	struct rlimit rl;
+	rl.rlim_cur = rl.rlim_max = ((rlim_t)vsz + HEADROOM_KIB) * 1024;
+	ck_assert_int_eq(setrlimit(RLIMIT_AS, &rl), 0);
+}
+
+static long fill_until_null(size_t n, struct node **list, int *err)
+{
+	long count = 0;
+	for (;;) {
+		errno = 0;
+		struct node *p = malloc(n);
+		if (!p) { *err = errno; break; }
+		REQUIRE(((uintptr_t)p & 15) == 0, "misaligned %p", (void *)p);
+		memset(p, 0x5c, n < 64 ? n : 64);   /* usable (partly touched) */
+		p->next = *list;
+		*list = p;
+		count++;
+		REQUIRE(count < 100000000L, "no limit reached");
+	}
+	return count;
+}
+
+static void free_list(struct node *l)
+{
+	while (l) { struct node *nx = l->next; free(l); l = nx; }
+}
+
+static void enomem_body(void *arg)
+{
+	(void)arg;
+	struct node *list = NULL;
+	int err = 0;
+
+	limit_address_space();
+
+	/* 1 MiB blocks */
+	long big = fill_until_null(1 << 20, &list, &err);
+	ck_assert_msg(err == ENOMEM, "malloc(1 MiB) failed with errno %d, expected ENOMEM", err);
+	ck_assert_msg(big >= 20 && big <= 64, "%ld blocks of 1 MiB in 64 MiB of headroom", big);
+	/* other requests also fail cleanly while memory is exhausted */
+	errno = 0;
+	ck_assert_ptr_null(malloc(4 << 20));
+	ck_assert_int_eq(errno, ENOMEM);
+	errno = 0;
+	ck_assert_ptr_null(calloc(1, 4 << 20));
+	ck_assert_int_eq(errno, ENOMEM);
+	free_list(list);
+	list = NULL;
+
+	/* recovery: the memory came back */
+	void *p = malloc(1 << 20);
+	ck_assert_msg(p != NULL, "malloc(1 MiB) fails after freeing all 1 MiB blocks");
+	memset(p, 1, 1 << 20);
+	free(p);
+	long again = fill_until_null(1 << 20, &list, &err);
+	ck_assert_msg(again >= big - 2, "only %ld of %ld blocks after recovery", again, big);
+	free_list(list);
+	list = NULL;
+
+	/* small objects until NULL */
+	long small = fill_until_null(100, &list, &err);
+	ck_assert_msg(err == ENOMEM, "malloc(100) failed with errno %d, expected ENOMEM", err);
+	ck_assert_msg(small > 100000, "only %ld small objects in 64 MiB", small);
+	/* a larger class needs a fresh group and fails too, a failing realloc
+	 * keeps its object */
+	struct node *keep = list;
+	errno = 0;
+	ck_assert_ptr_null(realloc(keep, 8 << 20));
+	ck_assert_int_eq(errno, ENOMEM);
+	ck_assert_ptr_eq(list, keep);
+	free_list(list);
+	list = NULL;
+
+	/* recovery after small objects: big and small allocations work again */
+	p = malloc(1 << 20);
+	ck_assert_msg(p != NULL, "malloc(1 MiB) fails after freeing all small objects");
+	memset(p, 2, 1 << 20);
+	free(p);
+	long big2 = fill_until_null(1 << 20, &list, &err);
+	ck_assert_msg(big2 >= big - 4,
+	              "after small objects were freed only %ld of %ld MiB blocks fit", big2, big);
+	free_list(list);
+	list = NULL;
+	long small2 = fill_until_null(100, &list, &err);
+	ck_assert_msg(small2 >= small * 9 / 10, "small objects: %ld then %ld", small, small2);
+	free_list(list);
+}
+
+START_TEST(test_enomem_and_recovery)
+{
+	expect_clean_exit("RLIMIT_AS exhaustion", enomem_body, NULL, 100);
+}
+END_TEST
+
+/* realloc growing until the limit keeps the old object intact */
+static void realloc_body(void *arg)
+{
+	(void)arg;
+	limit_address_space();
+	size_t n = 1 << 20;
+	unsigned char *p = malloc(n);
+	ck_assert_ptr_nonnull(p);
+	fill_pattern(p, n, 7);
+	for (;;) {
+		errno = 0;
+		unsigned char *q = realloc(p, n + (1 << 20));
+		if (!q) break;
+		p = q;
+		fill_pattern(p + n, 1 << 20, (uint32_t)(n >> 20) + 7);
+		n += 1 << 20;
+	}
+	ck_assert_int_eq(errno, ENOMEM);
+	ck_assert_msg(n >= 16 << 20, "realloc failed already at %zu bytes", n);
+	for (size_t off = 0; off < n; off += 1 << 20)
+		REQUIRE(check_pattern(p + off, 1 << 20, (uint32_t)(off >> 20) + 7) == 1 << 20,
+		        "realloc lost content at MiB %zu", off >> 20);
+	free(p);
+	p = malloc(8 << 20);
+	ck_assert_ptr_nonnull(p);
+	free(p);
+}
+
+START_TEST(test_realloc_enomem)
+{
+	expect_clean_exit("realloc until RLIMIT_AS", realloc_body, NULL, 60);
+}
+END_TEST
+
+static Suite *enomem_suite(void)
+{
+	Suite *s = suite_create("enomem");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_enomem_and_recovery);
+	tcase_add_test(tc, test_realloc_enomem);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return run_suite(enomem_suite());
+}

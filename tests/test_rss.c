@@ -1,0 +1,148 @@
+/* test_rss.c - freed memory goes back to the system. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <malloc.h>
+#include "util.h"
+
+#define SLACK_KIB (16 * 1024)
+
+struct node { struct node *next; };
+
+/* Allocate `total` bytes as objects of n bytes, all touched, chained. */
+static struct node *alloc_touch(size_t n, size_t total, struct node *list)
+{
+	for (size_t got = 0; got < total; got += n) {
+		struct node *p = malloc(n);
+		REQUIRE(p != NULL, "malloc(%zu) failed after %zu bytes", n, got);
+		memset(p, 0xab, n);
+		p->next = list;
+		list = p;
+	}
+	return list;
+}
+
+static void free_all(struct node *l)
+{
+	while (l) { struct node *nx = l->next; free(l); l = nx; }
+}
+
+/* Reverse the chain: frees then happen in allocation order. */
+static struct node *reverse(struct node *l)
+{
+	struct node *r = NULL;
+	while (l) { struct node *nx = l->next; l->next = r; r = l; l = nx; }
+	return r;
+}
+
+static void check_rss(long start, const char *what)
+{
+	long now = vm_rss_kib();
+	ck_assert_msg(now - start <= SLACK_KIB,
+	              "%s: VmRSS %ld kB after freeing everything, %ld kB at the start",
+	              what, now, start);
+}
+
+START_TEST(test_small_64)
+{
+	long start = vm_rss_kib();
+	struct node *l = alloc_touch(64, 200 << 20, NULL);
+	ck_assert_int_ge(vm_rss_kib() - start, 150 * 1024);   /* it was really used */
+	free_all(l);
+	check_rss(start, "64-byte objects");
+}
+END_TEST
+
+START_TEST(test_small_1000)
+{
+	long start = vm_rss_kib();
+	struct node *l = alloc_touch(1000, 200 << 20, NULL);
+	ck_assert_int_ge(vm_rss_kib() - start, 150 * 1024);
+	free_all(reverse(l));
+	check_rss(start, "1000-byte objects");
+}
+END_TEST
+
+START_TEST(test_large_blocks)
+{
+	long start = vm_rss_kib();
+	struct node *l = alloc_touch(1 << 20, 100 << 20, NULL);
+	l = alloc_touch(140000, 50 << 20, l);
+	l = alloc_touch(300000, 50 << 20, l);
+	ck_assert_int_ge(vm_rss_kib() - start, 150 * 1024);
+	free_all(l);
+	check_rss(start, "large blocks");
+}
+END_TEST
+
+START_TEST(test_mixed_interleaved)
+{
+	long start = vm_rss_kib();
+	struct node *l = NULL;
+	static const size_t sizes[] = { 64, 1000, 16, 5000, 40000, 1 << 20, 200, 120000 };
+	for (int round = 0; round < 8; round++)
+		for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+			l = alloc_touch(sizes[i], 3 << 20, l);
+	ck_assert_int_ge(vm_rss_kib() - start, 150 * 1024);
+	free_all(l);
+	check_rss(start, "mixed sizes");
+}
+END_TEST
+
+/* Objects allocated by threads that have exited, freed by main. */
+static void *thread_alloc(void *arg)
+{
+	return alloc_touch((size_t)(uintptr_t)arg, 25 << 20, NULL);
+}
+
+START_TEST(test_freed_after_thread_exit)
+{
+	static const size_t sizes[] = { 64, 1000, 64, 1000, 300, 3000, 64, 16 };
+	pthread_t t[8];
+	struct node *l[8];
+	long start = vm_rss_kib();
+	for (int i = 0; i < 8; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, thread_alloc,
+		                                (void *)(uintptr_t)sizes[i]), 0);
+	for (int i = 0; i < 8; i++) pthread_join(t[i], (void **)&l[i]);
+	ck_assert_int_ge(vm_rss_kib() - start, 150 * 1024);
+	for (int i = 0; i < 8; i++) free_all(l[i]);
+	check_rss(start, "objects of exited threads");
+}
+END_TEST
+
+/* Freeing almost everything but one object per 64 KiB still must not keep
+ * the heap from shrinking for fully freed groups. */
+START_TEST(test_repeated_cycles)
+{
+	long start = vm_rss_kib();
+	for (int cycle = 0; cycle < 5; cycle++) {
+		struct node *l = alloc_touch(64 + cycle * 200, 60 << 20, NULL);
+		free_all(l);
+	}
+	check_rss(start, "repeated alloc/free cycles");
+}
+END_TEST
+
+static Suite *rss_suite(void)
+{
+	Suite *s = suite_create("rss");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_small_64);
+	tcase_add_test(tc, test_small_1000);
+	tcase_add_test(tc, test_large_blocks);
+	tcase_add_test(tc, test_mixed_interleaved);
+	tcase_add_test(tc, test_freed_after_thread_exit);
+	tcase_add_test(tc, test_repeated_cycles);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return run_suite(rss_suite());
+}

@@ -1,0 +1,271 @@
+/* test_thread.c - concurrent use, cross-thread frees, thread exit. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <malloc.h>
+#include "util.h"
+
+#define NTHREADS 8
+
+/* ---- objects handed to another thread through a locked queue ---- */
+
+struct item {
+	struct item *next;
+	unsigned char *p;
+	size_t n;
+	uint32_t seed;
+};
+
+struct queue {
+	pthread_mutex_t lock;
+	struct item *head;
+	long pushed, popped;
+};
+
+static struct queue queues[NTHREADS];
+static atomic_int producers_left;
+static atomic_long verified_remote;
+
+enum { PER_THREAD = 30000 };
+
+static void verify_and_free(struct item *it)
+{
+	size_t bad = check_pattern(it->p, it->n, it->seed);
+	REQUIRE(bad == it->n, "object %p (%zu bytes) corrupted at offset %zu",
+	              (void *)it->p, it->n, bad);
+	free(it->p);
+	free(it);   /* the queue node was allocated by the other thread too */
+}
+
+static int drain(int self)
+{
+	struct queue *q = &queues[self];
+	pthread_mutex_lock(&q->lock);
+	struct item *list = q->head;
+	q->head = NULL;
+	pthread_mutex_unlock(&q->lock);
+	int k = 0;
+	while (list) {
+		struct item *nx = list->next;
+		verify_and_free(list);
+		list = nx;
+		k++;
+	}
+	atomic_fetch_add(&verified_remote, k);
+	return k;
+}
+
+static void *producer(void *arg)
+{
+	int self = (int)(intptr_t)arg;
+	uint64_t rng = 0x9e3779b97f4a7c15ull * (self + 1);
+	struct item *local = NULL;
+	struct queue *peer = &queues[(self + 1) % NTHREADS];
+
+	for (int i = 0; i < PER_THREAD; i++) {
+		struct item *it = malloc(sizeof *it);
+		REQUIRE(it != NULL, "malloc failed");
+		it->n = rng_range(&rng, 1, 4096);
+		it->seed = (uint32_t)rng_next(&rng);
+		it->p = malloc(it->n);
+		REQUIRE(it->p && ((uintptr_t)it->p & 15) == 0, "malloc(%zu) = %p", it->n, (void *)it->p);
+		fill_pattern(it->p, it->n, it->seed);
+		if (rng_next(&rng) & 1) {
+			pthread_mutex_lock(&peer->lock);
+			it->next = peer->head;
+			peer->head = it;
+			pthread_mutex_unlock(&peer->lock);
+		} else {
+			it->next = local;
+			local = it;
+		}
+		/* keep a bounded working set: free some local ones now */
+		if ((i & 63) == 63) {
+			for (int k = 0; k < 20 && local; k++) {
+				struct item *nx = local->next;
+				verify_and_free(local);
+				local = nx;
+			}
+			drain(self);
+		}
+	}
+	atomic_fetch_sub(&producers_left, 1);
+	while (atomic_load(&producers_left) > 0) {
+		if (!drain(self)) sched_yield();
+	}
+	drain(self);
+	while (local) {
+		struct item *nx = local->next;
+		verify_and_free(local);
+		local = nx;
+	}
+	return NULL;
+}
+
+START_TEST(test_cross_thread_free)
+{
+	pthread_t t[NTHREADS];
+	atomic_store(&producers_left, NTHREADS);
+	for (int i = 0; i < NTHREADS; i++) {
+		pthread_mutex_init(&queues[i].lock, NULL);
+		queues[i].head = NULL;
+	}
+	for (int i = 0; i < NTHREADS; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, producer, (void *)(intptr_t)i), 0);
+	for (int i = 0; i < NTHREADS; i++) pthread_join(t[i], NULL);
+	for (int i = 0; i < NTHREADS; i++) ck_assert_ptr_null(queues[i].head);
+	/* about half of 8 * 30000 objects went through another thread */
+	long v = atomic_load(&verified_remote);
+	ck_assert_msg(v > NTHREADS * PER_THREAD / 3, "only %ld remote frees", v);
+}
+END_TEST
+
+/* ---- realloc in threads ---- */
+
+static void *realloc_worker(void *arg)
+{
+	enum { SLOTS = 64, OPS = 20000 };
+	unsigned char *p[SLOTS] = { 0 };
+	size_t sz[SLOTS] = { 0 };
+	uint32_t seed = (uint32_t)(intptr_t)arg * 1000003u;
+	uint64_t rng = seed | 1;
+	for (int k = 0; k < OPS; k++) {
+		int i = (int)(rng_next(&rng) % SLOTS);
+		size_t n = (rng_next(&rng) & 31) ? rng_range(&rng, 1, 5000)
+		                                 : rng_range(&rng, 5000, 200000);
+		if (p[i]) {
+			size_t keep = n < sz[i] ? n : sz[i];
+			unsigned char *q = realloc(p[i], n);
+			REQUIRE(q != NULL, "realloc(%zu) failed", n);
+			REQUIRE(check_pattern(q, keep, seed + i) == keep,
+			        "realloc %zu -> %zu lost content", sz[i], n);
+			p[i] = q;
+		} else {
+			p[i] = malloc(n);
+			REQUIRE(p[i] != NULL, "malloc(%zu) failed", n);
+		}
+		sz[i] = n;
+		fill_pattern(p[i], n, seed + i);
+		if ((rng_next(&rng) & 7) == 0) { free(p[i]); p[i] = NULL; }
+	}
+	for (int i = 0; i < SLOTS; i++) free(p[i]);
+	return NULL;
+}
+
+START_TEST(test_realloc_threads)
+{
+	pthread_t t[NTHREADS];
+	for (int i = 0; i < NTHREADS; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, realloc_worker, (void *)(intptr_t)(i + 1)), 0);
+	for (int i = 0; i < NTHREADS; i++) pthread_join(t[i], NULL);
+}
+END_TEST
+
+/* ---- many short-lived threads: no per-thread leak ---- */
+
+static void *short_lived(void *arg)
+{
+	uintptr_t k = (uintptr_t)arg;
+	void *a = malloc(16 + (k % 200));
+	void *b = malloc(1000 + (k % 3000));
+	void *c = calloc(1, 40);
+	REQUIRE(a && b && c, "malloc failed in a short-lived thread");
+	memset(a, 1, 16);
+	memset(b, 2, 1000);
+	free(a);
+	free(c);
+	return b;   /* freed by the main thread after this thread is gone */
+}
+
+static void run_short_lived(int count)
+{
+	enum { BATCH = 32 };
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
+	for (int done = 0; done < count; done += BATCH) {
+		pthread_t t[BATCH];
+		for (int i = 0; i < BATCH; i++)
+			REQUIRE(pthread_create(&t[i], &attr, short_lived,
+			                       (void *)(uintptr_t)(done + i)) == 0, "pthread_create");
+		for (int i = 0; i < BATCH; i++) {
+			void *b;
+			REQUIRE(pthread_join(t[i], &b) == 0 && b != NULL, "pthread_join");
+			free(b);
+		}
+	}
+	pthread_attr_destroy(&attr);
+}
+
+START_TEST(test_short_lived_threads)
+{
+	run_short_lived(2000);    /* warm up: stack cache, heaps, meta areas */
+	long before = vm_rss_kib();
+	ck_assert_int_gt(before, 0);
+	run_short_lived(100000);
+	long after = vm_rss_kib();
+	ck_assert_msg(after - before < 6 * 1024,
+	              "VmRSS grew from %ld kB to %ld kB over 100000 threads", before, after);
+}
+END_TEST
+
+/* ---- objects allocated by a thread, freed after it exited ---- */
+
+static void *allocate_many(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+	void **v = malloc(1000 * sizeof *v);
+	for (int i = 0; i < 1000; i++) {
+		v[i] = malloc(n);
+		REQUIRE(v[i] != NULL, "malloc(%zu) failed", n);
+		memset(v[i], i, n);
+	}
+	return v;
+}
+
+START_TEST(test_free_after_owner_exit)
+{
+	for (int round = 0; round < 200; round++) {
+		pthread_t t;
+		void **v;
+		size_t n = 8 + (round * 97) % 3000;
+		ck_assert_int_eq(pthread_create(&t, NULL, allocate_many, (void *)(uintptr_t)n), 0);
+		ck_assert_int_eq(pthread_join(t, (void **)&v), 0);
+		/* free every other one now, reuse the class, then the rest */
+		for (int i = 0; i < 1000; i += 2) free(v[i]);
+		void *x = malloc(n);
+		ck_assert_ptr_nonnull(x);
+		memset(x, 0xee, n);
+		for (int i = 1; i < 1000; i += 2) {
+			unsigned char *c = v[i];
+			REQUIRE(c[0] == (unsigned char)i && c[n - 1] == (unsigned char)i,
+			        "object %d of %zu bytes overwritten", i, n);
+			free(v[i]);
+		}
+		free(x);
+		free(v);
+	}
+}
+END_TEST
+
+static Suite *thread_suite(void)
+{
+	Suite *s = suite_create("thread");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_cross_thread_free);
+	tcase_add_test(tc, test_realloc_threads);
+	tcase_add_test(tc, test_short_lived_threads);
+	tcase_add_test(tc, test_free_after_owner_exit);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return run_suite(thread_suite());
+}

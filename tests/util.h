@@ -1,0 +1,80 @@
+/* util.h - helpers shared by the mallocng Check suites. */
+#ifndef MALLOCNG_TEST_UTIL_H
+#define MALLOCNG_TEST_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <malloc.h>
+
+/* C23 sized deallocation; older C libraries do not declare these. */
+void free_sized(void *p, size_t n);
+void free_aligned_sized(void *p, size_t align, size_t n);
+
+/* Hide a pointer's provenance from the compiler (no optimisation of
+ * deliberately invalid frees / out-of-bounds writes). */
+#define OPAQUE(p) ({ __typeof__(p) o_ = (p); __asm__ volatile("" : "+r"(o_)); o_; })
+
+/* Cheap assertion for hot loops: Check's ck_assert_* records a "last
+ * passed point" with a system call every time, this one only on failure. */
+#define REQUIRE(cond, ...) \
+	do { if (__builtin_expect(!(cond), 0)) ck_abort_msg(__VA_ARGS__); } while (0)
+
+/* Small deterministic PRNG (xorshift64*); state must be non-zero. */
+static inline uint64_t rng_next(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
+	*s = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+static inline size_t rng_range(uint64_t *s, size_t lo, size_t hi)
+{
+	return lo + (size_t)(rng_next(s) % (hi - lo + 1));
+}
+
+/* Per-object byte pattern depending on a seed and the byte offset. */
+static inline unsigned char pat_byte(uint32_t seed, size_t i)
+{
+	return (unsigned char)(seed ^ (seed >> 8) ^ (i * 131u) ^ (i >> 8) ^ (i >> 16));
+}
+void fill_pattern(void *p, size_t n, uint32_t seed);
+/* Returns n if all n bytes equal c, else the index of the first other one.
+ * (Never ck_assert per byte: every Check assertion costs a system call.) */
+size_t check_bytes(const void *p, size_t n, unsigned char c);
+/* Returns n if all bytes match, else the index of the first bad byte. */
+size_t check_pattern(const void *p, size_t n, uint32_t seed);
+
+/* Value (kB) of a "Key:" line of /proc/self/status, -1 when missing. */
+long proc_status_kib(const char *key);
+static inline long vm_rss_kib(void) { return proc_status_kib("VmRSS"); }
+static inline long vm_size_kib(void) { return proc_status_kib("VmSize"); }
+
+/* Run fn(arg) in a forked child with its stderr captured.  The child
+ * exits 0 when fn returns and is killed by SIGALRM after timeout_s.
+ * Returns the waitpid status; err receives the NUL-terminated stderr. */
+typedef void (*child_fn)(void *arg);
+int run_in_child(child_fn fn, void *arg, unsigned timeout_s,
+                 char *err, size_t errcap);
+
+/* Check assertion: fn(arg) must die by SIGABRT after printing a line that
+ * starts with "mallocng: ", contains `words` (any words when NULL) and
+ * " at 0x"; when addr is non-NULL the reported address must equal it. */
+#define expect_abort(name, fn, arg, words, addr) \
+	expect_abort_at(__FILE__, __LINE__, name, fn, arg, words, addr)
+void expect_abort_at(const char *file, int line, const char *name,
+                     child_fn fn, void *arg, const char *words,
+                     const void *addr);
+
+/* Check assertion: fn(arg) must return normally (exit 0) and must not
+ * print any "mallocng: " diagnostic. */
+#define expect_clean_exit(name, fn, arg, timeout_s) \
+	expect_clean_exit_at(__FILE__, __LINE__, name, fn, arg, timeout_s)
+void expect_clean_exit_at(const char *file, int line, const char *name,
+                          child_fn fn, void *arg, unsigned timeout_s);
+
+/* Run a Check suite; returns the process exit status. */
+struct Suite;
+int run_suite(struct Suite *s);
+
+#endif
