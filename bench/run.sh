@@ -269,7 +269,7 @@ awk -F'\t' '
 		printf "%s\tonce\tdelta_kib\t%.10g\t%d\n", k, (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2, m } }
 ' "$OUT/once.tsv" | sort >>"$MED"
 
-cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
+cpu=$(awk -F': *' '/^model name/ { n = $2 } /^cpu family/ { f = $2 } /^model[ \t]*:/ { m = $2 } /^$/ { exit } END { printf "%s (family %s model %s)", n, f, m }' /proc/cpuinfo 2>/dev/null)
 rev=$(cd "$SRCDIR" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 TABLE=$OUT/latest.txt
 CHARTDATA=$OUT/ratios.dat
@@ -281,7 +281,10 @@ CHARTDATA=$OUT/ratios.dat
 		case $a in
 		glibc) echo "  $a: no preload (system malloc)" ;;
 		musl) echo "  $a: $BIN_MUSL (musl-gcc -static, musl $(dpkg-query -W -f='${Version}' musl 2>/dev/null || echo '?'))" ;;
-		*) echo "  $a: LD_PRELOAD=${PRE[$a]}" ;;
+		*)
+			pkg=$(dpkg -S "${PRE[$a]}" 2>/dev/null | awk -F: 'NR == 1 { print $1 }')
+			ver=${pkg:+$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null)}
+			echo "  $a: LD_PRELOAD=${PRE[$a]}${pkg:+ ($pkg $ver)}" ;;
 		esac
 	done
 	[ ${#SKIPPED[@]} -gt 0 ] && echo "  skipped: ${SKIPPED[*]}"
