@@ -3,6 +3,7 @@
  * forked child whose stderr is captured and checked. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,68 @@ START_TEST(test_double_free_intervening)
 	             ARG(48), "double free", NULL);
 	expect_abort("double free after other frees (700)", double_free_intervening,
 	             ARG(700), "double free", NULL);
+}
+END_TEST
+
+/* So many frees of the class in between that per-thread caches are
+ * flushed back to the groups before the second free. */
+static void double_free_after_flush(void *arg)
+{
+	size_t n = VAL(arg);
+	enum { N = 400 };
+	char *x[N];
+	for (int i = 0; i < N; i++) x[i] = malloc(n);
+	free(x[5]);
+	for (int i = 6; i < N; i++) free(x[i]);   /* x[0..4] stay live */
+	free(OPAQUE(x[5]));
+}
+
+START_TEST(test_double_free_after_flush)
+{
+	expect_abort("double free after 400 frees (32)", double_free_after_flush,
+	             ARG(32), "double free", NULL);
+	expect_abort("double free after 400 frees (2000)", double_free_after_flush,
+	             ARG(2000), "double free", NULL);
+}
+END_TEST
+
+/* First free in another thread, second in this one (and vice versa). */
+static void *thread_free(void *p)
+{
+	free(p);
+	return NULL;
+}
+
+static void double_free_cross_thread(void *arg)
+{
+	char *p = malloc(VAL(arg));
+	char *keep = malloc(VAL(arg));
+	pthread_t t;
+	pthread_create(&t, NULL, thread_free, p);
+	pthread_join(t, NULL);
+	free(OPAQUE(p));
+	(void)keep;
+}
+
+static void double_free_cross_thread2(void *arg)
+{
+	char *p = malloc(VAL(arg));
+	char *keep = malloc(VAL(arg));
+	pthread_t t;
+	free(p);
+	pthread_create(&t, NULL, thread_free, OPAQUE(p));
+	pthread_join(t, NULL);
+	(void)keep;
+}
+
+START_TEST(test_double_free_cross_thread)
+{
+	expect_abort("free in thread, then in main (64)", double_free_cross_thread,
+	             ARG(64), "double free", NULL);
+	expect_abort("free in thread, then in main (3000)", double_free_cross_thread,
+	             ARG(3000), "double free", NULL);
+	expect_abort("free in main, then in thread (64)", double_free_cross_thread2,
+	             ARG(64), "double free", NULL);
 }
 END_TEST
 
@@ -408,6 +471,8 @@ static Suite *death_suite(void)
 	tcase_add_test(tc, test_double_free_large);
 	tcase_add_test(tc, test_double_free_reports_address);
 	tcase_add_test(tc, test_double_free_intervening);
+	tcase_add_test(tc, test_double_free_after_flush);
+	tcase_add_test(tc, test_double_free_cross_thread);
 	tcase_add_test(tc, test_realloc_after_free);
 	suite_add_tcase(s, tc);
 

@@ -5,7 +5,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <malloc.h>
 #include "util.h"
 
@@ -146,6 +150,116 @@ START_TEST(test_realloc_enomem)
 }
 END_TEST
 
+/* ---- injected mmap failures (MALLOCNG_OPTIONS=fail_mmap=N: the Nth and
+ * every later mapping fails) ----
+ * The workload runs in a fresh process (options are read at start-up): it
+ * allocates a mix of sizes and kinds; every failure must be a NULL with
+ * errno ENOMEM, never a crash or a diagnostic, live objects stay intact and
+ * can be reallocated (or not) and freed.  Exit 0: done, failures seen;
+ * 1: done, no failure seen; anything else: an error. */
+#define FAIL_CHILD_ARG "--fail-mmap-child"
+
+static void *fail_thread(void *arg)
+{
+	(void)arg;
+	errno = 0;
+	void *p = malloc(100);
+	if (!p && errno != ENOMEM) return (void *)1;
+	free(p);
+	return NULL;
+}
+
+static int fail_mmap_workload(void)
+{
+	static const size_t sizes[] = { 16, 100, 1000, 5000, 70000, 300000, 2 << 20, 40 };
+	enum { N = 3000 };
+	static void *v[N];
+	static size_t sz[N];
+	long failures = 0;
+	for (int i = 0; i < N; i++) {
+		size_t n = sizes[i % 8] + i % 5;
+		errno = 0;
+		switch (i % 4) {
+		case 0: v[i] = malloc(n); break;
+		case 1: v[i] = calloc(1, n); break;
+		case 2: v[i] = aligned_alloc(4096, n); break;
+		case 3: v[i] = realloc(NULL, n); break;
+		}
+		if (!v[i]) {
+			if (errno != ENOMEM) return 2;
+			failures++;
+			continue;
+		}
+		if ((i % 4 == 1) && check_bytes(v[i], n, 0) != n) return 3;
+		sz[i] = n;
+		fill_pattern(v[i], n, (uint32_t)i);
+	}
+	pthread_t t;
+	void *r = NULL;
+	if (pthread_create(&t, NULL, fail_thread, NULL) == 0) {
+		pthread_join(t, &r);
+		if (r) return 4;
+	}
+	for (int i = 0; i < N; i++) {
+		if (!v[i]) continue;
+		if (check_pattern(v[i], sz[i], (uint32_t)i) != sz[i]) return 5;
+		errno = 0;
+		void *q = realloc(v[i], sz[i] * 3);
+		if (!q) {
+			if (errno != ENOMEM) return 6;
+			failures++;
+			if (check_pattern(v[i], sz[i], (uint32_t)i) != sz[i]) return 7;
+		} else {
+			v[i] = q;
+			if (check_pattern(v[i], sz[i], (uint32_t)i) != sz[i]) return 8;
+		}
+	}
+	for (int i = N - 1; i >= 0; i--) free(v[i]);
+	/* whatever is left of the heap still serves what it can */
+	for (int i = 0; i < 100; i++) {
+		errno = 0;
+		void *p = malloc(24);
+		if (!p && errno != ENOMEM) return 9;
+		free(p);
+	}
+	return failures ? 0 : 1;
+}
+
+static void exec_fail_child(void *arg)
+{
+	char opt[64];
+	snprintf(opt, sizeof opt, "fail_mmap=%ld", (long)(intptr_t)arg);
+	setenv("MALLOCNG_OPTIONS", opt, 1);
+	char *argv[] = { "test_enomem", FAIL_CHILD_ARG, NULL };
+	execv("/proc/self/exe", argv);
+	_exit(127);
+}
+
+START_TEST(test_fail_mmap_injection)
+{
+	int clean_runs = 0;
+	for (long n = 1; n <= 3000; n = n < 40 ? n + 1 : n * 3 / 2) {
+		char err[4096];
+		int st = run_in_child(exec_fail_child, (void *)(intptr_t)n, 30, err, sizeof err);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) <= 1,
+		              "fail_mmap=%ld: workload %s %d; stderr: <%s>", n,
+		              WIFEXITED(st) ? "exited with status" : "killed by signal",
+		              WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), err);
+		ck_assert_msg(!strstr(err, "mallocng: "), "fail_mmap=%ld: diagnostic <%s>", n, err);
+		if (n <= 3)
+			ck_assert_msg(WEXITSTATUS(st) == 0,
+			              "fail_mmap=%ld: no allocation failed (injection not working?)", n);
+		clean_runs += WEXITSTATUS(st) == 1;
+	}
+	(void)clean_runs;
+	/* without injection the same workload never fails */
+	char err[4096];
+	int st = run_in_child(exec_fail_child, (void *)(intptr_t)0, 30, err, sizeof err);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1,
+	              "workload without injection: status 0x%x, stderr <%s>", st, err);
+}
+END_TEST
+
 static Suite *enomem_suite(void)
 {
 	Suite *s = suite_create("enomem");
@@ -153,11 +267,14 @@ static Suite *enomem_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_enomem_and_recovery);
 	tcase_add_test(tc, test_realloc_enomem);
+	tcase_add_test(tc, test_fail_mmap_injection);
 	suite_add_tcase(s, tc);
 	return s;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], FAIL_CHILD_ARG))
+		return fail_mmap_workload();
 	return run_suite(enomem_suite());
 }

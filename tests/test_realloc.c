@@ -220,6 +220,36 @@ START_TEST(test_realloc_random_walk)
 }
 END_TEST
 
+/* After any realloc, all malloc_usable_size() bytes belong to the caller:
+ * writing them must not be reported as an overflow by free or realloc. */
+static void usable_after_realloc(void *arg)
+{
+	static const size_t sizes[] = { 1, 7, 24, 100, 1000, 4000, 20000, 131000,
+	                                140000, 1048576 };
+	(void)arg;
+	for (size_t a = 0; a < sizeof sizes / sizeof *sizes; a++)
+		for (size_t b = 0; b < sizeof sizes / sizeof *sizes; b++) {
+			unsigned char *p = malloc(sizes[a]);
+			REQUIRE(p != NULL, "malloc");
+			memset(p, 0xaa, malloc_usable_size(p));
+			p = realloc(p, sizes[b]);
+			REQUIRE(p != NULL, "realloc");
+			size_t u = malloc_usable_size(p);
+			REQUIRE(u >= sizes[b], "usable %zu < %zu after realloc", u, sizes[b]);
+			memset(p, 0xbb, u);
+			p = realloc(p, sizes[b] + 3);
+			REQUIRE(p != NULL, "realloc");
+			memset(p, 0xcc, malloc_usable_size(p));
+			free(p);
+		}
+}
+
+START_TEST(test_usable_after_realloc)
+{
+	expect_clean_exit("usable bytes after realloc", usable_after_realloc, NULL, 30);
+}
+END_TEST
+
 static Suite *realloc_suite(void)
 {
 	Suite *s = suite_create("realloc");
@@ -233,6 +263,7 @@ static Suite *realloc_suite(void)
 	tcase_add_test(tc, test_realloc_zero);
 	tcase_add_test(tc, test_realloc_failure_keeps_object);
 	tcase_add_test(tc, test_realloc_random_walk);
+	tcase_add_test(tc, test_usable_after_realloc);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -137,6 +137,10 @@ void expect_abort_at(const char *file, int line, const char *name,
 		found = l;
 		break;
 	}
+	if (getenv("MALLOCNG_TEST_VERBOSE"))
+		printf("%s: %s -> %.*s\n", name, how,
+		       found ? (int)(strchr(found, '\n') ? strchr(found, '\n') - found : (long)strlen(found)) : 0,
+		       found ? found : "");
 	ck_assert_msg(found != NULL,
 	              "%s:%d: case '%s': no diagnostic line \"mallocng: ...%s... at 0x%s\" "
 	              "%s; stderr was: <%s>", file, line, name, words ? words : "",
