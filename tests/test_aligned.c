@@ -156,6 +156,47 @@ START_TEST(test_aligned_alloc_einval)
 }
 END_TEST
 
+/* Alignment + size arithmetic must not wrap around: every one of these
+ * fails cleanly instead of returning a small or misaligned object. */
+START_TEST(test_huge_alignment_or_size)
+{
+	static const size_t cases[][2] = {
+		{ (size_t)1 << 63, 1 }, { (size_t)1 << 63, 0 }, { (size_t)1 << 62, 16 },
+		{ (size_t)1 << 47, 16 }, { 4096, SIZE_MAX - 4000 },
+		{ 1 << 20, SIZE_MAX - (1 << 19) }, { 1 << 21, (size_t)PTRDIFF_MAX - (1 << 20) },
+		{ 64, SIZE_MAX - 63 }, { 16, SIZE_MAX - 15 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		size_t al = cases[i][0], n = cases[i][1];
+		void *p, *sentinel = (void *)(uintptr_t)0x5eed5eedu;
+		errno = 0;
+		p = aligned_alloc(al, n);
+		ck_assert_msg(p == NULL && errno == ENOMEM,
+		              "aligned_alloc(%#zx, %#zx) = %p, errno %d", al, n, p, errno);
+		errno = 0;
+		p = memalign(al, n);
+		ck_assert_msg(p == NULL && errno == ENOMEM,
+		              "memalign(%#zx, %#zx) = %p, errno %d", al, n, p, errno);
+		p = sentinel;
+		int r = posix_memalign(&p, al, n);
+		ck_assert_msg(r == ENOMEM && p == sentinel,
+		              "posix_memalign(%#zx, %#zx) = %d, %p", al, n, r, p);
+	}
+	static const size_t big[] = { SIZE_MAX, SIZE_MAX - 100, SIZE_MAX - 4095,
+	                              (size_t)PTRDIFF_MAX + 1 };
+	for (size_t i = 0; i < sizeof big / sizeof *big; i++) {
+		errno = 0;
+		void *p = pvalloc(big[i]);   /* rounding up to a page would wrap */
+		ck_assert_msg(p == NULL && errno == ENOMEM, "pvalloc(%#zx) = %p, errno %d",
+		              big[i], p, errno);
+		errno = 0;
+		p = valloc(big[i]);
+		ck_assert_msg(p == NULL && errno == ENOMEM, "valloc(%#zx) = %p, errno %d",
+		              big[i], p, errno);
+	}
+}
+END_TEST
+
 /* Correct sizes for free_sized / free_aligned_sized never abort. */
 static void sized_frees(void *arg)
 {
@@ -226,6 +267,7 @@ static Suite *aligned_suite(void)
 	tcase_add_test(tc, test_aligned_many);
 	tcase_add_test(tc, test_posix_memalign_einval);
 	tcase_add_test(tc, test_aligned_alloc_einval);
+	tcase_add_test(tc, test_huge_alignment_or_size);
 	tcase_add_test(tc, test_free_sized_correct);
 	tcase_add_test(tc, test_realloc_aligned);
 	suite_add_tcase(s, tc);

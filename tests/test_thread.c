@@ -252,6 +252,62 @@ START_TEST(test_free_after_owner_exit)
 }
 END_TEST
 
+/* ---- churn: threads come and go while their objects live on ----
+ * A shared pool of objects; short-lived threads allocate into it and
+ * take objects out of it (made by threads that may have exited already),
+ * verify and free them.  Exercises frees into abandoned groups and the
+ * adoption of abandoned groups by new threads. */
+
+enum { POOL = 4096 };
+static struct item *pool[POOL];
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *churn_thread(void *arg)
+{
+	uint64_t rng = (uintptr_t)arg * 0x9e3779b97f4a7c15ull | 1;
+	for (int k = 0; k < 3000; k++) {
+		int slot = (int)(rng_next(&rng) % POOL);
+		struct item *fresh = NULL;
+		if (rng_next(&rng) & 1) {
+			fresh = malloc(sizeof *fresh);
+			REQUIRE(fresh != NULL, "malloc");
+			fresh->n = (rng_next(&rng) & 15) ? rng_range(&rng, 1, 1500)
+			                                 : rng_range(&rng, 1500, 150000);
+			fresh->seed = (uint32_t)rng_next(&rng);
+			fresh->p = malloc(fresh->n);
+			REQUIRE(fresh->p != NULL, "malloc(%zu)", fresh->n);
+			fill_pattern(fresh->p, fresh->n, fresh->seed);
+		}
+		pthread_mutex_lock(&pool_lock);
+		struct item *old = pool[slot];
+		pool[slot] = fresh;
+		pthread_mutex_unlock(&pool_lock);
+		if (old) verify_and_free(old);
+	}
+	return NULL;
+}
+
+START_TEST(test_thread_churn)
+{
+	enum { LIVE = 6, GENERATIONS = 60 };
+	pthread_t t[LIVE];
+	for (int i = 0; i < LIVE; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, churn_thread, (void *)(uintptr_t)(i + 1)), 0);
+	/* replace the oldest thread, one at a time, while the others run */
+	for (int g = 0; g < GENERATIONS; g++) {
+		int i = g % LIVE;
+		ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+		ck_assert_int_eq(pthread_create(&t[i], NULL, churn_thread,
+		                                (void *)(uintptr_t)(LIVE + g + 1)), 0);
+	}
+	for (int i = 0; i < LIVE; i++) pthread_join(t[i], NULL);
+	for (int i = 0; i < POOL; i++) {
+		if (pool[i]) verify_and_free(pool[i]);
+		pool[i] = NULL;
+	}
+}
+END_TEST
+
 static Suite *thread_suite(void)
 {
 	Suite *s = suite_create("thread");
@@ -261,6 +317,7 @@ static Suite *thread_suite(void)
 	tcase_add_test(tc, test_realloc_threads);
 	tcase_add_test(tc, test_short_lived_threads);
 	tcase_add_test(tc, test_free_after_owner_exit);
+	tcase_add_test(tc, test_thread_churn);
 	suite_add_tcase(s, tc);
 	return s;
 }
