@@ -123,6 +123,10 @@ ALWAYS_INLINE void release(struct slot *s)
 		h->tc[sc][h->tc_n[sc]++] = s->p;
 		return;
 	}
+	if (unlikely(opt_slow)) {
+		free_hardened(h, s);
+		return;
+	}
 	slot_release(h, m, s->idx);
 }
 

@@ -155,29 +155,34 @@ void *large_alloc(size_t n, size_t align)
 		return 0;
 	}
 	size_t len = page_round(n + 1 + front + (align > PAGE ? align : 0));
-	unsigned char *base = os_map(len);
+	unsigned char *base = opt.guard ? os_map_guarded(len) : os_map(len);
 	if (!base) return 0;
 	unsigned char *p = base + front;
 	if (align > PAGE) {
 		p = (unsigned char *)(((uintptr_t)base + PAGE + align - 1) & -align);
 		unsigned char *nb = p - PAGE, *end = (unsigned char *)page_round((uintptr_t)p + n + 1);
-		if (nb > base) os_unmap(base, nb - base);
-		if (end < base + len) os_unmap(end, base + len - end);
-		len = end - nb;
-		base = nb;
+		if (opt.guard) { /* keep the slack: the guards sit at the ends */
+			p = base + len - page_round(n + 1);
+			p = (unsigned char *)((uintptr_t)p & -align);
+		} else {
+			if (nb > base) os_unmap(base, nb - base);
+			if (end < base + len) os_unmap(end, base + len - end);
+			len = end - nb;
+			base = nb;
+		}
 	}
 	os_lock();
 	struct meta *m = meta_alloc();
 	os_unlock();
 	if (!m) {
-		os_unmap(base, len);
+		opt.guard ? os_unmap_guarded(base, len) : os_unmap(base, len);
 		errno = ENOMEM;
 		return 0;
 	}
 	m->mem = base;
 	m->sc = SC_LARGE;
 	m->cnt = 1;
-	m->mapped = 1;
+	m->mapped = opt.guard ? 2 : 1;
 	m->maplen = len;
 	m->size = n;
 	*(uint32_t *)base = m->index;
@@ -189,10 +194,11 @@ void large_free(struct meta *m)
 {
 	unsigned char *mem = m->mem;
 	size_t len = m->maplen;
+	int guarded = m->mapped == 2;
 	os_lock();
 	meta_free(m);
 	os_unlock();
-	os_unmap(mem, len);
+	guarded ? os_unmap_guarded(mem, len) : os_unmap(mem, len);
 }
 
 void *large_realloc(struct slot *s, size_t n)
@@ -205,6 +211,8 @@ void *large_realloc(struct slot *s, size_t n)
 	}
 	size_t len = page_round(off + n + 1);
 	unsigned char *mem = m->mem;
+	if (m->mapped == 2 && len > m->maplen) return 0; /* caller moves it */
+	if (m->mapped == 2) len = m->maplen;
 	if (len != m->maplen) {
 		mem = os_remap(m->mem, m->maplen, len);
 		if (!mem) return 0;

@@ -164,13 +164,18 @@ HIDDEN void slot_release(struct heap *h, struct meta *m, int idx);
 struct heap {
 	uint8_t tc_n[NCLASS];
 	uint8_t tc_limit[NCLASS];
-	void *tc[NCLASS][TC_CAP];
 	struct meta *cur[NCLASS];   /* ring of groups with free slots */
 	struct meta *full[NCLASS];  /* groups found without free slots */
 	struct meta *spare[NCLASS]; /* one detached empty group kept for reuse */
 	uint16_t ngroups[NCLASS];   /* groups owned, drives new group sizes */
 	_Atomic uint8_t remote_hint[NCLASS]; /* set by remote frees, per class */
 	struct heap *next_free;
+	uint64_t rng;               /* random slot choice (option random) */
+	void **quar;                /* quarantine ring (option quarantine) */
+	uint32_t q_head, q_count;
+	size_t q_bytes;
+	/* last, so that a thread that never frees never touches it */
+	void *tc[NCLASS][TC_CAP];
 };
 
 extern HIDDEN struct heap empty_heap;
@@ -180,6 +185,12 @@ extern HIDDEN __thread struct heap *tl_heap;
 HIDDEN struct heap *heap_get(void);
 HIDDEN void tc_flush(struct heap *h, int sc, int keep);
 HIDDEN int heap_trim(struct heap *h);
+
+/* ---- harden.c: the opt-in checked paths ---- */
+#define Q_CAP 1024
+HIDDEN void *malloc_hardened(int sc, size_t n);
+HIDDEN void free_hardened(struct heap *h, struct slot *s);
+HIDDEN void quarantine_drain(struct heap *h, size_t keep_bytes);
 extern HIDDEN size_t heaps_live, heaps_mapped, meta_bytes_mapped;
 HIDDEN void ring_insert(struct heap *h, int sc, struct meta *m);
 HIDDEN void ring_remove(struct heap *h, int sc, struct meta *m);
@@ -215,6 +226,8 @@ HIDDEN void options_init(void);
 /* ---- os.c ---- */
 HIDDEN void *os_map(size_t len);
 HIDDEN void os_unmap(void *p, size_t len);
+HIDDEN void *os_map_guarded(size_t len);
+HIDDEN void os_unmap_guarded(void *p, size_t len);
 HIDDEN void *os_remap(void *p, size_t old, size_t len);
 HIDDEN void os_lock(void);
 HIDDEN void os_unlock(void);

@@ -38,6 +38,7 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t n)
 	struct heap *h = tl_heap;
 	unsigned k = h->tc_n[sc];
 	if (likely(k)) return tc_pop(h, sc, k, n);
+	if (unlikely(opt_slow)) return malloc_hardened(sc, n);
 	struct meta *m = h->cur[sc];
 	uint32_t a = m->avail;
 	if (likely(a)) {

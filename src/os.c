@@ -41,6 +41,21 @@ void *os_map(size_t len)
 	return p;
 }
 
+/* A mapping of len bytes between two PROT_NONE guard pages. */
+void *os_map_guarded(size_t len)
+{
+	unsigned char *p = os_map(len + 2 * PAGE);
+	if (!p) return 0;
+	mprotect(p, PAGE, PROT_NONE);
+	mprotect(p + PAGE + len, PAGE, PROT_NONE);
+	return p + PAGE;
+}
+
+void os_unmap_guarded(void *p, size_t len)
+{
+	os_unmap((char *)p - PAGE, len + 2 * PAGE);
+}
+
 void os_unmap(void *p, size_t len)
 {
 	int e = errno;

@@ -13,6 +13,7 @@
  * lists where any thread can adopt them.
  */
 #include <pthread.h>
+#include <string.h>
 #include "internal.h"
 
 HIDDEN struct meta dummy_meta;
@@ -28,11 +29,14 @@ static int heap_key_ok;
 
 static void heap_init(struct heap *h)
 {
-	*h = (struct heap){ 0 };
+	void **quar = h->quar;      /* kept across reuse of the heap */
+	memset(h, 0, offsetof(struct heap, tc));
+	h->quar = quar;
+	h->rng = secret ^ (uintptr_t)h;
 	for (int i = 0; i < NCLASS; i++) {
 		uint32_t s = class_stride[i];
 		h->cur[i] = &dummy_meta;
-		h->tc_limit[i] = s <= 1024 ? TC_CAP : s <= 8192 ? TC_CAP / 2 : s <= 32768 ? TC_CAP / 4 : 0;
+		h->tc_limit[i] = opt_slow ? 0 : s <= 1024 ? TC_CAP : s <= 8192 ? TC_CAP / 2 : s <= 32768 ? TC_CAP / 4 : 0;
 	}
 }
 
@@ -67,6 +71,7 @@ static void heap_destroy(void *arg)
 {
 	struct heap *h = arg;
 	struct meta *release = 0;
+	quarantine_drain(h, 0);
 	for (int sc = 0; sc < NCLASS; sc++) tc_flush(h, sc, 0);
 	if (tl_heap == h) tl_heap = &empty_heap;
 	os_lock();
@@ -129,6 +134,7 @@ struct heap *heap_get(void)
 	os_unlock();
 	if (!h) return 0;
 	heap_init(h);
+	if (opt.quarantine && !h->quar) h->quar = os_map(Q_CAP * sizeof(void *));
 	tl_heap = h;
 	if (heap_key_ok) pthread_setspecific(heap_key, h);
 	return h;
@@ -140,6 +146,7 @@ int heap_trim(struct heap *h)
 {
 	int released = 0;
 	if (h == &empty_heap) return 0;
+	quarantine_drain(h, 0);
 	for (int sc = 0; sc < NCLASS; sc++) tc_flush(h, sc, 0);
 	for (int sc = 0; sc < NCLASS; sc++) {
 		struct meta *m = h->spare[sc];

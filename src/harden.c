@@ -1,0 +1,91 @@
+/* harden.c - the opt-in checked paths (MALLOCNG_OPTIONS junk, zero_free,
+ * random, quarantine; the `hardened` preset).
+ *
+ * When any of them is on, thread caches are disabled (tc_limit 0), so every
+ * malloc that is not served by the cache reaches malloc_hardened and every
+ * free reaches free_hardened; the default fast paths carry no test for them.
+ *
+ * Quarantine: a freed slot is filled with JUNK_FREE and parked in a
+ * per-thread FIFO of at most Q_CAP slots and opt.quarantine bytes before it
+ * goes back to its group; when it leaves, the fill must be intact, so a
+ * write after free to a quarantined slot is caught.
+ */
+#include <string.h>
+#include "internal.h"
+
+#define JUNK_ALLOC 0xa5
+#define JUNK_FREE 0x5a
+
+static uint64_t next_random(struct heap *h)
+{
+	uint64_t x = h->rng;
+	x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+	return h->rng = x;
+}
+
+void *malloc_hardened(int sc, size_t n)
+{
+	struct heap *h = tl_heap;
+	struct meta *m = h->cur[sc];
+	unsigned char *p;
+	uint32_t a = m->avail;
+	if (a && opt.random && h != &empty_heap) {
+		int k = __builtin_popcount(a), pick = next_random(h) % k;
+		while (pick--) a &= a - 1;
+		int idx = __builtin_ctz(a);
+		m->avail &= ~(1u << idx);
+		p = enframe(m, idx, n);
+	} else if (a) {
+		m->avail = a & (a - 1);
+		p = enframe(m, __builtin_ctz(a), n);
+	} else {
+		p = malloc_slow(sc, n);
+	}
+	if (p && opt.junk) memset(p, JUNK_ALLOC, n);
+	return p;
+}
+
+static size_t slot_size_of(void *p)
+{
+	return (size_t)((*header_of(p) ^ H_FREED) & H_LOW) >> 30;
+}
+
+static void release_to_group(struct heap *h, unsigned char *p)
+{
+	uint64_t hdr = *header_of(p) ^ H_FREED;
+	unsigned char *base = p - (hdr & 0xffffff) * UNIT;
+	uint32_t mi = *(uint32_t *)base;
+	struct meta *m = (struct meta *)meta_areas[mi >> AREA_SHIFT] + (mi & (AREA_RECS - 1));
+	if (m->mem != base) fail("corrupted metadata", p);
+	slot_release(h, m, (hdr >> 24) & 31);
+}
+
+void quarantine_drain(struct heap *h, size_t keep_bytes)
+{
+	while (h->q_count && (h->q_bytes > keep_bytes || h->q_count == Q_CAP)) {
+		unsigned char *p = h->quar[h->q_head];
+		h->q_head = (h->q_head + 1) % Q_CAP;
+		h->q_count--;
+		if (!header_ok(*header_of(p) ^ H_FREED, p)) fail("write after free", p);
+		size_t n = slot_size_of(p);
+		h->q_bytes -= n;
+		for (size_t i = 0; i < n; i++)
+			if (p[i] != JUNK_FREE) fail("write after free", p);
+		release_to_group(h, p);
+	}
+}
+
+void free_hardened(struct heap *h, struct slot *s)
+{
+	if (opt.zero_free) memset(s->p, 0, s->n);
+	if (h->quar && !s->aligned) {
+		memset(s->p, JUNK_FREE, s->n);
+		h->quar[(h->q_head + h->q_count) % Q_CAP] = s->p;
+		h->q_count++;
+		h->q_bytes += s->n;
+		quarantine_drain(h, opt.quarantine);
+		return;
+	}
+	if (opt.junk && !opt.zero_free) memset(s->p, JUNK_FREE, s->n);
+	slot_release(h, s->meta, s->idx);
+}
