@@ -241,6 +241,16 @@ static void usable_after_realloc(void *arg)
 			REQUIRE(p != NULL, "realloc");
 			memset(p, 0xcc, malloc_usable_size(p));
 			free(p);
+			/* the same from an over-aligned object */
+			p = aligned_alloc(256 << (a % 5), sizes[a]);
+			REQUIRE(p != NULL, "aligned_alloc");
+			memset(p, 0xaa, malloc_usable_size(p));
+			p = realloc(p, sizes[b]);
+			REQUIRE(p != NULL, "realloc");
+			u = malloc_usable_size(p);
+			REQUIRE(u >= sizes[b], "usable %zu < %zu after realloc", u, sizes[b]);
+			memset(p, 0xbb, u);
+			free(p);
 		}
 }
 

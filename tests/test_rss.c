@@ -136,6 +136,43 @@ START_TEST(test_repeated_cycles)
 }
 END_TEST
 
+/* Allocation/free cycles that create and destroy mappings and metadata
+ * (large objects, aligned large objects, whole groups of every class):
+ * the address space must not keep growing (no leak of mappings or of
+ * metadata records). */
+START_TEST(test_cycles_no_growth)
+{
+	uint64_t rng = 5;
+	void *live[4] = { 0 };
+	long vsz0 = 0, rss0 = 0;
+	for (int k = 0; k < 60000; k++) {
+		if (k == 2000) { vsz0 = vm_size_kib(); rss0 = vm_rss_kib(); }
+		int i = k & 3;
+		free(live[i]);
+		size_t r = rng_next(&rng) % 4;
+		size_t n = rng_range(&rng, 140000, 1 << 20);
+		live[i] = r == 0 ? aligned_alloc((size_t)1 << rng_range(&rng, 12, 21), n)
+		        : r == 1 ? calloc(1, n) : malloc(n);
+		REQUIRE(live[i] != NULL, "allocation of %zu failed at cycle %d", n, k);
+		((char *)live[i])[n - 1] = 1;
+		/* and a whole group of some class, allocated and freed */
+		if ((k & 7) == 0) {
+			void *g[40];
+			size_t m = rng_range(&rng, 1, 20000);
+			for (int j = 0; j < 40; j++) {
+				g[j] = malloc(m);
+				REQUIRE(g[j] != NULL, "malloc(%zu)", m);
+			}
+			for (int j = 0; j < 40; j++) free(g[j]);
+		}
+	}
+	for (int i = 0; i < 4; i++) free(live[i]);
+	long vsz = vm_size_kib(), rss = vm_rss_kib();
+	ck_assert_msg(vsz - vsz0 <= 4096, "VmSize grew from %ld kB to %ld kB", vsz0, vsz);
+	ck_assert_msg(rss - rss0 <= 4096, "VmRSS grew from %ld kB to %ld kB", rss0, rss);
+}
+END_TEST
+
 static Suite *rss_suite(void)
 {
 	Suite *s = suite_create("rss");
@@ -147,6 +184,7 @@ static Suite *rss_suite(void)
 	tcase_add_test(tc, test_mixed_interleaved);
 	tcase_add_test(tc, test_freed_after_thread_exit);
 	tcase_add_test(tc, test_repeated_cycles);
+	tcase_add_test(tc, test_cycles_no_growth);
 	suite_add_tcase(s, tc);
 	return s;
 }

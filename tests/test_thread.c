@@ -37,6 +37,17 @@ static void verify_and_free(struct item *it)
 	size_t bad = check_pattern(it->p, it->n, it->seed);
 	REQUIRE(bad == it->n, "object %p (%zu bytes) corrupted at offset %zu",
 	              (void *)it->p, it->n, bad);
+	if (it->seed & 1) {
+		/* realloc an object another thread allocated: grow or shrink */
+		size_t m = (it->seed & 2) ? it->n / 2 + 1 : it->n * 2 + 100;
+		size_t keep = m < it->n ? m : it->n;
+		unsigned char *q = realloc(it->p, m);
+		REQUIRE(q != NULL, "realloc(%zu)", m);
+		REQUIRE(check_pattern(q, keep, it->seed) == keep,
+		        "cross-thread realloc %zu -> %zu lost content", it->n, m);
+		memset(q, 0x7e, m);
+		it->p = q;
+	}
 	free(it->p);
 	free(it);   /* the queue node was allocated by the other thread too */
 }
