@@ -20,6 +20,7 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s)
 {
 	unsigned char *p = ptr;
 	if ((uintptr_t)p & (UNIT - 1)) fail("invalid pointer", p);
+	if (unlikely(((uintptr_t)p & (PAGE - 1)) <= GROUP_HDR) && is_tomb(p)) fail("double free", p);
 	uint64_t hdr = *header_of(p), low = hdr & H_LOW;
 	if (unlikely(!header_ok(hdr, p))) {
 		if ((low & H_FREED) && header_ok(hdr ^ H_FREED, p)) fail("double free", p);
@@ -107,6 +108,7 @@ ALWAYS_INLINE void release(struct slot *s)
 	struct meta *m = s->meta;
 	*header_of(s->p) ^= H_FREED;
 	if (m->sc == SC_LARGE) {
+		tomb_set(s->p);
 		large_free(m);
 		return;
 	}

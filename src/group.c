@@ -214,8 +214,12 @@ void *large_realloc(struct slot *s, size_t n)
 	if (m->mapped == 2 && len > m->maplen) return 0; /* caller moves it */
 	if (m->mapped == 2) len = m->maplen;
 	if (len != m->maplen) {
+		tomb_set(s->p);         /* the old address dies if the mapping moves */
 		mem = os_remap(m->mem, m->maplen, len);
-		if (!mem) return 0;
+		if (!mem) {
+			tomb_clear(s->p, 1);
+			return 0;
+		}
 	}
 	unsigned char *p = mem + off;
 	m->mem = mem;

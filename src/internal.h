@@ -227,6 +227,15 @@ HIDDEN void options_init(void);
 HIDDEN void *os_map(size_t len);
 HIDDEN void os_unmap(void *p, size_t len);
 HIDDEN void *os_map_guarded(size_t len);
+#define TOMBS 64
+extern HIDDEN _Atomic uintptr_t tombstones[TOMBS];
+HIDDEN void tomb_set(const void *p);
+HIDDEN void tomb_clear(const void *p, size_t len);
+static inline int is_tomb(const void *p)
+{
+	return atomic_load_explicit(&tombstones[((uintptr_t)p >> 12) % TOMBS],
+				    memory_order_relaxed) == (uintptr_t)p;
+}
 HIDDEN void os_unmap_guarded(void *p, size_t len);
 HIDDEN void *os_remap(void *p, size_t old, size_t len);
 HIDDEN void os_lock(void);

@@ -23,6 +23,26 @@ static int inject_failure(void)
 	return atomic_fetch_add(&os_count.map_calls, 1) + 1 >= opt.fail_mmap;
 }
 
+/* Tombstones: user pointers of large objects recently unmapped, so that a
+ * second free of one is reported instead of faulting on its header.  An
+ * entry is set before the unmap and cleared by any later mapping that
+ * covers it, so it never names memory that is mapped again. */
+HIDDEN _Atomic uintptr_t tombstones[TOMBS];
+
+void tomb_set(const void *p)
+{
+	atomic_store(&tombstones[((uintptr_t)p >> 12) % TOMBS], (uintptr_t)p);
+}
+
+void tomb_clear(const void *p, size_t len)
+{
+	for (int i = 0; i < TOMBS; i++) {
+		uintptr_t t = atomic_load_explicit(&tombstones[i], memory_order_relaxed);
+		if (t && t - (uintptr_t)p < len)
+			atomic_compare_exchange_strong(&tombstones[i], &t, 0);
+	}
+}
+
 void *os_map(size_t len)
 {
 	int e = errno;
@@ -36,6 +56,7 @@ void *os_map(size_t len)
 		return 0;
 	}
 	errno = e;
+	tomb_clear(p, len);
 	atomic_fetch_add_explicit(&os_count.mmaps, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&os_count.mapped, len, memory_order_relaxed);
 	return p;
@@ -78,6 +99,7 @@ void *os_remap(void *p, size_t old, size_t len)
 		return 0;
 	}
 	errno = e;
+	tomb_clear(q, len);
 	atomic_fetch_add_explicit(&os_count.mremaps, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&os_count.mapped, len - old, memory_order_relaxed);
 	return q;
