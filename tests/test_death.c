@@ -25,23 +25,87 @@ static void double_free_sized(void *arg)
 
 START_TEST(test_double_free_small)
 {
+	struct soft soft = { 0 };
 	static const size_t n[] = { 0, 1, 24, 100, 1000, 4000, 20000, 100000 };
 	for (size_t i = 0; i < sizeof n / sizeof *n; i++) {
 		char name[64];
 		snprintf(name, sizeof name, "double free of malloc(%zu)", n[i]);
-		expect_abort(name, double_free_sized, ARG(n[i]), "double free", NULL);
+		soft_expect_abort(&soft, name, double_free_sized, ARG(n[i]), "double free", NULL);
 	}
+	soft_check(&soft);
 }
 END_TEST
 
 START_TEST(test_double_free_large)
 {
-	expect_abort("double free of 1 MiB", double_free_sized, ARG(1 << 20),
+	struct soft soft = { 0 };
+	soft_expect_abort(&soft, "double free of 1 MiB", double_free_sized, ARG(1 << 20),
 	             "double free", NULL);
-	expect_abort("double free of 300000", double_free_sized, ARG(300000),
+	soft_expect_abort(&soft, "double free of 300000", double_free_sized, ARG(300000),
 	             "double free", NULL);
-	expect_abort("double free of 8 MiB", double_free_sized, ARG(8 << 20),
+	soft_expect_abort(&soft, "double free of 8 MiB", double_free_sized, ARG(8 << 20),
 	             "double free", NULL);
+	soft_check(&soft);
+}
+END_TEST
+
+/* Large objects at other offsets in their mapping (over-aligned). */
+static void double_free_aligned(void *arg)
+{
+	size_t al = VAL(arg) >> 32, n = VAL(arg) & 0xffffffff;
+	char *p = aligned_alloc(al, n);
+	memset(p, 1, n);
+	free(p);
+	free(OPAQUE(p));
+}
+
+START_TEST(test_double_free_large_aligned)
+{
+	struct soft soft = { 0 };
+	static const size_t cases[][2] = {
+		{ 32, 1 << 20 }, { 64, 1 << 20 }, { 256, 300000 }, { 2048, 1 << 20 },
+		{ 4096, 1 << 20 }, { 65536, 1 << 20 }, { 1 << 21, 1 << 20 }, { 64, 100 },
+		{ 4096, 100 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		char name[96];
+		snprintf(name, sizeof name, "double free of aligned_alloc(%zu, %zu)",
+		         cases[i][0], cases[i][1]);
+		soft_expect_abort(&soft, name, double_free_aligned,
+		             ARG((uint64_t)cases[i][0] << 32 | cases[i][1]), "double free", NULL);
+	}
+	soft_check(&soft);
+}
+END_TEST
+
+/* realloc moved a large object to a small slot (and freed the mapping):
+ * the old pointer is dead. */
+static void free_after_realloc_moved(void *arg)
+{
+	char *p = malloc(VAL(arg));
+	memset(p, 1, 100);
+	char *q = realloc(p, 64);
+	(void)q;
+	free(OPAQUE(p));
+}
+
+static void realloc_after_large_free(void *arg)
+{
+	char *p = malloc(VAL(arg));
+	free(p);
+	p = realloc(OPAQUE(p), 10);
+}
+
+START_TEST(test_large_use_after_free)
+{
+	struct soft soft = { 0 };
+	soft_expect_abort(&soft, "free of a large object's old pointer after realloc moved it",
+	             free_after_realloc_moved, ARG(1 << 20), "double free", NULL);
+	soft_expect_abort(&soft, "free of a small object's old pointer after realloc moved it",
+	             free_after_realloc_moved, ARG(5000), "double free", NULL);
+	soft_expect_abort(&soft, "realloc of a freed large object", realloc_after_large_free,
+	             ARG(1 << 20), NULL, NULL);
+	soft_check(&soft);
 }
 END_TEST
 
@@ -55,14 +119,16 @@ static void double_free_addr(void *arg)
 
 START_TEST(test_double_free_reports_address)
 {
+	struct soft soft = { 0 };
 	static const size_t n[] = { 48, 5000, 1 << 20 };
 	for (size_t i = 0; i < sizeof n / sizeof *n; i++) {
 		char *p = malloc(n[i]), name[64];
 		ck_assert_ptr_nonnull(p);
 		snprintf(name, sizeof name, "double free address (%zu)", n[i]);
-		expect_abort(name, double_free_addr, p, "double free", p);
+		soft_expect_abort(&soft, name, double_free_addr, p, "double free", p);
 		free(p);   /* the parent's copy is still live */
 	}
+	soft_check(&soft);
 }
 END_TEST
 
@@ -84,10 +150,12 @@ static void double_free_intervening(void *arg)
 
 START_TEST(test_double_free_intervening)
 {
-	expect_abort("double free after other frees (48)", double_free_intervening,
+	struct soft soft = { 0 };
+	soft_expect_abort(&soft, "double free after other frees (48)", double_free_intervening,
 	             ARG(48), "double free", NULL);
-	expect_abort("double free after other frees (700)", double_free_intervening,
+	soft_expect_abort(&soft, "double free after other frees (700)", double_free_intervening,
 	             ARG(700), "double free", NULL);
+	soft_check(&soft);
 }
 END_TEST
 
@@ -106,10 +174,12 @@ static void double_free_after_flush(void *arg)
 
 START_TEST(test_double_free_after_flush)
 {
-	expect_abort("double free after 400 frees (32)", double_free_after_flush,
+	struct soft soft = { 0 };
+	soft_expect_abort(&soft, "double free after 400 frees (32)", double_free_after_flush,
 	             ARG(32), "double free", NULL);
-	expect_abort("double free after 400 frees (2000)", double_free_after_flush,
+	soft_expect_abort(&soft, "double free after 400 frees (2000)", double_free_after_flush,
 	             ARG(2000), "double free", NULL);
+	soft_check(&soft);
 }
 END_TEST
 
@@ -144,12 +214,14 @@ static void double_free_cross_thread2(void *arg)
 
 START_TEST(test_double_free_cross_thread)
 {
-	expect_abort("free in thread, then in main (64)", double_free_cross_thread,
+	struct soft soft = { 0 };
+	soft_expect_abort(&soft, "free in thread, then in main (64)", double_free_cross_thread,
 	             ARG(64), "double free", NULL);
-	expect_abort("free in thread, then in main (3000)", double_free_cross_thread,
+	soft_expect_abort(&soft, "free in thread, then in main (3000)", double_free_cross_thread,
 	             ARG(3000), "double free", NULL);
-	expect_abort("free in main, then in thread (64)", double_free_cross_thread2,
+	soft_expect_abort(&soft, "free in main, then in thread (64)", double_free_cross_thread2,
 	             ARG(64), "double free", NULL);
+	soft_check(&soft);
 }
 END_TEST
 
@@ -204,33 +276,39 @@ static void free_interior_ff(void *arg)
 
 START_TEST(test_free_stack)
 {
-	expect_abort("free of a stack address (zeros)", free_stack, ARG(0), NULL, NULL);
-	expect_abort("free of a stack address (0xff)", free_stack, ARG(0xff), NULL, NULL);
-	expect_abort("free of a stack address (0x5a)", free_stack, ARG(0x5a), NULL, NULL);
+	struct soft soft = { 0 };
+	soft_expect_abort(&soft, "free of a stack address (zeros)", free_stack, ARG(0), NULL, NULL);
+	soft_expect_abort(&soft, "free of a stack address (0xff)", free_stack, ARG(0xff), NULL, NULL);
+	soft_expect_abort(&soft, "free of a stack address (0x5a)", free_stack, ARG(0x5a), NULL, NULL);
+	soft_check(&soft);
 }
 END_TEST
 
 START_TEST(test_free_global)
 {
-	expect_abort("free of a global (zeros)", free_global, ARG(0), NULL, gbuf + 128);
-	expect_abort("free of a global (0xa5)", free_global, ARG(0xa5), NULL, gbuf + 128);
+	struct soft soft = { 0 };
+	soft_expect_abort(&soft, "free of a global (zeros)", free_global, ARG(0), NULL, gbuf + 128);
+	soft_expect_abort(&soft, "free of a global (0xa5)", free_global, ARG(0xa5), NULL, gbuf + 128);
+	soft_check(&soft);
 }
 END_TEST
 
 START_TEST(test_free_interior)
 {
+	struct soft soft = { 0 };
 	static const size_t n[] = { 32, 100, 5000, 1 << 20 };
 	for (size_t i = 0; i < sizeof n / sizeof *n; i++) {
 		char name[64];
 		snprintf(name, sizeof name, "free(p+16) of malloc(%zu)", n[i]);
-		expect_abort(name, free_interior, ARG(n[i] << 16 | 16), NULL, NULL);
-		expect_abort(name, free_interior_ff, ARG(n[i] << 16 | 16), NULL, NULL);
+		soft_expect_abort(&soft, name, free_interior, ARG(n[i] << 16 | 16), NULL, NULL);
+		soft_expect_abort(&soft, name, free_interior_ff, ARG(n[i] << 16 | 16), NULL, NULL);
 		snprintf(name, sizeof name, "free(p+8) of malloc(%zu)", n[i]);
-		expect_abort(name, free_interior, ARG(n[i] << 16 | 8), NULL, NULL);
-		expect_abort(name, free_interior_ff, ARG(n[i] << 16 | 8), NULL, NULL);
+		soft_expect_abort(&soft, name, free_interior, ARG(n[i] << 16 | 8), NULL, NULL);
+		soft_expect_abort(&soft, name, free_interior_ff, ARG(n[i] << 16 | 8), NULL, NULL);
 		snprintf(name, sizeof name, "free(p+1) of malloc(%zu)", n[i]);
-		expect_abort(name, free_interior, ARG(n[i] << 16 | 1), NULL, NULL);
+		soft_expect_abort(&soft, name, free_interior, ARG(n[i] << 16 | 1), NULL, NULL);
 	}
+	soft_check(&soft);
 }
 END_TEST
 
@@ -243,8 +321,10 @@ static void usable_stack(void *arg)
 
 START_TEST(test_usable_size_stack)
 {
-	expect_abort("malloc_usable_size of a stack pointer", usable_stack, ARG(0), NULL, NULL);
-	expect_abort("malloc_usable_size of a stack pointer", usable_stack, ARG(0x77), NULL, NULL);
+	struct soft soft = { 0 };
+	soft_expect_abort(&soft, "malloc_usable_size of a stack pointer", usable_stack, ARG(0), NULL, NULL);
+	soft_expect_abort(&soft, "malloc_usable_size of a stack pointer", usable_stack, ARG(0x77), NULL, NULL);
+	soft_check(&soft);
 }
 END_TEST
 
@@ -268,6 +348,7 @@ static void clobber_header(void *arg)
 
 START_TEST(test_clobbered_header)
 {
+	struct soft soft = { 0 };
 	static const uint64_t garbage[] = {
 		0, ~0ull, 0x4141414141414141ull, 0xdeadbeefcafebabeull, 1,
 	};
@@ -279,16 +360,17 @@ START_TEST(test_clobbered_header)
 			char name[96];
 			snprintf(name, sizeof name, "header of malloc(%zu) = 0x%llx",
 			         n[k], (unsigned long long)garbage[i]);
-			expect_abort(name, clobber_header, &c, NULL, NULL);
+			soft_expect_abort(&soft, name, clobber_header, &c, NULL, NULL);
 		}
 		for (size_t i = 0; i < sizeof bits / sizeof *bits; i++) {
 			struct clobber c = { n[k], 0, bits[i] };
 			char name[96];
 			snprintf(name, sizeof name, "header of malloc(%zu), bit %d flipped",
 			         n[k], bits[i]);
-			expect_abort(name, clobber_header, &c, NULL, NULL);
+			soft_expect_abort(&soft, name, clobber_header, &c, NULL, NULL);
 		}
 	}
+	soft_check(&soft);
 }
 END_TEST
 
@@ -302,6 +384,7 @@ static void forge_header(void *arg)
 
 START_TEST(test_forged_header)
 {
+	struct soft soft = { 0 };
 	static const size_t pairs[][2] = {
 		{ 40, 40 }, { 100, 40 }, { 40, 3000 }, { 3000, 3000 },
 		{ 1 << 20, 40 }, { 40, 1 << 20 }, { 1 << 20, 1 << 20 },
@@ -310,9 +393,10 @@ START_TEST(test_forged_header)
 		char name[96];
 		snprintf(name, sizeof name, "header of malloc(%zu) copied onto malloc(%zu)",
 		         pairs[i][0], pairs[i][1]);
-		expect_abort(name, forge_header,
+		soft_expect_abort(&soft, name, forge_header,
 		             ARG((uint64_t)pairs[i][0] << 32 | pairs[i][1]), NULL, NULL);
 	}
+	soft_check(&soft);
 }
 END_TEST
 
@@ -370,26 +454,29 @@ static void overflow_after_realloc(void *arg)
 
 START_TEST(test_overflow_free)
 {
+	struct soft soft = { 0 };
 	static const size_t n[] = { 1, 13, 100, 1000, 5000, 0, 8, 16, 31, 4096, 70000, 131000 };
 	for (size_t i = 0; i < sizeof n / sizeof *n; i++) {
 		char name[64];
 		snprintf(name, sizeof name, "p[%zu] overwritten, free", n[i]);
-		expect_abort(name, overflow_free, ARG(n[i]), "heap overflow", NULL);
+		soft_expect_abort(&soft, name, overflow_free, ARG(n[i]), "heap overflow", NULL);
 	}
 	for (size_t i = 0; i < 5; i++) {
 		char name[64];
 		snprintf(name, sizeof name, "calloc'ed p[%zu] overwritten", n[i]);
-		expect_abort(name, overflow_calloc, ARG(n[i]), "heap overflow", NULL);
+		soft_expect_abort(&soft, name, overflow_calloc, ARG(n[i]), "heap overflow", NULL);
 		snprintf(name, sizeof name, "aligned_alloc'ed p[%zu] overwritten", n[i]);
-		expect_abort(name, overflow_aligned, ARG(n[i]), "heap overflow", NULL);
+		soft_expect_abort(&soft, name, overflow_aligned, ARG(n[i]), "heap overflow", NULL);
 		snprintf(name, sizeof name, "realloc'ed p[%zu] overwritten", n[i]);
-		expect_abort(name, overflow_after_realloc, ARG(n[i]), "heap overflow", NULL);
+		soft_expect_abort(&soft, name, overflow_after_realloc, ARG(n[i]), "heap overflow", NULL);
 	}
+	soft_check(&soft);
 }
 END_TEST
 
 START_TEST(test_overflow_realloc)
 {
+	struct soft soft = { 0 };
 	static const size_t nm[][2] = {
 		{ 13, 26 }, { 13, 5 }, { 100, 1000 }, { 1000, 100000 }, { 5000, 300000 },
 		{ 1000, 1000 },
@@ -398,9 +485,10 @@ START_TEST(test_overflow_realloc)
 		char name[64];
 		snprintf(name, sizeof name, "p[%zu] overwritten, realloc to %zu",
 		         nm[i][0], nm[i][1]);
-		expect_abort(name, overflow_realloc,
+		soft_expect_abort(&soft, name, overflow_realloc,
 		             ARG((uint64_t)nm[i][1] << 32 | nm[i][0]), "heap overflow", NULL);
 	}
+	soft_check(&soft);
 }
 END_TEST
 
@@ -423,6 +511,7 @@ static void aligned_sized_wrong(void *arg)
 
 START_TEST(test_free_sized_mismatch)
 {
+	struct soft soft = { 0 };
 	static const size_t nm[][2] = {
 		{ 100, 101 }, { 100, 99 }, { 100, 0 }, { 1, 2 }, { 24, 25 },
 		{ 5000, 5008 }, { 1 << 20, (1 << 20) + 1 }, { 1 << 20, (1 << 20) - 1 },
@@ -431,11 +520,12 @@ START_TEST(test_free_sized_mismatch)
 	for (size_t i = 0; i < sizeof nm / sizeof *nm; i++) {
 		char name[64];
 		snprintf(name, sizeof name, "free_sized(malloc(%zu), %zu)", nm[i][0], nm[i][1]);
-		expect_abort(name, sized_wrong, ARG((uint64_t)nm[i][1] << 32 | nm[i][0]),
+		soft_expect_abort(&soft, name, sized_wrong, ARG((uint64_t)nm[i][1] << 32 | nm[i][0]),
 		             "size mismatch", NULL);
 	}
-	expect_abort("free_aligned_sized(aligned_alloc(256, 100), 256, 120)",
+	soft_expect_abort(&soft, "free_aligned_sized(aligned_alloc(256, 100), 256, 120)",
 	             aligned_sized_wrong, ARG((uint64_t)120 << 32 | 100), "size mismatch", NULL);
+	soft_check(&soft);
 }
 END_TEST
 
@@ -469,6 +559,8 @@ static Suite *death_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_double_free_small);
 	tcase_add_test(tc, test_double_free_large);
+	tcase_add_test(tc, test_double_free_large_aligned);
+	tcase_add_test(tc, test_large_use_after_free);
 	tcase_add_test(tc, test_double_free_reports_address);
 	tcase_add_test(tc, test_double_free_intervening);
 	tcase_add_test(tc, test_double_free_after_flush);

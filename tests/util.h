@@ -66,6 +66,18 @@ void expect_abort_at(const char *file, int line, const char *name,
                      child_fn fn, void *arg, const char *words,
                      const void *addr);
 
+/* The same, but a mismatch is only recorded in `soft` so that a test can
+ * run all its cases and report every failing one; soft_check() asserts. */
+struct soft { int failed; size_t len; char text[8192]; };
+#define soft_expect_abort(soft, name, fn, arg, words, addr) \
+	soft_expect_abort_at(soft, __FILE__, __LINE__, name, fn, arg, words, addr)
+void soft_expect_abort_at(struct soft *soft, const char *file, int line,
+                          const char *name, child_fn fn, void *arg,
+                          const char *words, const void *addr);
+#define soft_check(soft) \
+	ck_assert_msg((soft)->failed == 0, "%d case(s) failed:\n%s", \
+	              (soft)->failed, (soft)->text)
+
 /* Check assertion: fn(arg) must return normally (exit 0) and must not
  * print any "mallocng: " diagnostic. */
 #define expect_clean_exit(name, fn, arg, timeout_s) \
