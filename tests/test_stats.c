@@ -1,0 +1,232 @@
+/* test_stats.c - mallocng_get_stats, mallocng_print_stats, mallocng_heap_map
+ * (the statistics API documented in mallocng(3)). */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <malloc.h>
+#include "mallocng.h"
+#include "util.h"
+
+static void snap(struct mallocng_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	st->size = sizeof *st;
+	int r = mallocng_get_stats(st);
+	REQUIRE(r == 0, "mallocng_get_stats failed: %d", r);
+}
+
+static size_t class_sum(const struct mallocng_stats *st, int what)
+{
+	size_t s = 0;
+	for (int i = 0; i < MALLOCNG_NCLASS; i++)
+		s += what == 0 ? st->classes[i].bytes_live : st->classes[i].slots_used;
+	return s;
+}
+
+START_TEST(test_versioned_struct)
+{
+	struct mallocng_stats st;
+	snap(&st);
+	ck_assert_uint_eq(st.size, sizeof st);
+	ck_assert_uint_eq(st.version, MALLOCNG_STATS_VERSION);
+
+	/* too small for the fixed fields: EINVAL */
+	static const size_t small[] = { 0, 1, sizeof(size_t), offsetof(struct mallocng_stats, classes) - 1 };
+	for (size_t i = 0; i < sizeof small / sizeof *small; i++) {
+		memset(&st, 0, sizeof st);
+		st.size = small[i];
+		errno = 0;
+		ck_assert_int_eq(mallocng_get_stats(&st), -1);
+		ck_assert_int_eq(errno, EINVAL);
+	}
+
+	/* an older caller (no classes array): exactly its bytes are written */
+	unsigned char buf[sizeof st + 256];
+	size_t fixed = offsetof(struct mallocng_stats, classes);
+	memset(buf, 0xa5, sizeof buf);
+	struct mallocng_stats *p = (struct mallocng_stats *)buf;
+	p->size = fixed;
+	ck_assert_int_eq(mallocng_get_stats(p), 0);
+	ck_assert_uint_eq(p->size, fixed);
+	ck_assert_uint_eq(p->version, MALLOCNG_STATS_VERSION);
+	ck_assert_uint_eq(check_bytes(buf + fixed, sizeof buf - fixed, 0xa5), sizeof buf - fixed);
+
+	/* a newer caller (bigger struct): the library fills only its own */
+	memset(buf, 0xa5, sizeof buf);
+	p->size = sizeof buf;
+	ck_assert_int_eq(mallocng_get_stats(p), 0);
+	ck_assert_uint_eq(p->size, sizeof st);
+	ck_assert_uint_eq(check_bytes(buf + sizeof st, 256, 0xa5), 256);
+}
+END_TEST
+
+START_TEST(test_small_accounting)
+{
+	enum { N = 1000 };
+	static void *v[N];
+	struct mallocng_stats s0, s1, s2;
+	snap(&s0);
+	for (int i = 0; i < N; i++) {
+		v[i] = malloc(100);
+		REQUIRE(v[i] != NULL, "malloc");
+	}
+	snap(&s1);
+	for (int i = 0; i < N; i++) free(v[i]);
+	snap(&s2);
+
+	ck_assert_uint_eq(s1.objects_live - s0.objects_live, N);
+	ck_assert_uint_eq(s1.bytes_live - s0.bytes_live, N * 100);
+	ck_assert_uint_eq(class_sum(&s1, 0) - class_sum(&s0, 0), N * 100);
+	ck_assert_uint_eq(class_sum(&s1, 1) - class_sum(&s0, 1), N);
+	ck_assert_uint_ge(s1.bytes_slots - s0.bytes_slots, N * (100 + 9));
+	/* freed objects are no longer live, cached or not */
+	ck_assert_uint_eq(s2.objects_live, s0.objects_live);
+	ck_assert_uint_eq(s2.bytes_live, s0.bytes_live);
+	ck_assert_uint_eq(class_sum(&s2, 0), class_sum(&s0, 0));
+	ck_assert_uint_eq(class_sum(&s2, 1), class_sum(&s0, 1));
+	for (int i = 0; i < MALLOCNG_NCLASS; i++) {
+		const struct mallocng_class_stats *c = &s1.classes[i];
+		ck_assert_uint_le(c->slots_used + c->slots_cached, c->slots);
+		ck_assert_uint_le(c->bytes_live, c->slots_used * c->slot_size);
+		if (i) ck_assert_uint_gt(c->slot_size, s1.classes[i - 1].slot_size);
+	}
+}
+END_TEST
+
+START_TEST(test_large_accounting)
+{
+	struct mallocng_stats s0, s1, s2;
+	snap(&s0);
+	void *a = malloc(1 << 20), *b = malloc(300000);
+	ck_assert(a && b);
+	memset(a, 1, 1 << 20);
+	snap(&s1);
+	free(a);
+	free(b);
+	snap(&s2);
+	ck_assert_uint_eq(s1.large_count - s0.large_count, 2);
+	ck_assert_uint_ge(s1.large_bytes - s0.large_bytes, (1 << 20) + 300000);
+	ck_assert_uint_eq(s1.bytes_live - s0.bytes_live, (1 << 20) + 300000);
+	ck_assert_uint_eq(s1.objects_live - s0.objects_live, 2);
+	ck_assert_uint_ge(s1.bytes_mapped - s0.bytes_mapped, (1 << 20) + 300000);
+	ck_assert_uint_ge(s1.mmap_calls - s0.mmap_calls, 2);
+	ck_assert_uint_ge(s1.bytes_resident, 1 << 20);
+	ck_assert_uint_eq(s2.large_count, s0.large_count);
+	ck_assert_uint_eq(s2.large_bytes, s0.large_bytes);
+	ck_assert_uint_eq(s2.bytes_live, s0.bytes_live);
+	ck_assert_uint_ge(s2.munmap_calls - s1.munmap_calls, 2);
+	ck_assert_uint_le(s2.bytes_mapped, s1.bytes_mapped - ((1 << 20) + 300000));
+}
+END_TEST
+
+static pthread_barrier_t bar;
+
+static void *holder(void *arg)
+{
+	void *q = malloc(50);         /* a small object gives the thread a heap */
+	void *p = malloc(200000);     /* large: the C library's own per-thread
+	                                 allocations (TLS) are all small */
+	pthread_barrier_wait(&bar);   /* stats taken here */
+	pthread_barrier_wait(&bar);
+	free(p);
+	free(q);
+	return arg;
+}
+
+START_TEST(test_threads_counted)
+{
+	enum { T = 4 };
+	pthread_t t[T];
+	struct mallocng_stats s0, s1, s2;
+	free(malloc(1));   /* this thread has a heap */
+	snap(&s0);
+	pthread_barrier_init(&bar, NULL, T + 1);
+	for (int i = 0; i < T; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, holder, NULL), 0);
+	pthread_barrier_wait(&bar);
+	snap(&s1);
+	pthread_barrier_wait(&bar);
+	for (int i = 0; i < T; i++) pthread_join(t[i], NULL);
+	snap(&s2);
+	ck_assert_uint_eq(s1.threads, s0.threads + T);
+	ck_assert_uint_eq(s1.large_count, s0.large_count + T);
+	ck_assert_uint_ge(s1.bytes_live, s0.bytes_live + T * 200000);
+	ck_assert_uint_eq(s2.threads, s0.threads);
+	ck_assert_uint_eq(s2.large_count, s0.large_count);
+}
+END_TEST
+
+START_TEST(test_print_stats)
+{
+	char path[] = "/tmp/mallocng-stats-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	void *p = malloc(12345);
+	struct mallocng_stats s0, s1;
+	snap(&s0);
+	mallocng_print_stats(fd);
+	snap(&s1);
+	/* printing allocates nothing */
+	ck_assert_uint_eq(s1.objects_live, s0.objects_live);
+	ck_assert_uint_eq(s1.mmap_calls, s0.mmap_calls);
+	off_t len = lseek(fd, 0, SEEK_END);
+	ck_assert_int_gt(len, 100);
+	char buf[256] = { 0 };
+	ck_assert_int_gt(pread(fd, buf, sizeof buf - 1, 0), 0);
+	close(fd);
+	free(p);
+}
+END_TEST
+
+START_TEST(test_heap_map)
+{
+	char path[] = "/tmp/mallocng-map-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	void *v[100];
+	for (int i = 0; i < 100; i++) v[i] = malloc(i * 10);
+	ck_assert_int_eq(mallocng_heap_map(path), 0);
+	for (int i = 0; i < 100; i++) free(v[i]);
+	FILE *f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	char head[4096] = { 0 };
+	size_t n = fread(head, 1, sizeof head - 1, f);
+	fclose(f);
+	unlink(path);
+	ck_assert_uint_gt(n, 0);
+	ck_assert_msg(strstr(head, "<svg") != NULL, "no <svg element in: %.200s", head);
+
+	errno = 0;
+	ck_assert_int_eq(mallocng_heap_map("/nonexistent-dir/x/map.svg"), -1);
+	ck_assert_int_eq(errno, ENOENT);
+}
+END_TEST
+
+static Suite *stats_suite(void)
+{
+	Suite *s = suite_create("stats");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_versioned_struct);
+	tcase_add_test(tc, test_small_accounting);
+	tcase_add_test(tc, test_large_accounting);
+	tcase_add_test(tc, test_threads_counted);
+	tcase_add_test(tc, test_print_stats);
+	tcase_add_test(tc, test_heap_map);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return run_suite(stats_suite());
+}
