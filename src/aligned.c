@@ -19,7 +19,7 @@ void *alloc_aligned(size_t align, size_t n)
 		errno = ENOMEM;
 		return 0;
 	}
-	if (align > 65536 || n + align - UNIT > MAX_SMALL) return large_alloc(n, align);
+	if (align > 65536 || n + align - UNIT > MAX_SMALL) return large_alloc(n, align, 0);
 	unsigned char *q = alloc_small(n + align - UNIT);
 	if (!q) return 0;
 	uint64_t low = *header_of(q);

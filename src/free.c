@@ -89,6 +89,7 @@ void slot_release(struct heap *h, struct meta *m, int idx)
 void tc_flush(struct heap *h, int sc, int keep)
 {
 	int k = h->tc_n[sc], out = k - keep;
+	size_t released = h->released;
 	for (int i = 0; i < out; i++) {
 		unsigned char *p = h->tc[sc][i];
 		uint64_t hdr = *header_of(p) ^ H_FREED;
@@ -98,9 +99,31 @@ void tc_flush(struct heap *h, int sc, int keep)
 		struct meta *m = (struct meta *)meta_areas[mi >> AREA_SHIFT] + (mi & (AREA_RECS - 1));
 		if (m->mem != base) fail("corrupted metadata", p);
 		slot_release(h, m, (hdr >> 24) & 31);
+		/* groups are emptying: the program is freeing, not churning, so
+		 * let the cache pin no group (this flush returns everything) */
+		if (i == out - 1 && h->released != released && out < k) out = k, keep = 0;
 	}
 	for (int i = 0; i < keep; i++) h->tc[sc][i] = h->tc[sc][out + i];
 	h->tc_n[sc] = keep;
+}
+
+/* A class whose groups are emptying has its cache switched off (limit 0,
+ * see free_slow_local) so that cached slots do not pin groups while the
+ * program frees; its next malloc_slow switches it back on. */
+static __attribute__((noinline)) void release_slow(struct heap *h, struct slot *s)
+{
+	struct meta *m = s->meta;
+	int sc = m->sc;
+	unsigned k = h->tc_n[sc];
+	if (unlikely(opt_slow)) {
+		free_hardened(h, s);
+	} else if (h->tc_limit[sc] && !s->aligned) {
+		tc_flush(h, sc, TC_CAP / 2 < k ? TC_CAP / 2 : k / 2);
+		h->tc[sc][h->tc_n[sc]++] = s->p;
+	} else {
+		slot_release(h, m, s->idx);
+		if (h->tc_n[sc] && !h->tc_limit[sc]) tc_flush(h, sc, 0);
+	}
 }
 
 ALWAYS_INLINE void release(struct slot *s)
@@ -120,16 +143,7 @@ ALWAYS_INLINE void release(struct slot *s)
 		h->tc_n[sc] = k + 1;
 		return;
 	}
-	if (h->tc_limit[sc] && !s->aligned) {
-		tc_flush(h, sc, TC_CAP / 2 < k ? TC_CAP / 2 : k / 2);
-		h->tc[sc][h->tc_n[sc]++] = s->p;
-		return;
-	}
-	if (unlikely(opt_slow)) {
-		free_hardened(h, s);
-		return;
-	}
-	slot_release(h, m, s->idx);
+	release_slow(h, s);
 }
 
 void free_slot(struct slot *s)

@@ -1,4 +1,4 @@
-/* group.c - creating groups, sizing them, giving them back; large objects.
+/* group.c - creating groups, sizing them, giving them back.
  *
  * Invariants:
  * - a group's first 4 bytes hold its meta record's index, and meta->mem
@@ -6,9 +6,6 @@
  * - groups of at most NEST_MAX bytes live inside a slot of a larger class
  *   (mapped == 0); bigger ones are their own mapping of maplen bytes;
  * - owner == NULL  <=>  the group is on abandoned[sc] (lock held to touch);
- * - a large object is one mapping with a one-slot meta of class SC_LARGE,
- *   its user pointer at mem + GROUP_HDR (or at an aligned address whose
- *   header still lies inside the mapping).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -144,89 +141,6 @@ int free_abandoned(struct meta *m, uint32_t bit)
 	os_unlock();
 	if (empty) group_release(m);
 	return 1;
-}
-
-void *large_alloc(size_t n, size_t align)
-{
-	if (align < UNIT) align = UNIT;
-	size_t front = align > PAGE ? PAGE : align;
-	if (n > PTRDIFF_MAX - 2 * align - 2 * PAGE) {
-		errno = ENOMEM;
-		return 0;
-	}
-	size_t len = page_round(n + 1 + front + (align > PAGE ? align : 0));
-	unsigned char *base = opt.guard ? os_map_guarded(len) : os_map(len);
-	if (!base) return 0;
-	unsigned char *p = base + front;
-	if (align > PAGE) {
-		p = (unsigned char *)(((uintptr_t)base + PAGE + align - 1) & -align);
-		unsigned char *nb = p - PAGE, *end = (unsigned char *)page_round((uintptr_t)p + n + 1);
-		if (opt.guard) { /* keep the slack: the guards sit at the ends */
-			p = base + len - page_round(n + 1);
-			p = (unsigned char *)((uintptr_t)p & -align);
-		} else {
-			if (nb > base) os_unmap(base, nb - base);
-			if (end < base + len) os_unmap(end, base + len - end);
-			len = end - nb;
-			base = nb;
-		}
-	}
-	os_lock();
-	struct meta *m = meta_alloc();
-	os_unlock();
-	if (!m) {
-		opt.guard ? os_unmap_guarded(base, len) : os_unmap(base, len);
-		errno = ENOMEM;
-		return 0;
-	}
-	m->mem = base;
-	m->sc = SC_LARGE;
-	m->cnt = 1;
-	m->mapped = opt.guard ? 2 : 1;
-	m->maplen = len;
-	m->size = n;
-	*(uint32_t *)base = m->index;
-	frame(p, p - base, 0, 0, n);
-	return p;
-}
-
-void large_free(struct meta *m)
-{
-	unsigned char *mem = m->mem;
-	size_t len = m->maplen;
-	int guarded = m->mapped == 2;
-	os_lock();
-	meta_free(m);
-	os_unlock();
-	guarded ? os_unmap_guarded(mem, len) : os_unmap(mem, len);
-}
-
-void *large_realloc(struct slot *s, size_t n)
-{
-	struct meta *m = s->meta;
-	size_t off = s->p - m->mem;
-	if (n > PTRDIFF_MAX - 2 * PAGE - off) {
-		errno = ENOMEM;
-		return 0;
-	}
-	size_t len = page_round(off + n + 1);
-	unsigned char *mem = m->mem;
-	if (m->mapped == 2 && len > m->maplen) return 0; /* caller moves it */
-	if (m->mapped == 2) len = m->maplen;
-	if (len != m->maplen) {
-		tomb_set(s->p);         /* the old address dies if the mapping moves */
-		mem = os_remap(m->mem, m->maplen, len);
-		if (!mem) {
-			tomb_clear(s->p, 1);
-			return 0;
-		}
-	}
-	unsigned char *p = mem + off;
-	m->mem = mem;
-	m->maplen = len;
-	m->size = n;
-	frame(p, off, 0, 0, n);
-	return p;
 }
 
 /* Release abandoned groups that other threads have emptied meanwhile. */

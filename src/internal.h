@@ -171,6 +171,7 @@ struct heap {
 	_Atomic uint8_t remote_hint[NCLASS]; /* set by remote frees, per class */
 	struct heap *next_free;
 	uint64_t rng;               /* random slot choice (option random) */
+	size_t released;            /* empty groups seen by free_slow_local */
 	void **quar;                /* quarantine ring (option quarantine) */
 	uint32_t q_head, q_count;
 	size_t q_bytes;
@@ -184,6 +185,7 @@ extern HIDDEN __thread struct heap *tl_heap;
 
 HIDDEN struct heap *heap_get(void);
 HIDDEN void tc_flush(struct heap *h, int sc, int keep);
+HIDDEN int tc_default(int sc);
 HIDDEN int heap_trim(struct heap *h);
 
 /* ---- harden.c: the opt-in checked paths ---- */
@@ -202,7 +204,8 @@ HIDDEN struct meta *group_adopt(struct heap *h, int sc);
 HIDDEN void group_abandon(struct meta *m);      /* lock held */
 HIDDEN int free_abandoned(struct meta *m, uint32_t bit);
 HIDDEN int abandoned_trim(void);
-HIDDEN void *large_alloc(size_t n, size_t align);
+HIDDEN void *large_alloc(size_t n, size_t align, int zero);
+HIDDEN int large_cache_trim(void);
 HIDDEN void large_free(struct meta *m);
 HIDDEN void *large_realloc(struct slot *s, size_t n);
 
@@ -227,6 +230,8 @@ HIDDEN void options_init(void);
 HIDDEN void *os_map(size_t len);
 HIDDEN void os_unmap(void *p, size_t len);
 HIDDEN void *os_map_guarded(size_t len);
+HIDDEN void os_purge(void *p, size_t len);
+#define PURGE_MIN (16 << 10)    /* empty groups above this give pages back */
 #define TOMBS 64
 extern HIDDEN _Atomic uintptr_t tombstones[TOMBS];
 HIDDEN void tomb_set(const void *p);

@@ -92,6 +92,7 @@ void *malloc_slow(int sc, size_t n)
 		return 0;
 	}
 	struct meta *m;
+	h->tc_limit[sc] = tc_default(sc);
 	for (;;) {
 		/* the ring: collect remote frees, retire exhausted groups */
 		while ((m = h->cur[sc]) != &dummy_meta) {
@@ -124,7 +125,8 @@ found:;
 
 /* Called by free when a slot went back to a group that was on the full
  * list or became entirely free.  The current group is kept even when empty
- * (hysteresis); one other empty group per class is kept as a spare. */
+ * (hysteresis), but a big one gives its pages back; one other small empty
+ * group per class is kept as a spare, any other empty group is released. */
 HIDDEN void free_slow_local(struct heap *h, struct meta *m)
 {
 	int sc = m->sc;
@@ -134,9 +136,15 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
 	}
 	if (atomic_load_explicit(&m->remote, memory_order_relaxed))
 		m->avail |= atomic_exchange(&m->remote, 0);
-	if (m->avail != full_mask(m) || m == h->cur[sc]) return;
+	if (m->avail != full_mask(m)) return;
+	h->released++;
+	h->tc_limit[sc] = 0;
+	if (m == h->cur[sc]) {
+		if (m->mapped && m->maplen > PURGE_MIN) os_purge(m->mem, m->maplen);
+		return;
+	}
 	ring_remove(h, sc, m);
-	if (!h->spare[sc] && group_bytes(sc, m->cnt) <= 65536) {
+	if (!h->spare[sc] && group_bytes(sc, m->cnt) <= PURGE_MIN) {
 		h->spare[sc] = m;
 		return;
 	}
@@ -147,7 +155,7 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
 EXPORT void *malloc(size_t n)
 {
 	if (likely(n <= MAX_SMALL)) return alloc_fast(n);
-	return large_alloc(n, UNIT);
+	return large_alloc(n, UNIT, 0);
 }
 
 EXPORT void *calloc(size_t cnt, size_t size)
@@ -157,7 +165,7 @@ EXPORT void *calloc(size_t cnt, size_t size)
 		errno = ENOMEM;
 		return 0;
 	}
-	if (n > MAX_SMALL) return large_alloc(n, UNIT); /* fresh pages are zero */
+	if (n > MAX_SMALL) return large_alloc(n, UNIT, 1);
 	void *p = alloc_fast(n);
 	if (p) memset(p, 0, n);
 	return p;

@@ -77,6 +77,17 @@ void os_unmap_guarded(void *p, size_t len)
 	os_unmap((char *)p - PAGE, len + 2 * PAGE);
 }
 
+/* Give back the whole pages of [p + PAGE, p + len) but keep the mapping
+ * (the first page holds the group header). */
+void os_purge(void *p, size_t len)
+{
+	int e = errno;
+	if (len <= PAGE) return;
+	madvise((char *)p + PAGE, len - PAGE, MADV_DONTNEED);
+	errno = e;
+	atomic_fetch_add_explicit(&os_count.madvises, 1, memory_order_relaxed);
+}
+
 void os_unmap(void *p, size_t len)
 {
 	int e = errno;

@@ -27,6 +27,13 @@ static size_t heap_chunk_left;
 static pthread_key_t heap_key;
 static int heap_key_ok;
 
+/* Cache depth per class: deep for small objects, none for big ones. */
+int tc_default(int sc)
+{
+	uint32_t s = class_stride[sc];
+	return opt_slow ? 0 : s <= 1024 ? TC_CAP : s <= 4096 ? TC_CAP / 4 : s <= 16384 ? 2 : 0;
+}
+
 static void heap_init(struct heap *h)
 {
 	void **quar = h->quar;      /* kept across reuse of the heap */
@@ -34,9 +41,8 @@ static void heap_init(struct heap *h)
 	h->quar = quar;
 	h->rng = secret ^ (uintptr_t)h;
 	for (int i = 0; i < NCLASS; i++) {
-		uint32_t s = class_stride[i];
 		h->cur[i] = &dummy_meta;
-		h->tc_limit[i] = opt_slow ? 0 : s <= 1024 ? TC_CAP : s <= 8192 ? TC_CAP / 2 : s <= 32768 ? TC_CAP / 4 : 0;
+		h->tc_limit[i] = tc_default(i);
 	}
 }
 

@@ -1,0 +1,219 @@
+/* large.c - objects above MAX_SMALL: one mapping each.
+ *
+ * Invariants:
+ * - a large object has a one-slot meta of class SC_LARGE; its user pointer
+ *   is mem + UNIT (or, aligned beyond a page, mem + PAGE) and its header
+ *   lies inside the mapping; mapped == 2 means guard pages surround it;
+ * - freed mappings may wait in a small cache (at most CACHE_SLOTS entries,
+ *   CACHE_BYTES in all) for reuse; an entry older than decay_ms is unmapped
+ *   at the next large operation, and malloc_trim empties the cache;
+ * - growing realloc reserves an eighth more, so that growth by small steps
+ *   costs a logarithmic number of mremap calls.
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include "internal.h"
+
+#define CACHE_SLOTS 16
+#define CACHE_BYTES (32u << 20)
+
+struct span {
+	unsigned char *base;
+	size_t len;
+	long stamp;
+};
+
+static struct span cache[CACHE_SLOTS];
+static int cache_n;
+static size_t cache_bytes;
+
+static long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void cache_take(int i, struct span *out)
+{
+	*out = cache[i];
+	cache_bytes -= cache[i].len;
+	cache[i] = cache[--cache_n];
+}
+
+/* Lock held: move entries that are too old (all if force) to out[]. */
+static int cache_expire(long now, int force, struct span *out)
+{
+	int k = 0;
+	for (int i = 0; i < cache_n;) {
+		if (force || now - cache[i].stamp > opt.decay_ms) cache_take(i, &out[k++]);
+		else i++;
+	}
+	return k;
+}
+
+static void unmap_all(struct span *s, int k)
+{
+	while (k--) os_unmap(s[k].base, s[k].len);
+}
+
+int large_cache_trim(void)
+{
+	struct span old[CACHE_SLOTS];
+	os_lock();
+	int k = cache_expire(0, 1, old);
+	os_unlock();
+	unmap_all(old, k);
+	return k;
+}
+
+/* A mapping of at least len bytes: from the cache if one fits without
+ * wasting more than half, else grown from the largest cached one, else new. */
+static unsigned char *map_span(size_t len, size_t *got, int *fresh)
+{
+	struct span old[CACHE_SLOTS], s = { 0 };
+	int best = -1, big = -1;
+	os_lock();
+	int k = cache_expire(now_ms(), 0, old);
+	for (int i = 0; i < cache_n; i++) {
+		size_t l = cache[i].len;
+		if (l >= len && l - len <= len / 2 && (best < 0 || l < cache[best].len)) best = i;
+		if (l < len && (big < 0 || l > cache[big].len)) big = i;
+	}
+	if (best >= 0) cache_take(best, &s);
+	else if (big >= 0) cache_take(big, &s);
+	os_unlock();
+	unmap_all(old, k);
+	*fresh = 0;
+	if (s.base && s.len >= len) {
+		tomb_clear(s.base, s.len);
+		*got = s.len;
+		return s.base;
+	}
+	if (s.base) {
+		unsigned char *p = os_remap(s.base, s.len, len);
+		if (p) {
+			*got = len;
+			return p;
+		}
+		os_unmap(s.base, s.len);
+	}
+	*got = len;
+	*fresh = 1;
+	return os_map(len);
+}
+
+static void unmap_span(unsigned char *base, size_t len)
+{
+	struct span old[CACHE_SLOTS + 1];
+	long now = now_ms();
+	int k = 0;
+	os_lock();
+	k = cache_expire(now, 0, old);
+	if (len <= CACHE_BYTES / 2) {
+		while (cache_n && (cache_n == CACHE_SLOTS || cache_bytes + len > CACHE_BYTES)) {
+			int oldest = 0;
+			for (int i = 1; i < cache_n; i++)
+				if (cache[i].stamp < cache[oldest].stamp) oldest = i;
+			cache_take(oldest, &old[k++]);
+		}
+		cache[cache_n++] = (struct span){ base, len, now };
+		cache_bytes += len;
+		base = 0;
+	}
+	os_unlock();
+	unmap_all(old, k);
+	if (base) os_unmap(base, len);
+}
+
+void *large_alloc(size_t n, size_t align, int zero)
+{
+	if (align < UNIT) align = UNIT;
+	size_t front = align > PAGE ? PAGE : align;
+	if (n > PTRDIFF_MAX - 2 * align - 2 * PAGE) {
+		errno = ENOMEM;
+		return 0;
+	}
+	int guard = opt.guard && align <= (1 << 20), fresh = 1;
+	size_t len = page_round(n + 1 + front + (align > PAGE ? align : 0));
+	unsigned char *base, *p;
+	if (guard) base = os_map_guarded(len);
+	else if (align <= PAGE) base = map_span(len, &len, &fresh);
+	else base = os_map(len);
+	if (!base) return 0;
+	p = base + front;
+	if (align > PAGE) {
+		p = (unsigned char *)(((uintptr_t)base + PAGE + align - 1) & -align);
+		unsigned char *nb = p - PAGE, *end = (unsigned char *)page_round((uintptr_t)p + n + 1);
+		if (!guard) {
+			if (nb > base) os_unmap(base, nb - base);
+			if (end < base + len) os_unmap(end, base + len - end);
+			len = end - nb;
+			base = nb;
+		}
+	}
+	os_lock();
+	struct meta *m = meta_alloc();
+	os_unlock();
+	if (!m) {
+		guard ? os_unmap_guarded(base, len) : os_unmap(base, len);
+		errno = ENOMEM;
+		return 0;
+	}
+	m->mem = base;
+	m->sc = SC_LARGE;
+	m->cnt = 1;
+	m->mapped = guard ? 2 : 1;
+	m->maplen = len;
+	m->size = n;
+	*(uint32_t *)base = m->index;
+	if (zero && !fresh) memset(p, 0, n);
+	frame(p, p - base, 0, 0, n);
+	return p;
+}
+
+void large_free(struct meta *m)
+{
+	unsigned char *mem = m->mem;
+	size_t len = m->maplen;
+	int guarded = m->mapped == 2;
+	*(uint32_t *)mem = 0;
+	os_lock();
+	meta_free(m);
+	os_unlock();
+	if (guarded) os_unmap_guarded(mem, len);
+	else unmap_span(mem, len);
+}
+
+void *large_realloc(struct slot *s, size_t n)
+{
+	struct meta *m = s->meta;
+	size_t off = s->p - m->mem;
+	if (n > PTRDIFF_MAX - 2 * PAGE - off - n / 8) {
+		errno = ENOMEM;
+		return 0;
+	}
+	size_t len = page_round(off + n + 1);
+	unsigned char *mem = m->mem;
+	if (m->mapped == 2 && len > m->maplen) return 0; /* caller moves it */
+	if (len > m->maplen) {
+		len = page_round(off + n + 1 + n / 8);
+		tomb_set(s->p);         /* the old address dies if the mapping moves */
+		mem = os_remap(m->mem, m->maplen, len);
+		if (!mem) {
+			tomb_clear(s->p, 1);
+			return 0;
+		}
+	} else if (len + len / 4 < m->maplen && m->mapped != 2) {
+		os_unmap(mem + len, m->maplen - len);  /* shrink by a lot: give back */
+	} else {
+		len = m->maplen;
+	}
+	unsigned char *p = mem + off;
+	m->mem = mem;
+	m->maplen = len;
+	m->size = n;
+	frame(p, off, 0, 0, n);
+	return p;
+}
