@@ -194,6 +194,30 @@ void expect_clean_exit_at(const char *file, int line, const char *name,
 	              file, line, name, err);
 }
 
+struct self_args { const char *options, *scenario; };
+
+static void exec_self(void *arg)
+{
+	const struct self_args *a = arg;
+	char *argv[] = { "test", "--scenario", (char *)a->scenario, NULL };
+	if (a->options) setenv("MALLOCNG_OPTIONS", a->options, 1);
+	else unsetenv("MALLOCNG_OPTIONS");
+	execv("/proc/self/exe", argv);
+	_exit(127);
+}
+
+int run_self(const char *options, const char *scenario, unsigned timeout_s,
+             char *err, size_t errcap)
+{
+	struct self_args a = { options, scenario };
+	return run_in_child(exec_self, &a, timeout_s, err, errcap);
+}
+
+const char *self_scenario(int argc, char **argv)
+{
+	return argc == 3 && !strcmp(argv[1], "--scenario") ? argv[2] : NULL;
+}
+
 int run_suite(Suite *s)
 {
 	SRunner *sr = srunner_create(s);

@@ -85,6 +85,15 @@ void soft_expect_abort_at(struct soft *soft, const char *file, int line,
 void expect_clean_exit_at(const char *file, int line, const char *name,
                           child_fn fn, void *arg, unsigned timeout_s);
 
+/* Re-run this test program in a fresh process with MALLOCNG_OPTIONS set to
+ * `options` (unset when NULL) and argv[1..2] = "--scenario" name, so that
+ * the allocator starts with those options.  Returns the wait status; err
+ * receives the child's stderr.  self_scenario() tells main() whether it
+ * runs as such a child (returns the scenario name or NULL). */
+int run_self(const char *options, const char *scenario, unsigned timeout_s,
+             char *err, size_t errcap);
+const char *self_scenario(int argc, char **argv);
+
 /* Run a Check suite; returns the process exit status. */
 struct Suite;
 int run_suite(struct Suite *s);

@@ -1,0 +1,476 @@
+/* test_options.c - MALLOCNG_OPTIONS (mallocng(7)): junk, zero_free, guard,
+ * random, quarantine, decay_ms and malloc_trim, statistics at exit, and
+ * the warnings for options that are not understood.  The allocator reads
+ * the options once at start-up, so every case re-runs this program with
+ * the options set (run_self) and checks its exit status and stderr. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <malloc.h>
+#include "util.h"
+
+#define SAY(...) (fprintf(stderr, "FAIL: " __VA_ARGS__), fputc('\n', stderr), 1)
+
+/* ---- scenarios, run in the re-executed child ---- */
+
+static int sc_junk(void)
+{
+	unsigned char *p = malloc(100), *keep = malloc(100);
+	if (check_bytes(p, 100, 0xa5) != 100) return SAY("malloc(100) not filled with 0xa5");
+	unsigned char *m = malloc(5000);
+	if (check_bytes(m, 5000, 0xa5) != 5000) return SAY("malloc(5000) not filled with 0xa5");
+	memset(p, 0x11, 100);
+	free(p);
+	if (check_bytes(p, 100, 0x5a) != 100) return SAY("freed object not filled with 0x5a");
+	unsigned char *c = calloc(100, 1);
+	if (check_bytes(c, 100, 0) != 100) return SAY("calloc memory not zero with junk=1");
+	unsigned char *lc = calloc(300000, 1);
+	if (check_bytes(lc, 300000, 0) != 300000) return SAY("large calloc not zero with junk=1");
+	free(lc);
+	free(c);
+	free(m);
+	free(keep);
+	return 0;
+}
+
+static int sc_junk_large(void)
+{
+	free(malloc(16));
+	unsigned char *l = malloc(300000);
+	if (check_bytes(l, 300000, 0xa5) != 300000) return SAY("malloc(300000) not filled with 0xa5");
+	unsigned char *a = aligned_alloc(65536, 200000);
+	if (check_bytes(a, 200000, 0xa5) != 200000) return SAY("aligned_alloc(65536, 200000) not filled with 0xa5");
+	free(a);
+	free(l);
+	return 0;
+}
+
+static int sc_zero_free(void)
+{
+	unsigned char *p = malloc(100), *keep = malloc(100);
+	memset(p, 0x77, 100);
+	free(p);
+	if (check_bytes(p, 100, 0) != 100) return SAY("freed object not cleared");
+	free(keep);
+	return 0;
+}
+
+static int sc_perturb(void)
+{
+	if (mallopt(M_PERTURB, 1) != 1) return SAY("mallopt(M_PERTURB, 1) not applied");
+	unsigned char *p = malloc(200);
+	if (check_bytes(p, 200, 0xa5) != 200) return SAY("M_PERTURB: malloc(200) not 0xa5");
+	free(p);
+	return 0;
+}
+
+/* Linear overflow / underflow of a large object must fault at once: a
+ * SIGSEGV handler tells, per object, whether a write faulted. */
+static sigjmp_buf probe_env;
+
+static void on_segv(int sig)
+{
+	siglongjmp(probe_env, sig);
+}
+
+/* Write `count` bytes from p on, one by one, `step` (+1 or -1) apart;
+ * returns 1 if one of the writes faulted. */
+static int write_faults(volatile unsigned char *p, long step, size_t count)
+{
+	struct sigaction sa = { 0 }, old;
+	static size_t i;   /* static: survives the longjmp */
+	int faulted;
+	sa.sa_handler = on_segv;
+	sigaction(SIGSEGV, &sa, &old);
+	if (sigsetjmp(probe_env, 1) == 0) {
+		for (i = 0; i < count; i++) p[(long)i * step] = 1;
+		faulted = 0;
+	} else {
+		faulted = 1;
+	}
+	sigaction(SIGSEGV, &old, NULL);
+	return faulted;
+}
+
+/* Past the end: no further than the page after the one holding p[n]. */
+static int over_ok(unsigned char *p, size_t n)
+{
+	return write_faults(p + n, 1, 2 * 4096);
+}
+
+/* Before the start: past the header, within the first page below p. */
+static int under_ok(unsigned char *p)
+{
+	return write_faults(p - 1, -1, 4096 + 64);
+}
+
+static int sc_guard(void)
+{
+	static const size_t sizes[] = { 131064, 140000, 300000, 1 << 20, 5000000 };
+	int bad = 0;
+	free(malloc(16));
+	for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+		unsigned char *a = malloc(sizes[i]), *b = malloc(sizes[i]);
+		if (!over_ok(a, sizes[i])) bad = SAY("no fault past the end of malloc(%zu)", sizes[i]);
+		if (!under_ok(b)) bad = SAY("no fault before the start of malloc(%zu)", sizes[i]);
+	}
+	return bad;
+}
+
+static int sc_guard_aligned(void)
+{
+	static const size_t al[] = { 4096, 8192, 65536, 1 << 20, 1 << 21 };
+	int bad = 0;
+	free(malloc(16));
+	for (size_t i = 0; i < sizeof al / sizeof *al; i++) {
+		size_t n = 300000 + i * 1000;
+		unsigned char *a = aligned_alloc(al[i], n), *b = aligned_alloc(al[i], n);
+		if ((uintptr_t)a & (al[i] - 1)) return SAY("misaligned");
+		if (!over_ok(a, n)) bad = SAY("no fault past the end of aligned_alloc(%zu, %zu)", al[i], n);
+		if (!under_ok(b)) bad = SAY("no fault before the start of aligned_alloc(%zu, %zu)", al[i], n);
+	}
+	return bad;
+}
+
+/* The same when the very first allocation of the process is large. */
+static int sc_guard_first(void)
+{
+	unsigned char *b = malloc(1 << 20);
+	if (!under_ok(b)) return SAY("no fault before the start of the first (large) object");
+	return 0;
+}
+
+/* With quarantine: a write to an object in quarantine is reported when it
+ * leaves the quarantine. */
+static int sc_quarantine_write(void)
+{
+	unsigned char *p = malloc(100);
+	free(p);
+	p = OPAQUE(p);
+	p[50] = 1;
+	for (int i = 0; i < 5000; i++) free(malloc(100));
+	return SAY("write after free in quarantine not detected");
+}
+
+static int sc_quarantine_delay(void)
+{
+	void *p = malloc(100), *v[300];
+	free(p);
+	for (int i = 0; i < 300; i++) {
+		v[i] = malloc(100);
+		if (v[i] == p) return SAY("slot reused after %d allocations despite quarantine", i);
+	}
+	for (int i = 0; i < 300; i++) free(v[i]);
+	return 0;
+}
+
+static int sc_quarantine_double_free(void)
+{
+	void *p = malloc(100);
+	free(p);
+	free(OPAQUE(p));
+	return SAY("double free in quarantine not detected");
+}
+
+/* Without options: a freed slot's header is checked when the thread cache
+ * hands the slot out again. */
+static int sc_cache_header_write(void)
+{
+	unsigned char *p = malloc(100), *keep = malloc(100);
+	free(p);
+	p = OPAQUE(p);
+	p[-3] ^= 0x40;
+	void *q = malloc(100);
+	free(q);
+	free(keep);
+	return SAY("write to a cached slot's header not detected");
+}
+
+static int sc_random(void)
+{
+	enum { N = 256 };
+	void *v[N];
+	int up = 0;
+	for (int i = 0; i < N; i++) v[i] = malloc(48);
+	for (int i = 1; i < N; i++) up += (uintptr_t)v[i] > (uintptr_t)v[i - 1];
+	for (int i = 0; i < N; i++) free(v[i]);
+	if (up > N * 8 / 10) return SAY("%d of %d consecutive objects at increasing addresses", up, N - 1);
+	return 0;
+}
+
+static int sc_plain(void)
+{
+	void *v[100];
+	for (int i = 0; i < 100; i++) v[i] = malloc(i * 50);
+	for (int i = 0; i < 100; i++) free(v[i]);
+	return 0;
+}
+
+static int sc_first_not_junk(void)
+{
+	/* a fresh process: the first object comes from fresh (zero) pages */
+	unsigned char *p = malloc(100);
+	if (check_bytes(p, 100, 0xa5) == 100) return SAY("junk is on");
+	free(p);
+	return 0;
+}
+
+static int sc_junk_only(void)
+{
+	unsigned char *p = malloc(100);
+	if (check_bytes(p, 100, 0xa5) != 100) return SAY("junk is off");
+	free(p);
+	return 0;
+}
+
+struct node { struct node *next; };
+
+static struct node *fill(size_t n, size_t total, struct node *l)
+{
+	for (size_t got = 0; got < total; got += n) {
+		struct node *p = malloc(n);
+		if (!p) return l;
+		memset(p, 1, n);
+		p->next = l;
+		l = p;
+	}
+	return l;
+}
+
+static void drop(struct node *l)
+{
+	while (l) { struct node *nx = l->next; free(l); l = nx; }
+}
+
+static int sc_decay_trim(void)
+{
+	long start = vm_rss_kib();
+	struct node *l = fill(1000, 40 << 20, NULL);
+	l = fill(1 << 20, 20 << 20, l);
+	drop(l);
+	int r = malloc_trim(0);
+	long after = vm_rss_kib();
+	if (r != 1) return SAY("malloc_trim returned %d with decayed memory held", r);
+	if (after - start > 16 * 1024) return SAY("VmRSS %ld kB after malloc_trim, %ld kB at start", after, start);
+	if (malloc_trim(0) != 0) return SAY("a second malloc_trim released memory again");
+	return 0;
+}
+
+static int sc_decay_zero(void)
+{
+	long start = vm_rss_kib();
+	struct node *l = fill(1000, 40 << 20, NULL);
+	l = fill(1 << 20, 20 << 20, l);
+	l = fill(64, 20 << 20, l);
+	drop(l);
+	long after = vm_rss_kib();
+	if (after - start > 16 * 1024)
+		return SAY("decay_ms=0: VmRSS %ld kB right after free, %ld kB at start", after, start);
+	return 0;
+}
+
+static const struct { const char *name; int (*fn)(void); } scenarios[] = {
+	{ "junk", sc_junk }, { "junk_large", sc_junk_large }, 
+	{ "zero_free", sc_zero_free }, { "perturb", sc_perturb },
+	{ "guard", sc_guard }, { "guard_first", sc_guard_first },
+	{ "guard_aligned", sc_guard_aligned }, { "quarantine_write", sc_quarantine_write },
+	{ "quarantine_delay", sc_quarantine_delay },
+	{ "quarantine_double_free", sc_quarantine_double_free },
+	{ "cache_header_write", sc_cache_header_write }, { "random", sc_random },
+	{ "plain", sc_plain }, { "first_not_junk", sc_first_not_junk },
+	{ "junk_only", sc_junk_only }, { "decay_trim", sc_decay_trim },
+	{ "decay_zero", sc_decay_zero },
+};
+
+/* ---- the tests, in the Check process ---- */
+
+static char err[8192];
+
+/* scenario must exit 0 without any "mallocng: " line */
+static void expect_ok(const char *options, const char *scenario)
+{
+	int st = run_self(options, scenario, 30, err, sizeof err);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	              "MALLOCNG_OPTIONS=%s, %s: status 0x%x; stderr: <%s>",
+	              options ? options : "(unset)", scenario, st, err);
+	ck_assert_msg(!strstr(err, "mallocng: "), "MALLOCNG_OPTIONS=%s, %s: <%s>",
+	              options ? options : "(unset)", scenario, err);
+}
+
+static void expect_signal(const char *options, const char *scenario, int sig,
+                          const char *words)
+{
+	int st = run_self(options, scenario, 30, err, sizeof err);
+	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == sig,
+	              "MALLOCNG_OPTIONS=%s, %s: expected signal %d, status 0x%x; stderr: <%s>",
+	              options ? options : "(unset)", scenario, sig, st, err);
+	if (words) {
+		char line[128];
+		snprintf(line, sizeof line, "mallocng: %s at 0x", words);
+		ck_assert_msg(strstr(err, line) != NULL, "%s: no \"%s\" line in <%s>",
+		              scenario, line, err);
+	}
+}
+
+START_TEST(test_junk)
+{
+	expect_ok("junk=1", "junk");
+	expect_ok("junk", "junk");             /* a key alone means key=1 */
+	expect_ok(NULL, "perturb");
+	expect_ok("junk=1,zero_free=1", "zero_free");   /* zero_free wins */
+	expect_ok("zero_free=1", "zero_free");
+}
+END_TEST
+
+/* "Fill newly allocated memory with 0xa5": large objects too */
+START_TEST(test_junk_large)
+{
+	expect_ok("junk=1", "junk_large");
+}
+END_TEST
+
+START_TEST(test_guard)
+{
+	expect_ok("guard=1", "guard");
+	expect_ok("hardened=1", "guard");
+}
+END_TEST
+
+/* Over-aligned large objects are guarded as closely. */
+START_TEST(test_guard_aligned)
+{
+	expect_ok("guard=1", "guard_aligned");
+}
+END_TEST
+
+/* Options are in force from the first allocation on, even when that first
+ * allocation is a large object. */
+START_TEST(test_options_before_first_large)
+{
+	expect_ok("guard=1", "guard_first");
+}
+END_TEST
+
+START_TEST(test_quarantine)
+{
+	expect_signal("quarantine=64k", "quarantine_write", SIGABRT, "write after free");
+	expect_signal("hardened", "quarantine_write", SIGABRT, "write after free");
+	expect_ok("quarantine=1m", "quarantine_delay");
+	expect_signal("quarantine=1m", "quarantine_double_free", SIGABRT, "double free");
+	/* without quarantine, the header of a cached slot is still checked */
+	expect_signal(NULL, "cache_header_write", SIGABRT, "write after free");
+}
+END_TEST
+
+START_TEST(test_random)
+{
+	expect_ok("random=1", "random");
+	expect_ok("hardened=1", "random");
+}
+END_TEST
+
+START_TEST(test_option_warnings)
+{
+	int st = run_self("bogus=1,junk=1", "junk_only", 30, err, sizeof err);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x <%s>", st, err);
+	ck_assert_msg(strstr(err, "mallocng: unknown option 'bogus' in MALLOCNG_OPTIONS ignored\n"),
+	              "no warning for an unknown option: <%s>", err);
+
+	st = run_self("junk=7", "first_not_junk", 30, err, sizeof err);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x <%s>", st, err);
+	ck_assert_msg(strstr(err, "mallocng: bad value in option 'junk=7' in MALLOCNG_OPTIONS ignored\n"),
+	              "no warning for a bad value: <%s>", err);
+
+	/* later settings override earlier ones */
+	expect_ok("junk=1,junk=0", "first_not_junk");
+	st = run_self("junk=0,junk=1", "junk_only", 30, err, sizeof err);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x <%s>", st, err);
+	expect_ok("", "plain");
+	expect_ok(",,,", "plain");
+}
+END_TEST
+
+START_TEST(test_stats_at_exit)
+{
+	int st = run_self("stats=1", "plain", 30, err, sizeof err);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x <%s>", st, err);
+	ck_assert_msg(strlen(err) > 100, "stats=1 printed only <%s>", err);
+
+	char path[] = "/tmp/mallocng-statsfile-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	char opt[128];
+	snprintf(opt, sizeof opt, "stats_file=%s", path);
+	st = run_self(opt, "plain", 30, err, sizeof err);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x <%s>", st, err);
+	ck_assert_msg(strlen(err) < 100, "stats_file: statistics still on stderr <%s>", err);
+	FILE *f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 0, SEEK_END);
+	long len = ftell(f);
+	fclose(f);
+	unlink(path);
+	ck_assert_msg(len > 100, "stats_file has %ld bytes", len);
+
+	char map[] = "/tmp/mallocng-heapmap-XXXXXX";
+	fd = mkstemp(map);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	snprintf(opt, sizeof opt, "heap_map=%s", map);
+	expect_ok(opt, "plain");
+	f = fopen(map, "r");
+	ck_assert_ptr_nonnull(f);
+	char head[2048] = { 0 };
+	size_t n = fread(head, 1, sizeof head - 1, f);
+	fclose(f);
+	unlink(map);
+	ck_assert_msg(n > 0 && strstr(head, "<svg"), "heap_map file: <%.200s>", head);
+}
+END_TEST
+
+START_TEST(test_decay_and_trim)
+{
+	expect_ok("decay_ms=3600000", "decay_trim");
+	expect_ok("decay_ms=0", "decay_zero");
+}
+END_TEST
+
+static Suite *options_suite(void)
+{
+	Suite *s = suite_create("options");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_junk);
+	tcase_add_test(tc, test_junk_large);
+	tcase_add_test(tc, test_guard);
+	tcase_add_test(tc, test_guard_aligned);
+	tcase_add_test(tc, test_options_before_first_large);
+	tcase_add_test(tc, test_quarantine);
+	tcase_add_test(tc, test_random);
+	tcase_add_test(tc, test_option_warnings);
+	tcase_add_test(tc, test_stats_at_exit);
+	tcase_add_test(tc, test_decay_and_trim);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(int argc, char **argv)
+{
+	const char *sc = self_scenario(argc, argv);
+	if (sc) {
+		for (size_t i = 0; i < sizeof scenarios / sizeof *scenarios; i++)
+			if (!strcmp(scenarios[i].name, sc)) return scenarios[i].fn();
+		fprintf(stderr, "unknown scenario %s\n", sc);
+		return 99;
+	}
+	return run_suite(options_suite());
+}
