@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <malloc.h>
 #include "util.h"
 
@@ -160,25 +161,61 @@ START_TEST(test_double_free_intervening)
 END_TEST
 
 /* So many frees of the class in between that per-thread caches are
- * flushed back to the groups before the second free. */
+ * flushed back to the groups before the second free.  The victim's two
+ * neighbours in its group stay live, so the group stays in use. */
 static void double_free_after_flush(void *arg)
 {
 	size_t n = VAL(arg);
 	enum { N = 400 };
 	char *x[N];
+	int k = -1;
 	for (int i = 0; i < N; i++) x[i] = malloc(n);
-	free(x[5]);
-	for (int i = 6; i < N; i++) free(x[i]);   /* x[0..4] stay live */
-	free(OPAQUE(x[5]));
+	for (int i = 1; i + 1 < N && k < 0; i += 2)
+		if (x[i] - x[i - 1] == x[i + 1] - x[i] && x[i] > x[i - 1]) k = i;
+	if (k < 0) _exit(3);   /* no three consecutive slots: cannot test */
+	free(x[k]);
+	for (int i = 1; i < N; i += 2)   /* odd ones; the even ones stay live */
+		if (i != k) free(x[i]);
+	free(OPAQUE(x[k]));
 }
 
 START_TEST(test_double_free_after_flush)
 {
 	struct soft soft = { 0 };
-	soft_expect_abort(&soft, "double free after 400 frees (32)", double_free_after_flush,
+	soft_expect_abort(&soft, "double free after 200 frees (32)", double_free_after_flush,
 	             ARG(32), "double free", NULL);
-	soft_expect_abort(&soft, "double free after 400 frees (2000)", double_free_after_flush,
+	soft_expect_abort(&soft, "double free after 200 frees (2000)", double_free_after_flush,
 	             ARG(2000), "double free", NULL);
+	soft_check(&soft);
+}
+END_TEST
+
+/* Every object of the class is freed, then one of them a second time (the
+ * most common double free: a cleanup path run twice).  No allocation
+ * happens in between, so the slot is still free. */
+static void double_free_all_freed(void *arg)
+{
+	size_t n = VAL(arg) & 0xffffffff, cnt = VAL(arg) >> 32;
+	char **x = malloc(cnt * sizeof *x);
+	for (size_t i = 0; i < cnt; i++) { x[i] = malloc(n); memset(x[i], 1, n); }
+	for (size_t i = 0; i < cnt; i++) free(x[i]);
+	free(OPAQUE(x[cnt / 2]));
+}
+
+START_TEST(test_double_free_whole_class_freed)
+{
+	static const size_t cases[][2] = {
+		{ 100, 8 }, { 100, 1000 }, { 2000, 400 }, { 20000, 100 }, { 100000, 10 },
+		{ 1 << 20, 3 },
+	};
+	struct soft soft = { 0 };
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		char name[96];
+		snprintf(name, sizeof name, "%zu x malloc(%zu), all freed, one freed again",
+		         cases[i][1], cases[i][0]);
+		soft_expect_abort(&soft, name, double_free_all_freed,
+		                  ARG((uint64_t)cases[i][1] << 32 | cases[i][0]), "double free", NULL);
+	}
 	soft_check(&soft);
 }
 END_TEST
@@ -564,6 +601,7 @@ static Suite *death_suite(void)
 	tcase_add_test(tc, test_double_free_reports_address);
 	tcase_add_test(tc, test_double_free_intervening);
 	tcase_add_test(tc, test_double_free_after_flush);
+	tcase_add_test(tc, test_double_free_whole_class_freed);
 	tcase_add_test(tc, test_double_free_cross_thread);
 	tcase_add_test(tc, test_realloc_after_free);
 	suite_add_tcase(s, tc);
