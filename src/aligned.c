@@ -22,13 +22,10 @@ void *alloc_aligned(size_t align, size_t n)
 	if (align > 65536 || n + align - UNIT > MAX_SMALL) return large_alloc(n, align, 0);
 	unsigned char *q = alloc_small(n + align - UNIT);
 	if (!q) return 0;
-	uint64_t low = *header_of(q);
-	size_t off = (low & 0xffffff) * UNIT;
-	int idx = (low >> 24) & 31;
-	unsigned char *base = q - off;
+	uint64_t hdr = *header_of(q);
 	unsigned char *p = (unsigned char *)(((uintptr_t)q + align - 1) & -align);
 	if (p != q) *header_of(q) = 0;
-	frame(p, p - base, idx, n, n);
+	frame(p, H_META(hdr), H_IDX(hdr), n, n);
 	return p;
 }
 

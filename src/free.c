@@ -1,11 +1,11 @@
 /* free.c - validating a pointer, and free.
  *
  * slot_lookup trusts nothing in user memory until it is proven: the slot
- * header must carry a tag that only the secret can produce; the group it
- * names must hold the index of a meta record that exists, lies in an area
- * carrying the secret, and points back at the group; the slot index and
- * the offset must agree with the class; the check byte past the requested
- * size must be intact.  Any failure is fatal.
+ * header must carry a tag that only the secret can produce; the meta index
+ * it names must be one we handed out, in an area carrying the secret, of a
+ * record in use; the slot index and the position of p in the group must
+ * agree with the record's class and slot count; the check byte past the
+ * requested size must be intact.  Any failure is fatal.
  */
 #include <stdlib.h>
 #include "internal.h"
@@ -15,7 +15,8 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m);
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* Record 0 of an area (its header) has mem == NULL, so an index naming it
- * fails the mem == base test like any stale or forged index. */
+ * fails like the index of a free record; the header's tag proves that the
+ * index was written by us for this very address. */
 ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s)
 {
 	unsigned char *p = ptr;
@@ -24,25 +25,28 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s)
 	uint64_t hdr = *header_of(p), low = hdr & H_LOW;
 	if (unlikely(!header_ok(hdr, p))) {
 		if ((low & H_FREED) && header_ok(hdr ^ H_FREED, p)) fail("double free", p);
-		fail("invalid pointer", p);
+		/* a zero header: memory we gave back (see large.c) or never used */
+		fail(hdr ? "invalid pointer" : "double free or invalid pointer", p);
 	}
-	size_t off = (low & 0xffffff) * UNIT, n = low >> 30;
-	int idx = (low >> 24) & 31;
-	unsigned char *base = p - off;
-	uint32_t mi = *(uint32_t *)base;
+	size_t n = H_SIZE(low);
+	int idx = H_IDX(low);
+	uint32_t mi = H_META(low);
 	if (mi >= atomic_load_explicit(&meta_limit, memory_order_acquire))
 		fail("corrupted metadata", p);
 	struct meta_area *a = meta_areas[mi >> AREA_SHIFT];
 	if (a->check != secret) fail("corrupted metadata", p);
 	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
-	if (m->mem != base || idx >= m->cnt) fail("corrupted metadata", p);
+	size_t off = p - m->mem;    /* huge if p is below mem or mem is NULL */
+	if (!m->mem || idx >= m->cnt) fail("corrupted metadata", p);
 	size_t start = GROUP_HDR;
 	if (m->sc == SC_LARGE) {
 		n = m->size;
-		if (off < SLOT_HDR || off + n >= m->maplen) fail("corrupted metadata", p);
+		if (off < SLOT_HDR || off >= m->maplen || n >= m->maplen - off)
+			fail("corrupted metadata", p);
 	} else {
 		start += (size_t)idx * class_stride[m->sc];
-		if (off < start || off + n + OVERHEAD > start + class_stride[m->sc])
+		size_t stride = class_stride[m->sc];
+		if (off < start || off - start >= stride || off - start + n + OVERHEAD > stride)
 			fail("corrupted metadata", p);
 	}
 	if (p[n] != check_byte(hdr)) fail("heap overflow", p);
@@ -94,11 +98,9 @@ void tc_flush(struct heap *h, int sc, int keep)
 		unsigned char *p = h->tc[sc][i];
 		uint64_t hdr = *header_of(p) ^ H_FREED;
 		if (!header_ok(hdr, p)) fail("write after free", p);
-		unsigned char *base = p - (hdr & 0xffffff) * UNIT;
-		uint32_t mi = *(uint32_t *)base;
-		struct meta *m = (struct meta *)meta_areas[mi >> AREA_SHIFT] + (mi & (AREA_RECS - 1));
-		if (m->mem != base) fail("corrupted metadata", p);
-		slot_release(h, m, (hdr >> 24) & 31);
+		struct meta *m = meta_at_index(H_META(hdr));
+		if (p - m->mem != GROUP_HDR + H_IDX(hdr) * class_stride[sc]) fail("corrupted metadata", p);
+		slot_release(h, m, H_IDX(hdr));
 		/* groups are emptying: the program is freeing, not churning, so
 		 * let the cache pin no group (this flush returns everything) */
 		if (i == out - 1 && h->released != released && out < k) out = k, keep = 0;

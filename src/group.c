@@ -44,8 +44,8 @@ struct meta *group_create(struct heap *h, int sc)
 		mem = alloc_small(bytes);
 	} else {
 		maplen = page_round(bytes);
+		mem = map_group(&maplen);
 		while (cnt < 32 && group_bytes(sc, cnt + 1) <= maplen) cnt++;
-		mem = os_map(maplen);
 	}
 	if (!mem) return 0;
 	os_lock();
@@ -80,7 +80,7 @@ void group_release(struct meta *m)
 	os_lock();
 	meta_free(m);
 	os_unlock();
-	if (maplen) os_unmap(mem, maplen);
+	if (maplen) retire_span(mem, maplen);
 	else free(mem);
 }
 

@@ -47,17 +47,15 @@ void *malloc_hardened(int sc, size_t n)
 
 static size_t slot_size_of(void *p)
 {
-	return (size_t)((*header_of(p) ^ H_FREED) & H_LOW) >> 30;
+	return H_SIZE(*header_of(p));
 }
 
 static void release_to_group(struct heap *h, unsigned char *p)
 {
 	uint64_t hdr = *header_of(p) ^ H_FREED;
-	unsigned char *base = p - (hdr & 0xffffff) * UNIT;
-	uint32_t mi = *(uint32_t *)base;
-	struct meta *m = (struct meta *)meta_areas[mi >> AREA_SHIFT] + (mi & (AREA_RECS - 1));
-	if (m->mem != base) fail("corrupted metadata", p);
-	slot_release(h, m, (hdr >> 24) & 31);
+	struct meta *m = meta_at_index(H_META(hdr));
+	if (p - m->mem != GROUP_HDR + H_IDX(hdr) * class_stride[m->sc]) fail("corrupted metadata", p);
+	slot_release(h, m, H_IDX(hdr));
 }
 
 void quarantine_drain(struct heap *h, size_t keep_bytes)

@@ -83,6 +83,12 @@ HIDDEN struct meta *meta_alloc(void);   /* lock held */
 HIDDEN void meta_free(struct meta *m);  /* lock held */
 HIDDEN void meta_init_secret(void);
 
+/* Record of index mi; only for indices below meta_limit. */
+static inline struct meta *meta_at_index(uint32_t mi)
+{
+	return (struct meta *)meta_areas[mi >> AREA_SHIFT] + (mi & (AREA_RECS - 1));
+}
+
 static inline uint32_t full_mask(const struct meta *m)
 {
 	return (uint32_t)((2ull << (m->cnt - 1)) - 1);
@@ -94,10 +100,10 @@ static inline size_t group_bytes(int sc, int cnt)
 }
 
 /* ---- slot header ----
- * bits  0..23  (p - mem) / UNIT
+ * bits  0..23  index of the group's meta record
  * bits 24..28  slot index
  * bit  29      freed (see header_ok)
- * bits 30..47  requested size (small objects; 0 for large)
+ * bits 30..46  requested size (small objects; 0 for large)
  * bits 48..63  tag = keyed hash of the other bits and of p
  * A header is genuine only if its tag verifies against the secret. */
 #define H_FREED (1ull << 29)
@@ -108,9 +114,13 @@ static inline uint64_t header_tag(uint64_t low, const void *p)
 	return ((low ^ (uintptr_t)p ^ secret) * (secret | 1)) & ~H_LOW;
 }
 
-static inline uint64_t make_header(const void *p, size_t off, int idx, size_t n)
+#define H_META(h) ((uint32_t)((h) & 0xffffff))
+#define H_IDX(h) ((int)((h) >> 24) & 31)
+#define H_SIZE(h) ((size_t)((h) >> 30) & 0x1ffff)
+
+static inline uint64_t make_header(const void *p, uint32_t mi, int idx, size_t n)
 {
-	uint64_t low = (off / UNIT) | (uint64_t)idx << 24 | (uint64_t)n << 30;
+	uint64_t low = mi | (uint64_t)idx << 24 | (uint64_t)n << 30;
 	return low | header_tag(low, p);
 }
 
@@ -135,9 +145,9 @@ static inline unsigned char check_byte(uint64_t hdr)
 
 /* Write the header of an object of n bytes at p and its check byte.
  * hn is the size recorded in the header (0 for large objects). */
-static inline void frame(unsigned char *p, size_t off, int idx, size_t hn, size_t n)
+static inline void frame(unsigned char *p, uint32_t mi, int idx, size_t hn, size_t n)
 {
-	uint64_t h = make_header(p, off, idx, hn);
+	uint64_t h = make_header(p, mi, idx, hn);
 	*header_of(p) = h;
 	p[n] = check_byte(h);
 }
@@ -206,6 +216,8 @@ HIDDEN int free_abandoned(struct meta *m, uint32_t bit);
 HIDDEN int abandoned_trim(void);
 HIDDEN void *large_alloc(size_t n, size_t align, int zero);
 HIDDEN int large_cache_trim(void);
+HIDDEN void retire_span(unsigned char *base, size_t len);
+HIDDEN unsigned char *map_group(size_t *len);
 HIDDEN void large_free(struct meta *m);
 HIDDEN void *large_realloc(struct slot *s, size_t n);
 

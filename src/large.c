@@ -8,10 +8,16 @@
  *   CACHE_BYTES in all) for reuse; an entry older than decay_ms is unmapped
  *   at the next large operation, and malloc_trim empties the cache;
  * - growing realloc reserves an eighth more, so that growth by small steps
- *   costs a logarithmic number of mremap calls.
+ *   costs a logarithmic number of mremap calls;
+ * - mappings of released groups and of large objects the cache cannot hold
+ *   are not unmapped at once: their pages are given back (MADV_DONTNEED)
+ *   and the address range waits, reading as zeros, on a list of at most
+ *   RETIRED spans for reuse.  A late double free into such a range meets a
+ *   zero header and is reported instead of faulting.
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include "internal.h"
 
@@ -27,6 +33,46 @@ struct span {
 static struct span cache[CACHE_SLOTS];
 static int cache_n;
 static size_t cache_bytes;
+
+#define RETIRED 256
+static struct span retired[RETIRED];    /* FIFO ring */
+static int retired_head, retired_n;
+
+/* Lock held: take the best retired span for len (within 2x), if any. */
+static int retired_take(size_t len, struct span *out)
+{
+	int best = -1;
+	for (int i = 0; i < retired_n; i++) {
+		struct span *s = &retired[(retired_head + i) % RETIRED];
+		if (s->len >= len && s->len <= 2 * len && (best < 0 || s->len < retired[best].len))
+			best = (retired_head + i) % RETIRED;
+	}
+	if (best < 0) return 0;
+	*out = retired[best];
+	int last = (retired_head + retired_n - 1) % RETIRED;
+	retired[best] = retired[last];
+	retired_n--;
+	return 1;
+}
+
+/* Give a mapping's pages back but keep its addresses reserved for a while. */
+void retire_span(unsigned char *base, size_t len)
+{
+	struct span old = { 0 };
+	int e = errno;
+	madvise(base, len, MADV_DONTNEED);
+	errno = e;
+	atomic_fetch_add_explicit(&os_count.madvises, 1, memory_order_relaxed);
+	os_lock();
+	if (retired_n == RETIRED) {
+		old = retired[retired_head];
+		retired_head = (retired_head + 1) % RETIRED;
+		retired_n--;
+	}
+	retired[(retired_head + retired_n++) % RETIRED] = (struct span){ base, len, 0 };
+	os_unlock();
+	if (old.base) os_unmap(old.base, old.len);
+}
 
 static long now_ms(void)
 {
@@ -82,12 +128,13 @@ static unsigned char *map_span(size_t len, size_t *got, int *fresh)
 		if (l < len && (big < 0 || l > cache[big].len)) big = i;
 	}
 	if (best >= 0) cache_take(best, &s);
-	else if (big >= 0) cache_take(big, &s);
+	else if (!retired_take(len, &s) && big >= 0) cache_take(big, &s);
 	os_unlock();
 	unmap_all(old, k);
 	*fresh = 0;
 	if (s.base && s.len >= len) {
 		tomb_clear(s.base, s.len);
+		*fresh = best < 0;  /* retired spans read as zeros */
 		*got = s.len;
 		return s.base;
 	}
@@ -102,6 +149,20 @@ static unsigned char *map_span(size_t len, size_t *got, int *fresh)
 	*got = len;
 	*fresh = 1;
 	return os_map(len);
+}
+
+/* Memory for a mapped group of at least *len bytes: a retired span (its
+ * length returned in *len) or a new mapping. */
+unsigned char *map_group(size_t *len)
+{
+	struct span s;
+	os_lock();
+	int got = retired_take(*len, &s);
+	os_unlock();
+	if (!got) return os_map(*len);
+	tomb_clear(s.base, s.len);
+	*len = s.len;
+	return s.base;
 }
 
 static void unmap_span(unsigned char *base, size_t len)
@@ -124,7 +185,7 @@ static void unmap_span(unsigned char *base, size_t len)
 	}
 	os_unlock();
 	unmap_all(old, k);
-	if (base) os_unmap(base, len);
+	if (base) retire_span(base, len);
 }
 
 void *large_alloc(size_t n, size_t align, int zero)
@@ -169,7 +230,7 @@ void *large_alloc(size_t n, size_t align, int zero)
 	m->size = n;
 	*(uint32_t *)base = m->index;
 	if (zero && !fresh) memset(p, 0, n);
-	frame(p, p - base, 0, 0, n);
+	frame(p, m->index, 0, 0, n);
 	return p;
 }
 
@@ -214,6 +275,6 @@ void *large_realloc(struct slot *s, size_t n)
 	m->mem = mem;
 	m->maplen = len;
 	m->size = n;
-	frame(p, off, 0, 0, n);
+	frame(p, m->index, 0, 0, n);
 	return p;
 }

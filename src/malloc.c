@@ -13,7 +13,7 @@ void *enframe(struct meta *m, int idx, size_t n)
 {
 	size_t off = GROUP_HDR + (size_t)idx * class_stride[m->sc];
 	unsigned char *p = m->mem + off;
-	frame(p, off, idx, n, n);
+	frame(p, m->index, idx, n, n);
 	return p;
 }
 

@@ -28,7 +28,7 @@ EXPORT void *realloc(void *p, size_t n)
 		int sc = size_to_class(n);
 		size_t end = GROUP_HDR + (size_t)(s.idx + 1) * class_stride[m->sc];
 		if (sc <= m->sc && sc + 1 >= m->sc && s.p - m->mem + n + OVERHEAD <= end) {
-			frame(s.p, s.p - m->mem, s.idx, n, n);
+			frame(s.p, m->index, s.idx, n, n);
 			return s.p;
 		}
 	}

@@ -29,7 +29,7 @@ static int slot_state(struct meta *m, int i, size_t *n)
 	unsigned char *p = m->mem + GROUP_HDR + i * stride;
 	uint64_t hdr = *header_of(p);
 	if (header_ok(hdr ^ H_FREED, p)) return S_CACHED;
-	*n = header_ok(hdr, p) ? (size_t)((hdr & H_LOW) >> 30) : stride - OVERHEAD;
+	*n = header_ok(hdr, p) ? H_SIZE(hdr) : stride - OVERHEAD;
 	uint32_t mi = *(uint32_t *)p;
 	if (stride >= 64 && mi < meta_limit && (mi & (AREA_RECS - 1))) {
 		struct meta *g = (struct meta *)meta_areas[mi >> AREA_SHIFT] + (mi & (AREA_RECS - 1));
