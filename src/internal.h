@@ -82,6 +82,11 @@ extern HIDDEN _Atomic uint32_t meta_limit;
 HIDDEN struct meta *meta_alloc(void);   /* lock held */
 HIDDEN void meta_free(struct meta *m);  /* lock held */
 HIDDEN void meta_init_secret(void);
+static inline void ensure_init(void)
+{
+	extern HIDDEN void init_slow(void);
+	if (unlikely(!secret)) init_slow();
+}
 
 /* Record of index mi; only for indices below meta_limit. */
 static inline struct meta *meta_at_index(uint32_t mi)
@@ -215,7 +220,7 @@ HIDDEN void group_abandon(struct meta *m);      /* lock held */
 HIDDEN int free_abandoned(struct meta *m, uint32_t bit);
 HIDDEN int abandoned_trim(void);
 HIDDEN void *large_alloc(size_t n, size_t align, int zero);
-HIDDEN int large_cache_trim(void);
+HIDDEN int large_cache_trim(int all);
 HIDDEN void retire_span(unsigned char *base, size_t len);
 HIDDEN unsigned char *map_group(size_t *len);
 HIDDEN void large_free(struct meta *m);

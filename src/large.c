@@ -104,11 +104,18 @@ static void unmap_all(struct span *s, int k)
 	while (k--) os_unmap(s[k].base, s[k].len);
 }
 
-int large_cache_trim(void)
+/* Empty the cache, and with all != 0 unmap the retired spans too (when
+ * address space runs out).  Returns the number of mappings released. */
+int large_cache_trim(int all)
 {
-	struct span old[CACHE_SLOTS];
+	struct span old[CACHE_SLOTS + RETIRED];
 	os_lock();
 	int k = cache_expire(0, 1, old);
+	while (all && retired_n) {
+		old[k++] = retired[retired_head];
+		retired_head = (retired_head + 1) % RETIRED;
+		retired_n--;
+	}
 	os_unlock();
 	unmap_all(old, k);
 	return k;
@@ -172,7 +179,7 @@ static void unmap_span(unsigned char *base, size_t len)
 	int k = 0;
 	os_lock();
 	k = cache_expire(now, 0, old);
-	if (len <= CACHE_BYTES / 2) {
+	if (len <= CACHE_BYTES / 2 && opt.decay_ms > 0) {
 		while (cache_n && (cache_n == CACHE_SLOTS || cache_bytes + len > CACHE_BYTES)) {
 			int oldest = 0;
 			for (int i = 1; i < cache_n; i++)
@@ -192,27 +199,33 @@ void *large_alloc(size_t n, size_t align, int zero)
 {
 	if (align < UNIT) align = UNIT;
 	size_t front = align > PAGE ? PAGE : align;
-	if (n > PTRDIFF_MAX - 2 * align - 2 * PAGE) {
+	if (n > PTRDIFF_MAX - 2 * align - 4 * PAGE) {
 		errno = ENOMEM;
 		return 0;
 	}
-	int guard = opt.guard && align <= (1 << 20), fresh = 1;
-	size_t len = page_round(n + 1 + front + (align > PAGE ? align : 0));
+	ensure_init();
+	int guard = opt.guard, fresh = 1;
+	size_t len = page_round(n + 1 + front);
 	unsigned char *base, *p;
-	if (guard) base = os_map_guarded(len);
-	else if (align <= PAGE) base = map_span(len, &len, &fresh);
-	else base = os_map(len);
-	if (!base) return 0;
-	p = base + front;
 	if (align > PAGE) {
-		p = (unsigned char *)(((uintptr_t)base + PAGE + align - 1) & -align);
-		unsigned char *nb = p - PAGE, *end = (unsigned char *)page_round((uintptr_t)p + n + 1);
-		if (!guard) {
-			if (nb > base) os_unmap(base, nb - base);
-			if (end < base + len) os_unmap(end, base + len - end);
-			len = end - nb;
-			base = nb;
+		/* over-map, then trim to [header page, end) (plus the guards) */
+		size_t g = guard ? PAGE : 0, big = len + align + 2 * g;
+		unsigned char *raw = os_map(big);
+		if (!raw) return 0;
+		p = (unsigned char *)(((uintptr_t)raw + g + PAGE + align - 1) & -align);
+		base = p - PAGE;
+		unsigned char *end = (unsigned char *)page_round((uintptr_t)p + n + 1);
+		len = end - base;
+		if (base - g > raw) os_unmap(raw, base - g - raw);
+		if (end + g < raw + big) os_unmap(end + g, raw + big - end - g);
+		if (guard) {
+			mprotect(base - PAGE, PAGE, PROT_NONE);
+			mprotect(end, PAGE, PROT_NONE);
 		}
+	} else {
+		base = guard ? os_map_guarded(len) : map_span(len, &len, &fresh);
+		if (!base) return 0;
+		p = base + front;
 	}
 	os_lock();
 	struct meta *m = meta_alloc();
@@ -230,6 +243,7 @@ void *large_alloc(size_t n, size_t align, int zero)
 	m->size = n;
 	*(uint32_t *)base = m->index;
 	if (zero && !fresh) memset(p, 0, n);
+	else if (!zero && opt.junk) memset(p, 0xa5, n);
 	frame(p, m->index, 0, 0, n);
 	return p;
 }

@@ -28,6 +28,13 @@ void meta_init_secret(void)
 	secret = s;
 }
 
+void init_slow(void)
+{
+	os_lock();
+	if (!secret) meta_init_secret();
+	os_unlock();
+}
+
 struct meta *meta_alloc(void)
 {
 	struct meta *m = free_metas;

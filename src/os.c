@@ -51,6 +51,8 @@ void *os_map(size_t len)
 		return 0;
 	}
 	void *p = mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED && !lock_held && large_cache_trim(1)) /* out of address space? */
+		p = mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED) {
 		errno = ENOMEM;
 		return 0;
@@ -105,6 +107,8 @@ void *os_remap(void *p, size_t old, size_t len)
 		return 0;
 	}
 	void *q = mremap(p, old, len, MREMAP_MAYMOVE);
+	if (q == MAP_FAILED && !lock_held && large_cache_trim(1))
+		q = mremap(p, old, len, MREMAP_MAYMOVE);
 	if (q == MAP_FAILED) {
 		errno = ENOMEM;
 		return 0;
@@ -133,10 +137,12 @@ int os_random(void *buf, size_t len)
 
 /* The global lock: 0 free, 1 held, 2 held with waiters (futex). */
 static _Atomic int lock_word;
+static __thread int lock_held;  /* this thread holds the lock */
 
 void os_lock(void)
 {
 	int c = 0;
+	lock_held = 1;
 	if (atomic_compare_exchange_strong(&lock_word, &c, 1)) return;
 	for (int spin = 0; spin < 100; spin++) {
 		c = 0;
@@ -151,6 +157,7 @@ void os_lock(void)
 
 void os_unlock(void)
 {
+	lock_held = 0;
 	if (atomic_exchange(&lock_word, 0) == 2)
 		syscall(SYS_futex, &lock_word, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
 }

@@ -243,7 +243,7 @@ EXPORT int malloc_trim(size_t pad)
 	(void)pad;
 	int n = heap_trim(tl_heap);
 	n += abandoned_trim();
-	n += large_cache_trim();
+	n += large_cache_trim(0);
 	return n > 0;
 }
 
