@@ -140,6 +140,25 @@ static int sc_guard_aligned(void)
 	return bad;
 }
 
+/* A double free of a guarded large object is still reported. */
+static int sc_guard_double_free(void)
+{
+	free(malloc(16));
+	char *p = malloc(1 << 20);
+	free(p);
+	free(OPAQUE(p));
+	return SAY("double free not detected");
+}
+
+static int sc_guard_double_free_aligned(void)
+{
+	free(malloc(16));
+	char *p = aligned_alloc(64, 1 << 20);
+	free(p);
+	free(OPAQUE(p));
+	return SAY("double free not detected");
+}
+
 /* The same when the very first allocation of the process is large. */
 static int sc_guard_first(void)
 {
@@ -286,6 +305,8 @@ static const struct { const char *name; int (*fn)(void); } scenarios[] = {
 	{ "junk", sc_junk }, { "junk_large", sc_junk_large }, 
 	{ "zero_free", sc_zero_free }, { "perturb", sc_perturb },
 	{ "guard", sc_guard }, { "guard_first", sc_guard_first },
+	{ "guard_double_free", sc_guard_double_free },
+	{ "guard_double_free_aligned", sc_guard_double_free_aligned },
 	{ "guard_aligned", sc_guard_aligned }, { "quarantine_write", sc_quarantine_write },
 	{ "quarantine_delay", sc_quarantine_delay },
 	{ "quarantine_double_free", sc_quarantine_double_free },
@@ -346,6 +367,13 @@ START_TEST(test_guard)
 {
 	expect_ok("guard=1", "guard");
 	expect_ok("hardened=1", "guard");
+}
+END_TEST
+
+START_TEST(test_guard_double_free)
+{
+	expect_signal("guard=1", "guard_double_free", SIGABRT, "double free");
+	expect_signal("guard=1", "guard_double_free_aligned", SIGABRT, "double free");
 }
 END_TEST
 
@@ -465,6 +493,7 @@ static Suite *options_suite(void)
 	tcase_add_test(tc, test_junk_large);
 	tcase_add_test(tc, test_guard);
 	tcase_add_test(tc, test_guard_aligned);
+	tcase_add_test(tc, test_guard_double_free);
 	tcase_add_test(tc, test_options_before_first_large);
 	tcase_add_test(tc, test_quarantine);
 	tcase_add_test(tc, test_random);
