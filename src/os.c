@@ -14,6 +14,7 @@
 #include "internal.h"
 
 HIDDEN struct os_counters os_count;
+static __thread int lock_held;  /* this thread holds the global lock */
 
 /* Fault injection for the test suite (option fail_mmap=N): the Nth and
  * every later mmap/mremap fails until the count is reset. */
@@ -137,7 +138,6 @@ int os_random(void *buf, size_t len)
 
 /* The global lock: 0 free, 1 held, 2 held with waiters (futex). */
 static _Atomic int lock_word;
-static __thread int lock_held;  /* this thread holds the lock */
 
 void os_lock(void)
 {
