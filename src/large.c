@@ -197,8 +197,9 @@ static void unmap_span(unsigned char *base, size_t len)
 
 void *large_alloc(size_t n, size_t align, int zero)
 {
+	/* p is mem + UNIT or page aligned: the tombstone check relies on it */
 	if (align < UNIT) align = UNIT;
-	size_t front = align > PAGE ? PAGE : align;
+	size_t front = align > UNIT ? PAGE : UNIT;
 	if (n > PTRDIFF_MAX - 2 * align - 4 * PAGE) {
 		errno = ENOMEM;
 		return 0;
