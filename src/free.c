@@ -112,9 +112,10 @@ void tc_flush(struct heap *h, int sc, int keep)
 /* A class whose groups are emptying has its cache switched off (limit 0,
  * see free_slow_local) so that cached slots do not pin groups while the
  * program frees; its next malloc_slow switches it back on. */
-static __attribute__((noinline)) void release_slow(struct heap *h, struct slot *s)
+static __attribute__((noinline)) void release_slow(struct heap *h, struct meta *m,
+						    unsigned char *p, size_t n, int idx, int aligned)
 {
-	struct meta *m = s->meta;
+	struct slot slot = { m, p, n, idx, aligned }, *s = &slot;
 	int sc = m->sc;
 	unsigned k = h->tc_n[sc];
 	if (unlikely(opt_slow)) {
@@ -145,7 +146,7 @@ ALWAYS_INLINE void release(struct slot *s)
 		h->tc_n[sc] = k + 1;
 		return;
 	}
-	release_slow(h, s);
+	release_slow(h, m, s->p, s->n, s->idx, s->aligned);
 }
 
 void free_slot(struct slot *s)

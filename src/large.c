@@ -22,7 +22,7 @@
 #include "internal.h"
 
 #define CACHE_SLOTS 16
-#define CACHE_BYTES (32u << 20)
+#define CACHE_BYTES (64u << 20)
 
 struct span {
 	unsigned char *base;
