@@ -162,17 +162,25 @@ END_TEST
 
 /* So many frees of the class in between that per-thread caches are
  * flushed back to the groups before the second free.  The victim's two
- * neighbours in its group stay live, so the group stays in use. */
+ * neighbours in its group (found by sorting the addresses: slots of a group
+ * are `stride` apart, whatever order they were handed out in) stay live,
+ * so the group stays in use. */
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 static void double_free_after_flush(void *arg)
 {
 	size_t n = VAL(arg);
 	enum { N = 400 };
 	char *x[N];
-	int k = -1;
+	int k = 1;
 	for (int i = 0; i < N; i++) x[i] = malloc(n);
-	for (int i = 1; i + 1 < N && k < 0; i += 2)
-		if (x[i] - x[i - 1] == x[i + 1] - x[i] && x[i] > x[i - 1]) k = i;
-	if (k < 0) _exit(3);   /* no three consecutive slots: cannot test */
+	qsort(x, N, sizeof *x, cmp_ptr);
+	for (int i = 1; i + 1 < N; i += 2)
+		if (x[i] - x[i - 1] == x[i + 1] - x[i]) { k = i; break; }
 	free(x[k]);
 	for (int i = 1; i < N; i += 2)   /* odd ones; the even ones stay live */
 		if (i != k) free(x[i]);
