@@ -26,7 +26,9 @@ make -j"$(nproc 2>/dev/null || echo 2)"
 
 echo
 echo "== python3 running on mallocng (statistics printed at exit) =="
-MALLOCNG_LIB="$PWD/src/.libs/libmallocng.so" ./mallocng --stats python3 -c '
+py=python3
+[ -x /usr/bin/python3 ] && py=/usr/bin/python3   # not a wrapper script
+MALLOCNG_LIB="$PWD/src/.libs/libmallocng.so" ./mallocng --stats "$py" -c '
 import json, random
 random.seed(1)
 data = {str(i): [random.random() for _ in range(20)] for i in range(20000)}
