@@ -260,6 +260,25 @@ START_TEST(test_usable_after_realloc)
 }
 END_TEST
 
+/* Large over-aligned objects grow and shrink (mremap) with their content. */
+START_TEST(test_realloc_large_aligned)
+{
+	static const size_t seq[] = { 3000000, 150000, 9000000, 140000, 100, 500000 };
+	for (size_t al = 4096; al <= ((size_t)2 << 20); al *= 8) {
+		size_t n = 200000;
+		unsigned char *p = aligned_alloc(al, n);
+		ck_assert_ptr_nonnull(p);
+		ck_assert_uint_eq((uintptr_t)p & (al - 1), 0);
+		fill_pattern(p, n, SEED);
+		for (size_t i = 0; i < sizeof seq / sizeof *seq; i++) {
+			p = resize(p, n, seq[i]);
+			n = seq[i];
+		}
+		free(p);
+	}
+}
+END_TEST
+
 static Suite *realloc_suite(void)
 {
 	Suite *s = suite_create("realloc");
@@ -274,6 +293,7 @@ static Suite *realloc_suite(void)
 	tcase_add_test(tc, test_realloc_failure_keeps_object);
 	tcase_add_test(tc, test_realloc_random_walk);
 	tcase_add_test(tc, test_usable_after_realloc);
+	tcase_add_test(tc, test_realloc_large_aligned);
 	suite_add_tcase(s, tc);
 	return s;
 }

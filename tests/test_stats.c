@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include <malloc.h>
 #include "mallocng.h"
 #include "util.h"
@@ -218,6 +219,114 @@ START_TEST(test_heap_map)
 }
 END_TEST
 
+/* ---- snapshots while other threads allocate and free ---- */
+
+static volatile int stop_workers;
+
+static void *busy(void *arg)
+{
+	uint64_t rng = (uintptr_t)arg | 1;
+	void *v[64] = { 0 };
+	while (!stop_workers) {
+		int i = (int)(rng_next(&rng) & 63);
+		free(v[i]);
+		v[i] = malloc((rng_next(&rng) & 31) ? rng_range(&rng, 1, 3000)
+		                                    : rng_range(&rng, 100000, 300000));
+	}
+	for (int i = 0; i < 64; i++) free(v[i]);
+	return NULL;
+}
+
+START_TEST(test_stats_under_load)
+{
+	pthread_t t[4];
+	int devnull = open("/dev/null", O_WRONLY);
+	ck_assert_int_ge(devnull, 0);
+	stop_workers = 0;
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, busy, (void *)(uintptr_t)(i + 1)), 0);
+	for (int k = 0; k < 300; k++) {
+		struct mallocng_stats st;
+		snap(&st);
+		for (int i = 0; i < MALLOCNG_NCLASS; i++) {
+			const struct mallocng_class_stats *c = &st.classes[i];
+			REQUIRE(c->slots_used + c->slots_cached <= c->slots,
+			        "class %d: %zu used + %zu cached > %zu slots", i,
+			        c->slots_used, c->slots_cached, c->slots);
+		}
+		REQUIRE(st.threads >= 1 && st.threads <= 5, "threads = %zu", st.threads);
+		if (k % 50 == 0) mallocng_print_stats(devnull);
+	}
+	stop_workers = 1;
+	for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+	close(devnull);
+}
+END_TEST
+
+/* ---- the glibc introspection functions of mallocng(3) ---- */
+
+START_TEST(test_glibc_introspection)
+{
+	enum { N = 2000 };
+	static void *v[N];
+	struct mallinfo2 a = mallinfo2();
+	for (int i = 0; i < N; i++) v[i] = malloc(500);
+	void *big = malloc(2 << 20);
+	struct mallinfo2 b = mallinfo2();
+	/* "bytes allocated (uordblks)", "large mappings (hblks, hblkhd)" */
+	ck_assert_uint_ge(b.uordblks - a.uordblks, N * 500);
+	ck_assert_uint_ge(b.hblks - a.hblks, 1);
+	ck_assert_uint_ge(b.hblkhd - a.hblkhd, 2 << 20);
+	ck_assert_uint_ge(b.arena, N * 500);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	struct mallinfo old = mallinfo();
+#pragma GCC diagnostic pop
+	ck_assert_int_ge(old.uordblks, 0);
+	ck_assert_int_ge(old.hblkhd, 2 << 20);
+	for (int i = 0; i < N; i++) free(v[i]);
+	free(big);
+	struct mallinfo2 c = mallinfo2();
+	ck_assert_uint_le(c.uordblks, a.uordblks + 4096);
+
+	/* malloc_info: XML; options must be 0 */
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(malloc_info(0, f), 0);
+	fclose(f);
+	ck_assert_msg(buf && strstr(buf, "<malloc"), "malloc_info wrote <%.200s>", buf ? buf : "");
+	free(buf);
+	f = fopen("/dev/null", "w");
+	errno = 0;
+	ck_assert_int_eq(malloc_info(1, f), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	fclose(f);
+
+	/* mallopt: only M_PERTURB is applied */
+	ck_assert_int_eq(mallopt(M_MMAP_THRESHOLD, 1 << 20), 0);
+	ck_assert_int_eq(mallopt(M_ARENA_MAX, 2), 0);
+}
+END_TEST
+
+/* malloc_stats prints to standard error */
+static void call_malloc_stats(void *arg)
+{
+	(void)arg;
+	free(malloc(100));
+	malloc_stats();
+}
+
+START_TEST(test_malloc_stats)
+{
+	char err[4096];
+	int st = run_in_child(call_malloc_stats, NULL, 10, err, sizeof err);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
+	ck_assert_msg(strlen(err) > 100, "malloc_stats printed <%s>", err);
+}
+END_TEST
+
 static Suite *stats_suite(void)
 {
 	Suite *s = suite_create("stats");
@@ -229,6 +338,9 @@ static Suite *stats_suite(void)
 	tcase_add_test(tc, test_threads_counted);
 	tcase_add_test(tc, test_print_stats);
 	tcase_add_test(tc, test_heap_map);
+	tcase_add_test(tc, test_stats_under_load);
+	tcase_add_test(tc, test_glibc_introspection);
+	tcase_add_test(tc, test_malloc_stats);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -321,6 +321,43 @@ START_TEST(test_thread_churn)
 }
 END_TEST
 
+/* ---- many threads alive at once ---- */
+
+static pthread_barrier_t many_bar;
+
+static void *many_worker(void *arg)
+{
+	size_t n = 16 + (uintptr_t)arg % 2000;
+	unsigned char *p = malloc(n), *q = malloc(n * 3);
+	REQUIRE(p && q, "malloc in thread %zu", (size_t)(uintptr_t)arg);
+	memset(p, (int)(uintptr_t)arg, n);
+	memset(q, 0x33, n * 3);
+	pthread_barrier_wait(&many_bar);
+	REQUIRE(check_bytes(p, n, (unsigned char)(uintptr_t)arg) == n, "object overwritten");
+	free(q);
+	return p;   /* freed by main */
+}
+
+START_TEST(test_many_threads_alive)
+{
+	enum { T = 300 };
+	static pthread_t t[T];
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
+	pthread_barrier_init(&many_bar, NULL, T);
+	for (int i = 0; i < T; i++)
+		ck_assert_int_eq(pthread_create(&t[i], &attr, many_worker, (void *)(uintptr_t)i), 0);
+	for (int i = 0; i < T; i++) {
+		void *p;
+		pthread_join(t[i], &p);
+		free(p);
+	}
+	pthread_barrier_destroy(&many_bar);
+	pthread_attr_destroy(&attr);
+}
+END_TEST
+
 static Suite *thread_suite(void)
 {
 	Suite *s = suite_create("thread");
@@ -331,6 +368,7 @@ static Suite *thread_suite(void)
 	tcase_add_test(tc, test_short_lived_threads);
 	tcase_add_test(tc, test_free_after_owner_exit);
 	tcase_add_test(tc, test_thread_churn);
+	tcase_add_test(tc, test_many_threads_alive);
 	suite_add_tcase(s, tc);
 	return s;
 }
