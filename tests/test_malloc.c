@@ -165,6 +165,37 @@ START_TEST(test_calloc_reused_memory)
 }
 END_TEST
 
+/* Freed large mappings may be kept and reused: calloc of any large size
+ * after dirty large objects of other sizes were freed is still zero. */
+START_TEST(test_calloc_after_large_reuse)
+{
+	static const size_t dirty[] = { 300000, 1 << 20, 4 << 20, 140000 };
+	static const size_t want[] = { 131072, 140000, 200000, 300000, 500000, 1 << 20,
+	                               3 << 20, 4 << 20 };
+	for (size_t d = 0; d < sizeof dirty / sizeof *dirty; d++) {
+		for (size_t w = 0; w < sizeof want / sizeof *want; w++) {
+			void *p[3];
+			for (int k = 0; k < 3; k++) {
+				p[k] = malloc(dirty[d]);
+				REQUIRE(p[k] != NULL, "malloc(%zu)", dirty[d]);
+				memset(p[k], 0xff, malloc_usable_size(p[k]));
+			}
+			for (int k = 0; k < 3; k++) free(p[k]);
+			unsigned char *q = calloc(1, want[w]);
+			REQUIRE(q != NULL, "calloc(1, %zu)", want[w]);
+			size_t bad = check_bytes(q, want[w], 0);
+			REQUIRE(bad == want[w], "calloc(1, %zu) after freeing dirty %zu-byte objects: "
+			        "byte %zu = 0x%02x", want[w], dirty[d], bad, q[bad]);
+			memset(q, 0xee, want[w]);
+			/* and realloc growth exposes no stale bytes through calloc */
+			q = realloc(q, want[w] + 100000);
+			REQUIRE(q != NULL, "realloc");
+			free(q);
+		}
+	}
+}
+END_TEST
+
 START_TEST(test_calloc_overflow)
 {
 	static const size_t pairs[][2] = {
@@ -318,6 +349,7 @@ static Suite *malloc_suite(void)
 	tcase_add_test(tc, test_malloc0_unique);
 	tcase_add_test(tc, test_calloc_zeroed);
 	tcase_add_test(tc, test_calloc_reused_memory);
+	tcase_add_test(tc, test_calloc_after_large_reuse);
 	tcase_add_test(tc, test_calloc_overflow);
 	tcase_add_test(tc, test_huge_requests);
 	tcase_add_test(tc, test_usable_size);

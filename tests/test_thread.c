@@ -321,6 +321,52 @@ START_TEST(test_thread_churn)
 }
 END_TEST
 
+/* ---- large objects (own mappings, their cache, mremap) from threads ---- */
+
+static void *large_worker(void *arg)
+{
+	uint64_t rng = (uintptr_t)arg * 7919 | 1;
+	unsigned char *p[8] = { 0 };
+	size_t sz[8] = { 0 };
+	uint32_t seed = (uint32_t)(uintptr_t)arg;
+	for (int k = 0; k < 1500; k++) {
+		int i = (int)(rng_next(&rng) & 7);
+		size_t n = rng_range(&rng, 131000, 3 << 20);
+		if (p[i]) {
+			/* the pattern covers the first and last 4 KiB */
+			size_t keep = n < sz[i] ? n : sz[i];
+			size_t h = keep < 4096 ? keep : 4096;
+			REQUIRE(check_pattern(p[i], h, seed + i) == h, "large object head lost");
+			if (rng_next(&rng) & 1) {
+				free(p[i]);
+				p[i] = NULL;
+				continue;
+			}
+			unsigned char *q = realloc(p[i], n);
+			REQUIRE(q != NULL, "realloc(%zu)", n);
+			REQUIRE(check_pattern(q, h, seed + i) == h, "realloc %zu -> %zu lost the head", sz[i], n);
+			p[i] = q;
+		} else {
+			p[i] = (rng_next(&rng) & 1) ? malloc(n) : calloc(1, n);
+			REQUIRE(p[i] != NULL, "malloc(%zu)", n);
+		}
+		sz[i] = n;
+		fill_pattern(p[i], 4096, seed + i);
+		memset(p[i] + n - 4096, 0x44, 4096);
+	}
+	for (int i = 0; i < 8; i++) free(p[i]);
+	return NULL;
+}
+
+START_TEST(test_large_threads)
+{
+	pthread_t t[6];
+	for (int i = 0; i < 6; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, large_worker, (void *)(uintptr_t)(i + 1)), 0);
+	for (int i = 0; i < 6; i++) pthread_join(t[i], NULL);
+}
+END_TEST
+
 /* ---- many threads alive at once ---- */
 
 static pthread_barrier_t many_bar;
@@ -369,6 +415,7 @@ static Suite *thread_suite(void)
 	tcase_add_test(tc, test_free_after_owner_exit);
 	tcase_add_test(tc, test_thread_churn);
 	tcase_add_test(tc, test_many_threads_alive);
+	tcase_add_test(tc, test_large_threads);
 	suite_add_tcase(s, tc);
 	return s;
 }
