@@ -162,7 +162,6 @@ END_TEST
  * errno ENOMEM, never a crash or a diagnostic, live objects stay intact and
  * can be reallocated (or not) and freed.  Exit 0: done, failures seen;
  * 1: done, no failure seen; anything else: an error. */
-#define FAIL_CHILD_ARG "--fail-mmap-child"
 
 static void *fail_thread(void *arg)
 {
@@ -232,22 +231,13 @@ static int fail_mmap_workload(void)
 	return failures ? 0 : 1;
 }
 
-static void exec_fail_child(void *arg)
-{
-	char opt[64];
-	snprintf(opt, sizeof opt, "fail_mmap=%ld", (long)(intptr_t)arg);
-	setenv("MALLOCNG_OPTIONS", opt, 1);
-	char *argv[] = { "test_enomem", FAIL_CHILD_ARG, NULL };
-	execv("/proc/self/exe", argv);
-	_exit(127);
-}
-
 START_TEST(test_fail_mmap_injection)
 {
 	int clean_runs = 0;
 	for (long n = 1; n <= 3000; n = n < 40 ? n + 1 : n * 3 / 2) {
-		char err[4096];
-		int st = run_in_child(exec_fail_child, (void *)(intptr_t)n, 30, err, sizeof err);
+		char err[4096], opt[64];
+		snprintf(opt, sizeof opt, "fail_mmap=%ld", n);
+		int st = run_self(opt, "fail_mmap", 30, err, sizeof err);
 		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) <= 1,
 		              "fail_mmap=%ld: workload %s %d; stderr: <%s>", n,
 		              WIFEXITED(st) ? "exited with status" : "killed by signal",
@@ -261,7 +251,7 @@ START_TEST(test_fail_mmap_injection)
 	(void)clean_runs;
 	/* without injection the same workload never fails */
 	char err[4096];
-	int st = run_in_child(exec_fail_child, (void *)(intptr_t)0, 30, err, sizeof err);
+	int st = run_self(NULL, "fail_mmap", 30, err, sizeof err);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1,
 	              "workload without injection: status 0x%x, stderr <%s>", st, err);
 }
@@ -281,7 +271,8 @@ static Suite *enomem_suite(void)
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && !strcmp(argv[1], FAIL_CHILD_ARG))
+	const char *sc = self_scenario(argc, argv);
+	if (sc && !strcmp(sc, "fail_mmap"))
 		return fail_mmap_workload();
 	return run_suite(enomem_suite());
 }
