@@ -270,6 +270,43 @@ START_TEST(test_double_free_cross_thread)
 }
 END_TEST
 
+/* Objects of a thread that has exited (their groups are abandoned): all
+ * freed by main, then one of them again. */
+struct exited { size_t n, cnt; char **x; };
+
+static void *alloc_and_exit(void *arg)
+{
+	struct exited *e = arg;
+	for (size_t i = 0; i < e->cnt; i++) e->x[i] = malloc(e->n);
+	return NULL;
+}
+
+static void double_free_exited_owner(void *arg)
+{
+	struct exited e = { VAL(arg) & 0xffffffff, VAL(arg) >> 32, NULL };
+	pthread_t t;
+	e.x = malloc(e.cnt * sizeof *e.x);
+	pthread_create(&t, NULL, alloc_and_exit, &e);
+	pthread_join(t, NULL);
+	for (size_t i = 0; i < e.cnt; i++) free(e.x[i]);
+	free(OPAQUE(e.x[e.cnt / 2]));
+}
+
+START_TEST(test_double_free_exited_owner)
+{
+	static const size_t cases[][2] = { { 100, 50 }, { 2000, 100 }, { 20000, 40 }, { 1 << 20, 3 } };
+	struct soft soft = { 0 };
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		char name[96];
+		snprintf(name, sizeof name, "%zu x malloc(%zu) of an exited thread, all freed, one again",
+		         cases[i][1], cases[i][0]);
+		soft_expect_abort(&soft, name, double_free_exited_owner,
+		                  ARG((uint64_t)cases[i][1] << 32 | cases[i][0]), "double free", NULL);
+	}
+	soft_check(&soft);
+}
+END_TEST
+
 static void double_free_other_thread_style(void *arg)
 {
 	(void)arg;
@@ -611,6 +648,7 @@ static Suite *death_suite(void)
 	tcase_add_test(tc, test_double_free_after_flush);
 	tcase_add_test(tc, test_double_free_whole_class_freed);
 	tcase_add_test(tc, test_double_free_cross_thread);
+	tcase_add_test(tc, test_double_free_exited_owner);
 	tcase_add_test(tc, test_realloc_after_free);
 	suite_add_tcase(s, tc);
 
