@@ -85,7 +85,7 @@ void slot_release(struct heap *h, struct meta *m, int idx)
 				atomic_store_explicit(&owner->remote_hint[m->sc], 1, memory_order_relaxed);
 			return;
 		}
-		if (free_abandoned(m, bit)) return;
+		if (free_abandoned(h, m, bit)) return;
 	}
 }
 

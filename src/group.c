@@ -125,9 +125,11 @@ struct meta *group_adopt(struct heap *h, int sc)
 	return got;
 }
 
-/* free() of a slot in an abandoned group.  Returns 0 if the group was
- * adopted meanwhile (the caller then frees it as a remote slot). */
-int free_abandoned(struct meta *m, uint32_t bit)
+/* free() of a slot in an abandoned group.  A thread with a heap adopts the
+ * group, so that its later frees into it are local; otherwise the slot is
+ * returned under the lock.  Returns 0 if another thread adopted the group
+ * meanwhile (the caller then frees it as a remote slot). */
+int free_abandoned(struct heap *h, struct meta *m, uint32_t bit)
 {
 	os_lock();
 	if (m->owner) {
@@ -137,9 +139,16 @@ int free_abandoned(struct meta *m, uint32_t bit)
 	if (m->avail & bit) fail("double free", m->mem);
 	m->avail |= bit | atomic_exchange(&m->remote, 0);
 	int empty = m->avail == full_mask(m);
-	if (empty) abandoned_unlink(m);
+	if (empty || h != &empty_heap) abandoned_unlink(m);
+	if (h != &empty_heap) m->owner = h;
 	os_unlock();
-	if (empty) group_release(m);
+	if (h != &empty_heap) {
+		h->ngroups[m->sc]++;
+		ring_insert(h, m->sc, m);
+		if (empty) free_slow_local(h, m);
+	} else if (empty) {
+		group_release(m);
+	}
 	return 1;
 }
 
