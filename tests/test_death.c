@@ -591,6 +591,35 @@ static void aligned_sized_wrong(void *arg)
 	free_aligned_sized(p, 256, m);
 }
 
+/* free_aligned_sized with an alignment that is not a power of two, or that
+ * the object does not have: "bad alignment". */
+static void bad_alignment(void *arg)
+{
+	size_t al = VAL(arg);
+	char *p = NULL;
+	if (al == 48) {
+		p = aligned_alloc(64, 100);
+	} else {
+		/* find an object aligned to 64 but not to `al` */
+		for (int i = 0; i < 100; i++) {
+			p = aligned_alloc(64, 100);
+			if ((uintptr_t)p & (al - 1)) break;
+		}
+	}
+	free_aligned_sized(p, al, 100);
+}
+
+START_TEST(test_free_aligned_sized_bad_alignment)
+{
+	struct soft soft = { 0 };
+	soft_expect_abort(&soft, "free_aligned_sized(aligned_alloc(64, 100), 48, 100)",
+	                  bad_alignment, ARG(48), "bad alignment", NULL);
+	soft_expect_abort(&soft, "free_aligned_sized(aligned_alloc(64, 100), 4096, 100)",
+	                  bad_alignment, ARG(4096), "bad alignment", NULL);
+	soft_check(&soft);
+}
+END_TEST
+
 START_TEST(test_free_sized_mismatch)
 {
 	struct soft soft = { 0 };
@@ -675,6 +704,7 @@ static Suite *death_suite(void)
 	tc = tcase_create("sized");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_free_sized_mismatch);
+	tcase_add_test(tc, test_free_aligned_sized_bad_alignment);
 	tcase_add_test(tc, test_legal_use_is_silent);
 	suite_add_tcase(s, tc);
 	return s;

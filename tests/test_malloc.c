@@ -297,6 +297,37 @@ START_TEST(test_usable_size)
 END_TEST
 
 /* Writing all of malloc_usable_size() and then realloc'ing keeps it all. */
+/* mallocng(3): for objects of the size classes malloc_usable_size() is
+ * exactly the size requested by the last malloc() or realloc(). */
+static size_t exact_usable_sizes(size_t i)
+{
+	return i <= 5000 ? i : 5000 + (i - 5000) * 997;
+}
+
+START_TEST(test_usable_size_exact)
+{
+	for (size_t i = 0; exact_usable_sizes(i) <= 131000; i++) {
+		size_t n = exact_usable_sizes(i);
+		void *p = malloc(n);
+		REQUIRE(p != NULL, "malloc");
+		REQUIRE(malloc_usable_size(p) == n, "malloc_usable_size(malloc(%zu)) = %zu",
+		        n, malloc_usable_size(p));
+		size_t m = n / 2 + 7;
+		p = realloc(p, m);
+		REQUIRE(malloc_usable_size(p) == m, "after realloc to %zu: %zu", m, malloc_usable_size(p));
+		free(p);
+		p = calloc(1, n);
+		REQUIRE(malloc_usable_size(p) == n, "malloc_usable_size(calloc(1, %zu)) = %zu",
+		        n, malloc_usable_size(p));
+		free(p);
+		p = aligned_alloc(64, n);
+		REQUIRE(malloc_usable_size(p) == n, "malloc_usable_size(aligned_alloc(64, %zu)) = %zu",
+		        n, malloc_usable_size(p));
+		free(p);
+	}
+}
+END_TEST
+
 START_TEST(test_usable_size_realloc)
 {
 	for (size_t n = 1; n < 3000; n += 11) {
@@ -353,6 +384,7 @@ static Suite *malloc_suite(void)
 	tcase_add_test(tc, test_calloc_overflow);
 	tcase_add_test(tc, test_huge_requests);
 	tcase_add_test(tc, test_usable_size);
+	tcase_add_test(tc, test_usable_size_exact);
 	tcase_add_test(tc, test_usable_size_realloc);
 	tcase_add_test(tc, test_free_orders);
 	suite_add_tcase(s, tc);

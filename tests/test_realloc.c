@@ -147,14 +147,15 @@ START_TEST(test_realloc_zero)
 		ck_assert_ptr_nonnull(p);
 		memset(p, 0x42, sizes[i]);
 		void *q = realloc(p, 0);
-		/* glibc: NULL (p freed); mallocng: a minimal object */
-		if (q) {
-			ck_assert_uint_eq((uintptr_t)q & 15, 0);
-			(void)malloc_usable_size(q);
-			free(q);
-		}
+		/* mallocng(3): not freed-and-NULL, but a minimal object like
+		 * malloc(0) (glibc would return NULL here) */
+		ck_assert_msg(q != NULL, "realloc(malloc(%zu), 0) returned NULL", sizes[i]);
+		ck_assert_uint_eq((uintptr_t)q & 15, 0);
+		ck_assert_uint_eq(malloc_usable_size(q), 0);
+		free(q);
 	}
 	void *q = realloc(NULL, 0);
+	ck_assert_ptr_nonnull(q);
 	free(q);
 }
 END_TEST
@@ -279,6 +280,35 @@ START_TEST(test_realloc_large_aligned)
 }
 END_TEST
 
+/* mallocng(3): "A resize that still fits the object's slot and does not
+ * shrink it by more than one size class is done in place; otherwise the
+ * contents move to a better-fitting slot". */
+START_TEST(test_in_place_and_move)
+{
+	for (size_t n = 2; n <= 6000; n++) {
+		unsigned char *p = malloc(n);
+		REQUIRE(p != NULL, "malloc");
+		fill_pattern(p, n, SEED);
+		unsigned char *q = realloc(p, n - 1);     /* same slot, same class */
+		REQUIRE(q == p, "realloc(malloc(%zu), %zu) moved the object", n, n - 1);
+		q = realloc(q, n);                         /* it was there before */
+		REQUIRE(q == p, "realloc back to %zu moved the object", n);
+		REQUIRE(check_pattern(q, n - 1, SEED) == n - 1, "content");
+		free(q);
+	}
+	static const size_t big[] = { 100000, 50000, 20000, 5000 };
+	for (size_t i = 0; i < sizeof big / sizeof *big; i++) {
+		unsigned char *p = malloc(big[i]);
+		ck_assert_ptr_nonnull(p);
+		fill_pattern(p, 10, SEED);
+		unsigned char *q = realloc(p, 10);
+		ck_assert_msg(q != p, "realloc(malloc(%zu), 10) stayed in its big slot", big[i]);
+		ck_assert_uint_eq(check_pattern(q, 10, SEED), 10);
+		free(q);
+	}
+}
+END_TEST
+
 static Suite *realloc_suite(void)
 {
 	Suite *s = suite_create("realloc");
@@ -294,6 +324,7 @@ static Suite *realloc_suite(void)
 	tcase_add_test(tc, test_realloc_random_walk);
 	tcase_add_test(tc, test_usable_after_realloc);
 	tcase_add_test(tc, test_realloc_large_aligned);
+	tcase_add_test(tc, test_in_place_and_move);
 	suite_add_tcase(s, tc);
 	return s;
 }
