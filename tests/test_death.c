@@ -534,14 +534,43 @@ static void overflow_after_realloc(void *arg)
 	free(p);
 }
 
+/* a large object resized (in place if there is room) keeps its check byte
+ * right after the new size */
+static void overflow_after_large_resize(void *arg)
+{
+	size_t n = VAL(arg) & 0xffffffff, m = VAL(arg) >> 32;
+	unsigned char *p = malloc(n);
+	p = realloc(p, m);
+	memset(p, 0x64, m);
+	p = OPAQUE(p);
+	p[m] ^= 0xff;
+	free(p);
+}
+
 START_TEST(test_overflow_free)
 {
 	struct soft soft = { 0 };
-	static const size_t n[] = { 1, 13, 100, 1000, 5000, 0, 8, 16, 31, 4096, 70000, 131000 };
+	static const size_t n[] = { 1, 13, 100, 1000, 5000, 0, 8, 16, 31, 4096, 70000, 131000,
+	                            131063, 131064, 200000, 1 << 20 };
 	for (size_t i = 0; i < sizeof n / sizeof *n; i++) {
 		char name[64];
 		snprintf(name, sizeof name, "p[%zu] overwritten, free", n[i]);
 		soft_expect_abort(&soft, name, overflow_free, ARG(n[i]), "heap overflow", NULL);
+	}
+	static const size_t resized[][2] = { { 300000, 301000 }, { 300000, 299000 },
+	                                     { 1 << 20, (1 << 20) + 4096 }, { 1 << 20, 600000 } };
+	for (size_t i = 0; i < sizeof resized / sizeof *resized; i++) {
+		char name[80];
+		snprintf(name, sizeof name, "malloc(%zu) resized to %zu, p[%zu] overwritten",
+		         resized[i][0], resized[i][1], resized[i][1]);
+		soft_expect_abort(&soft, name, overflow_after_large_resize,
+		                  ARG((uint64_t)resized[i][1] << 32 | resized[i][0]), "heap overflow", NULL);
+	}
+	static const size_t large[] = { 150000, 300000, 1 << 20 };
+	for (size_t i = 0; i < sizeof large / sizeof *large; i++) {
+		char name[64];
+		snprintf(name, sizeof name, "realloc'ed (large) p[%zu] overwritten", large[i]);
+		soft_expect_abort(&soft, name, overflow_after_realloc, ARG(large[i]), "heap overflow", NULL);
 	}
 	for (size_t i = 0; i < 5; i++) {
 		char name[64];
@@ -561,7 +590,8 @@ START_TEST(test_overflow_realloc)
 	struct soft soft = { 0 };
 	static const size_t nm[][2] = {
 		{ 13, 26 }, { 13, 5 }, { 100, 1000 }, { 1000, 100000 }, { 5000, 300000 },
-		{ 1000, 1000 },
+		{ 1000, 1000 }, { 300000, 310000 }, { 300000, 290000 }, { 1 << 20, 100 },
+		{ 200000, 8 << 20 },
 	};
 	for (size_t i = 0; i < sizeof nm / sizeof *nm; i++) {
 		char name[64];
