@@ -11,13 +11,18 @@
  */
 #include "internal.h"
 
-HIDDEN uint64_t secret;
-HIDDEN struct meta_area *meta_areas[MAX_AREAS];
+/* Read on every malloc and free, written almost never: kept on cache
+ * lines of their own, away from the counters and the lock. */
+HIDDEN uint64_t secret __attribute__((aligned(64)));
 HIDDEN _Atomic uint32_t meta_limit;
+HIDDEN struct meta_area *meta_areas[MAX_AREAS] __attribute__((aligned(64)));
 
-HIDDEN size_t meta_bytes_mapped;
-static struct meta *free_metas;
-static uint32_t next_index;     /* next never-used index */
+HIDDEN size_t meta_bytes_mapped __attribute__((aligned(64)));
+static struct {
+	struct meta *free_metas;
+	uint32_t next_index;    /* next never-used index */
+} __attribute__((aligned(64))) pool;
+
 
 /* First use of the heap (lock held): options, then the secret. */
 void meta_init_secret(void)
@@ -37,14 +42,14 @@ void init_slow(void)
 
 struct meta *meta_alloc(void)
 {
-	struct meta *m = free_metas;
+	struct meta *m = pool.free_metas;
 	if (m) {
-		free_metas = m->next;
+		pool.free_metas = m->next;
 		m->next = m->prev = 0;
 		return m;
 	}
 	if (!secret) meta_init_secret();
-	uint32_t i = next_index;
+	uint32_t i = pool.next_index;
 	if ((i & (AREA_RECS - 1)) == 0) {
 		if ((i >> AREA_SHIFT) >= MAX_AREAS) return 0;
 		struct meta_area *a = os_map(AREA_RECS * sizeof(struct meta));
@@ -55,16 +60,16 @@ struct meta *meta_alloc(void)
 		meta_areas[i >> AREA_SHIFT] = a;
 		i++;
 	}
-	next_index = i + 1;
+	pool.next_index = i + 1;
 	m = (struct meta *)meta_areas[i >> AREA_SHIFT] + (i & (AREA_RECS - 1));
 	m->index = i;
-	atomic_store_explicit(&meta_limit, next_index, memory_order_release);
+	atomic_store_explicit(&meta_limit, pool.next_index, memory_order_release);
 	return m;
 }
 
 void meta_free(struct meta *m)
 {
 	uint32_t i = m->index;
-	*m = (struct meta){ .index = i, .next = free_metas };
-	free_metas = m;
+	*m = (struct meta){ .index = i, .next = pool.free_metas };
+	pool.free_metas = m;
 }

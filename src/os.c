@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include "internal.h"
 
-HIDDEN struct os_counters os_count;
+HIDDEN struct os_counters os_count __attribute__((aligned(64)));
 static __thread int lock_held;  /* this thread holds the global lock */
 
 /* Fault injection for the test suite (option fail_mmap=N): the Nth and
@@ -137,7 +137,7 @@ int os_random(void *buf, size_t len)
 }
 
 /* The global lock: 0 free, 1 held, 2 held with waiters (futex). */
-static _Atomic int lock_word;
+static _Atomic int lock_word __attribute__((aligned(64)));
 
 void os_lock(void)
 {
