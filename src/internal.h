@@ -192,7 +192,7 @@ struct heap {
 	size_t q_bytes;
 	/* last, so that a thread that never frees never touches it */
 	void *tc[NCLASS][TC_CAP];
-};
+} __attribute__((aligned(64)));     /* heaps of two threads share no line */
 
 extern HIDDEN struct heap empty_heap;
 extern HIDDEN struct meta dummy_meta;
