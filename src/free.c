@@ -31,10 +31,11 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s)
 	size_t n = H_SIZE(low);
 	int idx = H_IDX(low);
 	uint32_t mi = H_META(low);
-	if (mi >= atomic_load_explicit(&meta_limit, memory_order_acquire))
+	/* areas are published before any index in them is handed out;
+	 * records never handed out are zero (mem == NULL) */
+	struct meta_area *a = meta_areas[(mi >> AREA_SHIFT) & (MAX_AREAS - 1)];
+	if (!a || a->check != secret || (mi >> AREA_SHIFT) >= MAX_AREAS)
 		fail("corrupted metadata", p);
-	struct meta_area *a = meta_areas[mi >> AREA_SHIFT];
-	if (a->check != secret) fail("corrupted metadata", p);
 	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
 	size_t off = p - m->mem;    /* huge if p is below mem or mem is NULL */
 	if (!m->mem || idx >= m->cnt) fail("corrupted metadata", p);

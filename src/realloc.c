@@ -11,6 +11,15 @@
 #include <string.h>
 #include "internal.h"
 
+/* A group of ours, not the one malloc takes from, with at most a quarter
+ * of its slots in use: moving the object out may let the group go. */
+static int nearly_empty(struct meta *m)
+{
+	struct heap *h = tl_heap;
+	return m->owner == h && m != h->cur[m->sc] && m->cnt >= 4 &&
+	       __builtin_popcount(m->avail) * 4 >= m->cnt * 3;
+}
+
 EXPORT void *realloc(void *p, size_t n)
 {
 	struct slot s;
@@ -27,7 +36,8 @@ EXPORT void *realloc(void *p, size_t n)
 	} else if (n <= MAX_SMALL) {
 		int sc = size_to_class(n);
 		size_t end = GROUP_HDR + (size_t)(s.idx + 1) * class_stride[m->sc];
-		if (sc <= m->sc && sc + 1 >= m->sc && s.p - m->mem + n + OVERHEAD <= end) {
+		if (sc <= m->sc && sc + 1 >= m->sc && s.p - m->mem + n + OVERHEAD <= end &&
+		    !nearly_empty(m)) {
 			frame(s.p, m->index, s.idx, n, n);
 			return s.p;
 		}
