@@ -70,6 +70,7 @@ lib_mimalloc() { [ -n "${MIMALLOC_LIB:-}" ] && echo "$MIMALLOC_LIB" || find_lib 
 lib_tcmalloc() { [ -n "${TCMALLOC_LIB:-}" ] && echo "$TCMALLOC_LIB" || find_lib libtcmalloc_minimal.so.4 || find_lib libtcmalloc.so.4; }
 
 wants() { case " $ALLOCATORS " in *" $1 "*) return 0 ;; esac; return 1; }
+has_w() { case " $WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 install_missing() {
 	# each entry: alternatives separated by '|' (names differ across releases)
@@ -201,10 +202,12 @@ n=${#ACTIVE[@]}
 [ "$REPORT_ONLY" = 1 ] && REPS_RUN=0 || REPS_RUN=$REPS
 for ((rep = 1; rep <= REPS_RUN; rep++)); do
 	log "repetition $rep/$REPS ($(($(date +%s) - T_START))s elapsed)"
-	# how many cores are really free right now: no-malloc 1 vs 2 threads
-	run_one cpu "$rep" spin-1 "$SCALE"
-	run_one cpu "$rep" spin-2 "$SCALE"
 	for w in $WORKLOADS; do
+		if [ "$w" = mt-churn-1 ] || { [ "$w" = mt-churn-2 ] && ! has_w mt-churn-1; }; then
+			# how many cores are really free right now: no-malloc 1 vs 2 threads
+			run_one cpu "$rep" spin-1 "$SCALE"
+			run_one cpu "$rep" spin-2 "$SCALE"
+		fi
 		for ((i = 0; i < n; i++)); do
 			a=${ACTIVE[$(((i + rep - 1) % n))]} # rotate the order every rep
 			if [ "$w" = once ]; then
@@ -325,6 +328,7 @@ function row(label, w, key, unit, inchart,    i, a, v, r, cell, line, fails, dl)
 		}
 		line = line sprintf("  %-18s", cell)
 	}
+	sub(/ +$/, "", line)
 	print line
 	if (inchart) print dline > chart
 }
@@ -344,6 +348,7 @@ END {
 	hdr = sprintf("%-26s", "workload")
 	ch = "workload"
 	for (i = 1; i <= na; i++) { hdr = hdr sprintf("  %-18s", A[i]); if (A[i] != ref) ch = ch "\t" A[i] }
+	sub(/ +$/, "", hdr)
 	print hdr
 	print ch > chart
 	sep = hdr; gsub(/./, "-", sep); print sep
@@ -382,6 +387,7 @@ END {
 			if ((a, w, "time") in M && (ref, w, "time") in M && M[ref, w, "time"] > 0) { s += log(M[a, w, "time"] / M[ref, w, "time"]); k++ } }
 		line = line sprintf("  %-18s", k ? sprintf("%.2fx (%d)", exp(s / k), k) : "-") }
 	print sep
+	sub(/ +$/, "", line)
 	print line
 	# reference vs best of glibc/jemalloc/mimalloc per workload
 	s = 0; k = 0; det = ""
