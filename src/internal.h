@@ -64,9 +64,9 @@ struct meta {
 	size_t size;               /* large: bytes requested */
 };
 
-#define AREA_SHIFT 10           /* 1024 records of 64 bytes per area */
+#define AREA_SHIFT 14           /* 16384 records of 64 bytes per area */
 #define AREA_RECS (1u << AREA_SHIFT)
-#define MAX_AREAS 8192
+#define MAX_AREAS 512           /* 8M records; the table fits a page */
 
 /* The first record of every area is its header; the secret comes first. */
 struct meta_area {

@@ -35,7 +35,7 @@ static int cache_n;
 static size_t cache_bytes;
 
 #define RETIRED 256
-static struct span retired[RETIRED];    /* FIFO ring */
+static struct span *retired;            /* FIFO ring, mapped on first use */
 static int retired_head, retired_n;
 
 /* Lock held: take the best retired span for len (within 2x), if any. */
@@ -59,6 +59,14 @@ static int retired_take(size_t len, struct span *out)
 void retire_span(unsigned char *base, size_t len)
 {
 	struct span old = { 0 };
+	if (!retired) {
+		struct span *r = os_map(page_round(RETIRED * sizeof *r));
+		os_lock();
+		if (!retired) retired = r, r = 0;
+		os_unlock();
+		if (r) os_unmap(r, page_round(RETIRED * sizeof *r));
+		if (!retired) { os_unmap(base, len); return; }
+	}
 	int e = errno;
 	madvise(base, len, MADV_DONTNEED);
 	errno = e;

@@ -175,3 +175,24 @@ EXPORT const char *mallocng_version(void)
 {
 	return PACKAGE_VERSION;
 }
+
+/* Linking the static archive pulls in this file for malloc; these
+ * references pull in every other entry point with it, so that no call
+ * (from the program or from libc itself) can reach another allocator. */
+extern void *reallocarray(void *, size_t, size_t);
+extern void *pvalloc(size_t);
+extern void *memalign(size_t, size_t);
+extern void *valloc(size_t);
+extern size_t malloc_usable_size(void *);
+extern void free_sized(void *, size_t);
+extern void free_aligned_sized(void *, size_t, size_t);
+extern void malloc_stats(void);
+extern int malloc_trim(size_t);
+extern int mallopt(int, int);
+__attribute__((used)) static const void *const entry_points[] = {
+	(void *)realloc, (void *)reallocarray, (void *)free, (void *)aligned_alloc,
+	(void *)posix_memalign, (void *)memalign, (void *)valloc, (void *)pvalloc,
+	(void *)malloc_usable_size, (void *)free_sized, (void *)free_aligned_sized,
+	(void *)malloc_stats, (void *)malloc_trim, (void *)mallopt,
+	(void *)mallocng_get_stats,
+};

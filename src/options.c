@@ -110,5 +110,6 @@ void options_init(void)
 		opt.junk = opt.guard = opt.random = 1;
 		if (!opt.quarantine) opt.quarantine = 1 << 20;
 	}
-	opt_slow = opt.junk | opt.zero_free | opt.random | (opt.quarantine != 0);
+	int slow = opt.junk | opt.zero_free | opt.random | (opt.quarantine != 0);
+	if (slow) opt_slow = slow;      /* no write: no page touched */
 }

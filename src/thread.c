@@ -21,6 +21,8 @@ HIDDEN struct heap empty_heap = { .cur = { [0 ... NCLASS - 1] = &dummy_meta } };
 HIDDEN __thread struct heap *tl_heap = &empty_heap;
 
 HIDDEN size_t heaps_live, heaps_mapped;
+static struct heap first_heap;  /* in .bss: the first thread pays no page */
+static int first_heap_used;
 static struct heap *free_heaps;
 static struct heap *heap_chunk;
 static size_t heap_chunk_left;
@@ -124,6 +126,9 @@ struct heap *heap_get(void)
 	if (!heap_key_ok) heap_key_ok = !pthread_key_create(&heap_key, heap_destroy);
 	if ((h = free_heaps)) {
 		free_heaps = h->next_free;
+	} else if (!first_heap_used) {
+		first_heap_used = 1;
+		h = &first_heap;
 	} else {
 		if (heap_chunk_left < sizeof *h) {
 			size_t len = 16 * PAGE;
