@@ -18,35 +18,46 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 ran=0
 failed=0
 
-# compare NAME CMD...: run CMD (stdin from $tmp/stdin if present) twice.
+# compare NAME CMD...: run CMD (stdin from $tmp/stdin.NAME if present)
+# without mallocng, with it preloaded, and preloaded in hardened mode; the
+# three outputs and exit statuses must be identical.
 compare() {
 	name=$1; shift
 	in=/dev/null
 	test -f "$tmp/stdin.$name" && in=$tmp/stdin.$name
-	"$@" <"$in" >"$tmp/$name.ref" 2>"$tmp/$name.referr"
+	env -u LD_PRELOAD -u MALLOCNG_OPTIONS "$@" <"$in" >"$tmp/$name.ref" 2>"$tmp/$name.referr"
 	ref_status=$?
-	LD_PRELOAD=$lib "$@" <"$in" >"$tmp/$name.out" 2>"$tmp/$name.err"
-	status=$?
 	ran=$((ran + 1))
-	if test $status -ne $ref_status; then
-		echo "FAIL: $name: exit status $status with mallocng, $ref_status without"
-		sed 's/^/  stderr: /' "$tmp/$name.err" | head -20
-		failed=$((failed + 1))
-	elif grep -q '^mallocng: ' "$tmp/$name.err"; then
-		echo "FAIL: $name: mallocng diagnostic"
-		sed 's/^/  stderr: /' "$tmp/$name.err" | head -20
-		failed=$((failed + 1))
-	elif ! cmp -s "$tmp/$name.ref" "$tmp/$name.out"; then
-		echo "FAIL: $name: output differs with mallocng"
-		diff "$tmp/$name.ref" "$tmp/$name.out" | head -20
-		failed=$((failed + 1))
-	elif test ! -s "$tmp/$name.ref"; then
+	if test ! -s "$tmp/$name.ref"; then
 		echo "FAIL: $name: no output at all (status $ref_status)"
 		sed 's/^/  stderr: /' "$tmp/$name.referr" | head -20
 		failed=$((failed + 1))
-	else
-		echo "PASS: $name ($(wc -c <"$tmp/$name.ref") bytes of identical output)"
+		return
 	fi
+	for mode in default hardened; do
+		opts=
+		test $mode = hardened && opts=hardened
+		env LD_PRELOAD="$lib" MALLOCNG_OPTIONS="$opts" "$@" <"$in" \
+			>"$tmp/$name.out" 2>"$tmp/$name.err"
+		status=$?
+		if test $status -ne $ref_status; then
+			echo "FAIL: $name ($mode): exit status $status with mallocng, $ref_status without"
+			sed 's/^/  stderr: /' "$tmp/$name.err" | head -20
+			failed=$((failed + 1))
+			return
+		elif grep -q '^mallocng: ' "$tmp/$name.err"; then
+			echo "FAIL: $name ($mode): mallocng diagnostic"
+			sed 's/^/  stderr: /' "$tmp/$name.err" | head -20
+			failed=$((failed + 1))
+			return
+		elif ! cmp -s "$tmp/$name.ref" "$tmp/$name.out"; then
+			echo "FAIL: $name ($mode): output differs with mallocng"
+			diff "$tmp/$name.ref" "$tmp/$name.out" | head -20
+			failed=$((failed + 1))
+			return
+		fi
+	done
+	echo "PASS: $name ($(wc -c <"$tmp/$name.ref") bytes of identical output, default and hardened)"
 }
 
 # The library really gets loaded (otherwise every comparison is vacuous).
