@@ -33,9 +33,8 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s)
 	uint32_t mi = H_META(low);
 	/* areas are published before any index in them is handed out;
 	 * records never handed out are zero (mem == NULL) */
-	struct meta_area *a = meta_areas[(mi >> AREA_SHIFT) & (MAX_AREAS - 1)];
-	if (!a || a->check != secret || (mi >> AREA_SHIFT) >= MAX_AREAS)
-		fail("corrupted metadata", p);
+	struct meta_area *a = meta_areas[mi >> AREA_SHIFT];
+	if (!a || a->check != secret) fail("corrupted metadata", p);
 	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
 	size_t off = p - m->mem;    /* huge if p is below mem or mem is NULL */
 	if (!m->mem || idx >= m->cnt) fail("corrupted metadata", p);

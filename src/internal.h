@@ -66,7 +66,8 @@ struct meta {
 
 #define AREA_SHIFT 14           /* 16384 records of 64 bytes per area */
 #define AREA_RECS (1u << AREA_SHIFT)
-#define MAX_AREAS 512           /* 8M records; the table fits a page */
+#define MAX_AREAS 1024          /* every 24-bit index has a table entry */
+_Static_assert(MAX_AREAS << AREA_SHIFT == 1 << 24, "meta index is 24 bits");
 
 /* The first record of every area is its header; the secret comes first. */
 struct meta_area {
