@@ -1,0 +1,29 @@
+#!/bin/sh
+# test_hardened.sh - run the Check suites again with other MALLOCNG_OPTIONS:
+# the optional hardening (junk, guard pages, random slots, quarantine) and
+# the decay/zeroing settings must not change any documented behaviour.
+# Prints one line per suite and option set.
+
+suites="test_malloc test_realloc test_aligned test_death test_interpose test_fork test_stats"
+ran=0
+failed=0
+for opts in hardened "decay_ms=0,junk=1,zero_free=1" "random=1,quarantine=4m,decay_ms=50"; do
+	for t in $suites; do
+		# fork is slow; once (hardened) is enough
+		test "$t" = test_fork && test "$opts" != hardened && continue
+		test -x "./$t" || continue
+		ran=$((ran + 1))
+		if out=$(MALLOCNG_OPTIONS=$opts CK_VERBOSITY=minimal "./$t" 2>&1); then
+			echo "PASS: $t with MALLOCNG_OPTIONS=$opts"
+		else
+			echo "FAIL: $t with MALLOCNG_OPTIONS=$opts"
+			printf '%s\n' "$out" | sed 's/^/  /' | head -30
+			failed=$((failed + 1))
+		fi
+	done
+done
+if test $ran -eq 0; then
+	echo "SKIP: the Check suites are not built"
+	exit 77
+fi
+test $failed -eq 0
