@@ -156,6 +156,28 @@ START_TEST(test_aligned_alloc_einval)
 }
 END_TEST
 
+/* mallocng(3): posix_memalign "returns 0 and stores the pointer in
+ * *memptr, or returns an error number without changing errno or *memptr" */
+START_TEST(test_posix_memalign_keeps_errno)
+{
+	static const size_t cases[][2] = {
+		{ 3, 10 }, { 0, 10 }, { 4, 10 },                     /* EINVAL */
+		{ 64, SIZE_MAX - 100 }, { 64, (size_t)1 << 50 },      /* ENOMEM */
+		{ 4096, (size_t)PTRDIFF_MAX + 1 }, { (size_t)1 << 62, 16 },
+		{ 64, 100 }, { 4096, 300000 },                        /* success */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		void *sentinel = (void *)(uintptr_t)0x5eed5eedu, *p = sentinel;
+		errno = 1234;
+		int r = posix_memalign(&p, cases[i][0], cases[i][1]);
+		ck_assert_msg(errno == 1234, "posix_memalign(%#zx, %#zx) = %d changed errno to %d",
+		              cases[i][0], cases[i][1], r, errno);
+		if (r) ck_assert_ptr_eq(p, sentinel);
+		else free(p);
+	}
+}
+END_TEST
+
 /* Alignment + size arithmetic must not wrap around: every one of these
  * fails cleanly instead of returning a small or misaligned object. */
 START_TEST(test_huge_alignment_or_size)
@@ -266,6 +288,7 @@ static Suite *aligned_suite(void)
 	tcase_add_test(tc, test_valloc_pvalloc);
 	tcase_add_test(tc, test_aligned_many);
 	tcase_add_test(tc, test_posix_memalign_einval);
+	tcase_add_test(tc, test_posix_memalign_keeps_errno);
 	tcase_add_test(tc, test_aligned_alloc_einval);
 	tcase_add_test(tc, test_huge_alignment_or_size);
 	tcase_add_test(tc, test_free_sized_correct);
