@@ -369,6 +369,37 @@ START_TEST(test_free_orders)
 }
 END_TEST
 
+/* POSIX.1-2024: free() does not modify errno. */
+START_TEST(test_free_keeps_errno)
+{
+	static const size_t sz[] = { 0, 100, 5000, 70000, 131000, 200000, 1 << 20, 8 << 20 };
+	for (size_t i = 0; i < sizeof sz / sizeof *sz; i++) {
+		for (int kind = 0; kind < 3; kind++) {
+			void *p = kind == 0 ? malloc(sz[i]) : kind == 1 ? calloc(1, sz[i])
+			                                                : aligned_alloc(4096, sz[i]);
+			ck_assert_ptr_nonnull(p);
+			errno = 1234;
+			free(p);
+			ck_assert_msg(errno == 1234, "free of a %zu-byte object set errno to %d", sz[i], errno);
+		}
+	}
+	/* frees that empty and release whole groups */
+	enum { N = 2000 };
+	static void *v[N];
+	for (int i = 0; i < N; i++) v[i] = malloc(3000);
+	int changed = -1;
+	for (int i = 0; i < N; i++) {
+		errno = 1234;
+		free(v[i]);
+		if (errno != 1234 && changed < 0) changed = i;
+	}
+	ck_assert_msg(changed < 0, "free #%d set errno", changed);
+	errno = 1234;
+	free(NULL);
+	ck_assert_int_eq(errno, 1234);
+}
+END_TEST
+
 static Suite *malloc_suite(void)
 {
 	Suite *s = suite_create("malloc");
@@ -387,6 +418,7 @@ static Suite *malloc_suite(void)
 	tcase_add_test(tc, test_usable_size_exact);
 	tcase_add_test(tc, test_usable_size_realloc);
 	tcase_add_test(tc, test_free_orders);
+	tcase_add_test(tc, test_free_keeps_errno);
 	suite_add_tcase(s, tc);
 	return s;
 }
