@@ -219,6 +219,32 @@ START_TEST(test_heap_map)
 }
 END_TEST
 
+/* mallocng(7), FRAGMENTATION: "an object of n bytes uses a slot of at most
+ * about 1.25 x n bytes plus 9 bytes of overhead; objects at the bottom of
+ * the range are rounded to 16-byte units" (bytes_slots counts the slots
+ * of live small objects). */
+START_TEST(test_slot_size_bound)
+{
+	enum { K = 64 };
+	void *v[K];
+	char bad[2048] = "";
+	size_t len = 0;
+	free(malloc(1));
+	for (size_t n = 0; n <= 131000; n = n < 300 ? n + 1 : n + n / 7) {
+		struct mallocng_stats a, b;
+		snap(&a);
+		for (int k = 0; k < K; k++) v[k] = malloc(n);
+		snap(&b);
+		for (int k = 0; k < K; k++) free(v[k]);
+		size_t slot = (b.bytes_slots - a.bytes_slots) / K;
+		size_t limit = (n + 9) * 5 / 4 + 16;
+		if ((slot < n + 9 || slot > limit || slot % 16) && len < sizeof bad - 100)
+			len += snprintf(bad + len, sizeof bad - len, " n=%zu: slot %zu;", n, slot);
+	}
+	ck_assert_msg(len == 0, "slot sizes out of bounds:%s", bad);
+}
+END_TEST
+
 /* ---- snapshots while other threads allocate and free ---- */
 
 static volatile int stop_workers;
@@ -338,6 +364,7 @@ static Suite *stats_suite(void)
 	tcase_add_test(tc, test_threads_counted);
 	tcase_add_test(tc, test_print_stats);
 	tcase_add_test(tc, test_heap_map);
+	tcase_add_test(tc, test_slot_size_bound);
 	tcase_add_test(tc, test_stats_under_load);
 	tcase_add_test(tc, test_glibc_introspection);
 	tcase_add_test(tc, test_malloc_stats);
