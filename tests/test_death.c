@@ -307,7 +307,7 @@ START_TEST(test_double_free_exited_owner)
 }
 END_TEST
 
-static void double_free_other_thread_style(void *arg)
+static void realloc_of_freed(void *arg)
 {
 	(void)arg;
 	/* realloc of a freed pointer is a use of a freed object too */
@@ -319,7 +319,7 @@ static void double_free_other_thread_style(void *arg)
 
 START_TEST(test_realloc_after_free)
 {
-	expect_abort("realloc after free", double_free_other_thread_style, NULL, NULL, NULL);
+	expect_abort("realloc after free", realloc_of_freed, NULL, NULL, NULL);
 }
 END_TEST
 
