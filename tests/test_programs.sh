@@ -98,6 +98,14 @@ print(len(s), len(parts), len(big), hash(tuple(parts[:1000])) & 0xffff)
 print(json.dumps(sorted(set(words))[:50]))
 print(sum(len(l) for l in lists), sum(map(len, words)))
 print(json.dumps(back["key77-" + "x" * 3]))
+# threads: objects made in one thread, freed in another
+from concurrent.futures import ThreadPoolExecutor
+def work(k):
+    d = {("t%d-%d" % (k, i)): [i] * (i % 20) for i in range(20000)}
+    return json.dumps(d, sort_keys=True)
+with ThreadPoolExecutor(4) as ex:
+    outs = list(ex.map(work, range(16)))
+print(sum(map(len, outs)), len(set(outs)))
 PYEOF
 	compare python3 env PYTHONHASHSEED=0 PYTHONMALLOC=malloc "$py" "$tmp/work.py"
 else
@@ -110,7 +118,10 @@ if command -v sort >/dev/null 2>&1 && command -v awk >/dev/null 2>&1; then
 		x = (x * 1103515245 + 12345) % 2147483648;
 		printf "%d %s%d\n", x % 100000, substr("abcdefghijklmnopqrstuvwxyz", x % 26 + 1, x % 17), i } }' \
 		>"$tmp/stdin.sort"
-	compare sort env LC_ALL=C sort -k1,1n -k2,2 -S 4M
+	# GNU sort sorts with several threads when asked to
+	par=
+	sort --parallel=2 </dev/null >/dev/null 2>&1 && par=--parallel=2
+	compare sort env LC_ALL=C sort $par -k1,1n -k2,2 -S 4M
 else
 	echo "SKIP: sort not installed"
 fi
