@@ -48,8 +48,8 @@ EXPORT int posix_memalign(void **res, size_t align, size_t n)
 	if (bad_align(align) || align < sizeof(void *)) return EINVAL;
 	int e = errno;
 	void *p = alloc_aligned(align, n);
+	errno = e;              /* the error is the return value only */
 	if (!p) return ENOMEM;
-	errno = e;
 	*res = p;
 	return 0;
 }
