@@ -361,6 +361,8 @@ END {
 				M[a, "mt-scaling", "x"] = M[a, "mt-churn-2", "time"] / M[a, "mt-churn-1", "time"]
 			if (F[a, "mt-churn-2"] != "") F[a, "mt-scaling"] = F[a, "mt-churn-2"] }
 		row("mt scaling t2/t1 (1=ideal)", "mt-scaling", "x", "x", 0)
+		if (("cpu", "spin-1", "time") in M && ("cpu", "spin-2", "time") in M && M["cpu", "spin-1", "time"] > 0)
+			printf "  (CPU baseline: the same t2/t1 for a loop without malloc = %.2f; 1.00 = two idle cores, 2.00 = one)\n", M["cpu", "spin-2", "time"] / M["cpu", "spin-1", "time"]
 	}
 	if (has("xthread"))        row("xthread", "xthread", "time", "s", 1)
 	if (has("larson"))         row("larson", "larson", "time", "s", 1)
@@ -404,8 +406,6 @@ END {
 		printf "geomean %s / best-of(glibc,jemalloc,mimalloc) over %d time workloads: %.2fx (%s)\n", ref, k, g, g <= 1 ? sprintf("%s is %.2fx faster", ref, 1 / g) : sprintf("%s is %.2fx slower", ref, g)
 		printf "%s", det
 	}
-	if (("cpu", "spin-1", "time") in M && ("cpu", "spin-2", "time") in M && M["cpu", "spin-1", "time"] > 0)
-		printf "CPU baseline without malloc, 2 threads / 1 thread (same per-thread work): %.2f (1.00 = two idle cores, 2.00 = one)\n", M["cpu", "spin-2", "time"] / M["cpu", "spin-1", "time"]
 	if (nfail) { print ""; print "FAILED RUNS (cells marked ! had failures; a cell showing only a signal failed every rep):"; for (i = 1; i <= nfail; i++) print FL[i] }
 }' < <(
 	cat "$MED"
