@@ -1,0 +1,135 @@
+/* vg_annotate.c - tells Valgrind's DRD and Helgrind about mallocng's lock.
+ *
+ * The allocator's global lock (os_lock/os_unlock in src/os.c) is a futex
+ * word driven by C11 atomics, which neither tool recognises: without help
+ * every access made under the lock is reported as a race.  This object,
+ * preloaded next to the library (.ci/robustness.sh), wraps the two
+ * functions (Valgrind function wrapping works on the library's local
+ * symbols as long as it is not stripped) and announces them as a mutex
+ * acquire/release to the tool.
+ *
+ * It also wraps the public entry points to state the guarantee C11 gives
+ * (7.22.3): a free that deallocates a region happens before the malloc
+ * that allocates it again.  mallocng implements it with atomics (a slot
+ * freed by another thread comes back through the group's `remote` mask,
+ * atomic_fetch_or / atomic_exchange), which the tools do not model; the
+ * edge is drawn at the entry of the calls, so accesses made INSIDE free
+ * and malloc stay unordered and are still checked.  It changes nothing else.
+ */
+#include <valgrind/valgrind.h>
+#include <valgrind/helgrind.h>
+
+static char lock_token;
+
+void I_WRAP_SONAME_FNNAME_ZU(libmallocngZdsoZa, os_lock)(void);
+void I_WRAP_SONAME_FNNAME_ZU(libmallocngZdsoZa, os_lock)(void)
+{
+	OrigFn fn;
+	VALGRIND_GET_ORIG_FN(fn);
+	CALL_FN_v_v(fn);
+	ANNOTATE_RWLOCK_ACQUIRED(&lock_token, 1);
+}
+
+void I_WRAP_SONAME_FNNAME_ZU(libmallocngZdsoZa, os_unlock)(void);
+void I_WRAP_SONAME_FNNAME_ZU(libmallocngZdsoZa, os_unlock)(void)
+{
+	OrigFn fn;
+	VALGRIND_GET_ORIG_FN(fn);
+	ANNOTATE_RWLOCK_RELEASED(&lock_token, 1);
+	CALL_FN_v_v(fn);
+}
+
+#include <stddef.h>
+
+static char handoff_token;
+#define BEFORE() ANNOTATE_HAPPENS_BEFORE(&handoff_token)
+#define AFTER() ANNOTATE_HAPPENS_AFTER(&handoff_token)
+#define WRAP(name) I_WRAP_SONAME_FNNAME_ZU(libmallocngZdsoZa, name)
+
+void WRAP(free)(void *p);
+void WRAP(free)(void *p)
+{
+	OrigFn fn;
+	VALGRIND_GET_ORIG_FN(fn);
+	BEFORE();
+	CALL_FN_v_W(fn, p);
+}
+
+void WRAP(free_sized)(void *p, size_t n);
+void WRAP(free_sized)(void *p, size_t n)
+{
+	OrigFn fn;
+	VALGRIND_GET_ORIG_FN(fn);
+	BEFORE();
+	CALL_FN_v_WW(fn, p, n);
+}
+
+void WRAP(free_aligned_sized)(void *p, size_t a, size_t n);
+void WRAP(free_aligned_sized)(void *p, size_t a, size_t n)
+{
+	OrigFn fn;
+	VALGRIND_GET_ORIG_FN(fn);
+	BEFORE();
+	CALL_FN_v_WWW(fn, p, a, n);
+}
+
+void *WRAP(malloc)(size_t n);
+void *WRAP(malloc)(size_t n)
+{
+	OrigFn fn;
+	void *r;
+	VALGRIND_GET_ORIG_FN(fn);
+	AFTER();
+	CALL_FN_W_W(r, fn, n);
+	return r;
+}
+
+void *WRAP(calloc)(size_t k, size_t n);
+void *WRAP(calloc)(size_t k, size_t n)
+{
+	OrigFn fn;
+	void *r;
+	VALGRIND_GET_ORIG_FN(fn);
+	AFTER();
+	CALL_FN_W_WW(r, fn, k, n);
+	return r;
+}
+
+void *WRAP(aligned_alloc)(size_t a, size_t n);
+void *WRAP(aligned_alloc)(size_t a, size_t n)
+{
+	OrigFn fn;
+	void *r;
+	VALGRIND_GET_ORIG_FN(fn);
+	AFTER();
+	CALL_FN_W_WW(r, fn, a, n);
+	return r;
+}
+
+int WRAP(posix_memalign)(void **res, size_t a, size_t n);
+int WRAP(posix_memalign)(void **res, size_t a, size_t n)
+{
+	OrigFn fn;
+	long r;
+	VALGRIND_GET_ORIG_FN(fn);
+	AFTER();
+	CALL_FN_W_WWW(r, fn, res, a, n);
+	return (int)r;
+}
+
+void *WRAP(realloc)(void *p, size_t n);
+void *WRAP(realloc)(void *p, size_t n)
+{
+	OrigFn fn;
+	void *r;
+	VALGRIND_GET_ORIG_FN(fn);
+	BEFORE();
+	AFTER();
+	CALL_FN_W_WW(r, fn, p, n);
+	return r;
+}
+
+__attribute__((constructor)) static void announce(void)
+{
+	ANNOTATE_RWLOCK_CREATE(&lock_token);
+}
