@@ -5,7 +5,8 @@
 #     separate VPATH build directory, and its full `make check` (unit
 #     tests, fault injection, misuse suite, corpus replay, stress);
 #  2. the libFuzzer target (fuzz/fuzz_ops.c, allocator sources compiled in,
-#     with UBSan) for FUZZ_SECONDS (default 120);
+#     with UBSan) for FUZZ_SECONDS (default 120), then with
+#     MALLOCNG_OPTIONS=hardened=1 for FUZZ_HARDENED_SECONDS (default 60);
 #  3. fuzz/mt_stress (4 threads, cross-thread frees) under Valgrind DRD and
 #     Helgrind, with fuzz/vg_annotate.so preloaded to declare the
 #     allocator's futex lock and the free->malloc hand-over, and the
@@ -16,12 +17,14 @@
 # (default /tmp/mallocng-robustness).  Runs as root on Debian 12 (installs
 # what it needs with apt-get); as another user the tools must be present.
 # Budget: under 8 minutes on 2 CPUs.  Environment: FUZZ_SECONDS,
+# FUZZ_HARDENED_SECONDS,
 # STRESS_SECONDS (default 6), JOBS (default 2), ROBUSTNESS_DIR.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
 work=${ROBUSTNESS_DIR:-/tmp/mallocng-robustness}
 FUZZ_SECONDS=${FUZZ_SECONDS:-120}
+FUZZ_HARDENED_SECONDS=${FUZZ_HARDENED_SECONDS:-60}
 STRESS_SECONDS=${STRESS_SECONDS:-6}
 JOBS=${JOBS:-2}
 start=$(date +%s)
@@ -91,6 +94,15 @@ if ! make -C fuzz fuzz FUZZ_SECONDS="$FUZZ_SECONDS" >fuzz/fuzz-run.log 2>&1; the
 	die "fuzz_ops found a failure (inputs in $work/src/build-ubsan/fuzz/fuzz-artifacts)"
 fi
 grep -E '^(Done|stat::)' fuzz/fuzz-run.log || true
+if [ "$FUZZ_HARDENED_SECONDS" -gt 0 ]; then
+	step "libFuzzer: fuzz_ops with MALLOCNG_OPTIONS=hardened=1 for ${FUZZ_HARDENED_SECONDS}s"
+	if ! make -C fuzz fuzz FUZZ_SECONDS="$FUZZ_HARDENED_SECONDS" FUZZ_OPTIONS=hardened=1 \
+		>fuzz/fuzz-run-hardened.log 2>&1; then
+		tail -40 fuzz/fuzz-run-hardened.log
+		die "fuzz_ops (hardened) found a failure (inputs in $work/src/build-ubsan/fuzz/fuzz-artifacts)"
+	fi
+	grep -E '^(Done|stat::)' fuzz/fuzz-run-hardened.log || true
+fi
 cd ..
 
 # ---- 3. threads under Valgrind ----
