@@ -79,10 +79,14 @@ void slot_release(struct heap *h, struct meta *m, int idx)
 			return;
 		}
 		if (owner) {
+			/* after the fetch_or the owner may release the group and
+			 * its record: read nothing from m past this point */
+			int sc = m->sc;
+			void *mem = m->mem;
 			uint32_t old = atomic_fetch_or(&m->remote, bit);
-			if (old & bit) fail("double free", m->mem);
-			if (!atomic_load_explicit(&owner->remote_hint[m->sc], memory_order_relaxed))
-				atomic_store_explicit(&owner->remote_hint[m->sc], 1, memory_order_relaxed);
+			if (old & bit) fail("double free", mem);
+			if (!atomic_load_explicit(&owner->remote_hint[sc], memory_order_relaxed))
+				atomic_store_explicit(&owner->remote_hint[sc], 1, memory_order_relaxed);
 			return;
 		}
 		if (free_abandoned(h, m, bit)) return;
