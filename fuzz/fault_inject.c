@@ -19,7 +19,9 @@
  * the run with N = M + 1 must see no failure at all.  The whole sweep is
  * run in the default mode and with hardened=1.
  *
- * Usage: fault_inject                 the sweep (make check)
+ * Usage: fault_inject                 the sweep (make check); the modes
+ *                                     can be replaced with
+ *                                     FAULT_INJECT_MODES="guard=1;junk=1"
  *        fault_inject child           the workload (environment decides)
  */
 #define _GNU_SOURCE
@@ -337,9 +339,17 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "child")) return child(0);
 	if (argc > 1 && !strcmp(argv[1], "count")) return child(1);
-	const char *modes[] = { "", "hardened=1" };
-	int bad = 0;
-	for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) bad |= sweep(modes[i]);
+	/* FAULT_INJECT_MODES="opts;opts;..." replaces the two default modes */
+	const char *modes[16] = { "", "hardened=1" };
+	int nmodes = 2, bad = 0;
+	char *env = getenv("FAULT_INJECT_MODES");
+	if (env) {
+		char *s = strdup(env), *save = 0;
+		nmodes = 0;
+		for (char *t = strtok_r(s, ";", &save); t && nmodes < 16; t = strtok_r(0, ";", &save))
+			modes[nmodes++] = t;
+	}
+	for (int i = 0; i < nmodes; i++) bad |= sweep(modes[i]);
 	fflush(stdout);
 	return bad;
 }
