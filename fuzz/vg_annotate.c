@@ -12,9 +12,11 @@
  * (7.22.3): a free that deallocates a region happens before the malloc
  * that allocates it again.  mallocng implements it with atomics (a slot
  * freed by another thread comes back through the group's `remote` mask,
- * atomic_fetch_or / atomic_exchange), which the tools do not model; the
- * edge is drawn at the entry of the calls, so accesses made INSIDE free
- * and malloc stay unordered and are still checked.  It changes nothing else.
+ * atomic_fetch_or / atomic_exchange), which the tools do not model.  The
+ * edge starts at the entry and at the return of free (the slot header is
+ * rewritten inside free, before the atomic publishes the slot) and ends
+ * at the entry of malloc, so the accesses malloc makes and the ones free
+ * makes concurrently with it are still checked.  It changes nothing else.
  */
 #include <valgrind/valgrind.h>
 #include <valgrind/helgrind.h>
@@ -53,6 +55,7 @@ void WRAP(free)(void *p)
 	VALGRIND_GET_ORIG_FN(fn);
 	BEFORE();
 	CALL_FN_v_W(fn, p);
+	BEFORE();
 }
 
 void WRAP(free_sized)(void *p, size_t n);
@@ -62,6 +65,7 @@ void WRAP(free_sized)(void *p, size_t n)
 	VALGRIND_GET_ORIG_FN(fn);
 	BEFORE();
 	CALL_FN_v_WW(fn, p, n);
+	BEFORE();
 }
 
 void WRAP(free_aligned_sized)(void *p, size_t a, size_t n);
@@ -71,6 +75,7 @@ void WRAP(free_aligned_sized)(void *p, size_t a, size_t n)
 	VALGRIND_GET_ORIG_FN(fn);
 	BEFORE();
 	CALL_FN_v_WWW(fn, p, a, n);
+	BEFORE();
 }
 
 void *WRAP(malloc)(size_t n);
@@ -126,6 +131,7 @@ void *WRAP(realloc)(void *p, size_t n)
 	BEFORE();
 	AFTER();
 	CALL_FN_W_WW(r, fn, p, n);
+	BEFORE();
 	return r;
 }
 
