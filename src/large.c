@@ -23,6 +23,7 @@
 
 #define CACHE_SLOTS 16
 #define CACHE_BYTES (64u << 20)
+#define SPARE_TAIL (2u << 20)   /* a reused mapping may exceed the request by this */
 
 struct span {
 	unsigned char *base;
@@ -139,7 +140,9 @@ static unsigned char *map_span(size_t len, size_t *got, int *fresh)
 	int k = cache_expire(now_ms(), 0, old);
 	for (int i = 0; i < cache_n; i++) {
 		size_t l = cache[i].len;
-		if (l >= len && l - len <= len / 2 && (best < 0 || l < cache[best].len)) best = i;
+		if (l >= len && l - len <= (len / 2 > SPARE_TAIL ? len / 2 : SPARE_TAIL) &&
+		    (best < 0 || l < cache[best].len))
+			best = i;
 		if (l < len && (big < 0 || l > cache[big].len)) big = i;
 	}
 	if (best >= 0) cache_take(best, &s);
