@@ -292,7 +292,7 @@ void *large_realloc(struct slot *s, size_t n)
 			tomb_clear(s->p, 1);
 			return 0;
 		}
-	} else if (len + len / 4 < m->maplen && m->mapped != 2) {
+	} else if (n < m->size && len + len / 4 < m->maplen && m->mapped != 2) {
 		os_unmap(mem + len, m->maplen - len);  /* shrink by a lot: give back */
 	} else {
 		len = m->maplen;
