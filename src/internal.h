@@ -239,6 +239,7 @@ struct options {
 	int stats, verbose, junk, zero_free, guard, random, hardened, decay_ms;
 	size_t quarantine;
 	long fail_mmap;             /* testing: make the Nth mmap fail */
+	int stats_fd;               /* copy of stderr taken at start (stats) */
 	char stats_file[256], heap_map[256];
 };
 extern HIDDEN struct options opt;

@@ -3,6 +3,7 @@
  * Syntax: key=value[,key=value]...  Parsing never allocates and never
  * fails: a bad key or value is reported once on stderr and ignored.
  */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -110,6 +111,8 @@ void options_init(void)
 		opt.junk = opt.guard = opt.random = 1;
 		if (!opt.quarantine) opt.quarantine = 1 << 20;
 	}
+	/* programs may close stderr before our exit handler runs */
+	if (opt.stats && !opt.stats_file[0]) opt.stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
 	int slow = opt.junk | opt.zero_free | opt.random | (opt.quarantine != 0);
 	if (slow) opt_slow = slow;      /* no write: no page touched */
 }

@@ -313,7 +313,7 @@ EXPORT int mallocng_heap_map(const char *path)
 __attribute__((destructor)) static void stats_at_exit(void)
 {
 	if (opt.stats) {
-		int fd = 2;
+		int fd = opt.stats_fd > 0 ? opt.stats_fd : 2;
 		if (opt.stats_file[0])
 			fd = open(opt.stats_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 		if (fd >= 0) mallocng_print_stats(fd);
