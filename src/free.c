@@ -23,7 +23,7 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s)
 	if ((uintptr_t)p & (UNIT - 1)) fail("invalid pointer", p);
 	if (unlikely(((uintptr_t)p & (PAGE - 1)) <= GROUP_HDR) && is_tomb(p)) fail("double free", p);
 	uint64_t hdr = *header_of(p), low = hdr & H_LOW;
-	if (unlikely(!header_ok(hdr, p))) {
+	if (unlikely(!hdr || !header_ok(hdr, p))) {   /* no valid header is 0 */
 		if ((low & H_FREED) && header_ok(hdr ^ H_FREED, p)) fail("double free", p);
 		/* a zero header: memory we gave back (see large.c) or never used */
 		fail(hdr ? "invalid pointer" : "double free or invalid pointer", p);

@@ -62,7 +62,7 @@ struct meta *group_create(struct heap *h, int sc)
 	m->cnt = cnt;
 	m->mapped = maplen != 0;
 	m->maplen = maplen;
-	m->owner = h;
+	__atomic_store_n(&m->owner, h, __ATOMIC_RELAXED);
 	m->avail = full_mask(m);
 	atomic_store_explicit(&m->remote, 0, memory_order_relaxed);
 	group_header_init(m);
@@ -109,7 +109,7 @@ struct meta *group_adopt(struct heap *h, int sc)
 	for (int tries = 0; tries < 4 && abandoned[sc] && !got; tries++) {
 		struct meta *m = abandoned[sc];
 		abandoned_unlink(m);
-		m->owner = h;
+		__atomic_store_n(&m->owner, h, __ATOMIC_RELAXED);
 		m->avail |= atomic_exchange(&m->remote, 0);
 		h->ngroups[sc]++;
 		if (m->avail) {
@@ -140,7 +140,7 @@ int free_abandoned(struct heap *h, struct meta *m, uint32_t bit)
 	m->avail |= bit | atomic_exchange(&m->remote, 0);
 	int empty = m->avail == full_mask(m);
 	if (empty || h != &empty_heap) abandoned_unlink(m);
-	if (h != &empty_heap) m->owner = h;
+	if (h != &empty_heap) __atomic_store_n(&m->owner, h, __ATOMIC_RELAXED);
 	os_unlock();
 	if (h != &empty_heap) {
 		h->ngroups[m->sc]++;

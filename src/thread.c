@@ -92,7 +92,7 @@ static void heap_destroy(void *arg)
 		for (int k = 0; k < 3; k++) {
 			for (struct meta *m = list[k], *nx; m; m = nx) {
 				nx = m->next;
-				m->owner = 0;
+				__atomic_store_n(&m->owner, (struct heap *)0, __ATOMIC_RELAXED);
 				m->in_full = 0;
 				m->avail |= atomic_exchange(&m->remote, 0);
 				if (m->avail == full_mask(m)) {
