@@ -140,6 +140,83 @@ END_TEST
  * (large objects, aligned large objects, whole groups of every class):
  * the address space must not keep growing (no leak of mappings or of
  * metadata records). */
+/* Adversarial patterns against the fragmentation bound of mallocng(7) and
+ * doc/design.md: resident memory of small objects is at most the live
+ * slots rounded up to whole groups, plus per class a current group, a
+ * spare and the cached slots' groups.  Slots round a request up by less
+ * than 25 % + 9 bytes, and the worst pattern keeps one object in every
+ * group: when every group keeps at least 1/k of its slots live, RSS stays
+ * below k x 5/4 of the live bytes plus the header bytes and a fixed
+ * allowance (k = 32 is the worst case: one object per group), and freed
+ * slots are reused, not added to. */
+#define ADV_N 200000
+static void *adv[ADV_N];
+static size_t adv_size[ADV_N];
+
+static size_t adv_live(void)
+{
+	size_t t = 0;
+	for (int i = 0; i < ADV_N; i++)
+		if (adv[i]) t += adv_size[i];
+	return t;
+}
+
+/* factor: groups hold at least 1/factor of their slots live */
+static void adv_check(long start, const char *phase, long factor)
+{
+	long rss = vm_rss_kib() - start;
+	long live = (long)(adv_live() / 1024);
+	/* 5/4: class rounding; the allowance covers headers and fixed costs */
+	ck_assert_msg(rss <= factor * live * 5 / 4 + live / 2 + 8192,
+	              "%s: RSS grew by %ld KiB for %ld KiB live (bound %ldx)",
+	              phase, rss, live, factor);
+}
+
+START_TEST(test_fragmentation_bound)
+{
+	uint64_t rng = 11;
+	malloc_trim(0);
+	long start = vm_rss_kib();
+	/* mixed sizes, alternating classes */
+	for (int i = 0; i < ADV_N; i++) {
+		adv_size[i] = (i & 1) ? rng_range(&rng, 16, 200) : rng_range(&rng, 300, 1200);
+		adv[i] = malloc(adv_size[i]);
+		REQUIRE(adv[i] != NULL, "malloc(%zu)", adv_size[i]);
+		memset(adv[i], 1, adv_size[i]);
+	}
+	adv_check(start, "filled", 1);
+	/* free every other object of each size family (indices 4k, 4k+1):
+	 * half the slots of every group stay live */
+	for (int i = 0; i < ADV_N; i++)
+		if (i % 4 < 2) free(adv[i]), adv[i] = NULL;
+	adv_check(start, "every other freed", 2);
+	long before = vm_rss_kib();
+	/* refill the holes with the same sizes: the freed slots must be reused */
+	for (int i = 0; i < ADV_N; i++) {
+		if (i % 4 >= 2) continue;
+		adv[i] = malloc(adv_size[i]);
+		REQUIRE(adv[i] != NULL, "malloc(%zu)", adv_size[i]);
+		memset(adv[i], 2, adv_size[i]);
+	}
+	ck_assert_msg(vm_rss_kib() - before <= 8192, "refilling freed slots grew RSS by %ld KiB",
+	              vm_rss_kib() - before);
+	/* grow-then-shrink: free 15 of every 16, then allocate small ones */
+	for (int i = 0; i < ADV_N; i++)
+		if (i % 16) free(adv[i]), adv[i] = NULL;
+	adv_check(start, "15 of 16 freed", 16);
+	for (int i = 0; i < ADV_N; i += 4) {
+		if (adv[i]) continue;
+		adv_size[i] = 24;
+		adv[i] = malloc(24);
+		REQUIRE(adv[i] != NULL, "malloc(24)");
+	}
+	adv_check(start, "shrunk to small objects", 16);
+	for (int i = 0; i < ADV_N; i++) free(adv[i]), adv[i] = NULL;
+	malloc_trim(0);
+	adv_check(start, "all freed", 1);
+}
+END_TEST
+
 START_TEST(test_cycles_no_growth)
 {
 	uint64_t rng = 5;
@@ -188,6 +265,7 @@ static Suite *rss_suite(void)
 	tcase_add_test(tc, test_freed_after_thread_exit);
 	tcase_add_test(tc, test_repeated_cycles);
 	tcase_add_test(tc, test_cycles_no_growth);
+	tcase_add_test(tc, test_fragmentation_bound);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -323,6 +323,19 @@ START_TEST(test_glibc_introspection)
 	ck_assert_int_eq(malloc_info(0, f), 0);
 	fclose(f);
 	ck_assert_msg(buf && strstr(buf, "<malloc"), "malloc_info wrote <%.200s>", buf ? buf : "");
+	/* well-formed XML, checked by xmllint when it is installed */
+	if (system("command -v xmllint >/dev/null 2>&1") == 0) {
+		char path[] = "/tmp/mallocng-info-XXXXXX";
+		int fd = mkstemp(path);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(write(fd, buf, len), (ssize_t)len);
+		close(fd);
+		char cmd[128];
+		snprintf(cmd, sizeof cmd, "xmllint --noout %s", path);
+		int rc = system(cmd);
+		unlink(path);
+		ck_assert_msg(rc == 0, "malloc_info output is not well-formed XML:\n%s", buf);
+	}
 	free(buf);
 	f = fopen("/dev/null", "w");
 	errno = 0;
