@@ -123,7 +123,9 @@ static __attribute__((noinline)) void release_slow(struct heap *h, struct meta *
 	int sc = m->sc;
 	unsigned k = h->tc_n[sc];
 	if (unlikely(opt_slow)) {
+		int w = meta_open();
 		free_hardened(h, s);
+		meta_close(w);
 	} else if (h->tc_limit[sc] && !s->aligned) {
 		tc_flush(h, sc, TC_CAP / 2 < k ? TC_CAP / 2 : k / 2);
 		h->tc[sc][h->tc_n[sc]++] = s->p;

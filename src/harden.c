@@ -25,6 +25,7 @@ static uint64_t next_random(struct heap *h)
 
 void *malloc_hardened(int sc, size_t n)
 {
+	int w = meta_open();
 	struct heap *h = tl_heap;
 	struct meta *m = h->cur[sc];
 	unsigned char *p;
@@ -41,6 +42,7 @@ void *malloc_hardened(int sc, size_t n)
 	} else {
 		p = malloc_slow(sc, n);
 	}
+	meta_close(w);
 	if (p && opt.junk) memset(p, JUNK_ALLOC, n);
 	return p;
 }

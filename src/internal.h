@@ -76,13 +76,35 @@ struct meta_area {
 	uint32_t pad[13];
 };
 
-extern HIDDEN uint64_t secret;
-extern HIDDEN struct meta_area *meta_areas[MAX_AREAS];
+/* The secret and the area table are written at initialisation and when
+ * an area is added, and are read-only (mprotect) the rest of the time: a
+ * stray or malicious write cannot forge the secret or redirect an index. */
+struct ro_globals {
+	uint64_t secret;
+	struct meta_area *areas[MAX_AREAS];
+} __attribute__((aligned(PAGE)));    /* whole pages, shared with nothing */
+extern HIDDEN struct ro_globals ro;
+#define secret (ro.secret)
+#define meta_areas (ro.areas)
 extern HIDDEN _Atomic uint32_t meta_limit;
 
 HIDDEN struct meta *meta_alloc(void);   /* lock held */
 HIDDEN void meta_free(struct meta *m);  /* lock held */
 HIDDEN void meta_init_secret(void);
+extern HIDDEN int opt_protect;   /* option protect_meta */
+/* Option protect_meta: meta areas are read-only except inside a window,
+ * which holds the global lock.  meta_open returns whether it opened one;
+ * pass that to meta_close.  Both cost one test when the option is off. */
+HIDDEN int meta_window_open(void);
+HIDDEN void meta_window_close(void);
+static inline int meta_open(void)
+{
+	return unlikely(opt_protect) ? meta_window_open() : 0;
+}
+static inline void meta_close(int opened)
+{
+	if (unlikely(opened)) meta_window_close();
+}
 static inline void ensure_init(void)
 {
 	extern HIDDEN void init_slow(void);
@@ -237,6 +259,7 @@ HIDDEN void *alloc_aligned(size_t align, size_t n);
 /* ---- options.c ---- */
 struct options {
 	int stats, verbose, junk, zero_free, guard, random, hardened, decay_ms;
+	int protect_meta;
 	size_t quarantine;
 	long fail_mmap;             /* testing: make the Nth mmap fail */
 	int stats_fd;               /* copy of stderr taken at start (stats) */
@@ -262,6 +285,7 @@ static inline int is_tomb(const void *p)
 				    memory_order_relaxed) == (uintptr_t)p;
 }
 HIDDEN void os_unmap_guarded(void *p, size_t len);
+HIDDEN void os_protect(void *p, size_t len, int writable);
 HIDDEN void *os_remap(void *p, size_t old, size_t len);
 HIDDEN void os_lock(void);
 HIDDEN void os_unlock(void);

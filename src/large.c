@@ -206,7 +206,7 @@ static void unmap_span(unsigned char *base, size_t len)
 	if (base) retire_span(base, len);
 }
 
-void *large_alloc(size_t n, size_t align, int zero)
+static void *large_alloc_unlocked(size_t n, size_t align, int zero)
 {
 	/* p is mem + UNIT or page aligned: the tombstone check relies on it */
 	if (align < UNIT) align = UNIT;
@@ -260,7 +260,7 @@ void *large_alloc(size_t n, size_t align, int zero)
 	return p;
 }
 
-void large_free(struct meta *m)
+static void large_free_unlocked(struct meta *m)
 {
 	unsigned char *mem = m->mem;
 	size_t len = m->maplen;
@@ -273,7 +273,7 @@ void large_free(struct meta *m)
 	else unmap_span(mem, len);
 }
 
-void *large_realloc(struct slot *s, size_t n)
+static void *large_realloc_unlocked(struct slot *s, size_t n)
 {
 	struct meta *m = s->meta;
 	size_t off = s->p - m->mem;
@@ -302,5 +302,30 @@ void *large_realloc(struct slot *s, size_t n)
 	m->maplen = len;
 	m->size = n;
 	frame(p, m->index, 0, 0, n);
+	return p;
+}
+
+/* The entry points, inside a meta window when protect_meta is on. */
+void *large_alloc(size_t n, size_t align, int zero)
+{
+	ensure_init();
+	int w = meta_open();
+	void *p = large_alloc_unlocked(n, align, zero);
+	meta_close(w);
+	return p;
+}
+
+void large_free(struct meta *m)
+{
+	int w = meta_open();
+	large_free_unlocked(m);
+	meta_close(w);
+}
+
+void *large_realloc(struct slot *s, size_t n)
+{
+	int w = meta_open();
+	void *p = large_realloc_unlocked(s, n);
+	meta_close(w);
 	return p;
 }

@@ -87,9 +87,14 @@ static void reclaim_remote(struct heap *h, int sc)
 void *malloc_slow(int sc, size_t n)
 {
 	struct heap *h = tl_heap;
-	if (h == &empty_heap && !(h = heap_get())) {
-		errno = ENOMEM;
-		return 0;
+	if (h == &empty_heap) {
+		if (!(h = heap_get())) {
+			errno = ENOMEM;
+			return 0;
+		}
+		/* the first heap initialised the options: they may need the
+		 * checked path (and its meta window) from this call on */
+		if (opt_slow) return malloc_hardened(sc, n);
 	}
 	struct meta *m;
 	h->tc_limit[sc] = tc_default(sc);

@@ -13,9 +13,8 @@
 
 /* Read on every malloc and free, written almost never: kept on cache
  * lines of their own, away from the counters and the lock. */
-HIDDEN uint64_t secret __attribute__((aligned(64)));
-HIDDEN _Atomic uint32_t meta_limit;
-HIDDEN struct meta_area *meta_areas[MAX_AREAS] __attribute__((aligned(64)));
+HIDDEN struct ro_globals ro __attribute__((aligned(PAGE)));  /* whole pages */
+HIDDEN _Atomic uint32_t meta_limit __attribute__((aligned(64)));
 
 HIDDEN size_t meta_bytes_mapped __attribute__((aligned(64)));
 static struct {
@@ -31,6 +30,7 @@ void meta_init_secret(void)
 	options_init();
 	while (!s) os_random(&s, sizeof s);
 	secret = s;
+	os_protect(&ro, sizeof ro, 0);
 }
 
 void init_slow(void)
@@ -57,7 +57,9 @@ struct meta *meta_alloc(void)
 		meta_bytes_mapped += AREA_RECS * sizeof(struct meta);
 		a->check = secret;
 		a->first = i;
+		os_protect(&ro, sizeof ro, 1);
 		meta_areas[i >> AREA_SHIFT] = a;
+		os_protect(&ro, sizeof ro, 0);
 		i++;
 	}
 	pool.next_index = i + 1;
@@ -72,4 +74,28 @@ void meta_free(struct meta *m)
 	uint32_t i = m->index;
 	*m = (struct meta){ .index = i, .next = pool.free_metas };
 	pool.free_metas = m;
+}
+
+/* Windows of option protect_meta.  Guarded by the lock: window_depth
+ * counts nested opens of the holder; the last close seals every area. */
+static int window_depth;
+
+static void areas_protect(int writable)
+{
+	uint32_t limit = atomic_load_explicit(&meta_limit, memory_order_relaxed);
+	for (uint32_t a = 0; a < MAX_AREAS && (a << AREA_SHIFT) < limit; a++)
+		os_protect(meta_areas[a], AREA_RECS * sizeof(struct meta), writable);
+}
+
+int meta_window_open(void)
+{
+	os_lock();
+	if (window_depth++ == 0) areas_protect(1);
+	return 1;
+}
+
+void meta_window_close(void)
+{
+	if (--window_depth == 0) areas_protect(0);
+	os_unlock();
 }

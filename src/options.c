@@ -11,6 +11,7 @@
 
 HIDDEN struct options opt = { .decay_ms = 1000 };
 HIDDEN int opt_slow;
+HIDDEN int opt_protect;
 
 static void warn(const char *what, const char *s, size_t len)
 {
@@ -60,6 +61,7 @@ static void apply(const char *k, size_t kl, const char *v, size_t vl)
 		{ "stats", &opt.stats }, { "junk", &opt.junk },
 		{ "zero_free", &opt.zero_free }, { "guard", &opt.guard },
 		{ "random", &opt.random }, { "hardened", &opt.hardened },
+		{ "protect_meta", &opt.protect_meta },
 	};
 	long long n = number(v, vl);
 	for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {
@@ -113,6 +115,7 @@ void options_init(void)
 	}
 	/* programs may close stderr before our exit handler runs */
 	if (opt.stats && !opt.stats_file[0]) opt.stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
-	int slow = opt.junk | opt.zero_free | opt.random | (opt.quarantine != 0);
+	int slow = opt.junk | opt.zero_free | opt.random | (opt.quarantine != 0) | opt.protect_meta;
 	if (slow) opt_slow = slow;      /* no write: no page touched */
+	if (opt.protect_meta) opt_protect = 1;
 }

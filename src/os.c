@@ -14,7 +14,7 @@
 #include "internal.h"
 
 HIDDEN struct os_counters os_count __attribute__((aligned(64)));
-static __thread int lock_held;  /* this thread holds the global lock */
+static __thread int lock_held;  /* depth of this thread's hold on the global lock */
 
 /* Fault injection for the test suite (option fail_mmap=N): the Nth and
  * every later mmap/mremap fails until the count is reset. */
@@ -52,7 +52,7 @@ void *os_map(size_t len)
 		return 0;
 	}
 	void *p = mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED && !lock_held && large_cache_trim(1)) /* out of address space? */
+	if (p == MAP_FAILED && large_cache_trim(1))   /* out of address space? (the lock is recursive) */
 		p = mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED) {
 		errno = ENOMEM;
@@ -91,6 +91,15 @@ void os_purge(void *p, size_t len)
 	atomic_fetch_add_explicit(&os_count.madvises, 1, memory_order_relaxed);
 }
 
+/* Make [p, p + len) read-only or writable again (hardening: a failure
+ * leaves the protection as it was, and is not an error). */
+void os_protect(void *p, size_t len, int writable)
+{
+	int e = errno;
+	mprotect(p, len, writable ? PROT_READ | PROT_WRITE : PROT_READ);
+	errno = e;
+}
+
 void os_unmap(void *p, size_t len)
 {
 	int e = errno;
@@ -108,7 +117,7 @@ void *os_remap(void *p, size_t old, size_t len)
 		return 0;
 	}
 	void *q = mremap(p, old, len, MREMAP_MAYMOVE);
-	if (q == MAP_FAILED && !lock_held && large_cache_trim(1))
+	if (q == MAP_FAILED && large_cache_trim(1))
 		q = mremap(p, old, len, MREMAP_MAYMOVE);
 	if (q == MAP_FAILED) {
 		errno = ENOMEM;
@@ -139,10 +148,12 @@ int os_random(void *buf, size_t len)
 /* The global lock: 0 free, 1 held, 2 held with waiters (futex). */
 static _Atomic int lock_word __attribute__((aligned(64)));
 
+/* Recursive for its holder: an open meta window (option protect_meta)
+ * holds the lock around code that takes it again. */
 void os_lock(void)
 {
 	int c = 0;
-	lock_held = 1;
+	if (lock_held++) return;
 	if (atomic_compare_exchange_strong(&lock_word, &c, 1)) return;
 	for (int spin = 0; spin < 100; spin++) {
 		c = 0;
@@ -157,7 +168,7 @@ void os_lock(void)
 
 void os_unlock(void)
 {
-	lock_held = 0;
+	if (--lock_held) return;
 	if (atomic_exchange(&lock_word, 0) == 2)
 		syscall(SYS_futex, &lock_word, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
 }
@@ -166,7 +177,11 @@ static void fork_prepare(void) { os_lock(); }
 static void fork_parent(void) { os_unlock(); }
 /* The child has one thread: the lock holder is gone, so reset it.  Heaps of
  * threads that did not survive the fork are simply never used again. */
-static void fork_child(void) { atomic_store(&lock_word, 0); }
+static void fork_child(void)
+{
+	lock_held = 0;
+	atomic_store(&lock_word, 0);
+}
 
 __attribute__((constructor)) static void os_constructor(void)
 {

@@ -241,9 +241,11 @@ EXPORT int malloc_info(int options, FILE *f)
 EXPORT int malloc_trim(size_t pad)
 {
 	(void)pad;
+	int w = meta_open();
 	int n = heap_trim(tl_heap);
 	n += abandoned_trim();
 	n += large_cache_trim(0);
+	meta_close(w);
 	return n > 0;
 }
 
@@ -253,7 +255,8 @@ EXPORT int mallopt(int param, int value)
 {
 	if (param == M_PERTURB) {
 		opt.junk = value != 0;
-		opt_slow = opt.junk | opt.zero_free | opt.random | (opt.quarantine != 0);
+		opt_slow = opt.junk | opt.zero_free | opt.random | (opt.quarantine != 0) |
+			   opt.protect_meta;
 		return 1;
 	}
 	return 0;

@@ -79,6 +79,7 @@ static void heap_destroy(void *arg)
 {
 	struct heap *h = arg;
 	struct meta *release = 0;
+	int w = meta_open();
 	quarantine_drain(h, 0);
 	for (int sc = 0; sc < NCLASS; sc++) tc_flush(h, sc, 0);
 	if (tl_heap == h) tl_heap = &empty_heap;
@@ -115,6 +116,7 @@ static void heap_destroy(void *arg)
 	free_heaps = h;
 	heaps_live--;
 	os_unlock();
+	meta_close(w);
 }
 
 struct heap *heap_get(void)

@@ -1,13 +1,15 @@
 #!/bin/sh
 # test_hardened.sh - run the Check suites again with other MALLOCNG_OPTIONS:
-# the optional hardening (junk, guard pages, random slots, quarantine) and
-# the decay/zeroing settings must not change any documented behaviour.
+# the optional hardening (junk, guard pages, random slots, quarantine,
+# read-only meta areas) and the decay/zeroing settings must not change any
+# documented behaviour.
 # Prints one line per suite and option set.
 
 suites="test_malloc test_realloc test_aligned test_death test_interpose test_fork test_stats"
 ran=0
 failed=0
-for opts in hardened "decay_ms=0,junk=1,zero_free=1" "random=1,quarantine=4m,decay_ms=50"; do
+for opts in hardened "decay_ms=0,junk=1,zero_free=1" "random=1,quarantine=4m,decay_ms=50" \
+	protect_meta=1; do
 	for t in $suites; do
 		# fork is slow; once (hardened) is enough
 		test "$t" = test_fork && test "$opts" != hardened && continue

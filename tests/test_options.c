@@ -250,6 +250,47 @@ static int sc_junk_only(void)
 	return 0;
 }
 
+/* protect_meta: the meta areas (anonymous mappings of exactly 1 MiB) are
+ * read-only between allocator calls, a write to one faults, and the heap
+ * keeps working around that. */
+static int meta_areas_read_only(void **area)
+{
+	char line[512];
+	unsigned long lo, hi;
+	char perm[8];
+	int ro = 0, rw = 0;
+	FILE *f = fopen("/proc/self/maps", "r");
+	if (!f) return -1;
+	while (fgets(line, sizeof line, f)) {
+		int path = 0;
+		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &lo, &hi, perm, &path) < 3) continue;
+		if (hi - lo != 1 << 20 || (path && line[path] && line[path] != '\n')) continue;
+		if (!strncmp(perm, "r--", 3)) {
+			ro++;
+			*area = (void *)lo;
+		} else {
+			rw++;
+		}
+	}
+	fclose(f);
+	return ro;
+}
+
+static int sc_protect_meta(void)
+{
+	void *v[3000], *area = NULL;
+	for (int i = 0; i < 3000; i++) v[i] = malloc(i % 7 == 0 ? 200000 : i * 11);
+	for (int i = 0; i < 3000; i += 2) free(v[i]);
+	if (meta_areas_read_only(&area) < 1) return SAY("no read-only meta area in /proc/self/maps");
+	/* record 1 of the area: the first meta record */
+	if (!write_faults((unsigned char *)area + 64, 1, 1))
+		return SAY("a write to the meta area at %p did not fault", area);
+	for (int i = 1; i < 3000; i += 2) v[i] = realloc(v[i], i * 13 + 1);
+	for (int i = 1; i < 3000; i += 2) free(v[i]);
+	if (meta_areas_read_only(&area) < 1) return SAY("the meta area stayed writable");
+	return 0;
+}
+
 struct node { struct node *next; };
 
 static struct node *fill(size_t n, size_t total, struct node *l)
@@ -313,7 +354,7 @@ static const struct { const char *name; int (*fn)(void); } scenarios[] = {
 	{ "cache_header_write", sc_cache_header_write }, { "random", sc_random },
 	{ "plain", sc_plain }, { "first_not_junk", sc_first_not_junk },
 	{ "junk_only", sc_junk_only }, { "decay_trim", sc_decay_trim },
-	{ "decay_zero", sc_decay_zero },
+	{ "decay_zero", sc_decay_zero }, { "protect_meta", sc_protect_meta },
 };
 
 /* ---- the tests, in the Check process ---- */
@@ -470,6 +511,16 @@ START_TEST(test_stats_at_exit)
 }
 END_TEST
 
+START_TEST(test_protect_meta)
+{
+	expect_ok("protect_meta=1", "protect_meta");
+	/* by default the areas are writable: the scenario fails */
+	int st = run_self(NULL, "protect_meta", 30, err, sizeof err);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) != 0,
+	              "meta areas are read-only without protect_meta: status 0x%x", st);
+}
+END_TEST
+
 /* memory held for decay_ms goes back at once with malloc_trim */
 START_TEST(test_malloc_trim)
 {
@@ -490,6 +541,7 @@ static Suite *options_suite(void)
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_junk);
+	tcase_add_test(tc, test_protect_meta);
 	tcase_add_test(tc, test_junk_large);
 	tcase_add_test(tc, test_guard);
 	tcase_add_test(tc, test_guard_aligned);

@@ -11,9 +11,15 @@
 #include <string.h>
 #include <unistd.h>
 #include <malloc.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include "mallocng.h"
 
 static int failures;
+
+/* The heap's secret, reached here because a static link resolves hidden
+ * symbols: it lives on a page of its own that is read-only once set. */
+extern volatile unsigned long long ro;
 
 #define FAIL(...) (printf("FAIL: " __VA_ARGS__), putchar('\n'), failures++)
 
@@ -91,6 +97,18 @@ int main(void)
 
 	/* and the program's own objects */
 	for (int i = 0; i < 10000; i++) free(malloc(i % 3000));
+
+	/* the secret is set and cannot be rewritten: the write faults */
+	if (ro == 0) FAIL("the secret is 0 after the first allocation");
+	pid_t pid = fork();
+	if (pid == 0) {
+		ro = 0x4141414141414141ull;
+		_exit(0);
+	}
+	int st = 0;
+	waitpid(pid, &st, 0);
+	if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSEGV)
+		FAIL("writing the secret did not fault (status 0x%x)", st);
 
 	if (!failures) printf("PASS: C library allocations go through the static mallocng\n");
 	return failures ? 1 : 0;
