@@ -35,7 +35,6 @@
 #define NEST_MAX 4096           /* groups up to this size live in a slot */
 
 /* ---- size classes (size_class.c) ---- */
-extern HIDDEN const uint32_t class_stride[NCLASS];
 
 /* Smallest class whose stride holds n user bytes plus OVERHEAD.
  * Requires n <= MAX_SMALL. */
@@ -76,16 +75,20 @@ struct meta_area {
 	uint32_t pad[13];
 };
 
-/* The secret and the area table are written at initialisation and when
- * an area is added, and are read-only (mprotect) the rest of the time: a
- * stray or malicious write cannot forge the secret or redirect an index. */
+/* The secret, the class table and the area table are written at
+ * initialisation and when an area is added, and are read-only (mprotect)
+ * the rest of the time: a stray or malicious write cannot forge the secret,
+ * change a stride the checks rely on, or redirect an index (size_class.c). */
 struct ro_globals {
 	uint64_t secret;
+	uint32_t stride[NCLASS];           /* class_stride */
 	struct meta_area *areas[MAX_AREAS];
 } __attribute__((aligned(PAGE)));    /* whole pages, shared with nothing */
 extern HIDDEN struct ro_globals ro;
 #define secret (ro.secret)
+#define class_stride (ro.stride)
 #define meta_areas (ro.areas)
+HIDDEN void size_class_init(void);
 extern HIDDEN _Atomic uint32_t meta_limit;
 
 HIDDEN struct meta *meta_alloc(void);   /* lock held */

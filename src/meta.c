@@ -13,7 +13,6 @@
 
 /* Read on every malloc and free, written almost never: kept on cache
  * lines of their own, away from the counters and the lock. */
-HIDDEN struct ro_globals ro __attribute__((aligned(PAGE)));  /* whole pages */
 HIDDEN _Atomic uint32_t meta_limit __attribute__((aligned(64)));
 
 HIDDEN size_t meta_bytes_mapped __attribute__((aligned(64)));
@@ -28,6 +27,7 @@ void meta_init_secret(void)
 {
 	uint64_t s = 0;
 	options_init();
+	size_class_init();
 	while (!s) os_random(&s, sizeof s);
 	secret = s;
 	os_protect(&ro, sizeof ro, 0);

@@ -96,9 +96,13 @@ bad_value:
 	warn("bad value in option '", k, kl + 1 + vl);
 }
 
+/* not const: in .data, whose pages are resident anyway, rather than on a
+ * page of .rodata that a process calling malloc once would fault in */
+static char options_env[] = "MALLOCNG_OPTIONS";
+
 void options_init(void)
 {
-	const char *s = getenv("MALLOCNG_OPTIONS");
+	const char *s = getenv(options_env);
 	while (s && *s) {
 		const char *end = strchr(s, ','), *eq;
 		size_t len = end ? (size_t)(end - s) : strlen(s);

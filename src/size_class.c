@@ -6,10 +6,20 @@
  * is below 1/4 of its size plus OVERHEAD bytes. */
 #include "internal.h"
 
-#define Q(b) (b) * 5 / 4, (b) * 6 / 4, (b) * 7 / 4, (b) * 2
+/* In a section of its own at the end of .bss (size_class.c is linked
+ * last), so that its page alignment leaves no hole among the other globals. */
+HIDDEN struct ro_globals ro __attribute__((section(".bss.mallocng_ro")));
 
-const uint32_t class_stride[NCLASS] = {
-	16, 32, 48, 64, 80, 96, 112, 128,
-	Q(128), Q(256), Q(512), Q(1024), Q(2048),
-	Q(4096), Q(8192), Q(16384), Q(32768), Q(65536),
-};
+/* Fill the class table (before the first use of the heap, before ro is
+ * sealed).  Computed rather than copied from a constant table, so that the
+ * first malloc faults in no page of .rodata. */
+void size_class_init(void)
+{
+	uint32_t stride = 0, step = UNIT;
+	for (int sc = 0; sc < NCLASS; sc++) {
+		/* from 128 on, four steps per doubling */
+		if (sc >= 8 && (sc - 8) % 4 == 0) step = stride / 4;
+		stride += step;
+		class_stride[sc] = stride;
+	}
+}

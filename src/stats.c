@@ -65,6 +65,7 @@ static void collect(struct mallocng_stats *st)
 	memset(st, 0, sizeof *st);
 	st->size = sizeof *st;
 	st->version = MALLOCNG_STATS_VERSION;
+	ensure_init();          /* the class table */
 	os_lock();
 	uint32_t lim = meta_limit;
 	for (uint32_t i = 0; i < lim; i++) {
