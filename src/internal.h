@@ -52,7 +52,11 @@ struct meta {
 	struct meta *prev, *next;  /* ring / full list / abandoned list */
 	unsigned char *mem;        /* group base; NULL while the record is free */
 	struct heap *owner;        /* NULL: abandoned, guarded by the lock */
-	uint32_t avail;            /* free slots; written by the owner only */
+	union {
+		uint32_t avail;    /* free slots; written by the owner only */
+		uint32_t rsv_pages; /* guarded large: PROT_NONE pages reserved
+		                     * past maplen for growth, before the guard */
+	};
 	_Atomic uint32_t remote;   /* slots freed by other threads */
 	uint32_t index;            /* this record's own index */
 	uint8_t sc;                /* size class, or SC_LARGE */

@@ -3,7 +3,9 @@
  * Invariants:
  * - a large object has a one-slot meta of class SC_LARGE; its user pointer
  *   is mem + UNIT (or, aligned beyond a page, mem + PAGE) and its header
- *   lies inside the mapping; mapped == 2 means guard pages surround it;
+ *   lies inside the mapping; mapped == 2 means guard pages surround it:
+ *   everything past maplen up to the end guard (rsv_pages, reserved for
+ *   growth) is PROT_NONE too, so a linear overflow faults within a page;
  * - freed mappings may wait in a small cache (at most CACHE_SLOTS entries,
  *   CACHE_BYTES in all) for reuse; an entry older than decay_ms is unmapped
  *   at the next large operation, and malloc_trim empties the cache;
@@ -265,6 +267,7 @@ static void large_free_unlocked(struct meta *m)
 	unsigned char *mem = m->mem;
 	size_t len = m->maplen;
 	int guarded = m->mapped == 2;
+	if (guarded) len += (size_t)m->rsv_pages * PAGE;
 	*(uint32_t *)mem = 0;
 	os_lock();
 	meta_free(m);
@@ -283,8 +286,35 @@ static void *large_realloc_unlocked(struct slot *s, size_t n)
 	}
 	size_t len = page_round(off + n + 1);
 	unsigned char *mem = m->mem;
-	if (m->mapped == 2 && len > m->maplen) return 0; /* caller moves it */
-	if (len > m->maplen) {
+	if (m->mapped == 2) {
+		/* guard pages cannot follow an mremap: grow into the reserve,
+		 * else move to a new guarded mapping with an eighth in reserve;
+		 * a shrink gives its pages to the reserve */
+		size_t rsv = (size_t)m->rsv_pages * PAGE;
+		if (len > m->maplen + rsv) {
+			size_t total = page_round(off + n + 1 + n / 8);
+			mem = os_map_guarded(total);
+			if (!mem) return 0;
+			memcpy(mem, m->mem, off + m->size);     /* index word, header, data */
+			mprotect(mem + len, total - len, PROT_NONE);
+			tomb_set(s->p);
+			os_unmap_guarded(m->mem, m->maplen + rsv);
+			rsv = total - len;
+		} else if (len > m->maplen) {
+			if (mprotect(mem + m->maplen, len - m->maplen, PROT_READ | PROT_WRITE)) {
+				errno = ENOMEM;
+				return 0;
+			}
+			rsv -= len - m->maplen;
+		} else {
+			int e = errno;
+			mprotect(mem + len, m->maplen - len, PROT_NONE);
+			madvise(mem + len, m->maplen - len, MADV_DONTNEED);
+			errno = e;
+			rsv += m->maplen - len;
+		}
+		m->rsv_pages = rsv / PAGE;
+	} else if (len > m->maplen) {
 		len = page_round(off + n + 1 + n / 8);
 		tomb_set(s->p);         /* the old address dies if the mapping moves */
 		mem = os_remap(m->mem, m->maplen, len);

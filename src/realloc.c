@@ -30,9 +30,7 @@ EXPORT void *realloc(void *p, size_t n)
 	}
 	struct meta *m = slot_lookup(p, &s);
 	if (m->sc == SC_LARGE) {
-		if (n > MAX_SMALL && m->mapped != 2) return large_realloc(&s, n);
-		if (n > MAX_SMALL && n + OVERHEAD <= m->maplen - (s.p - m->mem))
-			return large_realloc(&s, n);
+		if (n > MAX_SMALL) return large_realloc(&s, n);
 	} else if (n <= MAX_SMALL) {
 		int sc = size_to_class(n);
 		size_t end = GROUP_HDR + (size_t)(s.idx + 1) * class_stride[m->sc];

@@ -122,6 +122,19 @@ static int sc_guard(void)
 		if (!over_ok(a, sizes[i])) bad = SAY("no fault past the end of malloc(%zu)", sizes[i]);
 		if (!under_ok(b)) bad = SAY("no fault before the start of malloc(%zu)", sizes[i]);
 	}
+	/* a guarded object that grows moves to a new guarded mapping */
+	unsigned char *r = malloc(200000);
+	fill_pattern(r, 200000, 3);
+	size_t n = 200000;
+	for (; n < 3000000; n += n / 3) {
+		r = realloc(r, n);
+		if (check_pattern(r, 200000, 3) != 200000) bad = SAY("realloc(%zu) lost the contents", n);
+	}
+	n -= n / 4;      /* the last size, rounded down like the loop's growth */
+	r = realloc(r, n);
+	/* (the probes clobber the check byte: r is not freed) */
+	if (!over_ok(r, n)) bad = SAY("no fault past the end of realloc(%zu)", n);
+	if (!under_ok(r)) bad = SAY("no fault before the start of realloc(%zu)", n);
 	return bad;
 }
 
