@@ -31,10 +31,11 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s)
 	size_t n = H_SIZE(low);
 	int idx = H_IDX(low);
 	uint32_t mi = H_META(low);
-	/* areas are published before any index in them is handed out;
+	/* areas are published before any index in them is handed out, in a
+	 * table that is read-only (ro): an entry is NULL or one of our areas;
 	 * records never handed out are zero (mem == NULL) */
 	struct meta_area *a = meta_areas[mi >> AREA_SHIFT];
-	if (!a || a->check != secret) fail("corrupted metadata", p);
+	if (!a) fail("corrupted metadata", p);
 	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
 	size_t off = p - m->mem;    /* huge if p is below mem or mem is NULL */
 	if (!m->mem || idx >= m->cnt) fail("corrupted metadata", p);
@@ -44,10 +45,12 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s)
 		if (off < SLOT_HDR || off >= m->maplen || n >= m->maplen - off)
 			fail("corrupted metadata", p);
 	} else {
-		start += (size_t)idx * class_stride[m->sc];
 		size_t stride = class_stride[m->sc];
-		if (off < start || off - start >= stride || off - start + n + OVERHEAD > stride)
-			fail("corrupted metadata", p);
+		start += (size_t)idx * stride;
+		/* p in slot idx (d < stride: off < start wraps to a huge d),
+		 * and the object with its check byte inside the slot */
+		size_t d = off - start;
+		if (d >= stride || n + OVERHEAD > stride - d) fail("corrupted metadata", p);
 	}
 	if (p[n] != check_byte(hdr)) fail("heap overflow", p);
 	s->meta = m;
@@ -138,14 +141,14 @@ static __attribute__((noinline)) void release_slow(struct heap *h, struct meta *
 ALWAYS_INLINE void release(struct slot *s)
 {
 	struct meta *m = s->meta;
+	int sc = m->sc;
 	*header_of(s->p) ^= H_FREED;
-	if (m->sc == SC_LARGE) {
+	if (sc == SC_LARGE) {
 		tomb_set(s->p);
 		large_free(m);
 		return;
 	}
 	struct heap *h = tl_heap;
-	int sc = m->sc;
 	unsigned k = h->tc_n[sc];
 	if (likely(k < h->tc_limit[sc] && !s->aligned)) {
 		h->tc[sc][k] = s->p;
