@@ -116,6 +116,17 @@ void tc_flush(struct heap *h, int sc, int keep)
 	h->tc_n[sc] = keep;
 }
 
+/* Give back the whole pages of a big slot being freed (while it is still
+ * ours: before slot_release), from the page after p's header on: a freed
+ * 64..128 KiB slot in a group that stays in use holds no memory. */
+static void slot_purge(struct meta *m, struct slot *s)
+{
+	uintptr_t end = (uintptr_t)m->mem + GROUP_HDR + (size_t)(s->idx + 1) * class_stride[m->sc];
+	uintptr_t from = ((uintptr_t)s->p + PAGE - 1) & -(uintptr_t)PAGE;
+	end &= -(uintptr_t)PAGE;
+	if (end > from) os_purge((void *)(from - PAGE), end - from + PAGE);
+}
+
 /* A class whose groups are emptying has its cache switched off (limit 0,
  * see free_slow_local) so that cached slots do not pin groups while the
  * program frees; its next malloc_slow switches it back on. */
@@ -133,6 +144,7 @@ static __attribute__((noinline)) void release_slow(struct heap *h, struct meta *
 		tc_flush(h, sc, TC_CAP / 2 < k ? TC_CAP / 2 : k / 2);
 		h->tc[sc][h->tc_n[sc]++] = s->p;
 	} else {
+		if (class_stride[sc] >= SLOT_PURGE_MIN) slot_purge(m, s);
 		slot_release(h, m, s->idx);
 		if (h->tc_n[sc] && !h->tc_limit[sc]) tc_flush(h, sc, 0);
 	}
