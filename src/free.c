@@ -140,6 +140,11 @@ static __attribute__((noinline)) void release_slow(struct heap *h, struct meta *
 		int w = meta_open();
 		free_hardened(h, s);
 		meta_close(w);
+	} else if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) != h) {
+		/* a full cache and another thread's slot: straight back to its
+		 * group (a thread that only frees, like a consumer, would
+		 * otherwise pay a flush with a second check of every slot) */
+		slot_release(h, m, s->idx);
 	} else if (h->tc_limit[sc] && !s->aligned) {
 		tc_flush(h, sc, TC_CAP / 2 < k ? TC_CAP / 2 : k / 2);
 		h->tc[sc][h->tc_n[sc]++] = s->p;
