@@ -16,6 +16,7 @@
  *
  * Workloads: st-churn mt-churn-1 mt-churn-2 xthread larson realloc-growth
  *            large frag once-none once-malloc spin-1 spin-2 whoami
+ *            idle-threads (by hand only: memory per idle thread)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -29,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #define NOINLINE __attribute__((noinline, noclone, used))
 
@@ -597,6 +599,83 @@ static void w_frag(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* idle-threads: RSS per thread that allocated a little and now waits,
+ * minus the same for threads that never allocate (their stacks)         */
+
+#define IDLE_N 200
+static pthread_barrier_t idle_b1, idle_b2;
+
+static void *idle_thread(void *arg)
+{
+	if (arg) {
+		char *p = malloc(16), *q = malloc(100);
+		if (!p || !q)
+			die("malloc");
+		p[0] = q[0] = 1;
+		free(p);
+	}
+	pthread_barrier_wait(&idle_b1);
+	pthread_barrier_wait(&idle_b2);
+	return NULL;
+}
+
+static long idle_rss(int allocate)
+{
+	pthread_t t[IDLE_N];
+	pthread_attr_t at;
+	long r0, r1;
+	pthread_attr_init(&at);
+	pthread_attr_setstacksize(&at, 65536);
+	pthread_barrier_init(&idle_b1, NULL, IDLE_N + 1);
+	pthread_barrier_init(&idle_b2, NULL, IDLE_N + 1);
+	read_mem(&r0, NULL);
+	for (int i = 0; i < IDLE_N; i++)
+		if (pthread_create(&t[i], &at, idle_thread, allocate ? &t[i] : NULL))
+			die("pthread_create");
+	pthread_barrier_wait(&idle_b1);
+	read_mem(&r1, NULL);
+	pthread_barrier_wait(&idle_b2);
+	for (int i = 0; i < IDLE_N; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&idle_b1);
+	pthread_barrier_destroy(&idle_b2);
+	return r1 - r0;
+}
+
+/* in a fresh process each: the C library caches the stacks of joined
+ * threads, which would make the second measurement cheaper */
+static long idle_rss_child(int allocate)
+{
+	int fd[2];
+	long v = 0;
+	if (pipe(fd))
+		die("pipe");
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		v = idle_rss(allocate);
+		if (write(fd[1], &v, sizeof v) != sizeof v)
+			_exit(1);
+		_exit(0);
+	}
+	close(fd[1]);
+	if (read(fd[0], &v, sizeof v) != sizeof v)
+		die("idle-threads child");
+	close(fd[0]);
+	waitpid(pid, NULL, 0);
+	return v;
+}
+
+static void w_idle_threads(void)
+{
+	long none = idle_rss_child(0), used = idle_rss_child(1);
+	printf("threads %d\n", IDLE_N);
+	printf("rss_idle_kib %ld\nrss_idle_allocated_kib %ld\n", none, used);
+	printf("bytes_per_idle_thread %ld\n", (used - none) * 1024 / IDLE_N);
+}
+
+/* ------------------------------------------------------------------ */
 /* (8) once: RSS with and without a single malloc(1)                     */
 
 static void w_once(int do_malloc)
@@ -662,7 +741,8 @@ static void usage(void)
 		"usage: bench WORKLOAD [SCALE]\n"
 		"workloads: st-churn mt-churn-1 mt-churn-2 xthread larson\n"
 		"           realloc-growth large frag once-none once-malloc\n"
-		"           spin-1 spin-2 (no malloc: CPU scaling baseline) whoami\n");
+		"           spin-1 spin-2 (no malloc: CPU scaling baseline) whoami\n"
+		"           idle-threads (memory per idle thread; not in run.sh)\n");
 	exit(1);
 }
 
@@ -707,6 +787,8 @@ int main(int argc, char **argv)
 		w_spin(2);
 	else if (!strcmp(w, "whoami"))
 		w_whoami();
+	else if (!strcmp(w, "idle-threads"))
+		w_idle_threads();
 	else
 		usage();
 	fflush(stdout);
