@@ -158,6 +158,70 @@ else
 	echo "SKIP: perl not installed"
 fi
 
+# gcc: compile a generated C file at -O2 to assembly (cc1 allocates a lot).
+if command -v gcc >/dev/null 2>&1; then
+	awk 'BEGIN { print "#include <stddef.h>"
+		for (i = 0; i < 300; i++) {
+			printf "struct s%d { int a[%d]; struct s%d *next; };\n", i, i % 13 + 1, i
+			printf "int f%d(struct s%d *p, int n) { int t = 0; for (int i = 0; i < n; i++) t += p->a[i %% %d] * %d; return p->next ? t + f%d(p->next, n - 1) : t; }\n", i, i, i % 13 + 1, i, i
+		} }' >"$tmp/gen.c"
+	compare gcc gcc -O2 -S -o - "$tmp/gen.c"
+else
+	echo "SKIP: gcc not installed"
+fi
+
+# git: a repository of generated files, two commits, log with stats and a
+# diff (fixed identities and dates: the outputs must match byte for byte).
+if command -v git >/dev/null 2>&1; then
+	mkdir -p "$tmp/repo"
+	for i in $(seq 1 60); do seq $i $((i * 50)) >"$tmp/repo/f$i.txt"; done
+	export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.org GIT_COMMITTER_NAME=t \
+		GIT_COMMITTER_EMAIL=t@example.org GIT_AUTHOR_DATE='2026-01-01T00:00:00Z' \
+		GIT_COMMITTER_DATE='2026-01-01T00:00:00Z' GIT_CONFIG_NOSYSTEM=1 HOME=$tmp
+	(cd "$tmp/repo" && git init -q && git add . && git commit -qm one &&
+	 for i in $(seq 1 60 | awk 'NR % 3 == 0'); do seq 7 $((i * 40)) >"f$i.txt"; done &&
+	 git commit -qam two) >/dev/null 2>&1
+	compare git git -C "$tmp/repo" log --stat -p --no-color
+else
+	echo "SKIP: git not installed"
+fi
+
+# redis-server: a server on a Unix socket, driven by redis-cli (not
+# preloaded); the replies to the same commands must match.  Debian's
+# redis-server links libjemalloc but calls the standard names (malloc,
+# free, realloc, malloc_usable_size), so the preloaded mallocng serves it.
+if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
+	cat >"$tmp/redis.sh" <<'REDISEOF'
+#!/bin/sh
+# run a fresh redis-server (inheriting LD_PRELOAD), feed it, print replies
+dir=$(mktemp -d) || exit 99
+sock=$dir/redis.sock
+redis-server --port 0 --unixsocket "$sock" --save '' --appendonly no \
+	--dir "$dir" --logfile "$dir/log" --daemonize no &
+pid=$!
+i=0
+while ! test -S "$sock" && test $i -lt 100; do sleep 0.05; i=$((i + 1)); done
+env -u LD_PRELOAD awk 'BEGIN {
+	for (i = 0; i < 3000; i++) printf "SET key:%d %s\n", i, substr("abcdefghijklmnopqrstuvwxyz0123456789", 1, i % 36 + 1)
+	for (i = 0; i < 2000; i++) printf "RPUSH list:%d %d %d %d\n", i % 50, i, i * 2, i * 3
+	for (i = 0; i < 1500; i++) printf "HSET h:%d f%d %d\n", i % 30, i, i * 7
+	for (i = 0; i < 3000; i += 3) printf "DEL key:%d\n", i
+	for (i = 0; i < 3000; i += 7) printf "APPEND key:%d %s\n", i, "xyzxyzxyzxyzxyzxyzxyzxyz"
+	print "DBSIZE"; print "LRANGE list:7 0 -1"; print "HGETALL h:3"
+	print "MGET key:1 key:2 key:3 key:700 key:2999"; print "STRLEN key:2998"
+}' | env -u LD_PRELOAD redis-cli -s "$sock" >"$dir/out"
+st=$?
+env -u LD_PRELOAD redis-cli -s "$sock" shutdown nosave >/dev/null 2>&1
+wait $pid
+cat "$dir/out"
+rm -rf "$dir"
+exit $st
+REDISEOF
+	compare redis-server sh "$tmp/redis.sh"
+else
+	echo "SKIP: redis-server not installed"
+fi
+
 if test $ran -eq 0; then
 	echo "SKIP: none of the programs is installed"
 	exit 77
