@@ -217,7 +217,11 @@ cat "$dir/out"
 rm -rf "$dir"
 exit $st
 REDISEOF
-	compare redis-server sh "$tmp/redis.sh"
+	if env -u LD_PRELOAD sh "$tmp/redis.sh" 2>/dev/null | grep -q .; then
+		compare redis-server sh "$tmp/redis.sh"
+	else
+		echo "SKIP: redis-server does not start here"
+	fi
 else
 	echo "SKIP: redis-server not installed"
 fi
