@@ -68,12 +68,23 @@ struct meta *slot_lookup(void *p, struct slot *s)
 
 /* Return slot idx to its group: the owner sets its bit, another thread
  * sets the bit in `remote` with one atomic operation, and a group nobody
- * owns is handled under the lock. */
-void slot_release(struct heap *h, struct meta *m, int idx)
+ * owns is handled under the lock.  With p (the slot's object, from a free
+ * that found h's cache full), a slot of h's own group goes to the cache
+ * instead, after a flush of half of it: another thread's slot goes
+ * straight back, since a thread that only frees (a consumer) would
+ * otherwise pay a flush with a second check of every slot. */
+void slot_release_to(struct heap *h, struct meta *m, int idx, unsigned char *p)
 {
 	uint32_t bit = 1u << idx;
 	for (;;) {
 		struct heap *owner = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
+		if (owner == h && p) {
+			int sc = m->sc;
+			unsigned k = h->tc_n[sc];
+			tc_flush(h, sc, TC_CAP / 2 < k ? TC_CAP / 2 : k / 2);
+			h->tc[sc][h->tc_n[sc]++] = p;
+			return;
+		}
 		if (owner == h) {
 			if (m->avail & bit) fail("double free", m->mem);
 			m->avail |= bit;
@@ -135,19 +146,12 @@ static __attribute__((noinline)) void release_slow(struct heap *h, struct meta *
 {
 	struct slot slot = { m, p, n, idx, aligned }, *s = &slot;
 	int sc = m->sc;
-	unsigned k = h->tc_n[sc];
 	if (unlikely(opt_slow)) {
 		int w = meta_open();
 		free_hardened(h, s);
 		meta_close(w);
-	} else if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) != h) {
-		/* a full cache and another thread's slot: straight back to its
-		 * group (a thread that only frees, like a consumer, would
-		 * otherwise pay a flush with a second check of every slot) */
-		slot_release(h, m, s->idx);
 	} else if (h->tc_limit[sc] && !s->aligned) {
-		tc_flush(h, sc, TC_CAP / 2 < k ? TC_CAP / 2 : k / 2);
-		h->tc[sc][h->tc_n[sc]++] = s->p;
+		slot_release_to(h, m, s->idx, s->p);    /* the cache is full */
 	} else {
 		if (class_stride[sc] >= SLOT_PURGE_MIN) slot_purge(m, s);
 		slot_release(h, m, s->idx);

@@ -199,7 +199,11 @@ struct slot {
 /* free.c: validate p fully or abort with a diagnostic naming `op`. */
 HIDDEN struct meta *slot_lookup(void *p, struct slot *s);
 HIDDEN void free_slot(struct slot *s);
-HIDDEN void slot_release(struct heap *h, struct meta *m, int idx);
+HIDDEN void slot_release_to(struct heap *h, struct meta *m, int idx, unsigned char *p);
+static inline void slot_release(struct heap *h, struct meta *m, int idx)
+{
+	slot_release_to(h, m, idx, 0);
+}
 
 /* ---- per-thread heaps (thread.c) ---- */
 /* The thread cache: per class, a stack of freed slots (still counted as
