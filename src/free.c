@@ -2,7 +2,7 @@
  *
  * slot_lookup trusts nothing in user memory until it is proven: the slot
  * header must carry a tag that only the secret can produce; the meta index
- * it names must be one we handed out, in an area carrying the secret, of a
+ * it names must be one we handed out, in an area of the read-only table, of a
  * record in use; the slot index and the position of p in the group must
  * agree with the record's class and slot count; the check byte past the
  * requested size must be intact.  Any failure is fatal.
