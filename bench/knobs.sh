@@ -16,6 +16,7 @@ ${CC:-gcc} -O2 -pthread -o "$WORK/bench" "$SRCDIR/bench.c"
 sets=(default junk=1 zero_free=1 random=1 quarantine=1m guard=1 protect_meta=1 hardened=1)
 loads=(st-churn mt-churn-2 xthread larson realloc-growth large frag)
 # protect_meta is orders of magnitude slower on the threaded loads: scaled down
+median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 scale_for() { case "$1" in protect_meta=1) echo 0.05 ;; *) echo 1 ;; esac; }
 for r in $(seq "$REPS"); do
 	for w in "${loads[@]}"; do
@@ -31,9 +32,9 @@ done
 printf '%-15s' workload; printf ' %13s' "${sets[@]}"; echo
 for w in "${loads[@]}"; do
 	printf '%-15s' "$w"
-	base=$(awk -v w="$w" '$1 == w && $2 == "default" { print $3 }' "$WORK/raw" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+	base=$(awk -v w="$w" '$1 == w && $2 == "default" { print $3 }' "$WORK/raw" | median)
 	for s in "${sets[@]}"; do
-		m=$(awk -v w="$w" -v s="$s" '$1 == w && $2 == s { print $3 }' "$WORK/raw" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+		m=$(awk -v w="$w" -v s="$s" '$1 == w && $2 == s { print $3 }' "$WORK/raw" | median)
 		printf ' %12.2fx' "$(echo "$m / $base" | bc -l)"
 	done
 	echo
@@ -41,7 +42,7 @@ done
 echo "(median time of $REPS runs relative to the default configuration; protect_meta runs at 1/20 scale)"
 printf '%-15s' "frag peak/live"
 for s in "${sets[@]}"; do
-	m=$(awk -v s="$s" '$1 == "frag" && $2 == s && NF > 3 { print $4 }' "$WORK/raw" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+	m=$(awk -v s="$s" '$1 == "frag" && $2 == s && NF > 3 { print $4 }' "$WORK/raw" | median)
 	printf ' %13s' "${m:-?}"
 done
 echo

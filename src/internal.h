@@ -278,6 +278,7 @@ struct options {
 };
 extern HIDDEN struct options opt;
 extern HIDDEN int opt_slow;     /* a knob needs the checked (slow) paths */
+HIDDEN void options_changed(void);
 HIDDEN void options_init(void);
 
 /* ---- os.c ---- */

@@ -119,7 +119,15 @@ void options_init(void)
 	}
 	/* programs may close stderr before our exit handler runs */
 	if (opt.stats && !opt.stats_file[0]) opt.stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+	options_changed();
+}
+
+/* Derive the flags the hot paths test from opt (after options_init and
+ * mallopt).  Written only when they change: a process with the defaults
+ * touches no page for them. */
+void options_changed(void)
+{
 	int slow = opt.junk | opt.zero_free | opt.random | (opt.quarantine != 0) | opt.protect_meta;
-	if (slow) opt_slow = slow;      /* no write: no page touched */
-	if (opt.protect_meta) opt_protect = 1;
+	if (opt_slow != slow) opt_slow = slow;
+	if (opt_protect != opt.protect_meta) opt_protect = opt.protect_meta;
 }

@@ -256,8 +256,7 @@ EXPORT int mallopt(int param, int value)
 {
 	if (param == M_PERTURB) {
 		opt.junk = value != 0;
-		opt_slow = opt.junk | opt.zero_free | opt.random | (opt.quarantine != 0) |
-			   opt.protect_meta;
+		options_changed();
 		return 1;
 	}
 	return 0;
