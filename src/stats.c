@@ -28,7 +28,9 @@ static int slot_state(struct meta *m, int i, size_t *n)
 	size_t stride = class_stride[m->sc];
 	unsigned char *p = m->mem + GROUP_HDR + i * stride;
 	uint64_t hdr = *header_of(p);
-	if (header_ok(hdr ^ H_FREED, p)) return S_CACHED;
+	/* a freed header has H_FREED set; without that test the voided (zero)
+	 * start header of an aligned object would pass for one once in 2^16 */
+	if ((hdr & H_FREED) && header_ok(hdr ^ H_FREED, p)) return S_CACHED;
 	*n = header_ok(hdr, p) ? H_SIZE(hdr) : stride - OVERHEAD;
 	uint32_t mi = *(uint32_t *)p;
 	if (stride >= 64 && mi < meta_limit && (mi & (AREA_RECS - 1))) {
