@@ -38,7 +38,8 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s)
 	if (!a) fail("corrupted metadata", p);
 	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
 	size_t off = p - m->mem;    /* huge if p is below mem or mem is NULL */
-	if (!m->mem || idx >= m->cnt) fail("corrupted metadata", p);
+	if (!m->mem || idx >= m->cnt || (m->sc >= NCLASS && m->sc != SC_LARGE))
+		fail("corrupted metadata", p);
 	size_t start = GROUP_HDR;
 	if (m->sc == SC_LARGE) {
 		n = m->size;
@@ -184,12 +185,51 @@ void free_slot(struct slot *s)
 	release(s);
 }
 
-EXPORT void free(void *p)
+/* Every pointer that is not the start of a small slot, and every pointer
+ * that fails a check, takes this path and its full diagnosis. */
+static __attribute__((noinline)) void free_general(void *p)
 {
 	struct slot s;
-	if (!p) return;
 	lookup(p, &s);
 	release(&s);
+}
+
+/* The checks of lookup, in the order that lets a slot that passes them all
+ * go straight to the thread cache: the stride of a large object's record
+ * is 0 (class_stride[SC_LARGE]), so large and aligned objects, like any
+ * pointer that fails a check, fall to free_general. */
+EXPORT void free(void *ptr)
+{
+	unsigned char *p = ptr;
+	if (!p) return;
+	if (unlikely((uintptr_t)p & (UNIT - 1))) goto general;
+	if (unlikely(((uintptr_t)p & (PAGE - 1)) <= GROUP_HDR) && is_tomb(p)) goto general;
+	uint64_t hdr = *header_of(p), low = hdr & H_LOW;
+	if (unlikely(!hdr || !header_ok(hdr, p))) goto general;
+	uint32_t mi = H_META(low);
+	int idx = H_IDX(low);
+	size_t n = H_SIZE(low);
+	struct meta_area *a = meta_areas[mi >> AREA_SHIFT];
+	if (unlikely(!a)) goto general;
+	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
+	if (unlikely(!m->mem || idx >= m->cnt)) goto general;
+	int sc = m->sc & SC_LARGE;  /* in the table even if m is corrupted */
+	size_t stride = class_stride[sc];
+	if (unlikely((size_t)(p - m->mem) != GROUP_HDR + (size_t)idx * stride ||
+		     n + OVERHEAD > stride || p[n] != check_byte(hdr)))
+		goto general;
+	*header_of(p) = hdr ^ H_FREED;
+	struct heap *h = tl_heap;
+	unsigned k = h->tc_n[sc];
+	if (likely(k < h->tc_limit[sc])) {
+		h->tc[sc][k] = p;
+		h->tc_n[sc] = k + 1;
+		return;
+	}
+	release_slow(h, m, p, n, idx, 0);
+	return;
+general:
+	free_general(p);
 }
 EXPORT void free_sized(void *p, size_t n)
 {

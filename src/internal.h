@@ -36,16 +36,6 @@
 
 /* ---- size classes (size_class.c) ---- */
 
-/* Smallest class whose stride holds n user bytes plus OVERHEAD.
- * Requires n <= MAX_SMALL. */
-static inline int size_to_class(size_t n)
-{
-	size_t x = n + OVERHEAD - 1;
-	if (x < 128) return (int)(x >> 4);
-	int b = 63 - __builtin_clzl(x);
-	return 8 + (b - 7) * 4 + (int)((x >> (b - 2)) & 3);
-}
-
 /* ---- meta records (meta.c) ---- */
 struct heap;
 struct meta {
@@ -83,15 +73,29 @@ struct meta_area {
  * initialisation and when an area is added, and are read-only (mprotect)
  * the rest of the time: a stray or malicious write cannot forge the secret,
  * change a stride the checks rely on, or redirect an index (size_class.c). */
+#define CLASS_OF_MAX 4096      /* class_of covers n + OVERHEAD - 1 below this */
 struct ro_globals {
 	uint64_t secret;
-	uint32_t stride[NCLASS];           /* class_stride */
+	uint64_t mult;                     /* secret | 1: the tag multiplier */
+	uint32_t stride[SC_LARGE + 1];     /* class_stride; 0 past NCLASS */
+	uint8_t class_of[CLASS_OF_MAX / UNIT];
 	struct meta_area *areas[MAX_AREAS];
 } __attribute__((aligned(PAGE)));    /* whole pages, shared with nothing */
 extern HIDDEN struct ro_globals ro;
 #define secret (ro.secret)
 #define class_stride (ro.stride)
 #define meta_areas (ro.areas)
+
+/* Smallest class whose stride holds n user bytes plus OVERHEAD.
+ * Requires n <= MAX_SMALL.  Before initialisation (secret == 0) the table
+ * is zero and small sizes map to class 0: malloc_slow recomputes. */
+static inline int size_to_class(size_t n)
+{
+	size_t x = n + OVERHEAD - 1;
+	if (likely(x < CLASS_OF_MAX)) return ro.class_of[x >> 4];
+	int b = 63 - __builtin_clzl(x);
+	return 8 + (b - 7) * 4 + (int)((x >> (b - 2)) & 3);
+}
 HIDDEN void size_class_init(void);
 extern HIDDEN _Atomic uint32_t meta_limit;
 
@@ -146,7 +150,7 @@ static inline size_t group_bytes(int sc, int cnt)
 
 static inline uint64_t header_tag(uint64_t low, const void *p)
 {
-	return ((low ^ (uintptr_t)p ^ secret) * (secret | 1)) & ~H_LOW;
+	return ((low ^ (uintptr_t)p ^ secret) * ro.mult) & ~H_LOW;
 }
 
 #define H_META(h) ((uint32_t)((h) & 0xffffff))

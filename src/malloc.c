@@ -24,17 +24,16 @@ static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, int sc
 	unsigned char *p = h->tc[sc][k - 1];
 	uint64_t old = *header_of(p) ^ H_FREED;
 	if (unlikely(!header_ok(old, p))) fail("write after free", p);
-	h->tc_n[sc] = k - 1;
 	uint64_t low = (old & 0x1fffffff) | (uint64_t)n << 30;
 	uint64_t hdr = low | header_tag(low, p);
+	h->tc_n[sc] = k - 1;
 	*header_of(p) = hdr;
 	p[n] = check_byte(hdr);
 	return p;
 }
 
-static inline __attribute__((always_inline)) void *alloc_fast(size_t n)
+static inline __attribute__((always_inline)) void *alloc_class(int sc, size_t n)
 {
-	int sc = size_to_class(n);
 	struct heap *h = tl_heap;
 	unsigned k = h->tc_n[sc];
 	if (likely(k)) return tc_pop(h, sc, k, n);
@@ -46,6 +45,11 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t n)
 		return enframe(m, __builtin_ctz(a), n);
 	}
 	return malloc_slow(sc, n);
+}
+
+static inline __attribute__((always_inline)) void *alloc_fast(size_t n)
+{
+	return alloc_class(size_to_class(n), n);
 }
 
 void *alloc_small(size_t n)
@@ -92,6 +96,8 @@ void *malloc_slow(int sc, size_t n)
 			errno = ENOMEM;
 			return 0;
 		}
+		/* the class table may have been empty when sc was computed */
+		sc = size_to_class(n);
 		/* the first heap initialised the options: they may need the
 		 * checked path (and its meta window) from this call on */
 		if (opt_slow) return malloc_hardened(sc, n);
@@ -159,6 +165,9 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
 
 EXPORT void *malloc(size_t n)
 {
+	/* one comparison for the sizes the class table covers */
+	if (likely(n <= CLASS_OF_MAX - OVERHEAD))
+		return alloc_class(ro.class_of[(n + OVERHEAD - 1) >> 4], n);
 	if (likely(n <= MAX_SMALL)) return alloc_fast(n);
 	return large_alloc(n, UNIT, 0);
 }

@@ -30,6 +30,7 @@ void meta_init_secret(void)
 	size_class_init();
 	while (!s) os_random(&s, sizeof s);
 	secret = s;
+	ro.mult = s | 1;
 	os_protect(&ro, sizeof ro, 0);
 }
 

@@ -22,4 +22,10 @@ void size_class_init(void)
 		stride += step;
 		class_stride[sc] = stride;
 	}
+	/* x = n + OVERHEAD - 1 fits class sc iff x < stride: strides are
+	 * multiples of UNIT, so x >> 4 decides */
+	for (int i = 0, sc = 0; i < CLASS_OF_MAX / UNIT; i++) {
+		while ((uint32_t)i * UNIT >= class_stride[sc]) sc++;
+		ro.class_of[i] = (uint8_t)sc;
+	}
 }
