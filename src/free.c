@@ -202,10 +202,13 @@ EXPORT void free(void *ptr)
 {
 	unsigned char *p = ptr;
 	if (!p) return;
-	if (unlikely((uintptr_t)p & (UNIT - 1))) goto general;
 	if (unlikely(((uintptr_t)p & (PAGE - 1)) <= GROUP_HDR) && is_tomb(p)) goto general;
+	/* No test of p's alignment or of a zero header here: a misaligned p
+	 * fails the position test below (mem and strides are multiples of
+	 * UNIT), and a zero header that happened to verify names record 0 of
+	 * area 0, the area header, whose mem is NULL. */
 	uint64_t hdr = *header_of(p), low = hdr & H_LOW;
-	if (unlikely(!hdr || !header_ok(hdr, p))) goto general;
+	if (unlikely(!header_ok(hdr, p))) goto general;
 	uint32_t mi = H_META(low);
 	int idx = H_IDX(low);
 	size_t n = H_SIZE(low);

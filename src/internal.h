@@ -66,8 +66,10 @@ _Static_assert(MAX_AREAS << AREA_SHIFT == 1 << 24, "meta index is 24 bits");
 struct meta_area {
 	uint64_t check;
 	uint32_t first;
-	uint32_t pad[13];
+	uint32_t pad[13];          /* zero: read as a record, mem is NULL */
 };
+_Static_assert(offsetof(struct meta, mem) >= offsetof(struct meta_area, pad),
+	       "an area header reads as a free record");
 
 /* The secret, the class table and the area table are written at
  * initialisation and when an area is added, and are read-only (mprotect)
@@ -213,7 +215,7 @@ static inline void slot_release(struct heap *h, struct meta *m, int idx)
 /* The thread cache: per class, a stack of freed slots (still counted as
  * allocated by their groups) that malloc reuses before touching any group.
  * tc_limit is 0 in empty_heap, so a thread without a heap caches nothing. */
-#define TC_CAP 16
+#define TC_CAP 32
 struct heap {
 	uint8_t tc_n[NCLASS];
 	uint8_t tc_limit[NCLASS];
