@@ -207,29 +207,29 @@ EXPORT void free(void *ptr)
 	 * fails the position test below (mem and strides are multiples of
 	 * UNIT), and a zero header that happened to verify names record 0 of
 	 * area 0, the area header, whose mem is NULL. */
-	uint64_t hdr = *header_of(p), low = hdr & H_LOW;
+	uint64_t hdr = *header_of(p);
 	if (unlikely(!header_ok(hdr, p))) goto general;
-	uint32_t mi = H_META(low);
-	int idx = H_IDX(low);
-	size_t n = H_SIZE(low);
+	uint32_t mi = H_META(hdr);
+	size_t idx = (hdr >> 24) & 31;  /* H_IDX, unsigned */
+	size_t n = H_SIZE(hdr);
 	struct meta_area *a = meta_areas[mi >> AREA_SHIFT];
 	if (unlikely(!a)) goto general;
 	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
 	if (unlikely(!m->mem || idx >= m->cnt)) goto general;
 	int sc = m->sc & SC_LARGE;  /* in the table even if m is corrupted */
 	size_t stride = class_stride[sc];
-	if (unlikely((size_t)(p - m->mem) != GROUP_HDR + (size_t)idx * stride ||
+	if (unlikely((size_t)(p - m->mem) != GROUP_HDR + idx * stride ||
 		     n + OVERHEAD > stride || p[n] != check_byte(hdr)))
 		goto general;
 	*header_of(p) = hdr ^ H_FREED;
 	struct heap *h = tl_heap;
-	unsigned k = h->tc_n[sc];
+	size_t k = h->tc_n[sc];
 	if (likely(k < h->tc_limit[sc])) {
 		h->tc[sc][k] = p;
-		h->tc_n[sc] = k + 1;
+		h->tc_n[sc] = (uint8_t)(k + 1);
 		return;
 	}
-	release_slow(h, m, p, n, idx, 0);
+	release_slow(h, m, p, n, (int)idx, 0);
 	return;
 general:
 	free_general(p);

@@ -152,7 +152,7 @@ static inline size_t group_bytes(int sc, int cnt)
 
 static inline uint64_t header_tag(uint64_t low, const void *p)
 {
-	return ((low ^ (uintptr_t)p ^ secret) * ro.mult) & ~H_LOW;
+	return ((low ^ (uintptr_t)p ^ secret) * ro.mult) >> 48 << 48;
 }
 
 #define H_META(h) ((uint32_t)((h) & 0xffffff))
@@ -169,7 +169,9 @@ static inline uint64_t make_header(const void *p, uint32_t mi, int idx, size_t n
  * longer verifies, but verifies again once the flag is cleared. */
 static inline int header_ok(uint64_t hdr, const void *p)
 {
-	return header_tag(hdr & H_LOW, p) == (hdr & ~H_LOW);
+	/* the tag bits agree: compared by a shift, with no 64-bit mask */
+	uint64_t low = hdr << 16 >> 16;
+	return (((low ^ (uintptr_t)p ^ secret) * ro.mult) ^ hdr) >> 48 == 0;
 }
 
 static inline uint64_t *header_of(const void *p)

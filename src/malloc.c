@@ -19,32 +19,32 @@ void *enframe(struct meta *m, int idx, size_t n)
 
 /* Reuse the slot on top of the thread cache: its freed header must still
  * verify (else something wrote to it after free), and keeps its place. */
-static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, int sc, unsigned k, size_t n)
+static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t sc, size_t k, size_t n)
 {
 	unsigned char *p = h->tc[sc][k - 1];
 	uint64_t old = *header_of(p) ^ H_FREED;
 	if (unlikely(!header_ok(old, p))) fail("write after free", p);
 	uint64_t low = (old & 0x1fffffff) | (uint64_t)n << 30;
 	uint64_t hdr = low | header_tag(low, p);
-	h->tc_n[sc] = k - 1;
+	h->tc_n[sc] = (uint8_t)(k - 1);
 	*header_of(p) = hdr;
 	p[n] = check_byte(hdr);
 	return p;
 }
 
-static inline __attribute__((always_inline)) void *alloc_class(int sc, size_t n)
+static inline __attribute__((always_inline)) void *alloc_class(size_t sc, size_t n)
 {
 	struct heap *h = tl_heap;
-	unsigned k = h->tc_n[sc];
+	size_t k = h->tc_n[sc];
 	if (likely(k)) return tc_pop(h, sc, k, n);
-	if (unlikely(opt_slow)) return malloc_hardened(sc, n);
+	if (unlikely(opt_slow)) return malloc_hardened((int)sc, n);
 	struct meta *m = h->cur[sc];
 	uint32_t a = m->avail;
 	if (likely(a)) {
 		m->avail = a & (a - 1);
 		return enframe(m, __builtin_ctz(a), n);
 	}
-	return malloc_slow(sc, n);
+	return malloc_slow((int)sc, n);
 }
 
 static inline __attribute__((always_inline)) void *alloc_fast(size_t n)
