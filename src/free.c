@@ -67,6 +67,20 @@ struct meta *slot_lookup(void *p, struct slot *s)
 	return lookup(p, s);
 }
 
+/* Another thread's slot: one atomic operation on its group, and a hint to
+ * the owner's class.  After the fetch_or the owner may release the group
+ * and its record: nothing is read from m past that point. */
+static inline __attribute__((always_inline)) void release_remote(struct heap *owner,
+								  struct meta *m, uint32_t bit)
+{
+	int sc = m->sc;
+	void *mem = m->mem;
+	uint32_t old = atomic_fetch_or(&m->remote, bit);
+	if (old & bit) fail("double free", mem);
+	if (!atomic_load_explicit(&owner->remote_hint[sc], memory_order_relaxed))
+		atomic_store_explicit(&owner->remote_hint[sc], 1, memory_order_relaxed);
+}
+
 /* Return slot idx to its group: the owner sets its bit, another thread
  * sets the bit in `remote` with one atomic operation, and a group nobody
  * owns is handled under the lock.  With p (the slot's object, from a free
@@ -74,7 +88,8 @@ struct meta *slot_lookup(void *p, struct slot *s)
  * instead, after a flush of half of it: another thread's slot goes
  * straight back, since a thread that only frees (a consumer) would
  * otherwise pay a flush with a second check of every slot. */
-void slot_release_to(struct heap *h, struct meta *m, int idx, unsigned char *p)
+static __attribute__((noinline)) void release_any(struct heap *h, struct meta *m, int idx,
+						   unsigned char *p)
 {
 	uint32_t bit = 1u << idx;
 	for (;;) {
@@ -94,18 +109,20 @@ void slot_release_to(struct heap *h, struct meta *m, int idx, unsigned char *p)
 			return;
 		}
 		if (owner) {
-			/* after the fetch_or the owner may release the group and
-			 * its record: read nothing from m past this point */
-			int sc = m->sc;
-			void *mem = m->mem;
-			uint32_t old = atomic_fetch_or(&m->remote, bit);
-			if (old & bit) fail("double free", mem);
-			if (!atomic_load_explicit(&owner->remote_hint[sc], memory_order_relaxed))
-				atomic_store_explicit(&owner->remote_hint[sc], 1, memory_order_relaxed);
+			release_remote(owner, m, bit);
 			return;
 		}
 		if (free_abandoned(h, m, bit)) return;
 	}
+}
+
+/* The common case first, without the frame of the general loop: a slot
+ * of a group another thread owns (a consumer's frees). */
+void slot_release_to(struct heap *h, struct meta *m, int idx, unsigned char *p)
+{
+	struct heap *owner = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
+	if (likely(owner && owner != h)) release_remote(owner, m, 1u << idx);
+	else release_any(h, m, idx, p);
 }
 
 /* Return all but the `keep` most recent cached slots of a class. */
@@ -131,12 +148,22 @@ void tc_flush(struct heap *h, int sc, int keep)
 /* Give back the whole pages of a big slot being freed (while it is still
  * ours: before slot_release), from the page after p's header on: a freed
  * 64..128 KiB slot in a group that stays in use holds no memory. */
-static void slot_purge(struct meta *m, struct slot *s)
+static void slot_purge(struct meta *m, int idx, unsigned char *p)
 {
-	uintptr_t end = (uintptr_t)m->mem + GROUP_HDR + (size_t)(s->idx + 1) * class_stride[m->sc];
-	uintptr_t from = ((uintptr_t)s->p + PAGE - 1) & -(uintptr_t)PAGE;
+	uintptr_t end = (uintptr_t)m->mem + GROUP_HDR + (size_t)(idx + 1) * class_stride[m->sc];
+	uintptr_t from = ((uintptr_t)p + PAGE - 1) & -(uintptr_t)PAGE;
 	end &= -(uintptr_t)PAGE;
 	if (end > from) os_purge((void *)(from - PAGE), end - from + PAGE);
+}
+
+/* The opt-in checked path (options that need the slow paths). */
+static __attribute__((noinline)) void release_checked(struct heap *h, struct meta *m,
+						       unsigned char *p, size_t n, int idx, int aligned)
+{
+	struct slot s = { m, p, n, idx, aligned };
+	int w = meta_open();
+	free_hardened(h, &s);
+	meta_close(w);
 }
 
 /* A class whose groups are emptying has its cache switched off (limit 0,
@@ -145,17 +172,14 @@ static void slot_purge(struct meta *m, struct slot *s)
 static __attribute__((noinline)) void release_slow(struct heap *h, struct meta *m,
 						    unsigned char *p, size_t n, int idx, int aligned)
 {
-	struct slot slot = { m, p, n, idx, aligned }, *s = &slot;
 	int sc = m->sc;
 	if (unlikely(opt_slow)) {
-		int w = meta_open();
-		free_hardened(h, s);
-		meta_close(w);
-	} else if (h->tc_limit[sc] && !s->aligned) {
-		slot_release_to(h, m, s->idx, s->p);    /* the cache is full */
+		release_checked(h, m, p, n, idx, aligned);
+	} else if (h->tc_limit[sc] && !aligned) {
+		slot_release_to(h, m, idx, p);    /* the cache is full */
 	} else {
-		if (class_stride[sc] >= SLOT_PURGE_MIN) slot_purge(m, s);
-		slot_release(h, m, s->idx);
+		if (class_stride[sc] >= SLOT_PURGE_MIN) slot_purge(m, idx, p);
+		slot_release(h, m, idx);
 		if (h->tc_n[sc] && !h->tc_limit[sc]) tc_flush(h, sc, 0);
 	}
 }
@@ -223,13 +247,19 @@ EXPORT void free(void *ptr)
 		goto general;
 	*header_of(p) = hdr ^ H_FREED;
 	struct heap *h = tl_heap;
-	size_t k = h->tc_n[sc];
-	if (likely(k < h->tc_limit[sc])) {
+	size_t k = h->tc_n[sc], limit = h->tc_limit[sc];
+	if (likely(k < limit)) {
 		h->tc[sc][k] = p;
 		h->tc_n[sc] = (uint8_t)(k + 1);
 		return;
 	}
-	release_slow(h, m, p, n, (int)idx, 0);
+	/* the cache is full (a slot of h's own goes in after a flush), or off
+	 * and empty (a thread without a heap, a class whose groups empty):
+	 * anything else, release_slow */
+	if (likely(!opt_slow && (limit || (!k && stride < SLOT_PURGE_MIN))))
+		slot_release_to(h, m, (int)idx, limit ? p : NULL);
+	else
+		release_slow(h, m, p, n, (int)idx, 0);
 	return;
 general:
 	free_general(p);
