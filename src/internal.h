@@ -232,9 +232,12 @@ struct heap {
 	void **quar;                /* quarantine ring (option quarantine) */
 	uint32_t q_head, q_count;
 	size_t q_bytes;
-	/* last, so that a thread that never frees never touches it */
-	void *tc[NCLASS][TC_CAP];
+	/* last, so that a thread that never frees never touches it; a
+	 * flexible array, so that empty_heap (which caches nothing) carries
+	 * no storage for it: a heap takes HEAP_BYTES */
+	void *tc[][TC_CAP];
 } __attribute__((aligned(64)));     /* heaps of two threads share no line */
+#define HEAP_BYTES ((offsetof(struct heap, tc) + NCLASS * TC_CAP * sizeof(void *) + 63) & ~(size_t)63)
 
 extern HIDDEN struct heap empty_heap;
 extern HIDDEN struct meta dummy_meta;

@@ -21,10 +21,15 @@ HIDDEN struct heap empty_heap = { .cur = { [0 ... NCLASS - 1] = &dummy_meta } };
 HIDDEN __thread struct heap *tl_heap = &empty_heap;
 
 HIDDEN size_t heaps_live, heaps_mapped;
-static struct heap first_heap;  /* in .bss: the first thread pays no page */
+/* in .bss: the first thread pays no page */
+static union {
+	struct heap h;
+	unsigned char bytes[HEAP_BYTES];
+} first_heap_mem __attribute__((aligned(64)));
+#define first_heap (first_heap_mem.h)
 static int first_heap_used;
 static struct heap *free_heaps;
-static struct heap *heap_chunk;
+static unsigned char *heap_chunk;
 static size_t heap_chunk_left;
 static pthread_key_t heap_key;
 static int heap_key_ok;
@@ -132,15 +137,16 @@ struct heap *heap_get(void)
 		first_heap_used = 1;
 		h = &first_heap;
 	} else {
-		if (heap_chunk_left < sizeof *h) {
+		if (heap_chunk_left < HEAP_BYTES) {
 			size_t len = 16 * PAGE;
 			heap_chunk = os_map(len);
 			heap_chunk_left = heap_chunk ? len : 0;
 			heaps_mapped += heap_chunk_left;
 		}
 		if (heap_chunk) {
-			h = heap_chunk++;
-			heap_chunk_left -= sizeof *h;
+			h = (struct heap *)heap_chunk;
+			heap_chunk += HEAP_BYTES;
+			heap_chunk_left -= HEAP_BYTES;
 		}
 	}
 	heaps_live += h != 0;
