@@ -9,12 +9,17 @@
 #include <string.h>
 #include "internal.h"
 
-void *enframe(struct meta *m, int idx, size_t n)
+static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m, int idx, size_t n)
 {
 	size_t off = GROUP_HDR + (size_t)idx * class_stride[m->sc];
 	unsigned char *p = m->mem + off;
 	frame(p, m->index, idx, n, n);
 	return p;
+}
+
+void *enframe(struct meta *m, int idx, size_t n)
+{
+	return enframe_inline(m, idx, n);
 }
 
 /* Reuse the slot on top of the thread cache: its freed header must still
@@ -42,7 +47,7 @@ static inline __attribute__((always_inline)) void *alloc_class(size_t sc, size_t
 	uint32_t a = m->avail;
 	if (likely(a)) {
 		m->avail = a & (a - 1);
-		return enframe(m, __builtin_ctz(a), n);
+		return enframe_inline(m, __builtin_ctz(a), n);
 	}
 	return malloc_slow((int)sc, n);
 }
