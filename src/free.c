@@ -230,8 +230,10 @@ EXPORT void free(void *ptr)
 	/* No test of p's alignment or of a zero header here: a misaligned p
 	 * fails the position test below (mem and strides are multiples of
 	 * UNIT), and a zero header that happened to verify names record 0 of
-	 * area 0, the area header, whose mem is NULL. */
-	uint64_t hdr = *header_of(p);
+	 * area 0, the area header, whose mem is NULL.  The header is loaded
+	 * with memcpy, which is defined for a misaligned p (one mov). */
+	uint64_t hdr;
+	__builtin_memcpy(&hdr, p - SLOT_HDR, sizeof hdr);
 	if (unlikely(!header_ok(hdr, p))) goto general;
 	uint32_t mi = H_META(hdr);
 	size_t idx = (hdr >> 24) & 31;  /* H_IDX, unsigned */
