@@ -117,8 +117,9 @@ static __attribute__((noinline)) void release_any(struct heap *h, struct meta *m
 }
 
 /* The common case first, without the frame of the general loop: a slot
- * of a group another thread owns (a consumer's frees). */
-void slot_release_to(struct heap *h, struct meta *m, int idx, unsigned char *p)
+ * of a group another thread owns (a consumer's frees).  Not inlined, so
+ * that race checkers see it under one name (fuzz/drd.supp). */
+__attribute__((noinline)) void slot_release_to(struct heap *h, struct meta *m, int idx, unsigned char *p)
 {
 	struct heap *owner = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
 	if (likely(owner && owner != h)) release_remote(owner, m, 1u << idx);
