@@ -27,7 +27,7 @@
  * that needs an object on an empty entry allocates one instead).  Sizes are
  * decoded to hit small sizes, the boundaries of every size class (the
  * largest request a stride holds, one more, one less), the mmap threshold
- * (MAX_SMALL = 131063) and some large sizes.
+ * (MAX_SMALL = 131064) and some large sizes.
  *
  * Shadow: the content of object `id` is fully determined by id and offset
  * (pat_at()), so the fuzzer's shadow copy is that function; every byte
@@ -59,8 +59,8 @@ void free_sized(void *, size_t);
 void free_aligned_sized(void *, size_t, size_t);
 
 #define MAX_OBJ 256
-#define OVERHEAD 9              /* slot header + check byte */
-#define MAX_SMALL (131072 - OVERHEAD)
+#define SLOT_HDR 8              /* a small object needs n + 8 bytes of its slot */
+#define MAX_SMALL (131072 - SLOT_HDR)
 #define STATS_EVERY 64
 
 struct obj {
@@ -171,7 +171,7 @@ static size_t decode_size(struct in *in)
 	case 0: case 1: return b;               /* tiny (0..255) */
 	case 2: return b * 4 + (sel >> 3);      /* small (0..1051) */
 	case 3: case 4: {                       /* class boundaries */
-		long v = (long)stride[b % 48] - OVERHEAD + delta;
+		long v = (long)stride[b % 48] - SLOT_HDR + delta;
 		return v < 0 ? 0 : (size_t)v;
 	}
 	case 5: return MAX_SMALL + delta;       /* the mmap threshold */
@@ -236,7 +236,7 @@ static void check_all(void)
 	if (k != live) die("live count out of step", 0, k);
 	qsort(v, k, sizeof *v, cmp_obj);
 	for (size_t i = 0; i + 1 < k; i++)
-		if (v[i]->p + v[i]->n + OVERHEAD > v[i + 1]->p) die("objects overlap", v[i], 0);
+		if (v[i]->p + v[i]->n + SLOT_HDR > v[i + 1]->p) die("objects overlap", v[i], 0);
 
 	struct mallocng_stats st;
 	st.size = sizeof st;

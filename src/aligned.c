@@ -19,13 +19,14 @@ void *alloc_aligned(size_t align, size_t n)
 		errno = ENOMEM;
 		return 0;
 	}
-	if (align > 65536 || n + align - UNIT > MAX_SMALL) return large_alloc(n, align, 0);
-	unsigned char *q = alloc_small(n + align - UNIT);
+	/* one byte more than the object can need: it always has its check byte */
+	if (align > 65536 || n + align - UNIT + 1 > MAX_SMALL) return large_alloc(n, align, 0);
+	unsigned char *q = alloc_small(n + align - UNIT + 1);
 	if (!q) return 0;
 	uint64_t hdr = *header_of(q);
 	unsigned char *p = (unsigned char *)(((uintptr_t)q + align - 1) & -align);
 	if (p != q) *header_of(q) = 0;
-	frame(p, H_META(hdr), H_IDX(hdr), n, n);
+	frame(p, H_META(hdr), H_IDX(hdr), n, n, n + 1);
 	return p;
 }
 

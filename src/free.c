@@ -14,6 +14,20 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m);
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
+/* An object that fills its slot has no check byte: it ends at the next
+ * slot's header (at q - SLOT_HDR, q the next slot's user pointer, or the
+ * group's last 8 bytes after its last slot).  That header is zero (never
+ * used: mapped groups start zeroed, group_create zeroes those of groups
+ * nested in a slot) or carries a tag for q, live or freed; an overflow that
+ * changes it cannot forge one.  Another thread may be writing it (taking
+ * or freeing that slot): every value it writes passes, and the load is
+ * one atomic read (race checkers name it as an inlined frame). */
+ALWAYS_INLINE int next_header_ok(const unsigned char *q)
+{
+	uint64_t h = __atomic_load_n((const uint64_t *)(q - SLOT_HDR), __ATOMIC_RELAXED);
+	return !h || header_ok(h, q) || header_ok(h ^ H_FREED, q);
+}
+
 /* Record 0 of an area (its header) has mem == NULL, so an index naming it
  * fails like the index of a free record; the header's tag proves that the
  * index was written by us for this very address. */
@@ -41,6 +55,7 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s)
 	if (!m->mem || idx >= m->cnt || (m->sc >= NCLASS && m->sc != SC_LARGE))
 		fail("corrupted metadata", p);
 	size_t start = GROUP_HDR;
+	int has_check = 1;
 	if (m->sc == SC_LARGE) {
 		n = m->size;
 		if (off < SLOT_HDR || off >= m->maplen || n >= m->maplen - off)
@@ -49,11 +64,13 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s)
 		size_t stride = class_stride[m->sc];
 		start += (size_t)idx * stride;
 		/* p in slot idx (d < stride: off < start wraps to a huge d),
-		 * and the object with its check byte inside the slot */
+		 * and the object inside the slot, up to the next header */
 		size_t d = off - start;
-		if (d >= stride || n + OVERHEAD > stride - d) fail("corrupted metadata", p);
+		if (d >= stride || n + SLOT_HDR > stride - d) fail("corrupted metadata", p);
+		has_check = n + OVERHEAD <= stride - d;
 	}
-	if (p[n] != check_byte(hdr)) fail("heap overflow", p);
+	if (has_check ? p[n] != check_byte(hdr) : !next_header_ok(p + n + SLOT_HDR))
+		fail("heap overflow", p);
 	s->meta = m;
 	s->p = p;
 	s->n = n;
@@ -219,6 +236,37 @@ static __attribute__((noinline)) void free_general(void *p)
 	release(&s);
 }
 
+/* The end of a free that passed every check: flip the header, then the
+ * thread cache, or back to the group. */
+ALWAYS_INLINE void free_checked(unsigned char *p, uint64_t hdr, struct meta *m, size_t idx,
+				int sc, size_t n, size_t stride)
+{
+	*header_of(p) = hdr ^ H_FREED;
+	struct heap *h = tl_heap;
+	size_t k = h->tc_n[sc], limit = h->tc_limit[sc];
+	if (likely(k < limit)) {
+		h->tc[sc][k] = p;
+		h->tc_n[sc] = (uint8_t)(k + 1);
+		return;
+	}
+	/* the cache is full (a slot of h's own goes in after a flush), or off
+	 * and empty (a thread without a heap, a class whose groups empty):
+	 * anything else, release_slow */
+	if (likely(!opt_slow && (limit || (!k && stride < SLOT_PURGE_MIN))))
+		slot_release_to(h, m, (int)idx, limit ? p : NULL);
+	else
+		release_slow(h, m, p, n, (int)idx, 0);
+}
+
+/* free of an object that fills its slot (no check byte): its own function,
+ * so that the common path keeps no registers for the next header's check */
+static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr, struct meta *m,
+						   size_t idx, int sc, size_t n, size_t stride)
+{
+	if (unlikely(!next_header_ok(p + stride))) free_general(p);
+	else free_checked(p, hdr, m, idx, sc, n, stride);
+}
+
 /* The checks of lookup, in the order that lets a slot that passes them all
  * go straight to the thread cache: the stride of a large object's record
  * is 0 (class_stride[SC_LARGE]), so large and aligned objects, like any
@@ -245,24 +293,15 @@ EXPORT void free(void *ptr)
 	if (unlikely(!m->mem || idx >= m->cnt)) goto general;
 	int sc = m->sc & SC_LARGE;  /* in the table even if m is corrupted */
 	size_t stride = class_stride[sc];
-	if (unlikely((size_t)(p - m->mem) != GROUP_HDR + idx * stride ||
-		     n + OVERHEAD > stride || p[n] != check_byte(hdr)))
+	if (unlikely((size_t)(p - m->mem) != GROUP_HDR + idx * stride || n + OVERHEAD > stride)) {
+		if (n + SLOT_HDR == stride && (size_t)(p - m->mem) == GROUP_HDR + idx * stride) {
+			free_filled(p, hdr, m, idx, sc, n, stride);
+			return;
+		}
 		goto general;
-	*header_of(p) = hdr ^ H_FREED;
-	struct heap *h = tl_heap;
-	size_t k = h->tc_n[sc], limit = h->tc_limit[sc];
-	if (likely(k < limit)) {
-		h->tc[sc][k] = p;
-		h->tc_n[sc] = (uint8_t)(k + 1);
-		return;
 	}
-	/* the cache is full (a slot of h's own goes in after a flush), or off
-	 * and empty (a thread without a heap, a class whose groups empty):
-	 * anything else, release_slow */
-	if (likely(!opt_slow && (limit || (!k && stride < SLOT_PURGE_MIN))))
-		slot_release_to(h, m, (int)idx, limit ? p : NULL);
-	else
-		release_slow(h, m, p, n, (int)idx, 0);
+	if (unlikely(p[n] != check_byte(hdr))) goto general;
+	free_checked(p, hdr, m, idx, sc, n, stride);
 	return;
 general:
 	free_general(p);

@@ -66,6 +66,12 @@ struct meta *group_create(struct heap *h, int sc)
 	m->avail = full_mask(m);
 	atomic_store_explicit(&m->remote, 0, memory_order_relaxed);
 	group_header_init(m);
+	/* every slot header, and the 8 bytes after the last slot, is zero or
+	 * verifies (next_header_ok relies on it): a mapped group comes zeroed,
+	 * a nested one lives in a slot that held other data */
+	if (!maplen)
+		for (int i = 1; i <= cnt; i++)
+			*(uint64_t *)(mem + GROUP_HDR + (size_t)i * class_stride[sc] - SLOT_HDR) = 0;
 	h->ngroups[sc]++;
 	return m;
 }

@@ -28,9 +28,13 @@
 #define GROUP_HDR 16            /* bytes before slot 0's user pointer */
 #define SLOT_HDR 8              /* in-band header, just before p */
 #define OVERHEAD (SLOT_HDR + 1) /* header + check byte at p[n] */
+/* A small object needs n + SLOT_HDR bytes of its slot.  The check byte
+ * p[n] is written when the slot has room for it (n + OVERHEAD); an object
+ * that fills its slot ends right at the next slot's header, which then
+ * stands in for the check byte (see next_header_ok in free.c). */
 #define NCLASS 48
 #define SC_LARGE 63             /* meta of an individually mapped object */
-#define MAX_SMALL (131072 - OVERHEAD)
+#define MAX_SMALL (131072 - SLOT_HDR)
 #define PAGE 4096
 #define NEST_MAX 4096           /* groups up to this size live in a slot */
 
@@ -75,7 +79,7 @@ _Static_assert(offsetof(struct meta, mem) >= offsetof(struct meta_area, pad),
  * initialisation and when an area is added, and are read-only (mprotect)
  * the rest of the time: a stray or malicious write cannot forge the secret,
  * change a stride the checks rely on, or redirect an index (size_class.c). */
-#define CLASS_OF_MAX 4096      /* class_of covers n + OVERHEAD - 1 below this */
+#define CLASS_OF_MAX 4096      /* class_of covers n + SLOT_HDR - 1 below this */
 struct ro_globals {
 	uint64_t secret;
 	uint64_t mult;                     /* secret | 1: the tag multiplier */
@@ -88,12 +92,12 @@ extern HIDDEN struct ro_globals ro;
 #define class_stride (ro.stride)
 #define meta_areas (ro.areas)
 
-/* Smallest class whose stride holds n user bytes plus OVERHEAD.
+/* Smallest class whose stride holds n user bytes plus SLOT_HDR.
  * Requires n <= MAX_SMALL.  Before initialisation (secret == 0) the table
  * is zero and small sizes map to class 0: malloc_slow recomputes. */
 static inline int size_to_class(size_t n)
 {
-	size_t x = n + OVERHEAD - 1;
+	size_t x = n + SLOT_HDR - 1;
 	if (likely(x < CLASS_OF_MAX)) return ro.class_of[x >> 4];
 	int b = 63 - __builtin_clzl(x);
 	return 8 + (b - 7) * 4 + (int)((x >> (b - 2)) & 3);
@@ -186,13 +190,15 @@ static inline unsigned char check_byte(uint64_t hdr)
 	return (unsigned char)(hdr >> 56);
 }
 
-/* Write the header of an object of n bytes at p and its check byte.
- * hn is the size recorded in the header (0 for large objects). */
-static inline void frame(unsigned char *p, uint32_t mi, int idx, size_t hn, size_t n)
+/* Write the header of an object of n bytes at p and, if room (the bytes
+ * from p to the next slot's header, or to the end of a large mapping) has
+ * space for it, its check byte.  hn is the size recorded in the header
+ * (0 for large objects). */
+static inline void frame(unsigned char *p, uint32_t mi, int idx, size_t hn, size_t n, size_t room)
 {
 	uint64_t h = make_header(p, mi, idx, hn);
 	*header_of(p) = h;
-	p[n] = check_byte(h);
+	if (n < room) p[n] = check_byte(h);
 }
 
 /* A validated view of one live allocation. */

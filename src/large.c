@@ -258,7 +258,7 @@ static void *large_alloc_unlocked(size_t n, size_t align, int zero)
 	*(uint32_t *)base = m->index;
 	if (zero && !fresh) memset(p, 0, n);
 	else if (!zero && opt.junk) memset(p, 0xa5, n);
-	frame(p, m->index, 0, 0, n);
+	frame(p, m->index, 0, 0, n, n + 1);    /* a mapping always has room */
 	return p;
 }
 
@@ -331,7 +331,7 @@ static void *large_realloc_unlocked(struct slot *s, size_t n)
 	m->mem = mem;
 	m->maplen = len;
 	m->size = n;
-	frame(p, m->index, 0, 0, n);
+	frame(p, m->index, 0, 0, n, n + 1);    /* a mapping always has room */
 	return p;
 }
 

@@ -11,9 +11,9 @@
 
 static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m, int idx, size_t n)
 {
-	size_t off = GROUP_HDR + (size_t)idx * class_stride[m->sc];
-	unsigned char *p = m->mem + off;
-	frame(p, m->index, idx, n, n);
+	size_t stride = class_stride[m->sc];
+	unsigned char *p = m->mem + GROUP_HDR + (size_t)idx * stride;
+	frame(p, m->index, idx, n, n, stride - SLOT_HDR);
 	return p;
 }
 
@@ -33,7 +33,7 @@ static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t
 	uint64_t hdr = low | header_tag(low, p);
 	h->tc_n[sc] = (uint8_t)(k - 1);
 	*header_of(p) = hdr;
-	p[n] = check_byte(hdr);
+	if (n + OVERHEAD <= class_stride[sc]) p[n] = check_byte(hdr);
 	return p;
 }
 
@@ -171,8 +171,8 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
 EXPORT void *malloc(size_t n)
 {
 	/* one comparison for the sizes the class table covers */
-	if (likely(n <= CLASS_OF_MAX - OVERHEAD))
-		return alloc_class(ro.class_of[(n + OVERHEAD - 1) >> 4], n);
+	if (likely(n <= CLASS_OF_MAX - SLOT_HDR))
+		return alloc_class(ro.class_of[(n + SLOT_HDR - 1) >> 4], n);
 	if (likely(n <= MAX_SMALL)) return alloc_fast(n);
 	return large_alloc(n, UNIT, 0);
 }

@@ -33,10 +33,11 @@ EXPORT void *realloc(void *p, size_t n)
 		if (n > MAX_SMALL) return large_realloc(&s, n);
 	} else if (n <= MAX_SMALL) {
 		int sc = size_to_class(n);
+		/* end: offset of the next slot's user pointer */
 		size_t end = GROUP_HDR + (size_t)(s.idx + 1) * class_stride[m->sc];
-		if (sc <= m->sc && sc + 1 >= m->sc && s.p - m->mem + n + OVERHEAD <= end &&
-		    !nearly_empty(m)) {
-			frame(s.p, m->index, s.idx, n, n);
+		size_t room = end - SLOT_HDR - (size_t)(s.p - m->mem);
+		if (sc <= m->sc && sc + 1 >= m->sc && n <= room && !nearly_empty(m)) {
+			frame(s.p, m->index, s.idx, n, n, room);
 			return s.p;
 		}
 	}

@@ -2,8 +2,8 @@
  *
  * Strides are multiples of UNIT: 16..128 in steps of 16, then four classes
  * per doubling (5/4, 6/4, 7/4, 8/4 of a power of two) up to 128 KiB.  A slot
- * of stride s holds up to s - OVERHEAD user bytes, so the waste of a request
- * is below 1/4 of its size plus OVERHEAD bytes. */
+ * of stride s holds up to s - SLOT_HDR user bytes, so the waste of a request
+ * is below 1/4 of its size plus SLOT_HDR bytes. */
 #include "internal.h"
 
 /* In a section of its own at the end of .bss (size_class.c is linked
@@ -22,7 +22,7 @@ void size_class_init(void)
 		stride += step;
 		class_stride[sc] = stride;
 	}
-	/* x = n + OVERHEAD - 1 fits class sc iff x < stride: strides are
+	/* x = n + SLOT_HDR - 1 fits class sc iff x < stride: strides are
 	 * multiples of UNIT, so x >> 4 decides */
 	for (int i = 0, sc = 0; i < CLASS_OF_MAX / UNIT; i++) {
 		while ((uint32_t)i * UNIT >= class_stride[sc]) sc++;

@@ -31,7 +31,7 @@ static int slot_state(struct meta *m, int i, size_t *n)
 	/* a freed header has H_FREED set; without that test the voided (zero)
 	 * start header of an aligned object would pass for one once in 2^16 */
 	if ((hdr & H_FREED) && header_ok(hdr ^ H_FREED, p)) return S_CACHED;
-	*n = header_ok(hdr, p) ? H_SIZE(hdr) : stride - OVERHEAD;
+	*n = header_ok(hdr, p) ? H_SIZE(hdr) : stride - SLOT_HDR;
 	uint32_t mi = *(uint32_t *)p;
 	if (stride >= 64 && mi < meta_limit && (mi & (AREA_RECS - 1))) {
 		struct meta *g = (struct meta *)meta_areas[mi >> AREA_SHIFT] + (mi & (AREA_RECS - 1));
@@ -222,7 +222,7 @@ EXPORT int malloc_info(int options, FILE *f)
 		size_t nfree = c->slots - c->slots_used;
 		if (!c->groups) continue;
 		fprintf(f, "  <size from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n",
-			sc ? class_stride[sc - 1] - OVERHEAD + 1 : 0, c->slot_size - OVERHEAD,
+			sc ? class_stride[sc - 1] - SLOT_HDR + 1 : 0, c->slot_size - SLOT_HDR,
 			nfree * c->slot_size, nfree);
 		rest_n += nfree, rest_b += nfree * c->slot_size;
 	}

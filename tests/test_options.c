@@ -114,7 +114,7 @@ static int under_ok(unsigned char *p)
 
 static int sc_guard(void)
 {
-	static const size_t sizes[] = { 131064, 140000, 300000, 1 << 20, 5000000 };
+	static const size_t sizes[] = { 131065, 140000, 300000, 1 << 20, 5000000 };
 	int bad = 0;
 	free(malloc(16));
 	for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {

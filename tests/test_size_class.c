@@ -1,6 +1,6 @@
 /* test_size_class.c - the class table (src/size_class.c), tested directly:
  * the table and the arithmetic path of size_to_class agree with the
- * definition (the smallest stride holding n + OVERHEAD bytes). */
+ * definition (the smallest stride holding n + SLOT_HDR bytes). */
 #include "internal.h"    /* before check.h, whose fail() is a macro */
 #include <check.h>
 #include "util.h"
@@ -19,7 +19,7 @@ START_TEST(test_strides)
 		if (sc > 8) ck_assert_uint_le(class_stride[sc] * 4, class_stride[sc - 1] * 5 + UNIT);
 	}
 	ck_assert_uint_eq(class_stride[0], 16);
-	ck_assert_uint_eq(class_stride[NCLASS - 1], MAX_SMALL + OVERHEAD);
+	ck_assert_uint_eq(class_stride[NCLASS - 1], MAX_SMALL + SLOT_HDR);
 	/* records of large objects have stride 0: free's fast path relies on it */
 	for (int sc = NCLASS; sc <= SC_LARGE; sc++) ck_assert_uint_eq(class_stride[sc], 0);
 }
@@ -30,8 +30,8 @@ START_TEST(test_smallest_class)
 	for (size_t n = 0; n <= MAX_SMALL; n++) {
 		int sc = size_to_class(n);
 		REQUIRE(sc >= 0 && sc < NCLASS, "class %d for %zu", sc, n);
-		REQUIRE(class_stride[sc] >= n + OVERHEAD, "n=%zu does not fit class %d", n, sc);
-		REQUIRE(sc == 0 || class_stride[sc - 1] < n + OVERHEAD,
+		REQUIRE(class_stride[sc] >= n + SLOT_HDR, "n=%zu does not fit class %d", n, sc);
+		REQUIRE(sc == 0 || class_stride[sc - 1] < n + SLOT_HDR,
 			"n=%zu would fit class %d below %d", n, sc - 1, sc);
 	}
 }
@@ -40,9 +40,9 @@ END_TEST
 /* the table covers exactly the sizes malloc looks up in it */
 START_TEST(test_table_edge)
 {
-	size_t last = CLASS_OF_MAX - OVERHEAD;
-	ck_assert_int_eq(ro.class_of[(last + OVERHEAD - 1) >> 4], size_to_class(last));
-	ck_assert_uint_eq((last + OVERHEAD - 1) >> 4, CLASS_OF_MAX / UNIT - 1);
+	size_t last = CLASS_OF_MAX - SLOT_HDR;
+	ck_assert_int_eq(ro.class_of[(last + SLOT_HDR - 1) >> 4], size_to_class(last));
+	ck_assert_uint_eq((last + SLOT_HDR - 1) >> 4, CLASS_OF_MAX / UNIT - 1);
 }
 END_TEST
 

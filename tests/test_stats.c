@@ -220,7 +220,7 @@ START_TEST(test_heap_map)
 END_TEST
 
 /* mallocng(7), FRAGMENTATION: "an object of n bytes uses a slot of at most
- * about 1.25 x n bytes plus 9 bytes of overhead; objects at the bottom of
+ * about 1.25 x n bytes plus 8 bytes of overhead; objects at the bottom of
  * the range are rounded to 16-byte units" (bytes_slots counts the slots
  * of live small objects). */
 START_TEST(test_slot_size_bound)
@@ -237,8 +237,8 @@ START_TEST(test_slot_size_bound)
 		snap(&b);
 		for (int k = 0; k < K; k++) free(v[k]);
 		size_t slot = (b.bytes_slots - a.bytes_slots) / K;
-		size_t limit = (n + 9) * 5 / 4 + 16;
-		if ((slot < n + 9 || slot > limit || slot % 16) && len < sizeof bad - 100)
+		size_t limit = (n + 8) * 5 / 4 + 16;
+		if ((slot < n + 8 || slot > limit || slot % 16) && len < sizeof bad - 100)
 			len += snprintf(bad + len, sizeof bad - len, " n=%zu: slot %zu;", n, slot);
 	}
 	ck_assert_msg(len == 0, "slot sizes out of bounds:%s", bad);
