@@ -25,7 +25,7 @@ void *alloc_aligned(size_t align, size_t n)
 	if (!q) return 0;
 	uint64_t hdr = *header_of(q);
 	unsigned char *p = (unsigned char *)(((uintptr_t)q + align - 1) & -align);
-	if (p != q) *header_of(q) = 0;
+	if (p != q) header_store(q, 0);
 	frame(p, H_META(hdr), H_IDX(hdr), n, n, n + 1);
 	return p;
 }

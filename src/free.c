@@ -206,7 +206,7 @@ ALWAYS_INLINE void release(struct slot *s)
 {
 	struct meta *m = s->meta;
 	int sc = m->sc;
-	*header_of(s->p) ^= H_FREED;
+	header_store(s->p, *header_of(s->p) ^ H_FREED);
 	if (sc == SC_LARGE) {
 		tomb_set(s->p);
 		large_free(m);
@@ -241,7 +241,7 @@ static __attribute__((noinline)) void free_general(void *p)
 ALWAYS_INLINE void free_checked(unsigned char *p, uint64_t hdr, struct meta *m, size_t idx,
 				int sc, size_t n, size_t stride)
 {
-	*header_of(p) = hdr ^ H_FREED;
+	header_store(p, hdr ^ H_FREED);
 	struct heap *h = tl_heap;
 	size_t k = h->tc_n[sc], limit = h->tc_limit[sc];
 	if (likely(k < limit)) {

@@ -32,7 +32,7 @@ static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t
 	uint64_t low = (old & 0x1fffffff) | (uint64_t)n << 30;
 	uint64_t hdr = low | header_tag(low, p);
 	h->tc_n[sc] = (uint8_t)(k - 1);
-	*header_of(p) = hdr;
+	header_store(p, hdr);
 	if (n + OVERHEAD <= class_stride[sc]) p[n] = check_byte(hdr);
 	return p;
 }
