@@ -52,58 +52,22 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 has_b() { case " $BENCHMARKS " in *" $1 "*) return 0 ;; esac; return 1; }
-wants() { case " $ALLOCATORS " in *" $1 "*) return 0 ;; esac; return 1; }
 scaled() { awk -v n="$1" -v s="$SCALE" 'BEGIN { v = int(n * s + 0.5); print v < 1 ? 1 : v }'; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
 
 # ---------------------------------------------------------------- tools
-# find_lib and the install loop follow run.sh
-find_lib() { # find_lib SONAME -> prints path or fails
-	local so=$1 d p
-	p=$(ldconfig -p 2>/dev/null | awk -v so="$so" '$1 == so && /x86-64|x86_64|64bit/ { print $NF; exit }')
-	if [ -z "$p" ]; then
-		p=$(ldconfig -p 2>/dev/null | awk -v so="$so" '$1 == so { print $NF; exit }')
-	fi
-	if [ -n "$p" ] && [ -e "$p" ]; then echo "$p"; return 0; fi
-	for d in /usr/lib/x86_64-linux-gnu /lib/x86_64-linux-gnu /usr/lib /usr/lib64 /usr/local/lib; do
-		if [ -e "$d/$so" ]; then echo "$d/$so"; return 0; fi
-	done
-	return 1
-}
-lib_jemalloc() { [ -n "${JEMALLOC_LIB:-}" ] && echo "$JEMALLOC_LIB" || find_lib libjemalloc.so.2; }
-lib_mimalloc() { [ -n "${MIMALLOC_LIB:-}" ] && echo "$MIMALLOC_LIB" || find_lib libmimalloc.so.2 || find_lib libmimalloc.so.2.0 || find_lib libmimalloc.so; }
-lib_tcmalloc() { [ -n "${TCMALLOC_LIB:-}" ] && echo "$TCMALLOC_LIB" || find_lib libtcmalloc_minimal.so.4 || find_lib libtcmalloc.so.4; }
+. "$SRCDIR/common.sh"
 
 install_missing() {
-	# each entry: alternatives separated by '|' (names differ across releases)
-	local need=() apt_updated=0 alts p ok
+	local need=()
 	{ has_b skiplist || has_b malloc || has_b malloc-2t; } && ! command -v stress-ng >/dev/null 2>&1 && need+=("stress-ng")
 	if has_b redis || has_b redis-p16; then
 		command -v redis-server >/dev/null 2>&1 || need+=("redis-server")
 		command -v redis-benchmark >/dev/null 2>&1 || need+=("redis-tools")
 	fi
 	has_b gcc && ! command -v gcc >/dev/null 2>&1 && need+=("gcc")
-	wants jemalloc && ! lib_jemalloc >/dev/null && need+=("libjemalloc2")
-	wants mimalloc && ! lib_mimalloc >/dev/null && need+=("libmimalloc2.0|libmimalloc2")
-	wants tcmalloc && ! lib_tcmalloc >/dev/null && need+=("libtcmalloc-minimal4|libtcmalloc-minimal4t64|libgoogle-perftools4")
-	[ ${#need[@]} -eq 0 ] && return 0
-	if [ "${BENCH_NO_INSTALL:-0}" = 1 ] || [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-		log "missing (not installing): ${need[*]}"
-		return 0
-	fi
-	export DEBIAN_FRONTEND=noninteractive
-	for alts in "${need[@]}"; do
-		ok=0
-		for p in ${alts//|/ }; do
-			if apt-get install -y --no-install-recommends "$p" >>"$LOGS/apt.log" 2>&1; then ok=1; break; fi
-			if [ $apt_updated = 0 ]; then
-				apt_updated=1
-				apt-get update >>"$LOGS/apt.log" 2>&1
-				if apt-get install -y --no-install-recommends "$p" >>"$LOGS/apt.log" 2>&1; then ok=1; break; fi
-			fi
-		done
-		[ $ok = 1 ] && log "installed $p" || log "could not install $alts (see $LOGS/apt.log)"
-	done
+	while read -r e; do need+=("$e"); done < <(need_allocators)
+	apt_install "$LOGS/apt.log" ${need[@]+"${need[@]}"}
 }
 install_missing
 
@@ -146,21 +110,11 @@ declare -A PRE
 ACTIVE=()
 SKIPPED=()
 for a in $ALLOCATORS; do
-	lib=""
 	case $a in
 	glibc) PRE[$a]=""; ACTIVE+=("$a"); continue ;;
-	mallocng) lib=$MALLOCNG_LIB; [ -e "$lib" ] || lib="" ;;
-	jemalloc) lib=$(lib_jemalloc) ;;
-	mimalloc) lib=$(lib_mimalloc) ;;
-	tcmalloc) lib=$(lib_tcmalloc) ;;
-	*) log "unknown allocator $a"; SKIPPED+=("$a(unknown)"); continue ;;
 	esac
-	if [ -z "$lib" ]; then
-		log "$a: library not found, skipped"
-		SKIPPED+=("$a(not found)")
-		continue
-	fi
-	PRE[$a]=$(readlink -f "$lib")
+	find_preload "$a" || continue
+	PRE[$a]=$LIB
 	ACTIVE+=("$a")
 done
 [ ${#ACTIVE[@]} -gt 0 ] || { log "no allocator to run"; exit 1; }

@@ -52,53 +52,17 @@ if [ "$REPORT_ONLY" != 1 ]; then
 fi
 
 # ---------------------------------------------------------------- tools
-multiarch=$($CC -print-multiarch 2>/dev/null || true)
-find_lib() { # find_lib SONAME -> prints path or fails
-	local so=$1 d p
-	p=$(ldconfig -p 2>/dev/null | awk -v so="$so" '$1 == so && /x86-64|x86_64|64bit/ { print $NF; exit }')
-	if [ -z "$p" ]; then
-		p=$(ldconfig -p 2>/dev/null | awk -v so="$so" '$1 == so { print $NF; exit }')
-	fi
-	if [ -n "$p" ] && [ -e "$p" ]; then echo "$p"; return 0; fi
-	for d in ${multiarch:+/usr/lib/$multiarch /lib/$multiarch} /usr/lib /usr/lib64 /usr/local/lib; do
-		if [ -e "$d/$so" ]; then echo "$d/$so"; return 0; fi
-	done
-	return 1
-}
-lib_jemalloc() { [ -n "${JEMALLOC_LIB:-}" ] && echo "$JEMALLOC_LIB" || find_lib libjemalloc.so.2; }
-lib_mimalloc() { [ -n "${MIMALLOC_LIB:-}" ] && echo "$MIMALLOC_LIB" || find_lib libmimalloc.so.2 || find_lib libmimalloc.so; }
-lib_tcmalloc() { [ -n "${TCMALLOC_LIB:-}" ] && echo "$TCMALLOC_LIB" || find_lib libtcmalloc_minimal.so.4 || find_lib libtcmalloc.so.4; }
+. "$SRCDIR/common.sh"
 
-wants() { case " $ALLOCATORS " in *" $1 "*) return 0 ;; esac; return 1; }
 has_w() { case " $WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 install_missing() {
-	# each entry: alternatives separated by '|' (names differ across releases)
-	local need=() apt_updated=0 alts p ok
+	local need=()
 	command -v gnuplot >/dev/null 2>&1 || need+=("gnuplot-nox|gnuplot")
-	wants jemalloc && ! lib_jemalloc >/dev/null && need+=("libjemalloc2")
-	wants mimalloc && ! lib_mimalloc >/dev/null && need+=("libmimalloc2.0|libmimalloc2")
-	wants tcmalloc && ! lib_tcmalloc >/dev/null && need+=("libtcmalloc-minimal4|libtcmalloc-minimal4t64|libgoogle-perftools4")
+	while read -r e; do need+=("$e"); done < <(need_allocators)
 	wants musl && ! command -v "$MUSL_GCC" >/dev/null 2>&1 && need+=("musl-tools")
 	[ "$CALLGRIND" != 0 ] && ! command -v valgrind >/dev/null 2>&1 && need+=("valgrind")
-	[ ${#need[@]} -eq 0 ] && return 0
-	if [ "${BENCH_NO_INSTALL:-0}" = 1 ] || [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-		log "missing (not installing): ${need[*]}"
-		return 0
-	fi
-	export DEBIAN_FRONTEND=noninteractive
-	for alts in "${need[@]}"; do
-		ok=0
-		for p in ${alts//|/ }; do
-			if apt-get install -y --no-install-recommends "$p" >>"$OUT/logs/apt.log" 2>&1; then ok=1; break; fi
-			if [ $apt_updated = 0 ]; then
-				apt_updated=1
-				apt-get update >>"$OUT/logs/apt.log" 2>&1
-				if apt-get install -y --no-install-recommends "$p" >>"$OUT/logs/apt.log" 2>&1; then ok=1; break; fi
-			fi
-		done
-		[ $ok = 1 ] && log "installed $p" || log "could not install $alts (see $OUT/logs/apt.log)"
-	done
+	apt_install "$OUT/logs/apt.log" ${need[@]+"${need[@]}"}
 }
 install_missing
 
@@ -134,24 +98,14 @@ check_preload() { # check_preload NAME LIB
 	[ -n "$got" ] && [ "$(readlink -f "$got")" = "$want" ]
 }
 for a in $ALLOCATORS; do
-	lib=""
 	case $a in
 	glibc) BIN[$a]=$BIN_GCC PRE[$a]=""; ACTIVE+=("$a"); continue ;;
 	musl)
 		if [ $HAVE_MUSL = 1 ]; then BIN[$a]=$BIN_MUSL PRE[$a]=""; ACTIVE+=("$a"); else SKIPPED+=("musl(no musl-gcc)"); fi
 		continue ;;
-	mallocng) lib=$MALLOCNG_LIB; [ -e "$lib" ] || lib="" ;;
-	jemalloc) lib=$(lib_jemalloc) ;;
-	mimalloc) lib=$(lib_mimalloc) ;;
-	tcmalloc) lib=$(lib_tcmalloc) ;;
-	*) log "unknown allocator $a"; SKIPPED+=("$a(unknown)"); continue ;;
 	esac
-	if [ -z "$lib" ]; then
-		log "$a: library not found, skipped"
-		SKIPPED+=("$a(not found)")
-		continue
-	fi
-	lib=$(readlink -f "$lib")
+	find_preload "$a" || continue
+	lib=$LIB
 	if ! check_preload "$a" "$lib"; then
 		log "$a: LD_PRELOAD=$lib does not take over malloc, skipped (see $OUT/logs/whoami-$a.err)"
 		SKIPPED+=("$a(preload failed)")
