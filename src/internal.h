@@ -104,6 +104,16 @@ static inline int size_to_class(size_t n)
 }
 HIDDEN void size_class_init(void);
 extern HIDDEN _Atomic uint32_t meta_limit;
+#define BOOT_RECS 8             /* area 0 (meta.c): header + 7 records */
+extern HIDDEN uint32_t area0_recs;
+
+/* Whether index i names a record that exists and may have been handed
+ * out (stats walk records by index; area headers are not records). */
+static inline int meta_index_used(uint32_t i)
+{
+	return (i & (AREA_RECS - 1)) && i < atomic_load_explicit(&meta_limit, memory_order_relaxed) &&
+	       (i >= AREA_RECS || i < area0_recs);
+}
 
 HIDDEN struct meta *meta_alloc(void);   /* lock held */
 HIDDEN void meta_free(struct meta *m);  /* lock held */

@@ -8,6 +8,12 @@
  *   only indices below meta_limit have ever been handed out, so a group
  *   header can be resolved to a record without trusting any pointer in it;
  * - a free record has mem == NULL and sits on free_metas (lock held).
+ * - area 0 is boot_area, BOOT_RECS records in .bss next to the other
+ *   globals, so that a process that mallocs a little touches no meta page
+ *   of its own (the first malloc: 12 KiB instead of 16); its indices
+ *   BOOT_RECS..AREA_RECS-1 are never handed out (meta_index_used).  Under
+ *   protect_meta area 0 is mapped like the others, since boot_area shares
+ *   its page with globals that must stay writable.
  */
 #include "internal.h"
 
@@ -20,6 +26,9 @@ static struct {
 	struct meta *free_metas;
 	uint32_t next_index;    /* next never-used index */
 } __attribute__((aligned(64))) pool;
+
+static struct meta boot_area[BOOT_RECS] __attribute__((aligned(64)));
+HIDDEN uint32_t area0_recs = AREA_RECS;  /* records that exist in area 0 */
 
 
 /* First use of the heap (lock held): options, then the secret. */
@@ -51,11 +60,18 @@ struct meta *meta_alloc(void)
 	}
 	if (!secret) meta_init_secret();
 	uint32_t i = pool.next_index;
+	if (i == area0_recs) i = AREA_RECS;     /* boot_area is full */
 	if ((i & (AREA_RECS - 1)) == 0) {
 		if ((i >> AREA_SHIFT) >= MAX_AREAS) return 0;
-		struct meta_area *a = os_map(AREA_RECS * sizeof(struct meta));
-		if (!a) return 0;
-		meta_bytes_mapped += AREA_RECS * sizeof(struct meta);
+		struct meta_area *a;
+		if (i == 0 && !opt_protect) {
+			a = (struct meta_area *)boot_area;
+			area0_recs = BOOT_RECS;
+		} else {
+			a = os_map(AREA_RECS * sizeof(struct meta));
+			if (!a) return 0;
+			meta_bytes_mapped += AREA_RECS * sizeof(struct meta);
+		}
 		a->check = secret;
 		a->first = i;
 		os_protect(&ro, sizeof ro, 1);
@@ -85,7 +101,8 @@ static void areas_protect(int writable)
 {
 	uint32_t limit = atomic_load_explicit(&meta_limit, memory_order_relaxed);
 	for (uint32_t a = 0; a < MAX_AREAS && (a << AREA_SHIFT) < limit; a++)
-		os_protect(meta_areas[a], AREA_RECS * sizeof(struct meta), writable);
+		if (meta_areas[a] != (struct meta_area *)boot_area)
+			os_protect(meta_areas[a], AREA_RECS * sizeof(struct meta), writable);
 }
 
 int meta_window_open(void)

@@ -33,7 +33,7 @@ static int slot_state(struct meta *m, int i, size_t *n)
 	if ((hdr & H_FREED) && header_ok(hdr ^ H_FREED, p)) return S_CACHED;
 	*n = header_ok(hdr, p) ? H_SIZE(hdr) : stride - SLOT_HDR;
 	uint32_t mi = *(uint32_t *)p;
-	if (stride >= 64 && mi < meta_limit && (mi & (AREA_RECS - 1))) {
+	if (stride >= 64 && meta_index_used(mi)) {
 		struct meta *g = (struct meta *)meta_areas[mi >> AREA_SHIFT] + (mi & (AREA_RECS - 1));
 		if (g->mem == p) return S_NESTED;
 	}
@@ -42,7 +42,7 @@ static int slot_state(struct meta *m, int i, size_t *n)
 
 static struct meta *meta_at(uint32_t i)
 {
-	if (!(i & (AREA_RECS - 1))) return 0;
+	if (!meta_index_used(i)) return 0;
 	struct meta *m = (struct meta *)meta_areas[i >> AREA_SHIFT] + (i & (AREA_RECS - 1));
 	return m->mem ? m : 0;
 }
