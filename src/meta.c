@@ -2,8 +2,8 @@
  *
  * Invariants:
  * - every meta record lives in an area of AREA_RECS records mapped on its
- *   own; record 0 of each area is the area header whose `check` equals
- *   `secret`;
+ *   own (area 0: boot_area, below); record 0 of each area is the area
+ *   header whose `check` equals `secret`;
  * - record index i lives at meta_areas[i >> AREA_SHIFT], slot i & (AREA_RECS-1);
  *   only indices below meta_limit have ever been handed out, so a group
  *   header can be resolved to a record without trusting any pointer in it;
