@@ -193,33 +193,50 @@ static __attribute__((noinline)) void release_slow(struct heap *h, struct meta *
 	int sc = m->sc;
 	if (unlikely(opt_slow)) {
 		release_checked(h, m, p, n, idx, aligned);
-	} else if (h->tc_limit[sc] && !aligned) {
-		slot_release_to(h, m, idx, p);    /* the cache is full */
-	} else {
-		if (class_stride[sc] >= SLOT_PURGE_MIN) slot_purge(m, idx, p);
-		slot_release(h, m, idx);
-		if (h->tc_n[sc] && !h->tc_limit[sc]) tc_flush(h, sc, 0);
+		return;
 	}
+	/* (a full cache is handled by free_checked) */
+	if (class_stride[sc] >= SLOT_PURGE_MIN) slot_purge(m, idx, p);
+	slot_release(h, m, idx);
+	if (h->tc_n[sc] && !h->tc_limit[sc]) tc_flush(h, sc, 0);
+}
+
+
+
+
+/* The end of every free of a small object that passed its checks: flip
+ * the header, then the thread cache (not for an aligned object, whose p is
+ * not its slot's), or back to the group. */
+ALWAYS_INLINE void free_checked(unsigned char *p, uint64_t hdr, struct meta *m, size_t idx,
+				int sc, size_t n, size_t stride, int aligned)
+{
+	header_store(p, hdr ^ H_FREED);
+	struct heap *h = tl_heap;
+	size_t k = h->tc_n[sc], limit = aligned ? 0 : h->tc_limit[sc];
+	if (likely(k < limit)) {
+		h->tc[sc][k] = p;
+		h->tc_n[sc] = (uint8_t)(k + 1);
+		return;
+	}
+	/* the cache is full (a slot of h's own goes in after a flush), or off
+	 * and empty (a thread without a heap, a class whose groups empty):
+	 * anything else, release_slow */
+	if (likely(!opt_slow && (limit || (!k && stride < SLOT_PURGE_MIN))))
+		slot_release_to(h, m, (int)idx, limit ? p : NULL);
+	else
+		release_slow(h, m, p, n, (int)idx, aligned);
 }
 
 ALWAYS_INLINE void release(struct slot *s)
 {
 	struct meta *m = s->meta;
-	int sc = m->sc;
-	header_store(s->p, *header_of(s->p) ^ H_FREED);
-	if (sc == SC_LARGE) {
+	if (m->sc == SC_LARGE) {
+		header_store(s->p, *header_of(s->p) ^ H_FREED);
 		tomb_set(s->p);
 		large_free(m);
 		return;
 	}
-	struct heap *h = tl_heap;
-	unsigned k = h->tc_n[sc];
-	if (likely(k < h->tc_limit[sc] && !s->aligned)) {
-		h->tc[sc][k] = s->p;
-		h->tc_n[sc] = k + 1;
-		return;
-	}
-	release_slow(h, m, s->p, s->n, s->idx, s->aligned);
+	free_checked(s->p, *header_of(s->p), m, s->idx, m->sc, s->n, class_stride[m->sc], s->aligned);
 }
 
 void free_slot(struct slot *s)
@@ -236,35 +253,13 @@ static __attribute__((noinline)) void free_general(void *p)
 	release(&s);
 }
 
-/* The end of a free that passed every check: flip the header, then the
- * thread cache, or back to the group. */
-ALWAYS_INLINE void free_checked(unsigned char *p, uint64_t hdr, struct meta *m, size_t idx,
-				int sc, size_t n, size_t stride)
-{
-	header_store(p, hdr ^ H_FREED);
-	struct heap *h = tl_heap;
-	size_t k = h->tc_n[sc], limit = h->tc_limit[sc];
-	if (likely(k < limit)) {
-		h->tc[sc][k] = p;
-		h->tc_n[sc] = (uint8_t)(k + 1);
-		return;
-	}
-	/* the cache is full (a slot of h's own goes in after a flush), or off
-	 * and empty (a thread without a heap, a class whose groups empty):
-	 * anything else, release_slow */
-	if (likely(!opt_slow && (limit || (!k && stride < SLOT_PURGE_MIN))))
-		slot_release_to(h, m, (int)idx, limit ? p : NULL);
-	else
-		release_slow(h, m, p, n, (int)idx, 0);
-}
-
 /* free of an object that fills its slot (no check byte): its own function,
  * so that the common path keeps no registers for the next header's check */
 static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr, struct meta *m,
 						   size_t idx, int sc, size_t n, size_t stride)
 {
 	if (unlikely(!next_header_ok(p + stride))) free_general(p);
-	else free_checked(p, hdr, m, idx, sc, n, stride);
+	else free_checked(p, hdr, m, idx, sc, n, stride, 0);
 }
 
 /* The checks of lookup, in the order that lets a slot that passes them all
@@ -293,15 +288,14 @@ EXPORT void free(void *ptr)
 	if (unlikely(!m->mem || idx >= m->cnt)) goto general;
 	int sc = m->sc & SC_LARGE;  /* in the table even if m is corrupted */
 	size_t stride = class_stride[sc];
-	if (unlikely((size_t)(p - m->mem) != GROUP_HDR + idx * stride || n + OVERHEAD > stride)) {
-		if (n + SLOT_HDR == stride && (size_t)(p - m->mem) == GROUP_HDR + idx * stride) {
-			free_filled(p, hdr, m, idx, sc, n, stride);
-			return;
-		}
-		goto general;
+	if (unlikely((size_t)(p - m->mem) != GROUP_HDR + idx * stride)) goto general;
+	if (unlikely(n + OVERHEAD > stride)) {
+		if (n + SLOT_HDR != stride) goto general;
+		free_filled(p, hdr, m, idx, sc, n, stride);
+		return;
 	}
 	if (unlikely(p[n] != check_byte(hdr))) goto general;
-	free_checked(p, hdr, m, idx, sc, n, stride);
+	free_checked(p, hdr, m, idx, sc, n, stride, 0);
 	return;
 general:
 	free_general(p);

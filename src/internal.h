@@ -95,10 +95,15 @@ extern HIDDEN struct ro_globals ro;
 /* Smallest class whose stride holds n user bytes plus SLOT_HDR.
  * Requires n <= MAX_SMALL.  Before initialisation (secret == 0) the table
  * is zero and small sizes map to class 0: malloc_slow recomputes. */
+#define TABLE_MAX (CLASS_OF_MAX - SLOT_HDR)     /* the table covers n <= this */
+static inline int table_class(size_t n)
+{
+	return ro.class_of[(n + SLOT_HDR - 1) >> 4];
+}
 static inline int size_to_class(size_t n)
 {
+	if (likely(n <= TABLE_MAX)) return table_class(n);
 	size_t x = n + SLOT_HDR - 1;
-	if (likely(x < CLASS_OF_MAX)) return ro.class_of[x >> 4];
 	int b = 63 - __builtin_clzl(x);
 	return 8 + (b - 7) * 4 + (int)((x >> (b - 2)) & 3);
 }
@@ -212,11 +217,15 @@ static inline unsigned char check_byte(uint64_t hdr)
  * from p to the next slot's header, or to the end of a large mapping) has
  * space for it, its check byte.  hn is the size recorded in the header
  * (0 for large objects). */
-static inline void frame(unsigned char *p, uint32_t mi, int idx, size_t hn, size_t n, size_t room)
+static inline void put_header(unsigned char *p, uint64_t h, size_t n, size_t room)
 {
-	uint64_t h = make_header(p, mi, idx, hn);
 	header_store(p, h);
 	if (n < room) p[n] = check_byte(h);
+}
+
+static inline void frame(unsigned char *p, uint32_t mi, int idx, size_t hn, size_t n, size_t room)
+{
+	put_header(p, make_header(p, mi, idx, hn), n, room);
 }
 
 /* A validated view of one live allocation. */

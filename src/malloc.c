@@ -32,8 +32,7 @@ static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t
 	uint64_t low = (old & 0x1fffffff) | (uint64_t)n << 30;
 	uint64_t hdr = low | header_tag(low, p);
 	h->tc_n[sc] = (uint8_t)(k - 1);
-	header_store(p, hdr);
-	if (n + OVERHEAD <= class_stride[sc]) p[n] = check_byte(hdr);
+	put_header(p, hdr, n, class_stride[sc] - SLOT_HDR);
 	return p;
 }
 
@@ -170,9 +169,8 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
 
 EXPORT void *malloc(size_t n)
 {
-	/* one comparison for the sizes the class table covers */
-	if (likely(n <= CLASS_OF_MAX - SLOT_HDR))
-		return alloc_class(ro.class_of[(n + SLOT_HDR - 1) >> 4], n);
+	/* the sizes of the class table first: one comparison */
+	if (likely(n <= TABLE_MAX)) return alloc_class(table_class(n), n);
 	if (likely(n <= MAX_SMALL)) return alloc_fast(n);
 	return large_alloc(n, UNIT, 0);
 }

@@ -40,7 +40,7 @@ END_TEST
 /* the table covers exactly the sizes malloc looks up in it */
 START_TEST(test_table_edge)
 {
-	size_t last = CLASS_OF_MAX - SLOT_HDR;
+	size_t last = TABLE_MAX;
 	ck_assert_int_eq(ro.class_of[(last + SLOT_HDR - 1) >> 4], size_to_class(last));
 	ck_assert_uint_eq((last + SLOT_HDR - 1) >> 4, CLASS_OF_MAX / UNIT - 1);
 }
