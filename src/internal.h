@@ -332,6 +332,7 @@ HIDDEN void *os_map_guarded(size_t len);
 HIDDEN void os_purge(void *p, size_t len);
 #define PURGE_MIN (16 << 10)    /* empty groups above this give pages back */
 #define SLOT_PURGE_MIN (32 << 10) /* freed slots from this stride on too */
+#define REALLOC_MAP_MIN (32 << 10) /* realloc growth from here: a mapping */
 #define TOMBS 64
 extern HIDDEN _Atomic uintptr_t tombstones[TOMBS];
 HIDDEN void tomb_set(const void *p);

@@ -29,8 +29,9 @@ EXPORT void *realloc(void *p, size_t n)
 		return 0;
 	}
 	struct meta *m = slot_lookup(p, &s);
+	void *q;
 	if (m->sc == SC_LARGE) {
-		if (n > MAX_SMALL) return large_realloc(&s, n);
+		if (n >= REALLOC_MAP_MIN) return large_realloc(&s, n);
 	} else if (n <= MAX_SMALL) {
 		int sc = size_to_class(n);
 		/* end: offset of the next slot's user pointer */
@@ -41,7 +42,11 @@ EXPORT void *realloc(void *p, size_t n)
 			return s.p;
 		}
 	}
-	void *q = malloc(n);
+	/* an object that grows to REALLOC_MAP_MIN gets a mapping of its own,
+	 * which then grows in place (mremap, or into a cached mapping's
+	 * tail) instead of being copied through every larger class */
+	if (n >= REALLOC_MAP_MIN && n > s.n) q = large_alloc(n, UNIT, 0);
+	else q = malloc(n);
 	if (!q) return 0;
 	memcpy(q, p, n < s.n ? n : s.n);
 	free_slot(&s);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <malloc.h>
+#include "mallocng.h"
 #include "util.h"
 
 #define SEED 0xabcdefu
@@ -283,6 +284,51 @@ END_TEST
 /* mallocng(3): "A resize that still fits the object's slot and does not
  * shrink it by more than one size class is done in place; otherwise the
  * contents move to a better-fitting slot". */
+/* An object that realloc grows to 32 KiB or more gets a mapping of its own
+ * (mallocng(7)); the mapping then grows and shrinks in place down to that
+ * size, and an object shrunk below it goes back to a slot. */
+static size_t large_count(void)
+{
+	struct mallocng_stats st = { .size = sizeof st };
+	REQUIRE(mallocng_get_stats(&st) == 0, "mallocng_get_stats");
+	return st.large_count;
+}
+
+START_TEST(test_growth_takes_mapping)
+{
+	size_t l0 = large_count(), n = 1000;
+	unsigned char *p = malloc(n);
+	ck_assert_ptr_nonnull(p);
+	fill_pattern(p, n, SEED);
+	for (; n + 1000 < 32768; n += 1000) p = resize(p, n, n + 1000);
+	ck_assert_uint_eq(large_count(), l0);
+	p = resize(p, n, 40000);
+	n = 40000;
+	ck_assert_uint_eq(large_count(), l0 + 1);
+	/* growth by small steps: in place inside the mapping's reserve,
+	 * so the object moves rarely (mremap) and is never copied */
+	size_t moves = 0;
+	for (; n < 400000; n += 256) {
+		unsigned char *q = resize(p, n, n + 256);
+		moves += q != p;
+		p = q;
+	}
+	ck_assert_msg(moves < 32, "%zu moves growing 40000 -> 400000 by 256", moves);
+	ck_assert_uint_eq(large_count(), l0 + 1);
+	unsigned char *q = resize(p, n, 33000);
+	ck_assert_ptr_eq(q, p);
+	ck_assert_uint_eq(large_count(), l0 + 1);
+	p = resize(q, 33000, 20000);
+	ck_assert_uint_eq(large_count(), l0);
+	free(p);
+	/* malloc of the same sizes still takes slots: only growth maps */
+	p = malloc(40000);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(large_count(), l0);
+	free(p);
+}
+END_TEST
+
 START_TEST(test_in_place_and_move)
 {
 	/* the object is allocated after more neighbours than the thread cache
@@ -332,6 +378,7 @@ static Suite *realloc_suite(void)
 	tcase_add_test(tc, test_usable_after_realloc);
 	tcase_add_test(tc, test_realloc_large_aligned);
 	tcase_add_test(tc, test_in_place_and_move);
+	tcase_add_test(tc, test_growth_takes_mapping);
 	suite_add_tcase(s, tc);
 	return s;
 }
