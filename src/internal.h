@@ -262,6 +262,7 @@ struct heap {
 	struct heap *next_free;
 	uint64_t rng;               /* random slot choice (option random) */
 	size_t released;            /* empty groups seen by free_slow_local */
+	uint32_t slow_ticks;        /* malloc_slow calls, for the decay check */
 	void **quar;                /* quarantine ring (option quarantine) */
 	uint32_t q_head, q_count;
 	size_t q_bytes;
@@ -300,6 +301,8 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m);
 HIDDEN int abandoned_trim(void);
 HIDDEN void *large_alloc(size_t n, size_t align, int zero);
 HIDDEN int large_cache_trim(int all);
+HIDDEN void large_cache_decay(void);
+#define DECAY_TICKS 256         /* malloc_slow calls between decay checks */
 HIDDEN void retire_span(unsigned char *base, size_t len);
 HIDDEN unsigned char *map_group(size_t *len);
 HIDDEN void large_free(struct meta *m);

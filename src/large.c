@@ -8,7 +8,9 @@
  *   growth) is PROT_NONE too, so a linear overflow faults within a page;
  * - freed mappings may wait in a small cache (at most CACHE_SLOTS entries,
  *   CACHE_BYTES in all) for reuse; an entry older than decay_ms is unmapped
- *   at the next large operation, and malloc_trim empties the cache;
+ *   at the next large operation or small-object slow path (malloc_slow,
+ *   every DECAY_TICKS of them per thread), and malloc_trim empties the
+ *   cache;
  * - growing realloc reserves an eighth more, so that growth by small steps
  *   costs a logarithmic number of mremap calls;
  * - mappings of released groups and of large objects the cache cannot hold
@@ -113,6 +115,18 @@ static int cache_expire(long now, int force, struct span *out)
 static void unmap_all(struct span *s, int k)
 {
 	while (k--) os_unmap(s[k].base, s[k].len);
+}
+
+/* Expire cache entries older than decay_ms.  Called by large operations
+ * and, every DECAY_TICKS slow paths of a heap, by malloc_slow, so that the
+ * cache is given back even when the program stops making large objects. */
+void large_cache_decay(void)
+{
+	struct span old[CACHE_SLOTS];
+	os_lock();
+	int k = cache_n ? cache_expire(now_ms(), 0, old) : 0;
+	os_unlock();
+	unmap_all(old, k);
 }
 
 /* Empty the cache, and with all != 0 unmap the retired spans too (when

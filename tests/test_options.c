@@ -337,6 +337,29 @@ static int sc_decay_trim(void)
 	return 0;
 }
 
+/* Freed large objects wait in the cache for decay_ms; a program that then
+ * makes only small objects still gets that memory back (malloc_slow checks
+ * the cache every DECAY_TICKS calls), without any large operation. */
+static int sc_decay_activity(void)
+{
+	long start = vm_rss_kib();
+	struct node *l = fill(2 << 20, 20 << 20, NULL);
+	drop(l);
+	long cached = vm_rss_kib();
+	if (cached - start < 12 * 1024)
+		return SAY("VmRSS %ld kB right after freeing 20 MiB, %ld kB at start: "
+		           "the large cache held nothing", cached, start);
+	usleep(300 * 1000);     /* three times decay_ms */
+	/* small objects only: 64 000 of 64 bytes, 2 000 exhausted groups */
+	struct node *s = fill(64, 64000 * 64, NULL);
+	drop(s);
+	long after = vm_rss_kib();
+	if (after - start > 8 * 1024)
+		return SAY("VmRSS %ld kB at start, %ld kB with freed large objects cached, "
+		           "%ld kB after decay_ms and small-object activity", start, cached, after);
+	return 0;
+}
+
 static int sc_decay_zero(void)
 {
 	static const size_t sizes[] = { 1000, 1 << 20, 64, 300000 };
@@ -367,7 +390,8 @@ static const struct { const char *name; int (*fn)(void); } scenarios[] = {
 	{ "cache_header_write", sc_cache_header_write }, { "random", sc_random },
 	{ "plain", sc_plain }, { "first_not_junk", sc_first_not_junk },
 	{ "junk_only", sc_junk_only }, { "decay_trim", sc_decay_trim },
-	{ "decay_zero", sc_decay_zero }, { "protect_meta", sc_protect_meta },
+	{ "decay_zero", sc_decay_zero }, { "decay_activity", sc_decay_activity },
+	{ "protect_meta", sc_protect_meta },
 };
 
 /* ---- the tests, in the Check process ---- */
@@ -541,6 +565,12 @@ START_TEST(test_malloc_trim)
 }
 END_TEST
 
+START_TEST(test_decay_activity)
+{
+	expect_ok("decay_ms=100", "decay_activity");
+}
+END_TEST
+
 /* decay_ms=0: "0 returns them at once" */
 START_TEST(test_decay_zero)
 {
@@ -566,6 +596,7 @@ static Suite *options_suite(void)
 	tcase_add_test(tc, test_stats_at_exit);
 	tcase_add_test(tc, test_malloc_trim);
 	tcase_add_test(tc, test_decay_zero);
+	tcase_add_test(tc, test_decay_activity);
 	suite_add_tcase(s, tc);
 	return s;
 }
