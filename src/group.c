@@ -12,7 +12,7 @@
 #include <string.h>
 #include "internal.h"
 
-static struct meta *abandoned[NCLASS];
+static struct meta *abandoned[NCLASS] COLD_BSS;
 
 /* Slots per new group: few while a heap uses a class little, so that small
  * programs stay small; up to 32 as the class's use grows; groups of large

@@ -21,6 +21,21 @@
 
 #define HIDDEN __attribute__((visibility("hidden")))
 #define EXPORT __attribute__((visibility("default")))
+/* The pages of a first malloc.  ld.so dirties the page where .data ends
+ * and .bss begins (it zeroes the .bss part of it) in every process, so the
+ * globals that a first malloc writes cost nothing there: .data is small
+ * (empty_heap is in .data.rel.ro) and the first .bss bytes hold the lock,
+ * the counters, the boot meta records and the first heap's head.  What is
+ * page aligned (ro) or only written by large objects goes to COLD_BSS, a
+ * NOBITS section after .bss (x86-64's .lbss), so that it neither aligns
+ * .bss to a page nor pushes the first heap's head off that page.  The
+ * first malloc then writes two new pages: ro's first and its group's.
+ * Elsewhere COLD_BSS is an ordinary .bss section and it writes three. */
+#if defined(__x86_64__) && defined(__ELF__)
+#define COLD_BSS __attribute__((section(".lbss")))
+#else
+#define COLD_BSS __attribute__((section(".bss.mallocng_cold")))
+#endif
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 

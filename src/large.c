@@ -35,7 +35,7 @@ struct span {
 	long stamp;
 };
 
-static struct span cache[CACHE_SLOTS];
+static struct span cache[CACHE_SLOTS] COLD_BSS;
 static int cache_n;
 static size_t cache_bytes;
 

@@ -9,9 +9,9 @@
  *   header can be resolved to a record without trusting any pointer in it;
  * - a free record has mem == NULL and sits on free_metas (lock held).
  * - area 0 is boot_area, BOOT_RECS records in .bss next to the other
- *   globals, so that a process that mallocs a little touches no meta page
- *   of its own (the first malloc: 12 KiB instead of 16); its indices
- *   BOOT_RECS..AREA_RECS-1 are never handed out (meta_index_used).  Under
+ *   globals, so that a process that mallocs a little touches no meta
+ *   page of its own (the first malloc: 8 KiB, see internal.h); its
+ *   indices BOOT_RECS..AREA_RECS-1 are never handed out (meta_index_used).  Under
  *   protect_meta area 0 is mapped like the others, since boot_area shares
  *   its page with globals that must stay writable.
  */

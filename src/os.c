@@ -28,7 +28,7 @@ static int inject_failure(void)
  * second free of one is reported instead of faulting on its header.  An
  * entry is set before the unmap and cleared by any later mapping that
  * covers it, so it never names memory that is mapped again. */
-HIDDEN _Atomic uintptr_t tombstones[TOMBS];
+HIDDEN _Atomic uintptr_t tombstones[TOMBS] COLD_BSS;
 
 void tomb_set(const void *p)
 {

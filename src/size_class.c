@@ -6,9 +6,9 @@
  * is below 1/4 of its size plus SLOT_HDR bytes. */
 #include "internal.h"
 
-/* In a section of its own at the end of .bss (size_class.c is linked
- * last), so that its page alignment leaves no hole among the other globals. */
-HIDDEN struct ro_globals ro __attribute__((section(".bss.mallocng_ro")));
+/* In COLD_BSS, after .bss: its page alignment would otherwise align .bss
+ * and cost the first malloc a page (internal.h). */
+HIDDEN struct ro_globals ro COLD_BSS;
 
 /* Fill the class table (before the first use of the heap, before ro is
  * sealed).  Computed rather than copied from a constant table, so that the
