@@ -265,7 +265,7 @@ static inline void slot_release(struct heap *h, struct meta *m, int idx)
 /* The thread cache: per class, a stack of freed slots (still counted as
  * allocated by their groups) that malloc reuses before touching any group.
  * tc_limit is 0 in empty_heap, so a thread without a heap caches nothing. */
-#define TC_CAP 32
+#define TC_CAP 64
 struct heap {
 	uint8_t tc_n[NCLASS];
 	uint8_t tc_limit[NCLASS];

@@ -40,7 +40,7 @@ static int heap_key_ok;
 int tc_default(int sc)
 {
 	uint32_t s = class_stride[sc];
-	return opt_slow ? 0 : s <= 1024 ? TC_CAP : s <= 4096 ? TC_CAP / 4 : s <= 16384 ? 2 : 0;
+	return opt_slow ? 0 : s <= 1024 ? TC_CAP : s <= 4096 ? 8 : s <= 16384 ? 2 : 0;
 }
 
 static void heap_init(struct heap *h)

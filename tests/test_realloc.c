@@ -335,19 +335,19 @@ START_TEST(test_in_place_and_move)
 	 * holds, so it comes from its class's current group, never one that
 	 * is mostly empty (mallocng(7): objects of such groups may move) */
 	for (size_t n = 2; n <= 6000; n++) {
-		unsigned char *nb[48];
-		for (int i = 0; i < 48; i++) {
+		unsigned char *nb[80];
+		for (int i = 0; i < 80; i++) {
 			nb[i] = malloc(n);
 			REQUIRE(nb[i] != NULL, "malloc");
 		}
-		unsigned char *p = nb[47];
+		unsigned char *p = nb[79];
 		fill_pattern(p, n, SEED);
 		unsigned char *q = realloc(p, n - 1);     /* same slot, same class */
 		REQUIRE(q == p, "realloc(malloc(%zu), %zu) moved the object", n, n - 1);
 		q = realloc(q, n);                         /* it was there before */
 		REQUIRE(q == p, "realloc back to %zu moved the object", n);
 		REQUIRE(check_pattern(q, n - 1, SEED) == n - 1, "content");
-		for (int i = 0; i < 48; i++) free(nb[i]);
+		for (int i = 0; i < 80; i++) free(nb[i]);
 	}
 	static const size_t big[] = { 100000, 50000, 20000, 5000 };
 	for (size_t i = 0; i < sizeof big / sizeof *big; i++) {
