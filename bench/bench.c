@@ -691,6 +691,10 @@ static void w_once(int do_malloc)
 	read_mem(&rss, &hwm);
 	put_kv_raw("rss_kib", rss);
 	put_kv_raw("hwm_kib", hwm);
+	/* anonymous part alone: the file pages (code faulted in around the
+	 * calls made) vary with the layout of the libraries, not with what
+	 * the allocator keeps */
+	put_kv_raw("anon_kib", status_field(status_buf, "\nRssAnon"));
 }
 
 /* ------------------------------------------------------------------ */

@@ -330,6 +330,7 @@ END {
 	if (has("once")) {
 		row("once: malloc(1) dRSS (KiB)", "once", "delta_kib", "K", 0)
 		row("once: total RSS (KiB)", "once-malloc", "rss_kib", "K", 1)
+		row("once: anonymous RSS (KiB)", "once-malloc", "anon_kib", "K", 1)
 	}
 	if (have_cg == 1) {
 		if (has("st-churn"))       row("st-churn instr/op", "st-churn", "cg_ir_per_op", "i", 1)
@@ -374,7 +375,8 @@ END {
 	echo "  xthread = 1.5M objects malloc'd by a producer and freed by a consumer thread; larson = 2 threads x 4 generations"
 	echo "  replacing random slots of a shared 20k-slot array; realloc-growth = 4 buffers grown to 1 MiB by 16..496 B steps;"
 	echo "  large = 600 x malloc/touch/free of 64 KiB..16 MiB; frag = ~136 MiB of mixed sizes freed/re-allocated in patterns;"
-	echo "  once = RSS after one malloc(1) (dRSS = minus the same process without malloc, ASLR off);"
+	echo "  once = RSS after one malloc(1) (dRSS = minus the same process without malloc, ASLR off; total RSS"
+	echo "  includes code pages faulted in, which move with the libraries' layout; anonymous RSS does not);"
 	echo "  instr/op = callgrind instructions per free+malloc pair / per realloc call (noise-free)."
 	echo "total run time: $(($(date +%s) - T_START))s"
 } >>"$TABLE"
