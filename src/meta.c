@@ -11,9 +11,10 @@
  * - area 0 is boot_area, BOOT_RECS records in .bss next to the other
  *   globals, so that a process that mallocs a little touches no meta
  *   page of its own (the first malloc: 8 KiB, see internal.h); its
- *   indices BOOT_RECS..AREA_RECS-1 are never handed out (meta_index_used).  Under
- *   protect_meta area 0 is mapped like the others, since boot_area shares
- *   its page with globals that must stay writable.
+ *   indices BOOT_RECS..AREA_RECS-1 are never handed out
+ *   (meta_index_used).  Under protect_meta area 0 is mapped like the
+ *   others, since boot_area shares its page with globals that must stay
+ *   writable.
  */
 #include "internal.h"
 
