@@ -269,8 +269,12 @@ static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr
 EXPORT void free(void *ptr)
 {
 	unsigned char *p = ptr;
-	if (!p) return;
-	if (unlikely(((uintptr_t)p & (PAGE - 1)) <= GROUP_HDR) && is_tomb(p)) goto general;
+	/* NULL (page offset 0) and the starts of large objects (offset UNIT
+	 * or 0) share one test */
+	if (unlikely(((uintptr_t)p & (PAGE - 1)) <= GROUP_HDR)) {
+		if (!p) return;
+		if (is_tomb(p)) goto general;
+	}
 	/* No test of p's alignment or of a zero header here: a misaligned p
 	 * fails the position test below (mem and strides are multiples of
 	 * UNIT), and a zero header that happened to verify names record 0 of
