@@ -281,9 +281,6 @@ START_TEST(test_realloc_large_aligned)
 }
 END_TEST
 
-/* mallocng(3): "A resize that still fits the object's slot and does not
- * shrink it by more than one size class is done in place; otherwise the
- * contents move to a better-fitting slot". */
 /* An object that realloc grows to 32 KiB or more gets a mapping of its own
  * (mallocng(7)); the mapping then grows and shrinks in place down to that
  * size, and an object shrunk below it goes back to a slot. */
@@ -329,6 +326,9 @@ START_TEST(test_growth_takes_mapping)
 }
 END_TEST
 
+/* mallocng(3): "A resize that still fits the object's slot and does not
+ * shrink it by more than one size class is done in place; otherwise the
+ * contents move to a better-fitting slot". */
 START_TEST(test_in_place_and_move)
 {
 	/* the object is allocated after more neighbours than the thread cache

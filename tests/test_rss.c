@@ -2,7 +2,6 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <dlfcn.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -261,23 +260,6 @@ END_TEST
 
 /* ---- the pages of a first malloc (internal.h) ---- */
 
-/* RssAnon in kB (resident anonymous memory, including the copied pages of
- * .data: what a first malloc really costs; code pages of libc that its
- * path faults in count in VmRSS by luck of the layout), read without stdio
- * (which would allocate). */
-static long raw_anon_kib(void)
-{
-	static char buf[8192];
-	int fd = open("/proc/self/status", O_RDONLY);
-	if (fd < 0) return -1;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0) return -1;
-	buf[n] = 0;
-	char *v = strstr(buf, "RssAnon:");
-	return v ? strtol(v + 8, NULL, 10) : -1;
-}
-
 /* Scenarios once0 and once1: a process that never allocates, and the same
  * with one malloc(1), print their RssAnon and whether a heap existed.  They
  * run with ASLR off (re-executed), which makes the file pages faulted in
@@ -292,7 +274,10 @@ static int sc_once(int do_malloc, char **argv)
 		if (!p) return 2;
 		*p = 1;
 	}
-	long rss = raw_anon_kib();
+	/* RssAnon: anonymous pages, with the copied pages of .data, are what a
+	 * first malloc costs; the libc code pages its path faults in count in
+	 * VmRSS by the luck of the layout.  proc_status_kib allocates nothing. */
+	long rss = proc_status_kib("RssAnon");
 	struct mallocng_stats st = { .size = sizeof st };
 	mallocng_get_stats(&st);
 	fprintf(stderr, "rss %ld threads %zu\n", rss, st.threads);
