@@ -19,7 +19,9 @@
 HIDDEN struct meta dummy_meta;
 /* never written (its tc_limit is 0 and malloc_slow replaces it first):
  * read-only after relocation, and off the .data page (internal.h) */
-HIDDEN struct heap empty_heap __attribute__((section(".data.rel.ro"))) = { .cur = { [0 ... NCLASS - 1] = &dummy_meta } };
+HIDDEN struct heap empty_heap __attribute__((section(".data.rel.ro"))) = {
+	.cur = { [0 ... NCLASS - 1] = &dummy_meta },
+};
 HIDDEN __thread struct heap *tl_heap = &empty_heap;
 
 HIDDEN size_t heaps_live, heaps_mapped;
