@@ -58,7 +58,11 @@
 /* ---- meta records (meta.c) ---- */
 struct heap;
 struct meta {
-	struct meta *prev, *next;  /* ring / full list / abandoned list */
+	union {
+		struct meta *prev; /* ring / full list / abandoned list */
+		unsigned char *origin; /* large: the mapping mem was cut from */
+	};
+	struct meta *next;
 	unsigned char *mem;        /* group base; NULL while the record is free */
 	struct heap *owner;        /* NULL: abandoned, guarded by the lock */
 	union {

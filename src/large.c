@@ -10,7 +10,9 @@
  *   CACHE_BYTES in all) for reuse; an entry older than decay_ms is unmapped
  *   at the next large operation or small-object slow path (malloc_slow,
  *   every DECAY_TICKS of them per thread), and malloc_trim empties the
- *   cache;
+ *   cache; an entry is a whole mapping or a part of one (a request takes
+ *   the front of a longer entry), and parts of one mapping that lie side
+ *   by side in the cache are joined;
  * - growing realloc reserves an eighth more, so that growth by small steps
  *   costs a logarithmic number of mremap calls;
  * - mappings of released groups and of large objects the cache cannot hold
@@ -29,8 +31,11 @@
 #define CACHE_BYTES (64u << 20)
 #define SPARE_TAIL (2u << 20)   /* a reused mapping may exceed the request by this */
 
+/* A cached span is a whole mapping or a part of one: origin is the start
+ * of the mapping it was cut from (one VMA), so that only parts of one
+ * mapping are joined again and an mremap of a joined span is valid. */
 struct span {
-	unsigned char *base;
+	unsigned char *base, *origin;
 	size_t len;
 	long stamp;
 };
@@ -82,7 +87,7 @@ void retire_span(unsigned char *base, size_t len)
 		retired_head = (retired_head + 1) % RETIRED;
 		retired_n--;
 	}
-	retired[(retired_head + retired_n++) % RETIRED] = (struct span){ base, len, 0 };
+	retired[(retired_head + retired_n++) % RETIRED] = (struct span){ base, base, len, 0 };
 	os_unlock();
 	if (old.base) os_unmap(old.base, old.len);
 }
@@ -146,9 +151,11 @@ int large_cache_trim(int all)
 	return k;
 }
 
-/* A mapping of at least len bytes: from the cache if one fits without
- * wasting more than half, else grown from the largest cached one, else new. */
-static unsigned char *map_span(size_t len, size_t *got, int *fresh)
+/* A mapping of at least len bytes: the smallest cached one that holds it
+ * (cut to len when it is longer than the request by more than the slack,
+ * the rest staying cached), else grown from the largest cached one, else
+ * new. */
+static unsigned char *map_span(size_t len, size_t *got, int *fresh, unsigned char **origin)
 {
 	struct span old[CACHE_SLOTS], s = { 0 };
 	int best = -1, big = -1;
@@ -156,13 +163,21 @@ static unsigned char *map_span(size_t len, size_t *got, int *fresh)
 	int k = cache_expire(now_ms(), 0, old);
 	for (int i = 0; i < cache_n; i++) {
 		size_t l = cache[i].len;
-		if (l >= len && l - len <= (len / 2 > SPARE_TAIL ? len / 2 : SPARE_TAIL) &&
-		    (best < 0 || l < cache[best].len))
-			best = i;
+		if (l >= len && (best < 0 || l < cache[best].len)) best = i;
 		if (l < len && (big < 0 || l > cache[big].len)) big = i;
 	}
-	if (best >= 0) cache_take(best, &s);
-	else if (!retired_take(len, &s) && big >= 0) cache_take(big, &s);
+	if (best >= 0) {
+		cache_take(best, &s);
+		/* the front serves the request and the tail stays cached (a
+		 * slot is free: best's); up to the slack it serves growth */
+		if (s.len - len > (len / 2 > SPARE_TAIL ? len / 2 : SPARE_TAIL)) {
+			cache[cache_n++] = (struct span){ s.base + len, s.origin, s.len - len, s.stamp };
+			cache_bytes += s.len - len;
+			s.len = len;
+		}
+	} else if (!retired_take(len, &s) && big >= 0) {
+		cache_take(big, &s);
+	}
 	os_unlock();
 	unmap_all(old, k);
 	*fresh = 0;
@@ -170,19 +185,21 @@ static unsigned char *map_span(size_t len, size_t *got, int *fresh)
 		tomb_clear(s.base, s.len);
 		*fresh = best < 0;  /* retired spans read as zeros */
 		*got = s.len;
+		*origin = best < 0 ? s.base : s.origin;
 		return s.base;
 	}
 	if (s.base) {
 		unsigned char *p = os_remap(s.base, s.len, len);
 		if (p) {
 			*got = len;
+			*origin = p == s.base ? s.origin : p;
 			return p;
 		}
 		os_unmap(s.base, s.len);
 	}
 	*got = len;
 	*fresh = 1;
-	return os_map(len);
+	return *origin = os_map(len);
 }
 
 /* Memory for a mapped group of at least *len bytes: a retired span (its
@@ -199,13 +216,29 @@ unsigned char *map_group(size_t *len)
 	return s.base;
 }
 
-static void unmap_span(unsigned char *base, size_t len)
+/* A freed mapping joins the cached spans next to it (parts of one
+ * mapping that map_span cut), then goes to the cache, or is retired. */
+static void unmap_span(unsigned char *base, size_t len, unsigned char *origin)
 {
-	struct span old[CACHE_SLOTS + 1];
+	struct span old[CACHE_SLOTS + 1], part;
 	long now = now_ms();
 	int k = 0;
 	os_lock();
 	k = cache_expire(now, 0, old);
+	for (int i = 0; i < cache_n;) {
+		if (cache[i].origin != origin) {
+			i++;
+		} else if (cache[i].base == base + len) {
+			cache_take(i, &part);
+			len += part.len;
+		} else if (cache[i].base + cache[i].len == base) {
+			cache_take(i, &part);
+			base = part.base;
+			len += part.len;
+		} else {
+			i++;
+		}
+	}
 	if (len <= CACHE_BYTES / 2 && opt.decay_ms > 0) {
 		while (cache_n && (cache_n == CACHE_SLOTS || cache_bytes + len > CACHE_BYTES)) {
 			int oldest = 0;
@@ -213,7 +246,7 @@ static void unmap_span(unsigned char *base, size_t len)
 				if (cache[i].stamp < cache[oldest].stamp) oldest = i;
 			cache_take(oldest, &old[k++]);
 		}
-		cache[cache_n++] = (struct span){ base, len, now };
+		cache[cache_n++] = (struct span){ base, origin, len, now };
 		cache_bytes += len;
 		base = 0;
 	}
@@ -234,7 +267,7 @@ static void *large_alloc_unlocked(size_t n, size_t align, int zero)
 	ensure_init();
 	int guard = opt.guard, fresh = 1;
 	size_t len = page_round(n + 1 + front);
-	unsigned char *base, *p;
+	unsigned char *base, *p, *origin = 0;
 	if (align > PAGE) {
 		/* over-map, then trim to [header page, end) (plus the guards) */
 		size_t g = guard ? PAGE : 0, big = len + align + 2 * g;
@@ -250,8 +283,9 @@ static void *large_alloc_unlocked(size_t n, size_t align, int zero)
 			mprotect(base - PAGE, PAGE, PROT_NONE);
 			mprotect(end, PAGE, PROT_NONE);
 		}
+		origin = base;
 	} else {
-		base = guard ? os_map_guarded(len) : map_span(len, &len, &fresh);
+		base = guard ? os_map_guarded(len) : map_span(len, &len, &fresh, &origin);
 		if (!base) return 0;
 		p = base + front;
 	}
@@ -264,6 +298,7 @@ static void *large_alloc_unlocked(size_t n, size_t align, int zero)
 		return 0;
 	}
 	m->mem = base;
+	m->origin = origin;
 	m->sc = SC_LARGE;
 	m->cnt = 1;
 	m->mapped = guard ? 2 : 1;
@@ -278,7 +313,7 @@ static void *large_alloc_unlocked(size_t n, size_t align, int zero)
 
 static void large_free_unlocked(struct meta *m)
 {
-	unsigned char *mem = m->mem;
+	unsigned char *mem = m->mem, *origin = m->origin;
 	size_t len = m->maplen;
 	int guarded = m->mapped == 2;
 	if (guarded) len += (size_t)m->rsv_pages * PAGE;
@@ -287,7 +322,7 @@ static void large_free_unlocked(struct meta *m)
 	meta_free(m);
 	os_unlock();
 	if (guarded) os_unmap_guarded(mem, len);
-	else unmap_span(mem, len);
+	else unmap_span(mem, len, origin);
 }
 
 static void *large_realloc_unlocked(struct slot *s, size_t n)
@@ -342,6 +377,7 @@ static void *large_realloc_unlocked(struct slot *s, size_t n)
 		len = m->maplen;
 	}
 	unsigned char *p = mem + off;
+	if (mem != m->mem) m->origin = mem;     /* moved: a mapping of its own */
 	m->mem = mem;
 	m->maplen = len;
 	m->size = n;

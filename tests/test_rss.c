@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/personality.h>
+#include <sys/resource.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,68 @@ START_TEST(test_large_blocks)
 	ck_assert_int_ge(vm_rss_kib() - start, 150 * 1024);
 	free_all(l);
 	check_rss(start, "large blocks");
+}
+END_TEST
+
+static long minor_faults(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
+}
+
+static size_t large_bytes(void)
+{
+	struct mallocng_stats st = { .size = sizeof st };
+	ck_assert_int_eq(mallocng_get_stats(&st), 0);
+	return st.large_bytes;
+}
+
+/* A freed 8 MiB mapping serves smaller large requests from its pages, with
+ * no page fault, and a small object cut from it holds only its own part;
+ * the parts join again when freed, so 8 MiB fits again without faults.  A
+ * part then grows by realloc (mremap of a part of a mapping). */
+START_TEST(test_large_cut_and_rejoin)
+{
+	const size_t big = 8 << 20, small = 1 << 20, mid = 6 << 20;
+	malloc_trim(0);
+	char *p = malloc(big);
+	ck_assert_ptr_nonnull(p);
+	memset(p, 1, big);
+	free(p);
+	size_t held = large_bytes();
+	long f0 = minor_faults();
+	char *q = malloc(small);
+	ck_assert_ptr_nonnull(q);
+	memset(q, 2, small);
+	char *r = malloc(mid);
+	ck_assert_ptr_nonnull(r);
+	memset(r, 3, mid);
+	long f1 = minor_faults();
+	ck_assert_msg(f1 - f0 < 64, "%ld page faults for 1 + 6 MiB taken from a freed 8 MiB", f1 - f0);
+	free(r);
+	ck_assert_msg(large_bytes() - held <= small + (2 << 20),
+	              "a 1 MiB object holds %zu bytes of a cached 8 MiB mapping", large_bytes() - held);
+	free(q);
+	long f2 = minor_faults();
+	char *s = malloc(big);
+	ck_assert_ptr_nonnull(s);
+	memset(s, 4, big);
+	ck_assert_msg(minor_faults() - f2 < 64, "%ld page faults for 8 MiB after its parts were freed",
+	              minor_faults() - f2);
+	free(s);
+	char *t = malloc(small), *u = malloc(small);
+	ck_assert(t && u);
+	memset(t, 5, small);
+	memset(u, 6, small);
+	t = realloc(t, 3 * small);
+	ck_assert_ptr_nonnull(t);
+	ck_assert_uint_eq(check_bytes((unsigned char *)t, small, 5), small);
+	ck_assert_uint_eq(check_bytes((unsigned char *)u, small, 6), small);
+	memset(t, 7, 3 * small);
+	ck_assert_uint_eq(check_bytes((unsigned char *)u, small, 6), small);
+	free(u);
+	free(t);
 }
 END_TEST
 
@@ -335,6 +398,7 @@ static Suite *rss_suite(void)
 	tcase_add_test(tc, test_small_64);
 	tcase_add_test(tc, test_small_1000);
 	tcase_add_test(tc, test_large_blocks);
+	tcase_add_test(tc, test_large_cut_and_rejoin);
 	tcase_add_test(tc, test_mixed_interleaved);
 	tcase_add_test(tc, test_freed_after_thread_exit);
 	tcase_add_test(tc, test_repeated_cycles);
