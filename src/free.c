@@ -143,6 +143,17 @@ __attribute__((noinline)) void slot_release_to(struct heap *h, struct meta *m, i
 	else release_any(h, m, idx, p);
 }
 
+/* Give back the whole pages of a big slot being freed (while it is still
+ * ours: before slot_release), from the page after p's header on: a freed
+ * 64..128 KiB slot in a group that stays in use holds no memory. */
+static void slot_purge(struct meta *m, int idx, unsigned char *p)
+{
+	uintptr_t end = (uintptr_t)m->mem + GROUP_HDR + (size_t)(idx + 1) * class_stride[m->sc];
+	uintptr_t from = ((uintptr_t)p + PAGE - 1) & -(uintptr_t)PAGE;
+	end &= -(uintptr_t)PAGE;
+	if (end > from) os_purge((void *)(from - PAGE), end - from + PAGE);
+}
+
 /* Return all but the `keep` most recent cached slots of a class. */
 void tc_flush(struct heap *h, int sc, int keep)
 {
@@ -154,6 +165,7 @@ void tc_flush(struct heap *h, int sc, int keep)
 		if (!header_ok(hdr, p)) fail("write after free", p);
 		struct meta *m = meta_at_index(H_META(hdr));
 		if (p - m->mem != GROUP_HDR + H_IDX(hdr) * class_stride[sc]) fail("corrupted metadata", p);
+		if (class_stride[sc] >= SLOT_PURGE_MIN) slot_purge(m, H_IDX(hdr), p);
 		slot_release(h, m, H_IDX(hdr));
 		/* groups are emptying: the program is freeing, not churning, so
 		 * let the cache pin no group (this flush returns everything) */
@@ -161,17 +173,6 @@ void tc_flush(struct heap *h, int sc, int keep)
 	}
 	for (int i = 0; i < keep; i++) h->tc[sc][i] = h->tc[sc][out + i];
 	h->tc_n[sc] = keep;
-}
-
-/* Give back the whole pages of a big slot being freed (while it is still
- * ours: before slot_release), from the page after p's header on: a freed
- * 64..128 KiB slot in a group that stays in use holds no memory. */
-static void slot_purge(struct meta *m, int idx, unsigned char *p)
-{
-	uintptr_t end = (uintptr_t)m->mem + GROUP_HDR + (size_t)(idx + 1) * class_stride[m->sc];
-	uintptr_t from = ((uintptr_t)p + PAGE - 1) & -(uintptr_t)PAGE;
-	end &= -(uintptr_t)PAGE;
-	if (end > from) os_purge((void *)(from - PAGE), end - from + PAGE);
 }
 
 /* The opt-in checked path (options that need the slow paths). */
@@ -195,7 +196,8 @@ static __attribute__((noinline)) void release_slow(struct heap *h, struct meta *
 		release_checked(h, m, p, n, idx, aligned);
 		return;
 	}
-	/* (a full cache is handled by free_checked) */
+	/* (a small class's full cache is handled by free_checked; a big
+	 * class keeps its one cached slot and this one goes back) */
 	if (class_stride[sc] >= SLOT_PURGE_MIN) slot_purge(m, idx, p);
 	slot_release(h, m, idx);
 	if (h->tc_n[sc] && !h->tc_limit[sc]) tc_flush(h, sc, 0);
@@ -220,8 +222,8 @@ ALWAYS_INLINE void free_checked(unsigned char *p, uint64_t hdr, struct meta *m, 
 	}
 	/* the cache is full (a slot of h's own goes in after a flush), or off
 	 * and empty (a thread without a heap, a class whose groups empty):
-	 * anything else, release_slow */
-	if (likely(!opt_slow && (limit || (!k && stride < SLOT_PURGE_MIN))))
+	 * anything else, and any big slot (its pages go back), release_slow */
+	if (likely(!opt_slow && stride < SLOT_PURGE_MIN && (limit || !k)))
 		slot_release_to(h, m, (int)idx, limit ? p : NULL);
 	else
 		release_slow(h, m, p, n, (int)idx, aligned);

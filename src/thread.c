@@ -38,11 +38,13 @@ static size_t heap_chunk_left;
 static pthread_key_t heap_key;
 static int heap_key_ok;
 
-/* Cache depth per class: deep for small objects, none for big ones. */
+/* Cache depth per class: deep for small objects, one slot for the biggest
+ * (whose pages a free gives back: the cached one keeps them for the next
+ * malloc of its class; tc_flush gives them back when it leaves). */
 int tc_default(int sc)
 {
 	uint32_t s = class_stride[sc];
-	return opt_slow ? 0 : s <= 1024 ? TC_CAP : s <= 4096 ? 8 : s <= 16384 ? 2 : 0;
+	return opt_slow ? 0 : s <= 1024 ? TC_CAP : s <= 4096 ? 8 : s <= 16384 ? 2 : s >= SLOT_PURGE_MIN;
 }
 
 static void heap_init(struct heap *h)

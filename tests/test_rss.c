@@ -155,6 +155,34 @@ START_TEST(test_large_cut_and_rejoin)
 }
 END_TEST
 
+/* The last freed slot of a big class (32 KiB and more) keeps its pages for
+ * the next malloc of its class; a second one freed gives them back. */
+START_TEST(test_big_slot_kept_warm)
+{
+	const size_t n = 100 << 10;
+	char *keep = malloc(n), *p = malloc(n);
+	ck_assert(keep && p);
+	memset(p, 1, n);
+	free(p);
+	long f0 = minor_faults();
+	char *q = malloc(n);
+	ck_assert_ptr_nonnull(q);
+	memset(q, 2, n);
+	ck_assert_msg(minor_faults() - f0 < 8, "%ld page faults to reuse a freed %zu-byte slot",
+	              minor_faults() - f0, n);
+	char *r = malloc(n);
+	ck_assert_ptr_nonnull(r);
+	memset(r, 3, n);
+	long before = proc_status_kib("RssAnon");
+	free(q);
+	free(r);
+	long after = proc_status_kib("RssAnon");
+	ck_assert_msg(before - after >= 64, "RssAnon %ld -> %ld kB after freeing two %zu-byte objects",
+	              before, after, n);
+	free(keep);
+}
+END_TEST
+
 START_TEST(test_mixed_interleaved)
 {
 	long start = vm_rss_kib();
@@ -399,6 +427,7 @@ static Suite *rss_suite(void)
 	tcase_add_test(tc, test_small_1000);
 	tcase_add_test(tc, test_large_blocks);
 	tcase_add_test(tc, test_large_cut_and_rejoin);
+	tcase_add_test(tc, test_big_slot_kept_warm);
 	tcase_add_test(tc, test_mixed_interleaved);
 	tcase_add_test(tc, test_freed_after_thread_exit);
 	tcase_add_test(tc, test_repeated_cycles);
