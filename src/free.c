@@ -133,15 +133,60 @@ static __attribute__((noinline)) void release_any(struct heap *h, struct meta *m
 	}
 }
 
+/* Hand a batch entry's slots over: one atomic operation for a group of
+ * another thread, else slot by slot (a group h adopted, or abandoned). */
+static __attribute__((noinline)) void batch_flush(struct heap *h, struct remote_batch *e)
+{
+	struct meta *m = e->m;
+	uint32_t bits = e->bits;
+	e->m = 0;
+	e->bits = 0;
+	struct heap *owner = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
+	if (owner && owner != h) {
+		release_remote(owner, m, bits);
+		return;
+	}
+	for (; bits; bits &= bits - 1) release_any(h, m, __builtin_ctz(bits), NULL);
+}
+
+void remote_batch_flush(struct heap *h)
+{
+	for (int i = 0; i < RB_N; i++)
+		if (h->rb[i].m) batch_flush(h, &h->rb[i]);
+}
+
 /* The common case first, without the frame of the general loop: a slot
- * of a group another thread owns (a consumer's frees).  Not inlined, so
- * that race checkers see it under one name (fuzz/drd.supp). */
+ * of a group another thread owns (a consumer's frees).  It waits in h's
+ * remote batch, which hands over all the slots freed into one group with
+ * one atomic operation when a slot of another group takes the entry: a
+ * consumer freeing a producer's objects in their order pays one atomic
+ * operation per group instead of one per slot.  A waiting slot is still
+ * allocated for its group, which therefore stays (with its record) until
+ * the entry is handed over: when the entry is needed, at h's thread exit,
+ * at malloc_trim, at a statistics call, and every DECAY_TICKS malloc_slow
+ * calls.  A thread without a heap gets one here (with its thread cache
+ * off: see heap_for_free).  Not inlined, so that race checkers see it
+ * under one name (fuzz/drd.supp). */
 __attribute__((noinline)) void slot_release_to(struct heap *h, struct meta *m, int idx, unsigned char *p)
 {
 	struct heap *owner = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
-	if (likely(owner && owner != h)) release_remote(owner, m, 1u << idx);
-	else release_any(h, m, idx, p);
+	if (likely(owner && owner != h)) {
+		if (unlikely(h == &empty_heap) && !(h = heap_for_free())) {
+			release_remote(owner, m, 1u << idx);
+			return;
+		}
+		struct remote_batch *e = &h->rb[m->index & (RB_N - 1)];
+		if (e->m != m) {
+			if (e->m) batch_flush(h, e);
+			e->m = m;
+		}
+		if (e->bits & 1u << idx) fail("double free", m->mem);
+		e->bits |= 1u << idx;
+		return;
+	}
+	release_any(h, m, idx, p);
 }
+
 
 /* Give back the whole pages of a big slot being freed (while it is still
  * ours: before slot_release), from the page after p's header on: a freed

@@ -270,6 +270,7 @@ static inline void slot_release(struct heap *h, struct meta *m, int idx)
  * allocated by their groups) that malloc reuses before touching any group.
  * tc_limit is 0 in empty_heap, so a thread without a heap caches nothing. */
 #define TC_CAP 64
+#define RB_N 32
 struct heap {
 	uint8_t tc_n[NCLASS];
 	uint8_t tc_limit[NCLASS];
@@ -285,6 +286,12 @@ struct heap {
 	void **quar;                /* quarantine ring (option quarantine) */
 	uint32_t q_head, q_count;
 	size_t q_bytes;
+	/* slots freed into other threads' groups, not yet handed over: one
+	 * entry per group, at index & (RB_N - 1) (free.c) */
+	struct remote_batch {
+		struct meta *m;
+		uint32_t bits;
+	} rb[RB_N];
 	/* last, so that a thread that never frees never touches it; a
 	 * flexible array, so that empty_heap (which caches nothing) carries
 	 * no storage for it: a heap takes HEAP_BYTES */
@@ -297,6 +304,8 @@ extern HIDDEN struct meta dummy_meta;
 extern HIDDEN __thread struct heap *tl_heap;
 
 HIDDEN struct heap *heap_get(void);
+HIDDEN struct heap *heap_for_free(void);
+HIDDEN void remote_batch_flush(struct heap *h);
 HIDDEN void tc_flush(struct heap *h, int sc, int keep);
 HIDDEN int tc_default(int sc);
 HIDDEN int heap_trim(struct heap *h);

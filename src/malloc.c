@@ -107,7 +107,10 @@ void *malloc_slow(int sc, size_t n)
 		if (opt_slow) return malloc_hardened(sc, n);
 	}
 	struct meta *m;
-	if (unlikely(++h->slow_ticks % DECAY_TICKS == 0)) large_cache_decay();
+	if (unlikely(++h->slow_ticks % DECAY_TICKS == 0)) {
+		large_cache_decay();
+		remote_batch_flush(h);
+	}
 	h->tc_limit[sc] = tc_default(sc);
 	for (;;) {
 		/* the ring: collect remote frees, retire exhausted groups */

@@ -93,6 +93,7 @@ static void heap_destroy(void *arg)
 	int w = meta_open();
 	quarantine_drain(h, 0);
 	for (int sc = 0; sc < NCLASS; sc++) tc_flush(h, sc, 0);
+	remote_batch_flush(h);
 	if (tl_heap == h) tl_heap = &empty_heap;
 	os_lock();
 	for (int sc = 0; sc < NCLASS; sc++) {
@@ -165,6 +166,18 @@ struct heap *heap_get(void)
 	return h;
 }
 
+/* A heap for a thread whose first call frees another thread's object (a
+ * consumer), for its remote batch (free.c).  Its thread cache stays off
+ * until the thread allocates from a class (malloc_slow turns it on), so
+ * that a thread that only frees pins no other thread's slots there. */
+struct heap *heap_for_free(void)
+{
+	if (opt_slow) return 0;
+	struct heap *h = heap_get();
+	if (h) memset(h->tc_limit, 0, sizeof h->tc_limit);
+	return h;
+}
+
 /* malloc_trim for the calling thread: empty its cache, give back its spare
  * groups and any empty group it allocates from.  Returns groups released. */
 int heap_trim(struct heap *h)
@@ -173,6 +186,7 @@ int heap_trim(struct heap *h)
 	if (h == &empty_heap) return 0;
 	quarantine_drain(h, 0);
 	for (int sc = 0; sc < NCLASS; sc++) tc_flush(h, sc, 0);
+	remote_batch_flush(h);
 	for (int sc = 0; sc < NCLASS; sc++) {
 		struct meta *m = h->spare[sc];
 		if (m) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <malloc.h>
+#include "mallocng.h"
 #include "util.h"
 
 #define NTHREADS 8
@@ -166,6 +167,52 @@ static void *realloc_worker(void *arg)
 	for (int i = 0; i < SLOTS; i++) free(p[i]);
 	return NULL;
 }
+
+/* A thread that only frees (a consumer) hands the slots it freed into the
+ * main thread's groups back by its exit at the latest: they count as live
+ * until then, and the main thread reuses them afterwards. */
+enum { CONSUMED = 3000 };
+static void *consumer_of(void *arg)
+{
+	void **v = arg;
+	for (int i = 0; i < CONSUMED && v[i]; i++) free(v[i]);
+	return NULL;
+}
+
+static size_t objects_live(void)
+{
+	struct mallocng_stats st = { .size = sizeof st };
+	ck_assert_int_eq(mallocng_get_stats(&st), 0);
+	return st.objects_live;
+}
+
+START_TEST(test_consumer_exit_hands_back)
+{
+	static void *v[CONSUMED];
+	pthread_t t;
+	/* a first thread: what the C library allocates for threads stays */
+	ck_assert_int_eq(pthread_create(&t, NULL, consumer_of, v), 0);
+	pthread_join(t, NULL);
+	size_t before = objects_live();
+	for (int i = 0; i < CONSUMED; i++) {
+		v[i] = malloc(16 + (size_t)(i % 200) * 4);
+		ck_assert_ptr_nonnull(v[i]);
+	}
+	ck_assert_uint_eq(objects_live(), before + CONSUMED);
+	ck_assert_int_eq(pthread_create(&t, NULL, consumer_of, v), 0);
+	pthread_join(t, NULL);
+	ck_assert_msg(objects_live() == before, "%zu objects live after the consumer exited, %zu before",
+	              objects_live(), before);
+	/* the freed slots are reused, not new groups */
+	struct mallocng_stats st = { .size = sizeof st };
+	mallocng_get_stats(&st);
+	size_t groups = st.groups;
+	for (int i = 0; i < CONSUMED; i++) v[i] = malloc(16 + (size_t)(i % 200) * 4);
+	mallocng_get_stats(&st);
+	ck_assert_msg(st.groups <= groups + 2, "%zu groups after reallocating, %zu before", st.groups, groups);
+	for (int i = 0; i < CONSUMED; i++) free(v[i]);
+}
+END_TEST
 
 START_TEST(test_realloc_threads)
 {
@@ -410,6 +457,7 @@ static Suite *thread_suite(void)
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_cross_thread_free);
+	tcase_add_test(tc, test_consumer_exit_hands_back);
 	tcase_add_test(tc, test_realloc_threads);
 	tcase_add_test(tc, test_short_lived_threads);
 	tcase_add_test(tc, test_free_after_owner_exit);
