@@ -152,6 +152,11 @@ START_TEST(test_large_cut_and_rejoin)
 	ck_assert_uint_eq(check_bytes((unsigned char *)u, small, 6), small);
 	free(u);
 	free(t);
+	/* a part of a written mapping, taken by calloc, reads as zeros */
+	unsigned char *z = calloc(1, small);
+	ck_assert_ptr_nonnull(z);
+	ck_assert_uint_eq(check_bytes(z, small, 0), small);
+	free(z);
 }
 END_TEST
 
