@@ -309,6 +309,25 @@ static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr
 	else free_checked(p, hdr, m, idx, sc, n, stride, 0);
 }
 
+/* The record of the small object at p whose header hdr verified, if the
+ * header's index names a record in use and p is the start of the slot the
+ * header names: with its class (masked into the table even if the record
+ * is corrupted) and stride.  NULL for anything else, large objects (whose
+ * stride is 0) and aligned ones included. */
+ALWAYS_INLINE struct meta *small_record(unsigned char *p, uint64_t hdr, int *sc, size_t *stride)
+{
+	uint32_t mi = H_META(hdr);
+	size_t idx = (hdr >> 24) & 31;  /* H_IDX, unsigned */
+	struct meta_area *a = meta_areas[mi >> AREA_SHIFT];
+	if (unlikely(!a)) return 0;
+	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
+	if (unlikely(!m->mem || idx >= m->cnt)) return 0;
+	*sc = m->sc & SC_LARGE;
+	*stride = class_stride[*sc];
+	if (unlikely((size_t)(p - m->mem) != GROUP_HDR + idx * *stride)) return 0;
+	return m;
+}
+
 /* The checks of lookup, in the order that lets a slot that passes them all
  * go straight to the thread cache: the stride of a large object's record
  * is 0 (class_stride[SC_LARGE]), so large and aligned objects, like any
@@ -330,16 +349,12 @@ EXPORT void free(void *ptr)
 	uint64_t hdr;
 	__builtin_memcpy(&hdr, p - SLOT_HDR, sizeof hdr);
 	if (unlikely(!header_ok(hdr, p))) goto general;
-	uint32_t mi = H_META(hdr);
+	size_t stride;
+	int sc;
+	struct meta *m = small_record(p, hdr, &sc, &stride);
+	if (unlikely(!m)) goto general;
 	size_t idx = (hdr >> 24) & 31;  /* H_IDX, unsigned */
 	size_t n = H_SIZE(hdr);
-	struct meta_area *a = meta_areas[mi >> AREA_SHIFT];
-	if (unlikely(!a)) goto general;
-	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
-	if (unlikely(!m->mem || idx >= m->cnt)) goto general;
-	int sc = m->sc & SC_LARGE;  /* in the table even if m is corrupted */
-	size_t stride = class_stride[sc];
-	if (unlikely((size_t)(p - m->mem) != GROUP_HDR + idx * stride)) goto general;
 	if (unlikely(n + OVERHEAD > stride)) {
 		if (n + SLOT_HDR != stride) goto general;
 		free_filled(p, hdr, m, idx, sc, n, stride);
@@ -370,10 +385,24 @@ EXPORT void free_aligned_sized(void *p, size_t align, size_t n)
 	free_slot(&s);
 }
 
-EXPORT size_t malloc_usable_size(void *p)
+/* free's checks for a small object (a program that keeps count of its
+ * memory, as redis does, asks this for every object it allocates and
+ * frees); anything else takes slot_lookup and its diagnosis. */
+EXPORT size_t malloc_usable_size(void *ptr)
 {
+	unsigned char *p = ptr;
 	struct slot s;
 	if (!p) return 0;
+	if (likely(((uintptr_t)p & (PAGE - 1)) > GROUP_HDR)) {
+		uint64_t hdr;
+		__builtin_memcpy(&hdr, p - SLOT_HDR, sizeof hdr);
+		size_t n = H_SIZE(hdr), stride;
+		int sc;
+		if (likely(header_ok(hdr, p)) && small_record(p, hdr, &sc, &stride) &&
+		    (n + OVERHEAD <= stride ? p[n] == check_byte(hdr)
+					    : n + SLOT_HDR == stride && next_header_ok(p + stride)))
+			return n;
+	}
 	slot_lookup(p, &s);
 	return s.n;
 }

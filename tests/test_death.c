@@ -401,9 +401,20 @@ static void usable_stack(void *arg)
 	(void)malloc_usable_size(OPAQUE(buf + 32));
 }
 
+static void usable_freed(void *arg)
+{
+	unsigned char *p = malloc(VAL(arg));
+	free(p);
+	(void)malloc_usable_size(OPAQUE(p));
+}
+
 START_TEST(test_usable_size_stack)
 {
 	struct soft soft = { 0 };
+	soft_expect_abort(&soft, "malloc_usable_size of a freed malloc(100)", usable_freed, ARG(100),
+	                  "double free", NULL);
+	soft_expect_abort(&soft, "malloc_usable_size of a freed malloc(24)", usable_freed, ARG(24),
+	                  "double free", NULL);
 	soft_expect_abort(&soft, "malloc_usable_size of a stack pointer", usable_stack, ARG(0), NULL, NULL);
 	soft_expect_abort(&soft, "malloc_usable_size of a stack pointer", usable_stack, ARG(0x77), NULL, NULL);
 	soft_check(&soft);
@@ -494,6 +505,17 @@ static void overflow_free(void *arg)
 	free(p);
 }
 
+/* the same overflow, found by malloc_usable_size */
+static void overflow_usable(void *arg)
+{
+	size_t n = VAL(arg);
+	unsigned char *p = malloc(n);
+	memset(p, 0x61, n);
+	p = OPAQUE(p);
+	p[n] ^= 0xff;
+	(void)malloc_usable_size(p);
+}
+
 static void overflow_calloc(void *arg)
 {
 	size_t n = VAL(arg);
@@ -556,6 +578,8 @@ START_TEST(test_overflow_free)
 		char name[64];
 		snprintf(name, sizeof name, "p[%zu] overwritten, free", n[i]);
 		soft_expect_abort(&soft, name, overflow_free, ARG(n[i]), "heap overflow", NULL);
+		snprintf(name, sizeof name, "p[%zu] overwritten, malloc_usable_size", n[i]);
+		soft_expect_abort(&soft, name, overflow_usable, ARG(n[i]), "heap overflow", NULL);
 	}
 	static const size_t resized[][2] = { { 300000, 301000 }, { 300000, 299000 },
 	                                     { 1 << 20, (1 << 20) + 4096 }, { 1 << 20, 600000 } };
