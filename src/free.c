@@ -158,9 +158,10 @@ void remote_batch_flush(struct heap *h)
 /* The common case first, without the frame of the general loop: a slot
  * of a group another thread owns (a consumer's frees).  It waits in h's
  * remote batch, which hands over all the slots freed into one group with
- * one atomic operation when a slot of another group takes the entry: a
- * consumer freeing a producer's objects in their order pays one atomic
- * operation per group instead of one per slot.  A waiting slot is still
+ * one atomic operation when a slot of another group of a class with the
+ * same entry (class mod RB_N) takes it: a consumer freeing a producer's
+ * objects in their order, which fills a class's groups one after the
+ * other, pays one atomic operation per group instead of one per slot.  A waiting slot is still
  * allocated for its group, which therefore stays (with its record) until
  * the entry is handed over: when the entry is needed, at h's thread exit,
  * at malloc_trim, at a statistics call, and every DECAY_TICKS malloc_slow
@@ -175,7 +176,7 @@ __attribute__((noinline)) void slot_release_to(struct heap *h, struct meta *m, i
 			release_remote(owner, m, 1u << idx);
 			return;
 		}
-		struct remote_batch *e = &h->rb[m->index & (RB_N - 1)];
+		struct remote_batch *e = &h->rb[m->sc & (RB_N - 1)];
 		if (e->m != m) {
 			if (e->m) batch_flush(h, e);
 			e->m = m;

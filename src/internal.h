@@ -270,7 +270,7 @@ static inline void slot_release(struct heap *h, struct meta *m, int idx)
  * allocated by their groups) that malloc reuses before touching any group.
  * tc_limit is 0 in empty_heap, so a thread without a heap caches nothing. */
 #define TC_CAP 64
-#define RB_N 32
+#define RB_N 16
 struct heap {
 	uint8_t tc_n[NCLASS];
 	uint8_t tc_limit[NCLASS];
@@ -287,7 +287,7 @@ struct heap {
 	uint32_t q_head, q_count;
 	size_t q_bytes;
 	/* slots freed into other threads' groups, not yet handed over: one
-	 * entry per group, at index & (RB_N - 1) (free.c) */
+	 * group per entry, at its class mod RB_N (free.c) */
 	struct remote_batch {
 		struct meta *m;
 		uint32_t bits;
