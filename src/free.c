@@ -161,13 +161,13 @@ void remote_batch_flush(struct heap *h)
  * one atomic operation when a slot of another group of a class with the
  * same entry (class mod RB_N) takes it: a consumer freeing a producer's
  * objects in their order, which fills a class's groups one after the
- * other, pays one atomic operation per group instead of one per slot.  A waiting slot is still
- * allocated for its group, which therefore stays (with its record) until
- * the entry is handed over: when the entry is needed, at h's thread exit,
- * at malloc_trim, at a statistics call, and every DECAY_TICKS malloc_slow
- * calls.  A thread without a heap gets one here (with its thread cache
- * off: see heap_for_free).  Not inlined, so that race checkers see it
- * under one name (fuzz/drd.supp). */
+ * other, pays one atomic operation per group instead of one per slot.
+ * A waiting slot is still allocated for its group, which therefore stays
+ * (with its record) until the entry is handed over: when the entry is
+ * needed, at h's thread exit, at malloc_trim, at a statistics call, and
+ * every DECAY_TICKS malloc_slow calls.  A thread without a heap gets one
+ * here (with its thread cache off: see heap_for_free).  Not inlined, so
+ * that race checkers see it under one name (fuzz/drd.supp). */
 __attribute__((noinline)) void slot_release_to(struct heap *h, struct meta *m, int idx, unsigned char *p)
 {
 	struct heap *owner = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
@@ -187,7 +187,6 @@ __attribute__((noinline)) void slot_release_to(struct heap *h, struct meta *m, i
 	}
 	release_any(h, m, idx, p);
 }
-
 
 /* Give back the whole pages of a big slot being freed (while it is still
  * ours: before slot_release), from the page after p's header on: a freed
