@@ -149,10 +149,16 @@ static __attribute__((noinline)) void batch_flush(struct heap *h, struct remote_
 	for (; bits; bits &= bits - 1) release_any(h, m, __builtin_ctz(bits), NULL);
 }
 
+/* Hand every entry over.  A hand-over can fill entries again (a group it
+ * empties is released, and the free of a nested group's slot can be a
+ * remote one), hence the passes until none is left. */
 void remote_batch_flush(struct heap *h)
 {
-	for (int i = 0; i < RB_N; i++)
-		if (h->rb[i].m) batch_flush(h, &h->rb[i]);
+	for (int again = 1; again;) {
+		again = 0;
+		for (int i = 0; i < RB_N; i++)
+			if (h->rb[i].m) batch_flush(h, &h->rb[i]), again = 1;
+	}
 }
 
 /* The common case first, without the frame of the general loop: a slot
@@ -177,9 +183,14 @@ __attribute__((noinline)) void slot_release_to(struct heap *h, struct meta *m, i
 			return;
 		}
 		struct remote_batch *e = &h->rb[m->sc & (RB_N - 1)];
-		if (e->m != m) {
-			if (e->m) batch_flush(h, e);
-			e->m = m;
+		/* the hand-over of another group can fill the entry again
+		 * (see remote_batch_flush): look again until it is m's or free */
+		while (e->m != m) {
+			if (!e->m) {
+				e->m = m;
+				break;
+			}
+			batch_flush(h, e);
 		}
 		if (e->bits & 1u << idx) fail("double free", m->mem);
 		e->bits |= 1u << idx;

@@ -23,6 +23,10 @@ HIDDEN struct heap empty_heap __attribute__((section(".data.rel.ro"))) = {
 	.cur = { [0 ... NCLASS - 1] = &dummy_meta },
 };
 HIDDEN __thread struct heap *tl_heap = &empty_heap;
+/* Set when the thread's heap is destroyed at its exit: frees that follow
+ * (the release of its groups, other libraries' destructors) do not give
+ * it a new heap for its remote batch (heap_for_free). */
+static __thread unsigned char tl_exiting;
 
 HIDDEN size_t heaps_live, heaps_mapped;
 /* in .bss: the first thread pays no page for its head (internal.h) */
@@ -91,6 +95,7 @@ static void heap_destroy(void *arg)
 	struct heap *h = arg;
 	struct meta *release = 0;
 	int w = meta_open();
+	tl_exiting = 1;
 	quarantine_drain(h, 0);
 	for (int sc = 0; sc < NCLASS; sc++) tc_flush(h, sc, 0);
 	remote_batch_flush(h);
@@ -172,7 +177,7 @@ struct heap *heap_get(void)
  * that a thread that only frees pins no other thread's slots there. */
 struct heap *heap_for_free(void)
 {
-	if (opt_slow) return 0;
+	if (opt_slow || tl_exiting) return 0;
 	struct heap *h = heap_get();
 	if (h) memset(h->tc_limit, 0, sizeof h->tc_limit);
 	return h;
