@@ -210,6 +210,19 @@ static void slot_purge(struct meta *m, int idx, unsigned char *p)
 	if (end > from) os_purge((void *)(from - PAGE), end - from + PAGE);
 }
 
+/* free of the slot that held a nested group (group.c), checked like any
+ * free but straight back to its group: never into the thread cache, which
+ * a flush may be walking (a hand-over inside tc_flush can release a group,
+ * and that group's slot can be of the class being flushed). */
+void free_container(void *p)
+{
+	struct slot s;
+	struct meta *m = slot_lookup(p, &s);
+	header_store(s.p, *header_of(s.p) ^ H_FREED);
+	if (class_stride[m->sc] >= SLOT_PURGE_MIN) slot_purge(m, s.idx, s.p);
+	slot_release(tl_heap, m, s.idx);
+}
+
 /* Return all but the `keep` most recent cached slots of a class. */
 void tc_flush(struct heap *h, int sc, int keep)
 {

@@ -53,7 +53,7 @@ struct meta *group_create(struct heap *h, int sc)
 	os_unlock();
 	if (!m) {
 		if (maplen) os_unmap(mem, maplen);
-		else free(mem);
+		else free_container(mem);
 		errno = ENOMEM;
 		return 0;
 	}
@@ -87,7 +87,7 @@ void group_release(struct meta *m)
 	meta_free(m);
 	os_unlock();
 	if (maplen) retire_span(mem, maplen);
-	else free(mem);
+	else free_container(mem);
 }
 
 static void abandoned_unlink(struct meta *m)

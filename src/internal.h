@@ -259,6 +259,7 @@ struct slot {
 /* free.c: validate p fully or abort with a diagnostic naming `op`. */
 HIDDEN struct meta *slot_lookup(void *p, struct slot *s);
 HIDDEN void free_slot(struct slot *s);
+HIDDEN void free_container(void *p);     /* a nested group's slot (group.c) */
 HIDDEN void slot_release_to(struct heap *h, struct meta *m, int idx, unsigned char *p);
 static inline void slot_release(struct heap *h, struct meta *m, int idx)
 {
