@@ -100,6 +100,16 @@ static long minor_faults(void)
 	return ru.ru_minflt;
 }
 
+/* malloc(n) into *p and write all of it: the page faults that took */
+static long faults_to_fill(char **p, size_t n, int c)
+{
+	long f = minor_faults();
+	*p = malloc(n);
+	ck_assert_ptr_nonnull(*p);
+	memset(*p, c, n);
+	return minor_faults() - f;
+}
+
 static size_t large_bytes(void)
 {
 	struct mallocng_stats st = { .size = sizeof st };
@@ -120,25 +130,15 @@ START_TEST(test_large_cut_and_rejoin)
 	memset(p, 1, big);
 	free(p);
 	size_t held = large_bytes();
-	long f0 = minor_faults();
-	char *q = malloc(small);
-	ck_assert_ptr_nonnull(q);
-	memset(q, 2, small);
-	char *r = malloc(mid);
-	ck_assert_ptr_nonnull(r);
-	memset(r, 3, mid);
-	long f1 = minor_faults();
-	ck_assert_msg(f1 - f0 < 64, "%ld page faults for 1 + 6 MiB taken from a freed 8 MiB", f1 - f0);
+	char *q, *r, *s;
+	long f = faults_to_fill(&q, small, 2) + faults_to_fill(&r, mid, 3);
+	ck_assert_msg(f < 64, "%ld page faults for 1 + 6 MiB taken from a freed 8 MiB", f);
 	free(r);
 	ck_assert_msg(large_bytes() - held <= small + (2 << 20),
 	              "a 1 MiB object holds %zu bytes of a cached 8 MiB mapping", large_bytes() - held);
 	free(q);
-	long f2 = minor_faults();
-	char *s = malloc(big);
-	ck_assert_ptr_nonnull(s);
-	memset(s, 4, big);
-	ck_assert_msg(minor_faults() - f2 < 64, "%ld page faults for 8 MiB after its parts were freed",
-	              minor_faults() - f2);
+	f = faults_to_fill(&s, big, 4);
+	ck_assert_msg(f < 64, "%ld page faults for 8 MiB after its parts were freed", f);
 	free(s);
 	char *t = malloc(small), *u = malloc(small);
 	ck_assert(t && u);
@@ -169,15 +169,10 @@ START_TEST(test_big_slot_kept_warm)
 	ck_assert(keep && p);
 	memset(p, 1, n);
 	free(p);
-	long f0 = minor_faults();
-	char *q = malloc(n);
-	ck_assert_ptr_nonnull(q);
-	memset(q, 2, n);
-	ck_assert_msg(minor_faults() - f0 < 8, "%ld page faults to reuse a freed %zu-byte slot",
-	              minor_faults() - f0, n);
-	char *r = malloc(n);
-	ck_assert_ptr_nonnull(r);
-	memset(r, 3, n);
+	char *q, *r;
+	long f = faults_to_fill(&q, n, 2);
+	ck_assert_msg(f < 8, "%ld page faults to reuse a freed %zu-byte slot", f, n);
+	faults_to_fill(&r, n, 3);
 	long before = proc_status_kib("RssAnon");
 	free(q);
 	free(r);
