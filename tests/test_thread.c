@@ -3,6 +3,7 @@
 #include <check.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -302,6 +303,96 @@ START_TEST(test_pure_consumers)
 }
 END_TEST
 
+/* A hand-over from the remote batch can free into the batch again: it
+ * empties a group that thread T adopted, releasing it frees the slot that
+ * held it (a nested group), and that slot is in a group of another live
+ * thread, so it goes to the batch entry being handed over.  Staged here:
+ * groups of 8-byte objects (class 0) live in slots of the 640-byte class
+ * (16), and both use entry 0.  A wrong entry would give main's group the
+ * bit of that slot, and main's next mallocs would return its live
+ * objects (or a free would report a double free). */
+static sem_t st_a_ready, st_a_exit, st_t_freed, st_b_adopted, st_t_go, st_b_end;
+static unsigned char *st_mobj[96], *st_aobj[96], *st_gobj;
+
+static void *stage_a(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 96; i++) st_aobj[i] = malloc(8);
+	st_gobj = malloc(600);
+	sem_post(&st_a_ready);
+	sem_wait(&st_a_exit);
+	return NULL;
+}
+
+static void *stage_t(void *arg)
+{
+	(void)arg;
+	void *own[100], *big[100];
+	/* class 0: a current group with live objects, a spare, the cache off
+	 * (its groups emptied); class 16: the cache off too */
+	for (int i = 0; i < 100; i++) own[i] = malloc(8), big[i] = malloc(600);
+	for (int i = 0; i < 96; i++) free(own[i]);
+	for (int i = 0; i < 100; i++) free(big[i]);
+	sem_wait(&st_a_ready);
+	for (int i = 0; i < 96; i++) free(st_aobj[i]);
+	sem_post(&st_t_freed);
+	sem_wait(&st_t_go);
+	free(st_mobj[50]);
+	for (int i = 96; i < 100; i++) free(own[i]);
+	return NULL;
+}
+
+static void *stage_b(void *arg)
+{
+	(void)arg;
+	free(st_mobj[10]);     /* gives B a heap with its cache off */
+	free(st_gobj);         /* B adopts the group of the nested groups' slots */
+	sem_post(&st_b_adopted);
+	sem_wait(&st_b_end);
+	return NULL;
+}
+
+static void batch_refill(void *arg)
+{
+	(void)arg;
+	pthread_t a, t, b;
+	sem_init(&st_a_ready, 0, 0), sem_init(&st_a_exit, 0, 0), sem_init(&st_t_freed, 0, 0);
+	sem_init(&st_b_adopted, 0, 0), sem_init(&st_t_go, 0, 0), sem_init(&st_b_end, 0, 0);
+	for (int i = 0; i < 96; i++) {
+		st_mobj[i] = malloc(8);
+		memset(st_mobj[i], i, 8);
+	}
+	ck_assert_int_eq(pthread_create(&a, NULL, stage_a, NULL), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, stage_t, NULL), 0);
+	sem_wait(&st_t_freed);
+	sem_post(&st_a_exit);
+	pthread_join(a, NULL);
+	ck_assert_int_eq(pthread_create(&b, NULL, stage_b, NULL), 0);
+	sem_wait(&st_b_adopted);
+	sem_post(&st_t_go);
+	pthread_join(t, NULL);
+	unsigned char *more[200];
+	for (int i = 0; i < 200; i++) {
+		more[i] = malloc(8);
+		memset(more[i], 0xee, 8);
+	}
+	for (int i = 0; i < 96; i++)
+		if (i != 10 && i != 50)
+			REQUIRE(check_bytes(st_mobj[i], 8, (unsigned char)i) == 8,
+			        "live object %d overwritten: its slot was handed out again", i);
+	for (int i = 0; i < 200; i++) free(more[i]);
+	for (int i = 0; i < 96; i++)
+		if (i != 10 && i != 50) free(st_mobj[i]);
+	sem_post(&st_b_end);
+	pthread_join(b, NULL);
+}
+
+START_TEST(test_batch_refilled_by_hand_over)
+{
+	expect_clean_exit("a hand-over that frees into the batch again", batch_refill, NULL, 30);
+}
+END_TEST
+
 START_TEST(test_realloc_threads)
 {
 	pthread_t t[NTHREADS];
@@ -547,6 +638,7 @@ static Suite *thread_suite(void)
 	tcase_add_test(tc, test_cross_thread_free);
 	tcase_add_test(tc, test_consumer_exit_hands_back);
 	tcase_add_test(tc, test_pure_consumers);
+	tcase_add_test(tc, test_batch_refilled_by_hand_over);
 	tcase_add_test(tc, test_realloc_threads);
 	tcase_add_test(tc, test_short_lived_threads);
 	tcase_add_test(tc, test_free_after_owner_exit);
