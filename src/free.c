@@ -199,15 +199,20 @@ __attribute__((noinline)) void slot_release_to(struct heap *h, struct meta *m, i
 	release_any(h, m, idx, p);
 }
 
-/* Give back the whole pages of a big slot being freed (while it is still
- * ours: before slot_release), from the page after p's header on: a freed
- * 64..128 KiB slot in a group that stays in use holds no memory. */
-static void slot_purge(struct meta *m, int idx, unsigned char *p)
+/* Return slot idx (object p) to its group.  A slot of SLOT_PURGE_MIN or
+ * more first gives back its whole pages (while it is still ours), from the
+ * page after p's header on: a freed 64..128 KiB slot in a group that stays
+ * in use holds no memory. */
+static void slot_give_back(struct heap *h, struct meta *m, int idx, unsigned char *p)
 {
-	uintptr_t end = (uintptr_t)m->mem + GROUP_HDR + (size_t)(idx + 1) * class_stride[m->sc];
-	uintptr_t from = ((uintptr_t)p + PAGE - 1) & -(uintptr_t)PAGE;
-	end &= -(uintptr_t)PAGE;
-	if (end > from) os_purge((void *)(from - PAGE), end - from + PAGE);
+	uint32_t stride = class_stride[m->sc];
+	if (stride >= SLOT_PURGE_MIN) {
+		uintptr_t end = (uintptr_t)m->mem + GROUP_HDR + (size_t)(idx + 1) * stride;
+		uintptr_t from = ((uintptr_t)p + PAGE - 1) & -(uintptr_t)PAGE;
+		end &= -(uintptr_t)PAGE;
+		if (end > from) os_purge((void *)(from - PAGE), end - from + PAGE);
+	}
+	slot_release(h, m, idx);
 }
 
 /* free of the slot that held a nested group (group.c), checked like any
@@ -219,8 +224,7 @@ void free_container(void *p)
 	struct slot s;
 	struct meta *m = slot_lookup(p, &s);
 	header_store(s.p, *header_of(s.p) ^ H_FREED);
-	if (class_stride[m->sc] >= SLOT_PURGE_MIN) slot_purge(m, s.idx, s.p);
-	slot_release(tl_heap, m, s.idx);
+	slot_give_back(tl_heap, m, s.idx, s.p);
 }
 
 /* Return all but the `keep` most recent cached slots of a class. */
@@ -234,8 +238,7 @@ void tc_flush(struct heap *h, int sc, int keep)
 		if (!header_ok(hdr, p)) fail("write after free", p);
 		struct meta *m = meta_at_index(H_META(hdr));
 		if (p - m->mem != GROUP_HDR + H_IDX(hdr) * class_stride[sc]) fail("corrupted metadata", p);
-		if (class_stride[sc] >= SLOT_PURGE_MIN) slot_purge(m, H_IDX(hdr), p);
-		slot_release(h, m, H_IDX(hdr));
+		slot_give_back(h, m, H_IDX(hdr), p);
 		/* groups are emptying: the program is freeing, not churning, so
 		 * let the cache pin no group (this flush returns everything) */
 		if (i == out - 1 && h->released != released && out < k) out = k, keep = 0;
@@ -267,8 +270,7 @@ static __attribute__((noinline)) void release_slow(struct heap *h, struct meta *
 	}
 	/* (a small class's full cache is handled by free_checked; a big
 	 * class keeps its one cached slot and this one goes back) */
-	if (class_stride[sc] >= SLOT_PURGE_MIN) slot_purge(m, idx, p);
-	slot_release(h, m, idx);
+	slot_give_back(h, m, idx, p);
 	if (h->tc_n[sc] && !h->tc_limit[sc]) tc_flush(h, sc, 0);
 }
 

@@ -68,7 +68,7 @@ static void collect(struct mallocng_stats *st)
 	st->size = sizeof *st;
 	st->version = MALLOCNG_STATS_VERSION;
 	ensure_init();          /* the class table */
-	if (tl_heap != &empty_heap) remote_batch_flush(tl_heap);
+	remote_batch_flush(tl_heap);  /* the caller's own frees count */
 	os_lock();
 	uint32_t lim = meta_limit;
 	for (uint32_t i = 0; i < lim; i++) {
