@@ -275,13 +275,28 @@ static __attribute__((noinline)) void release_slow(struct heap *h, struct meta *
 }
 
 
-
+/* free_checked's uncached end, out of line so that the fast path keeps no
+ * register for it: the record, the class and the rest come again from the
+ * header, which the caller verified.  The cache is full (a slot of h's own
+ * goes in after a flush), or off and empty (a thread without a heap, a
+ * class whose groups empty): anything else, and any big slot (its pages go
+ * back), release_slow. */
+static __attribute__((noinline)) void free_uncached(struct heap *h, unsigned char *p, uint64_t hdr,
+						     int aligned)
+{
+	struct meta *m = meta_at_index(H_META(hdr));
+	int sc = m->sc, idx = H_IDX(hdr);
+	size_t k = h->tc_n[sc], limit = aligned ? 0 : h->tc_limit[sc];
+	if (likely(!opt_slow && class_stride[sc] < SLOT_PURGE_MIN && (limit || !k)))
+		slot_release_to(h, m, idx, limit ? p : NULL);
+	else
+		release_slow(h, m, p, H_SIZE(hdr), idx, aligned);
+}
 
 /* The end of every free of a small object that passed its checks: flip
  * the header, then the thread cache (not for an aligned object, whose p is
  * not its slot's), or back to the group. */
-ALWAYS_INLINE void free_checked(unsigned char *p, uint64_t hdr, struct meta *m, size_t idx,
-				int sc, size_t n, size_t stride, int aligned)
+ALWAYS_INLINE void free_checked(unsigned char *p, uint64_t hdr, size_t sc, int aligned)
 {
 	header_store(p, hdr ^ H_FREED);
 	struct heap *h = tl_heap;
@@ -291,13 +306,7 @@ ALWAYS_INLINE void free_checked(unsigned char *p, uint64_t hdr, struct meta *m, 
 		h->tc_n[sc] = (uint8_t)(k + 1);
 		return;
 	}
-	/* the cache is full (a slot of h's own goes in after a flush), or off
-	 * and empty (a thread without a heap, a class whose groups empty):
-	 * anything else, and any big slot (its pages go back), release_slow */
-	if (likely(!opt_slow && stride < SLOT_PURGE_MIN && (limit || !k)))
-		slot_release_to(h, m, (int)idx, limit ? p : NULL);
-	else
-		release_slow(h, m, p, n, (int)idx, aligned);
+	free_uncached(h, p, hdr, aligned);
 }
 
 ALWAYS_INLINE void release(struct slot *s)
@@ -309,7 +318,7 @@ ALWAYS_INLINE void release(struct slot *s)
 		large_free(m);
 		return;
 	}
-	free_checked(s->p, *header_of(s->p), m, s->idx, m->sc, s->n, class_stride[m->sc], s->aligned);
+	free_checked(s->p, *header_of(s->p), m->sc, s->aligned);
 }
 
 void free_slot(struct slot *s)
@@ -328,30 +337,30 @@ static __attribute__((noinline)) void free_general(void *p)
 
 /* free of an object that fills its slot (no check byte): its own function,
  * so that the common path keeps no registers for the next header's check */
-static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr, struct meta *m,
-						   size_t idx, int sc, size_t n, size_t stride)
+static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr, size_t sc,
+						   size_t stride)
 {
 	if (unlikely(!next_header_ok(p + stride))) free_general(p);
-	else free_checked(p, hdr, m, idx, sc, n, stride, 0);
+	else free_checked(p, hdr, sc, 0);
 }
 
-/* The record of the small object at p whose header hdr verified, if the
- * header's index names a record in use and p is the start of the slot the
- * header names: with its class (masked into the table even if the record
- * is corrupted) and stride.  NULL for anything else, large objects (whose
- * stride is 0) and aligned ones included. */
-ALWAYS_INLINE struct meta *small_record(unsigned char *p, uint64_t hdr, int *sc, size_t *stride)
+/* Whether hdr, verified, is the header of the small object at p: its index
+ * names a record in use (a free record, like an area's header, has cnt 0,
+ * so no slot index passes: no separate test of mem) and p is the start of
+ * the slot the header names.  Gives the class (masked into the table even
+ * if the record is corrupted) and the stride.  Fails for anything else,
+ * large objects (whose stride is 0) and aligned ones included. */
+ALWAYS_INLINE int small_record(unsigned char *p, uint64_t hdr, size_t *sc, size_t *stride)
 {
 	uint32_t mi = H_META(hdr);
 	size_t idx = (hdr >> 24) & 31;  /* H_IDX, unsigned */
 	struct meta_area *a = meta_areas[mi >> AREA_SHIFT];
 	if (unlikely(!a)) return 0;
 	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
-	if (unlikely(!m->mem || idx >= m->cnt)) return 0;
+	if (unlikely(idx >= m->cnt)) return 0;
 	*sc = m->sc & SC_LARGE;
 	*stride = class_stride[*sc];
-	if (unlikely((size_t)(p - m->mem) != GROUP_HDR + idx * *stride)) return 0;
-	return m;
+	return likely((size_t)(p - m->mem) == GROUP_HDR + idx * *stride);
 }
 
 /* The checks of lookup, in the order that lets a slot that passes them all
@@ -375,19 +384,16 @@ EXPORT void free(void *ptr)
 	uint64_t hdr;
 	__builtin_memcpy(&hdr, p - SLOT_HDR, sizeof hdr);
 	if (unlikely(!header_ok(hdr, p))) goto general;
-	size_t stride;
-	int sc;
-	struct meta *m = small_record(p, hdr, &sc, &stride);
-	if (unlikely(!m)) goto general;
-	size_t idx = (hdr >> 24) & 31;  /* H_IDX, unsigned */
+	size_t stride, sc;
+	if (unlikely(!small_record(p, hdr, &sc, &stride))) goto general;
 	size_t n = H_SIZE(hdr);
 	if (unlikely(n + OVERHEAD > stride)) {
 		if (n + SLOT_HDR != stride) goto general;
-		free_filled(p, hdr, m, idx, sc, n, stride);
+		free_filled(p, hdr, sc, stride);
 		return;
 	}
 	if (unlikely(p[n] != check_byte(hdr))) goto general;
-	free_checked(p, hdr, m, idx, sc, n, stride, 0);
+	free_checked(p, hdr, sc, 0);
 	return;
 general:
 	free_general(p);
@@ -422,8 +428,7 @@ EXPORT size_t malloc_usable_size(void *ptr)
 	if (likely(((uintptr_t)p & (PAGE - 1)) > GROUP_HDR)) {
 		uint64_t hdr;
 		__builtin_memcpy(&hdr, p - SLOT_HDR, sizeof hdr);
-		size_t n = H_SIZE(hdr), stride;
-		int sc;
+		size_t n = H_SIZE(hdr), stride, sc;
 		if (likely(header_ok(hdr, p)) && small_record(p, hdr, &sc, &stride) &&
 		    (n + OVERHEAD <= stride ? p[n] == check_byte(hdr)
 					    : n + SLOT_HDR == stride && next_header_ok(p + stride)))

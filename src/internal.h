@@ -73,7 +73,7 @@ struct meta {
 	_Atomic uint32_t remote;   /* slots freed by other threads */
 	uint32_t index;            /* this record's own index */
 	uint8_t sc;                /* size class, or SC_LARGE */
-	uint8_t cnt;               /* slots in the group, 1..32 */
+	uint8_t cnt;               /* slots in the group, 1..32; 0 while free */
 	uint8_t mapped;            /* mem is its own mapping of maplen bytes */
 	uint8_t in_full;           /* on the owner's full list */
 	size_t maplen;             /* bytes mapped (mapped groups, large) */
@@ -91,8 +91,9 @@ struct meta_area {
 	uint32_t first;
 	uint32_t pad[13];          /* zero: read as a record, mem is NULL */
 };
-_Static_assert(offsetof(struct meta, mem) >= offsetof(struct meta_area, pad),
-	       "an area header reads as a free record");
+_Static_assert(offsetof(struct meta, mem) >= offsetof(struct meta_area, pad) &&
+	       offsetof(struct meta, cnt) >= offsetof(struct meta_area, pad),
+	       "an area header reads as a free record (mem NULL, cnt 0)");
 
 /* The secret, the class table and the area table are written at
  * initialisation and when an area is added, and are read-only (mprotect)

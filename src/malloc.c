@@ -22,16 +22,28 @@ void *enframe(struct meta *m, int idx, size_t n)
 	return enframe_inline(m, idx, n);
 }
 
+/* Not known to the compiler as noreturn (noipa), so that the call is a
+ * jump and malloc's fast path needs no stack frame. */
+#ifdef __clang__
+#define NOIPA __attribute__((noinline))
+#else
+#define NOIPA __attribute__((noipa))
+#endif
+static NOIPA __attribute__((cold)) void *write_after_free(void *p)
+{
+	fail("write after free", p);
+}
+
 /* Reuse the slot on top of the thread cache: its freed header must still
  * verify (else something wrote to it after free), and keeps its place. */
 static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t sc, size_t k, size_t n)
 {
 	unsigned char *p = h->tc[sc][k - 1];
+	h->tc_n[sc] = (uint8_t)(k - 1);     /* first: h and k die here */
 	uint64_t old = *header_of(p) ^ H_FREED;
-	if (unlikely(!header_ok(old, p))) fail("write after free", p);
+	if (unlikely(!header_ok(old, p))) return write_after_free(p);
 	uint64_t low = (old & 0x1fffffff) | (uint64_t)n << 30;
 	uint64_t hdr = low | header_tag(low, p);
-	h->tc_n[sc] = (uint8_t)(k - 1);
 	put_header(p, hdr, n, class_stride[sc] - SLOT_HDR);
 	return p;
 }

@@ -493,6 +493,42 @@ START_TEST(test_forged_header)
 }
 END_TEST
 
+/* A live header saved and written back after its object was freed and
+ * its whole group released: the tag still verifies (same bytes, same
+ * address), so only the record checks stand between it and a free into a
+ * group that is gone, or into the group that took the record since.
+ * arg: object size << 8 | whether new groups are made before the replay. */
+static void replay_released(void *arg)
+{
+	size_t n = VAL(arg) >> 8, cnt = 3000;
+	void **v = malloc(cnt * sizeof *v);
+	for (size_t i = 0; i < cnt; i++) v[i] = malloc(n);
+	unsigned char *p = v[cnt / 2];
+	uint64_t h;
+	memcpy(&h, p - 8, 8);
+	for (size_t i = 0; i < cnt; i++) free(v[i]);
+	malloc_trim(0);         /* every empty group released */
+	if (VAL(arg) & 1)       /* the records go to new groups of another class */
+		for (size_t i = 0; i < cnt; i++) v[i] = malloc(n * 2 + 40);
+	memcpy(OPAQUE(p) - 8, &h, 8);
+	free(OPAQUE(p));
+}
+
+START_TEST(test_replayed_header)
+{
+	struct soft soft = { 0 };
+	static const size_t n[] = { 24, 200, 3000 };
+	for (size_t i = 0; i < sizeof n / sizeof *n; i++)
+		for (int again = 0; again < 2; again++) {
+			char name[96];
+			snprintf(name, sizeof name, "live header of malloc(%zu) replayed after release%s",
+			         n[i], again ? ", records reused" : "");
+			soft_expect_abort(&soft, name, replay_released, ARG(n[i] << 8 | again), NULL, NULL);
+		}
+	soft_check(&soft);
+}
+END_TEST
+
 /* ---- overflows into the check byte ---- */
 
 static void overflow_free(void *arg)
@@ -747,6 +783,7 @@ static Suite *death_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_clobbered_header);
 	tcase_add_test(tc, test_forged_header);
+	tcase_add_test(tc, test_replayed_header);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("overflow");
