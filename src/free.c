@@ -113,9 +113,10 @@ static __attribute__((noinline)) void release_any(struct heap *h, struct meta *m
 		struct heap *owner = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
 		if (owner == h && p) {
 			int sc = m->sc;
-			unsigned k = h->tc_n[sc];
+			unsigned k = tc_count(h, sc);
 			tc_flush(h, sc, TC_CAP / 2 < k ? TC_CAP / 2 : k / 2);
-			h->tc[sc][h->tc_n[sc]++] = p;
+			h->tc_top[sc] += sizeof(void *);
+			*tc_at(h, h->tc_top[sc]) = p;
 			return;
 		}
 		if (owner == h) {
@@ -230,10 +231,11 @@ void free_container(void *p)
 /* Return all but the `keep` most recent cached slots of a class. */
 void tc_flush(struct heap *h, int sc, int keep)
 {
-	int k = h->tc_n[sc], out = k - keep;
+	int k = (int)tc_count(h, sc), out = k - keep;
+	void **slots = tc_bottom(h, sc) + 1;
 	size_t released = h->released;
 	for (int i = 0; i < out; i++) {
-		unsigned char *p = h->tc[sc][i];
+		unsigned char *p = slots[i];
 		uint64_t hdr = *header_of(p) ^ H_FREED;
 		if (!header_ok(hdr, p)) fail("write after free", p);
 		struct meta *m = meta_at_index(H_META(hdr));
@@ -243,8 +245,8 @@ void tc_flush(struct heap *h, int sc, int keep)
 		 * let the cache pin no group (this flush returns everything) */
 		if (i == out - 1 && h->released != released && out < k) out = k, keep = 0;
 	}
-	for (int i = 0; i < keep; i++) h->tc[sc][i] = h->tc[sc][out + i];
-	h->tc_n[sc] = keep;
+	for (int i = 0; i < keep; i++) slots[i] = slots[out + i];
+	h->tc_top[sc] = (uint32_t)(tc_bottom_off(sc) + keep * sizeof(void *));
 }
 
 /* The opt-in checked path (options that need the slow paths). */
@@ -271,7 +273,7 @@ static __attribute__((noinline)) void release_slow(struct heap *h, struct meta *
 	/* (a small class's full cache is handled by free_checked; a big
 	 * class keeps its one cached slot and this one goes back) */
 	slot_give_back(h, m, idx, p);
-	if (h->tc_n[sc] && !h->tc_limit[sc]) tc_flush(h, sc, 0);
+	if (tc_count(h, sc) && !tc_limit(h, sc)) tc_flush(h, sc, 0);
 }
 
 
@@ -286,7 +288,7 @@ static __attribute__((noinline)) void free_uncached(struct heap *h, unsigned cha
 {
 	struct meta *m = meta_at_index(H_META(hdr));
 	int sc = m->sc, idx = H_IDX(hdr);
-	size_t k = h->tc_n[sc], limit = aligned ? 0 : h->tc_limit[sc];
+	size_t k = tc_count(h, sc), limit = aligned ? 0 : tc_limit(h, sc);
 	if (likely(!opt_slow && class_stride[sc] < SLOT_PURGE_MIN && (limit || !k)))
 		slot_release_to(h, m, idx, limit ? p : NULL);
 	else
@@ -300,10 +302,11 @@ ALWAYS_INLINE void free_checked(unsigned char *p, uint64_t hdr, size_t sc, int a
 {
 	header_store(p, hdr ^ H_FREED);
 	struct heap *h = tl_heap;
-	size_t k = h->tc_n[sc], limit = aligned ? 0 : h->tc_limit[sc];
-	if (likely(k < limit)) {
-		h->tc[sc][k] = p;
-		h->tc_n[sc] = (uint8_t)(k + 1);
+	unsigned top = h->tc_top[sc];
+	if (likely(top < h->tc_end[sc]) && !aligned) {
+		top += sizeof(void *);
+		*tc_at(h, top) = p;
+		h->tc_top[sc] = (uint32_t)top;
 		return;
 	}
 	free_uncached(h, p, hdr, aligned);

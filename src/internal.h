@@ -270,12 +270,21 @@ static inline void slot_release(struct heap *h, struct meta *m, int idx)
 /* ---- per-thread heaps (thread.c) ---- */
 /* The thread cache: per class, a stack of freed slots (still counted as
  * allocated by their groups) that malloc reuses before touching any group.
- * tc_limit is 0 in empty_heap, so a thread without a heap caches nothing. */
+ * A class's stack is TC_STRIDE entries of tc[], the first a NULL sentinel.
+ * tc_top is the byte offset in the heap of the top slot, or of the
+ * sentinel when the stack is empty, so that malloc's pop needs no count
+ * (it stops at NULL); free may push while tc_top < tc_end (the sentinel's
+ * offset + 8 x the class's limit).  Offsets, not pointers: 4 bytes each,
+ * which keeps the first heap's head on the page it shares with the other
+ * globals (see above; with pointers a first malloc cost a page more).  In empty_heap every tc_top and tc_end is the
+ * offset of full[0], NULL there and never written: a thread without a heap
+ * caches nothing. */
 #define TC_CAP 64
+#define TC_STRIDE (TC_CAP + 1)
 #define RB_N 16
 struct heap {
-	uint8_t tc_n[NCLASS];
-	uint8_t tc_limit[NCLASS];
+	uint32_t tc_top[NCLASS];
+	uint32_t tc_end[NCLASS];
 	struct meta *cur[NCLASS];   /* ring of groups with free slots */
 	struct meta *full[NCLASS];  /* groups found without free slots */
 	struct meta *spare[NCLASS]; /* one detached empty group kept for reuse */
@@ -297,11 +306,37 @@ struct heap {
 	/* last, so that a thread that never frees never touches it; a
 	 * flexible array, so that empty_heap (which caches nothing) carries
 	 * no storage for it: a heap takes HEAP_BYTES */
-	void *tc[][TC_CAP];
+	void *tc[];                 /* NCLASS stacks of TC_STRIDE */
 } __attribute__((aligned(64)));     /* heaps of two threads share no line */
-#define HEAP_BYTES ((offsetof(struct heap, tc) + NCLASS * TC_CAP * sizeof(void *) + 63) & ~(size_t)63)
+#define HEAP_BYTES ((offsetof(struct heap, tc) + NCLASS * TC_STRIDE * sizeof(void *) + 63) & ~(size_t)63)
 
 extern HIDDEN struct heap empty_heap;
+/* The offset of the sentinel below class sc's stack, and its address (not
+ * for empty_heap). */
+static inline unsigned tc_bottom_off(int sc)
+{
+	return (unsigned)(offsetof(struct heap, tc) + (size_t)sc * TC_STRIDE * sizeof(void *));
+}
+static inline void **tc_bottom(struct heap *h, int sc)
+{
+	return &h->tc[sc * TC_STRIDE];
+}
+static inline void **tc_at(struct heap *h, unsigned off)
+{
+	return (void **)((char *)h + off);
+}
+static inline unsigned tc_count(struct heap *h, int sc)
+{
+	return h == &empty_heap ? 0 : (h->tc_top[sc] - tc_bottom_off(sc)) / sizeof(void *);
+}
+static inline unsigned tc_limit(struct heap *h, int sc)
+{
+	return h == &empty_heap ? 0 : (h->tc_end[sc] - tc_bottom_off(sc)) / sizeof(void *);
+}
+static inline void tc_set_limit(struct heap *h, int sc, unsigned limit)
+{
+	h->tc_end[sc] = (uint32_t)(tc_bottom_off(sc) + limit * sizeof(void *));
+}
 extern HIDDEN struct meta dummy_meta;
 extern HIDDEN __thread struct heap *tl_heap;
 

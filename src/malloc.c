@@ -34,12 +34,13 @@ static NOIPA __attribute__((cold)) void *write_after_free(void *p)
 	fail("write after free", p);
 }
 
-/* Reuse the slot on top of the thread cache: its freed header must still
- * verify (else something wrote to it after free), and keeps its place. */
-static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t sc, size_t k, size_t n)
+/* Reuse the slot on top of the thread cache (p, at top): its freed header
+ * must still verify (else something wrote to it after free), and keeps its
+ * place. */
+static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t sc, unsigned top,
+							   unsigned char *p, size_t n)
 {
-	unsigned char *p = h->tc[sc][k - 1];
-	h->tc_n[sc] = (uint8_t)(k - 1);     /* first: h and k die here */
+	h->tc_top[sc] = (uint32_t)(top - sizeof(void *));     /* first: h and top die here */
 	uint64_t old = *header_of(p) ^ H_FREED;
 	if (unlikely(!header_ok(old, p))) return write_after_free(p);
 	uint64_t low = (old & 0x1fffffff) | (uint64_t)n << 30;
@@ -51,8 +52,9 @@ static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t
 static inline __attribute__((always_inline)) void *alloc_class(size_t sc, size_t n)
 {
 	struct heap *h = tl_heap;
-	size_t k = h->tc_n[sc];
-	if (likely(k)) return tc_pop(h, sc, k, n);
+	unsigned top = h->tc_top[sc];
+	unsigned char *p = *tc_at(h, top);  /* NULL: the sentinel, empty */
+	if (likely(p)) return tc_pop(h, sc, top, p, n);
 	if (unlikely(opt_slow)) return malloc_hardened((int)sc, n);
 	struct meta *m = h->cur[sc];
 	uint32_t a = m->avail;
@@ -123,7 +125,7 @@ void *malloc_slow(int sc, size_t n)
 		large_cache_decay();
 		remote_batch_flush(h);
 	}
-	h->tc_limit[sc] = tc_default(sc);
+	tc_set_limit(h, sc, tc_default(sc));
 	for (;;) {
 		/* the ring: collect remote frees, retire exhausted groups */
 		while ((m = h->cur[sc]) != &dummy_meta) {
@@ -169,7 +171,7 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
 		m->avail |= atomic_exchange(&m->remote, 0);
 	if (m->avail != full_mask(m)) return;
 	h->released++;
-	h->tc_limit[sc] = 0;
+	tc_set_limit(h, sc, 0);
 	if (m == h->cur[sc]) {
 		if (m->mapped && m->maplen > PURGE_MIN) os_purge(m->mem, m->maplen);
 		return;

@@ -17,9 +17,11 @@
 #include "internal.h"
 
 HIDDEN struct meta dummy_meta;
-/* never written (its tc_limit is 0 and malloc_slow replaces it first):
- * read-only after relocation, and off the .data page (internal.h) */
+/* never written (its cache limits are 0 and malloc_slow replaces it
+ * first): read-only after relocation, and off the .data page (internal.h) */
 HIDDEN struct heap empty_heap __attribute__((section(".data.rel.ro"))) = {
+	.tc_top = { [0 ... NCLASS - 1] = offsetof(struct heap, full) },
+	.tc_end = { [0 ... NCLASS - 1] = offsetof(struct heap, full) },
 	.cur = { [0 ... NCLASS - 1] = &dummy_meta },
 };
 HIDDEN __thread struct heap *tl_heap = &empty_heap;
@@ -36,6 +38,10 @@ static union {
 } first_heap_mem __attribute__((aligned(64)));
 #define first_heap (first_heap_mem.h)
 static int first_heap_used;
+/* Heaps are carved from chunks of 16 pages at page boundaries, so that a
+ * heap's head (what an idle thread touches) never straddles two pages. */
+#define HEAP_SLOT ((HEAP_BYTES + PAGE - 1) & ~(size_t)(PAGE - 1))
+_Static_assert(16 * PAGE >= 2 * HEAP_SLOT, "two heaps per chunk");
 static struct heap *free_heaps;
 static unsigned char *heap_chunk;
 static size_t heap_chunk_left;
@@ -59,7 +65,8 @@ static void heap_init(struct heap *h)
 	h->rng = secret ^ (uintptr_t)h;
 	for (int i = 0; i < NCLASS; i++) {
 		h->cur[i] = &dummy_meta;
-		h->tc_limit[i] = tc_default(i);
+		h->tc_top[i] = tc_bottom_off(i);
+		tc_set_limit(h, i, tc_default(i));
 	}
 }
 
@@ -149,7 +156,7 @@ struct heap *heap_get(void)
 		first_heap_used = 1;
 		h = &first_heap;
 	} else {
-		if (heap_chunk_left < HEAP_BYTES) {
+		if (heap_chunk_left < HEAP_SLOT) {
 			size_t len = 16 * PAGE;
 			heap_chunk = os_map(len);
 			heap_chunk_left = heap_chunk ? len : 0;
@@ -157,8 +164,8 @@ struct heap *heap_get(void)
 		}
 		if (heap_chunk) {
 			h = (struct heap *)heap_chunk;
-			heap_chunk += HEAP_BYTES;
-			heap_chunk_left -= HEAP_BYTES;
+			heap_chunk += HEAP_SLOT;
+			heap_chunk_left -= HEAP_SLOT;
 		}
 	}
 	heaps_live += h != 0;
@@ -179,7 +186,8 @@ struct heap *heap_for_free(void)
 {
 	if (opt_slow || tl_exiting) return 0;
 	struct heap *h = heap_get();
-	if (h) memset(h->tc_limit, 0, sizeof h->tc_limit);
+	if (h)
+		for (int sc = 0; sc < NCLASS; sc++) tc_set_limit(h, sc, 0);
 	return h;
 }
 

@@ -87,6 +87,55 @@ START_TEST(test_live_objects_disjoint)
 }
 END_TEST
 
+/* The thread cache keeps one stack per class, each on a sentinel that
+ * ends the stack below it (internal.h).  For every class: free more slots
+ * than its cache holds, so that its stack is full, then take objects of
+ * the next class (its stack empty) and of the class itself: a push past
+ * the limit would overwrite the next class's sentinel and hand a slot out
+ * twice, or in the wrong class.  Contents and disjointness are checked. */
+START_TEST(test_cache_stacks_apart)
+{
+	enum { K = 80, M = 8 };
+	static unsigned char *a[K], *b[M];
+	size_t prev = 0;
+	for (size_t n = 1; n <= 20000; n++) {
+		void *t = malloc(n);
+		size_t class_n = malloc_usable_size(t);   /* the class's biggest size */
+		free(t);
+		if (class_n == prev) continue;
+		prev = class_n;
+		n = class_n;
+		for (int i = 0; i < K; i++) a[i] = malloc(n);
+		for (int i = 0; i < K; i++) free(a[i]);
+		for (int j = 0; j < M; j++) {
+			b[j] = malloc(n + 1);                /* the next class */
+			ck_assert_ptr_nonnull(b[j]);
+			REQUIRE(malloc_usable_size(b[j]) > n, "malloc(%zu) got a slot of %zu bytes",
+				n + 1, malloc_usable_size(b[j]));
+			fill_pattern(b[j], n + 1, 1000u + j);
+		}
+		for (int i = 0; i < K; i++) {
+			a[i] = malloc(n);
+			ck_assert_ptr_nonnull(a[i]);
+			fill_pattern(a[i], n, (uint32_t)i);
+			for (int j = 0; j < M; j++)
+				REQUIRE(a[i] + n <= b[j] || b[j] + n + 1 <= a[i],
+					"class of %zu: %p overlaps %p of the next class", n, (void *)a[i],
+					(void *)b[j]);
+		}
+		for (int j = 0; j < M; j++)
+			REQUIRE(check_pattern(b[j], n + 1, 1000u + j) == n + 1,
+				"object of %zu bytes overwritten", n + 1);
+		for (int i = 0; i < K; i++) {
+			REQUIRE(check_pattern(a[i], n, (uint32_t)i) == n, "object %d of %zu bytes overwritten",
+				i, n);
+			free(a[i]);
+		}
+		for (int j = 0; j < M; j++) free(b[j]);
+	}
+}
+END_TEST
+
 START_TEST(test_malloc0_unique)
 {
 	enum { N = 200 };
@@ -419,6 +468,7 @@ static Suite *malloc_suite(void)
 	tcase_add_test(tc, test_usable_size_realloc);
 	tcase_add_test(tc, test_free_orders);
 	tcase_add_test(tc, test_free_keeps_errno);
+	tcase_add_test(tc, test_cache_stacks_apart);
 	suite_add_tcase(s, tc);
 	return s;
 }
