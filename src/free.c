@@ -355,11 +355,10 @@ static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr
  * large objects (whose stride is 0) and aligned ones included. */
 ALWAYS_INLINE int small_record(unsigned char *p, uint64_t hdr, size_t *sc, size_t *stride)
 {
-	uint32_t mi = H_META(hdr);
-	size_t idx = (hdr >> 24) & 31;  /* H_IDX, unsigned */
-	struct meta_area *a = meta_areas[mi >> AREA_SHIFT];
+	size_t idx = hdr & 31;          /* H_IDX, unsigned */
+	struct meta_area *a = meta_areas[H_AREA(hdr)];
 	if (unlikely(!a)) return 0;
-	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
+	struct meta *m = (struct meta *)((char *)a + H_REC_OFF(hdr));
 	if (unlikely(idx >= m->cnt)) return 0;
 	*sc = m->sc & SC_LARGE;
 	*stride = class_stride[*sc];

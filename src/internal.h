@@ -180,27 +180,33 @@ static inline size_t group_bytes(int sc, int cnt)
 }
 
 /* ---- slot header ----
- * bits  0..23  index of the group's meta record
- * bits 24..28  slot index
- * bit  29      freed (see header_ok)
+ * bits  0..4   slot index
+ * bit   5      freed (see header_ok)
+ * bits  6..29  index of the group's meta record: its record number in the
+ *              area (bits 6..19) is there already multiplied by the size
+ *              of a record (64), its area number is bits 20..29
  * bits 30..46  requested size (small objects; 0 for large)
  * bits 48..63  tag = keyed hash of the other bits and of p
  * A header is genuine only if its tag verifies against the secret. */
-#define H_FREED (1ull << 29)
+#define H_FREED (1ull << 5)
 #define H_LOW 0xffffffffffffull
+#define H_REC_OFF(h) ((h) & ((uint64_t)(AREA_RECS - 1) << 6))   /* record x 64 */
+#define H_AREA(h) ((uint32_t)((h) >> (6 + AREA_SHIFT)) & (MAX_AREAS - 1))
+_Static_assert(sizeof(struct meta) == 64, "H_REC_OFF is the record's offset");
 
 static inline uint64_t header_tag(uint64_t low, const void *p)
 {
 	return ((low ^ (uintptr_t)p ^ secret) * ro.mult) >> 48 << 48;
 }
 
-#define H_META(h) ((uint32_t)((h) & 0xffffff))
-#define H_IDX(h) ((int)((h) >> 24) & 31)
+#define H_META(h) ((uint32_t)((h) >> 6) & 0xffffff)
+#define H_IDX(h) ((int)(h) & 31)
 #define H_SIZE(h) ((size_t)((h) >> 30) & 0x1ffff)
+#define H_KEEP 0x3fffffffull    /* slot index, freed flag, meta index */
 
 static inline uint64_t make_header(const void *p, uint32_t mi, int idx, size_t n)
 {
-	uint64_t low = mi | (uint64_t)idx << 24 | (uint64_t)n << 30;
+	uint64_t low = (uint64_t)idx | (uint64_t)mi << 6 | (uint64_t)n << 30;
 	return low | header_tag(low, p);
 }
 

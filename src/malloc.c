@@ -43,7 +43,7 @@ static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t
 	h->tc_top[sc] = (uint32_t)(top - sizeof(void *));     /* first: h and top die here */
 	uint64_t old = *header_of(p) ^ H_FREED;
 	if (unlikely(!header_ok(old, p))) return write_after_free(p);
-	uint64_t low = (old & 0x1fffffff) | (uint64_t)n << 30;
+	uint64_t low = (old & H_KEEP) | (uint64_t)n << 30;     /* freed flag clear */
 	uint64_t hdr = low | header_tag(low, p);
 	put_header(p, hdr, n, class_stride[sc] - SLOT_HDR);
 	return p;
