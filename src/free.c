@@ -300,7 +300,7 @@ static __attribute__((noinline)) void free_uncached(struct heap *h, unsigned cha
  * not its slot's), or back to the group. */
 ALWAYS_INLINE void free_checked(unsigned char *p, uint64_t hdr, size_t sc, int aligned)
 {
-	header_store(p, hdr ^ H_FREED);
+	header_store(p, hdr + H_FREED);     /* = hdr ^ H_FREED: hdr verified live */
 	struct heap *h = tl_heap;
 	unsigned top = h->tc_top[sc];
 	if (likely(top < h->tc_end[sc]) && !aligned) {

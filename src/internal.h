@@ -103,13 +103,17 @@ _Static_assert(offsetof(struct meta, mem) >= offsetof(struct meta_area, pad) &&
 struct ro_globals {
 	uint64_t secret;
 	uint64_t mult;                     /* secret | 1: the tag multiplier */
+	uint64_t tag_inv;                  /* -1 / mult mod 2^16 (header_tag) */
 	uint32_t stride[SC_LARGE + 1];     /* class_stride; 0 past NCLASS */
+	uint32_t room[NCLASS];             /* class_room: stride - SLOT_HDR, the
+	                                    * most user bytes of a slot */
 	uint8_t class_of[CLASS_OF_MAX / UNIT];
 	struct meta_area *areas[MAX_AREAS];
 } __attribute__((aligned(PAGE)));    /* whole pages, shared with nothing */
 extern HIDDEN struct ro_globals ro;
 #define secret (ro.secret)
 #define class_stride (ro.stride)
+#define class_room (ro.room)
 #define meta_areas (ro.areas)
 
 /* Smallest class whose stride holds n user bytes plus SLOT_HDR.
@@ -194,9 +198,15 @@ static inline size_t group_bytes(int sc, int cnt)
 #define H_AREA(h) ((uint32_t)((h) >> (6 + AREA_SHIFT)) & (MAX_AREAS - 1))
 _Static_assert(sizeof(struct meta) == 64, "H_REC_OFF is the record's offset");
 
+/* A header verifies when the top 16 bits of (hdr + (p ^ secret)) * mult
+ * are zero (header_ok): one add, one multiply, one shift.  The tag t is
+ * the one value that makes them zero: with y = (low + (p ^ secret)) *
+ * mult, adding t << 48 to the sum adds t * mult << 48 to the product, so
+ * t = -top16(y) / mult mod 2^16 (mult is odd), computed here in the top
+ * bits.  low has its top 16 bits clear; the result is t << 48. */
 static inline uint64_t header_tag(uint64_t low, const void *p)
 {
-	return ((low ^ (uintptr_t)p ^ secret) * ro.mult) >> 48 << 48;
+	return ((low + ((uintptr_t)p ^ secret)) * ro.mult >> 48 << 48) * ro.tag_inv;
 }
 
 #define H_META(h) ((uint32_t)((h) >> 6) & 0xffffff)
@@ -214,9 +224,7 @@ static inline uint64_t make_header(const void *p, uint32_t mi, int idx, size_t n
  * longer verifies, but verifies again once the flag is cleared. */
 static inline int header_ok(uint64_t hdr, const void *p)
 {
-	/* the tag bits agree: compared by a shift, with no 64-bit mask */
-	uint64_t low = hdr << 16 >> 16;
-	return (((low ^ (uintptr_t)p ^ secret) * ro.mult) ^ hdr) >> 48 == 0;
+	return (hdr + ((uintptr_t)p ^ secret)) * ro.mult >> 48 == 0;
 }
 
 static inline uint64_t *header_of(const void *p)

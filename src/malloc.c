@@ -11,9 +11,8 @@
 
 static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m, int idx, size_t n)
 {
-	size_t stride = class_stride[m->sc];
-	unsigned char *p = m->mem + GROUP_HDR + (size_t)idx * stride;
-	frame(p, m->index, idx, n, n, stride - SLOT_HDR);
+	unsigned char *p = m->mem + GROUP_HDR + (size_t)idx * class_stride[m->sc];
+	frame(p, m->index, idx, n, n, class_room[m->sc]);
 	return p;
 }
 
@@ -41,11 +40,13 @@ static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t
 							   unsigned char *p, size_t n)
 {
 	h->tc_top[sc] = (uint32_t)(top - sizeof(void *));     /* first: h and top die here */
-	uint64_t old = *header_of(p) ^ H_FREED;
-	if (unlikely(!header_ok(old, p))) return write_after_free(p);
-	uint64_t low = (old & H_KEEP) | (uint64_t)n << 30;     /* freed flag clear */
+	/* the freed header has H_FREED set: minus it, the live header (a
+	 * subtraction, which folds into the verification's add) */
+	uint64_t freed = *header_of(p);
+	if (unlikely(!header_ok(freed - H_FREED, p))) return write_after_free(p);
+	uint64_t low = (freed & (H_KEEP ^ H_FREED)) | (uint64_t)n << 30;
 	uint64_t hdr = low | header_tag(low, p);
-	put_header(p, hdr, n, class_stride[sc] - SLOT_HDR);
+	put_header(p, hdr, n, class_room[sc]);
 	return p;
 }
 

@@ -41,6 +41,9 @@ void meta_init_secret(void)
 	while (!s) os_random(&s, sizeof s);
 	secret = s;
 	ro.mult = s | 1;
+	uint64_t inv = ro.mult;                 /* Newton: 3, 6, 12, 24 bits */
+	for (int i = 0; i < 3; i++) inv *= 2 - ro.mult * inv;
+	ro.tag_inv = -inv;
 	os_protect(&ro, sizeof ro, 0);
 }
 

@@ -21,6 +21,7 @@ void size_class_init(void)
 		if (sc >= 8 && (sc - 8) % 4 == 0) step = stride / 4;
 		stride += step;
 		class_stride[sc] = stride;
+		class_room[sc] = stride - SLOT_HDR;
 	}
 	/* x = n + SLOT_HDR - 1 fits class sc iff x < stride: strides are
 	 * multiples of UNIT, so x >> 4 decides */

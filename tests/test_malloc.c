@@ -97,14 +97,14 @@ START_TEST(test_cache_stacks_apart)
 {
 	enum { K = 80, M = 8 };
 	static unsigned char *a[K], *b[M];
-	size_t prev = 0;
-	for (size_t n = 1; n <= 20000; n++) {
-		void *t = malloc(n);
-		size_t class_n = malloc_usable_size(t);   /* the class's biggest size */
-		free(t);
-		if (class_n == prev) continue;
-		prev = class_n;
-		n = class_n;
+	/* the class strides of size_class.c: 16..128 by 16, then four per
+	 * doubling; n = stride - 8 is the biggest size of a class, n + 1 the
+	 * smallest of the next */
+	size_t stride = 0, step = 16;
+	for (int sc = 0; sc < 30; sc++) {
+		if (sc >= 8 && (sc - 8) % 4 == 0) step = stride / 4;
+		stride += step;
+		size_t n = stride - 8;
 		for (int i = 0; i < K; i++) a[i] = malloc(n);
 		for (int i = 0; i < K; i++) free(a[i]);
 		for (int j = 0; j < M; j++) {
