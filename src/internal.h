@@ -290,9 +290,9 @@ static inline void slot_release(struct heap *h, struct meta *m, int idx)
  * (it stops at NULL); free may push while tc_top < tc_end (the sentinel's
  * offset + 8 x the class's limit).  Offsets, not pointers: 4 bytes each,
  * which keeps the first heap's head on the page it shares with the other
- * globals (see above; with pointers a first malloc cost a page more).  In empty_heap every tc_top and tc_end is the
- * offset of full[0], NULL there and never written: a thread without a heap
- * caches nothing. */
+ * globals (see above; with pointers a first malloc cost a page more).
+ * In empty_heap every tc_top and tc_end is the offset of full[0], NULL
+ * there and never written: a thread without a heap caches nothing. */
 #define TC_CAP 64
 #define TC_STRIDE (TC_CAP + 1)
 #define RB_N 16
