@@ -23,7 +23,7 @@ static uint64_t next_random(struct heap *h)
 	return h->rng = x;
 }
 
-void *malloc_hardened(int sc, size_t n)
+void *malloc_hardened(size_t n, int sc)
 {
 	int w = meta_open();
 	struct heap *h = tl_heap;
@@ -40,7 +40,7 @@ void *malloc_hardened(int sc, size_t n)
 		m->avail = a & (a - 1);
 		p = enframe(m, __builtin_ctz(a), n);
 	} else {
-		p = malloc_slow(sc, n);
+		p = malloc_slow(n, sc);
 	}
 	meta_close(w);
 	if (p && opt.junk) memset(p, JUNK_ALLOC, n);

@@ -103,7 +103,7 @@ _Static_assert(offsetof(struct meta, mem) >= offsetof(struct meta_area, pad) &&
 struct ro_globals {
 	uint64_t secret;
 	uint64_t mult;                     /* secret | 1: the tag multiplier */
-	uint64_t tag_inv;                  /* -1 / mult mod 2^16 (header_tag) */
+	uint64_t tag_inv;                  /* (-1 / mult mod 2^16) << 48 (header_tag) */
 	uint32_t stride[SC_LARGE + 1];     /* class_stride; 0 past NCLASS */
 	uint32_t room[NCLASS];             /* class_room: stride - SLOT_HDR, the
 	                                    * most user bytes of a slot */
@@ -202,11 +202,12 @@ _Static_assert(sizeof(struct meta) == 64, "H_REC_OFF is the record's offset");
  * are zero (header_ok): one add, one multiply, one shift.  The tag t is
  * the one value that makes them zero: with y = (low + (p ^ secret)) *
  * mult, adding t << 48 to the sum adds t * mult << 48 to the product, so
- * t = -top16(y) / mult mod 2^16 (mult is odd), computed here in the top
- * bits.  low has its top 16 bits clear; the result is t << 48. */
+ * t = -top16(y) / mult mod 2^16 (mult is odd): top16(y) times tag_inv,
+ * which holds -1 / mult in its top bits, is t << 48.  low has its top 16
+ * bits clear. */
 static inline uint64_t header_tag(uint64_t low, const void *p)
 {
-	return ((low + ((uintptr_t)p ^ secret)) * ro.mult >> 48 << 48) * ro.tag_inv;
+	return ((low + ((uintptr_t)p ^ secret)) * ro.mult >> 48) * ro.tag_inv;
 }
 
 #define H_META(h) ((uint32_t)((h) >> 6) & 0xffffff)
@@ -363,7 +364,7 @@ HIDDEN int heap_trim(struct heap *h);
 
 /* ---- harden.c: the opt-in checked paths ---- */
 #define Q_CAP 1024
-HIDDEN void *malloc_hardened(int sc, size_t n);
+HIDDEN void *malloc_hardened(size_t n, int sc);
 HIDDEN void free_hardened(struct heap *h, struct slot *s);
 HIDDEN void quarantine_drain(struct heap *h, size_t keep_bytes);
 extern HIDDEN size_t heaps_live, heaps_mapped, meta_bytes_mapped;
@@ -389,7 +390,7 @@ HIDDEN void *large_realloc(struct slot *s, size_t n);
 
 /* ---- malloc.c ---- */
 HIDDEN void *alloc_small(size_t n);
-HIDDEN void *malloc_slow(int sc, size_t n);
+HIDDEN void *malloc_slow(size_t n, int sc);
 HIDDEN void *enframe(struct meta *m, int idx, size_t n);
 HIDDEN void *alloc_aligned(size_t align, size_t n);
 

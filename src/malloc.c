@@ -56,14 +56,14 @@ static inline __attribute__((always_inline)) void *alloc_class(size_t sc, size_t
 	unsigned top = h->tc_top[sc];
 	unsigned char *p = *tc_at(h, top);  /* NULL: the sentinel, empty */
 	if (likely(p)) return tc_pop(h, sc, top, p, n);
-	if (unlikely(opt_slow)) return malloc_hardened((int)sc, n);
+	if (unlikely(opt_slow)) return malloc_hardened(n, (int)sc);
 	struct meta *m = h->cur[sc];
 	uint32_t a = m->avail;
 	if (likely(a)) {
 		m->avail = a & (a - 1);
 		return enframe_inline(m, __builtin_ctz(a), n);
 	}
-	return malloc_slow((int)sc, n);
+	return malloc_slow(n, (int)sc);
 }
 
 static inline __attribute__((always_inline)) void *alloc_fast(size_t n)
@@ -107,7 +107,7 @@ static void reclaim_remote(struct heap *h, int sc)
 	}
 }
 
-void *malloc_slow(int sc, size_t n)
+void *malloc_slow(size_t n, int sc)
 {
 	struct heap *h = tl_heap;
 	if (h == &empty_heap) {
@@ -119,7 +119,7 @@ void *malloc_slow(int sc, size_t n)
 		sc = size_to_class(n);
 		/* the first heap initialised the options: they may need the
 		 * checked path (and its meta window) from this call on */
-		if (opt_slow) return malloc_hardened(sc, n);
+		if (opt_slow) return malloc_hardened(n, sc);
 	}
 	struct meta *m;
 	if (unlikely(++h->slow_ticks % DECAY_TICKS == 0)) {

@@ -43,7 +43,7 @@ void meta_init_secret(void)
 	ro.mult = s | 1;
 	uint64_t inv = ro.mult;                 /* Newton: 3, 6, 12, 24 bits */
 	for (int i = 0; i < 3; i++) inv *= 2 - ro.mult * inv;
-	ro.tag_inv = -inv;
+	ro.tag_inv = -inv << 48;
 	os_protect(&ro, sizeof ro, 0);
 }
 
