@@ -362,7 +362,7 @@ ALWAYS_INLINE int small_record(unsigned char *p, uint64_t hdr, size_t *sc, size_
 	if (unlikely(idx >= m->cnt)) return 0;
 	*sc = m->sc & SC_LARGE;
 	*stride = class_stride[*sc];
-	return likely((size_t)(p - m->mem) == GROUP_HDR + idx * *stride);
+	return likely((size_t)(p - GROUP_HDR - m->mem) == idx * *stride);
 }
 
 /* The checks of lookup, in the order that lets a slot that passes them all
