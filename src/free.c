@@ -350,8 +350,9 @@ static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr
 /* Whether hdr, verified, is the header of the small object at p: its index
  * names a record in use (a free record, like an area's header, has cnt 0,
  * so no slot index passes: no separate test of mem) and p is the start of
- * the slot the header names.  Gives the class (masked into the table even
- * if the record is corrupted) and the stride.  Fails for anything else,
+ * the slot the header names.  Gives the class (within the stride table,
+ * which has an entry for every value of the byte, even if the record is
+ * corrupted) and the stride.  Fails for anything else,
  * large objects (whose stride is 0) and aligned ones included. */
 ALWAYS_INLINE int small_record(unsigned char *p, uint64_t hdr, size_t *sc, size_t *stride)
 {
@@ -360,7 +361,7 @@ ALWAYS_INLINE int small_record(unsigned char *p, uint64_t hdr, size_t *sc, size_
 	if (unlikely(!a)) return 0;
 	struct meta *m = (struct meta *)((char *)a + H_REC_OFF(hdr));
 	if (unlikely(idx >= m->cnt)) return 0;
-	*sc = m->sc & SC_LARGE;
+	*sc = m->sc;                    /* < 256: within class_stride */
 	*stride = class_stride[*sc];
 	return likely((size_t)(p - GROUP_HDR - m->mem) == idx * *stride);
 }

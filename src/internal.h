@@ -104,7 +104,8 @@ struct ro_globals {
 	uint64_t secret;
 	uint64_t mult;                     /* secret | 1: the tag multiplier */
 	uint64_t tag_inv;                  /* (-1 / mult mod 2^16) << 48 (header_tag) */
-	uint32_t stride[SC_LARGE + 1];     /* class_stride; 0 past NCLASS */
+	uint32_t stride[256];              /* class_stride; 0 past NCLASS: every
+	                                    * value of a record's sc byte */
 	uint32_t room[NCLASS];             /* class_room: stride - SLOT_HDR, the
 	                                    * most user bytes of a slot */
 	uint8_t class_of[CLASS_OF_MAX / UNIT];
