@@ -382,7 +382,7 @@ EXPORT void free(void *ptr)
 	/* No test of p's alignment or of a zero header here: a misaligned p
 	 * fails the position test below (mem and strides are multiples of
 	 * UNIT), and a zero header that happened to verify names record 0 of
-	 * area 0, the area header, whose mem is NULL.  The header is loaded
+	 * area 0, the area header, whose slot count is 0.  The header is loaded
 	 * with memcpy, which is defined for a misaligned p (one mov). */
 	uint64_t hdr;
 	__builtin_memcpy(&hdr, p - SLOT_HDR, sizeof hdr);
