@@ -115,8 +115,7 @@ static __attribute__((noinline)) void release_any(struct heap *h, struct meta *m
 			int sc = m->sc;
 			unsigned k = tc_count(h, sc);
 			tc_flush(h, sc, TC_CAP / 2 < k ? TC_CAP / 2 : k / 2);
-			h->tc_top[sc] += sizeof(void *);
-			*tc_at(h, h->tc_top[sc]) = p;
+			tc_push(h, sc, p);
 			return;
 		}
 		if (owner == h) {
@@ -302,11 +301,8 @@ ALWAYS_INLINE void free_checked(unsigned char *p, uint64_t hdr, size_t sc, int a
 {
 	header_store(p, hdr + H_FREED);     /* = hdr ^ H_FREED: hdr verified live */
 	struct heap *h = tl_heap;
-	unsigned top = h->tc_top[sc];
-	if (likely(top < h->tc_end[sc]) && !aligned) {
-		top += sizeof(void *);
-		*tc_at(h, top) = p;
-		h->tc_top[sc] = (uint32_t)top;
+	if (likely(h->tc_top[sc] < h->tc_end[sc]) && !aligned) {
+		tc_push(h, sc, p);
 		return;
 	}
 	free_uncached(h, p, hdr, aligned);

@@ -333,13 +333,20 @@ static inline unsigned tc_bottom_off(int sc)
 {
 	return (unsigned)(offsetof(struct heap, tc) + (size_t)sc * TC_STRIDE * sizeof(void *));
 }
-static inline void **tc_bottom(struct heap *h, int sc)
-{
-	return &h->tc[sc * TC_STRIDE];
-}
 static inline void **tc_at(struct heap *h, unsigned off)
 {
 	return (void **)((char *)h + off);
+}
+static inline void **tc_bottom(struct heap *h, int sc)
+{
+	return tc_at(h, tc_bottom_off(sc));
+}
+/* Push p on class sc's stack, which has room (below tc_end). */
+static inline void tc_push(struct heap *h, size_t sc, void *p)
+{
+	unsigned top = h->tc_top[sc] + (unsigned)sizeof(void *);
+	*tc_at(h, top) = p;
+	h->tc_top[sc] = top;
 }
 static inline unsigned tc_count(struct heap *h, int sc)
 {
