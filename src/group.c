@@ -40,11 +40,12 @@ struct meta *group_create(struct heap *h, int sc)
 	int cnt = group_cnt(h, sc);
 	size_t bytes = group_bytes(sc, cnt), maplen = 0;
 	unsigned char *mem;
+	int dirty = 1;          /* mem may hold old data */
 	if (bytes <= NEST_MAX) {
 		mem = alloc_small(bytes);
 	} else {
 		maplen = page_round(bytes);
-		mem = map_group(&maplen);
+		mem = map_group(&maplen, &dirty);
 		while (cnt < 32 && group_bytes(sc, cnt + 1) <= maplen) cnt++;
 	}
 	if (!mem) return 0;
@@ -67,9 +68,10 @@ struct meta *group_create(struct heap *h, int sc)
 	atomic_store_explicit(&m->remote, 0, memory_order_relaxed);
 	group_header_init(m);
 	/* every slot header, and the 8 bytes after the last slot, is zero or
-	 * verifies (next_header_ok relies on it): a mapped group comes zeroed,
-	 * a nested one lives in a slot that held other data */
-	if (!maplen)
+	 * verifies (next_header_ok relies on it): a new mapping or a clean
+	 * retired span comes zeroed; a nested group lives in a slot that held
+	 * other data, a dirty retired span held another group */
+	if (dirty)
 		for (int i = 1; i <= cnt; i++)
 			*(uint64_t *)(mem + GROUP_HDR + (size_t)i * class_stride[sc] - SLOT_HDR) = 0;
 	h->ngroups[sc]++;

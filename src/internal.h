@@ -392,7 +392,7 @@ HIDDEN int large_cache_trim(int all);
 HIDDEN void large_cache_decay(void);
 #define DECAY_TICKS 256         /* malloc_slow calls between decay checks */
 HIDDEN void retire_span(unsigned char *base, size_t len);
-HIDDEN unsigned char *map_group(size_t *len);
+HIDDEN unsigned char *map_group(size_t *len, int *dirty);
 HIDDEN void large_free(struct meta *m);
 HIDDEN void *large_realloc(struct slot *s, size_t n);
 

@@ -16,10 +16,15 @@
  * - growing realloc reserves an eighth more, so that growth by small steps
  *   costs a logarithmic number of mremap calls;
  * - mappings of released groups and of large objects the cache cannot hold
- *   are not unmapped at once: their pages are given back (MADV_DONTNEED)
- *   and the address range waits, reading as zeros, on a list of at most
- *   RETIRED spans for reuse.  A late double free into such a range meets a
- *   zero header and is reported instead of faulting.
+ *   are not unmapped at once.  Up to WARM_BYTES of them (pieces of at most
+ *   a quarter of that, each for at most decay_ms) keep their pages, warm,
+ *   for the next group or large object; the others, and warm ones pushed
+ *   out or expired, give their pages back (MADV_DONTNEED) and wait, reading
+ *   as zeros, on a ring of at most RETIRED spans for reuse.  A user of a
+ *   warm span zeroes what it relies on (group.c: the slot headers; calloc).
+ *   A late double free into a retired range meets a zero header, in a warm
+ *   one a header marked freed or naming a freed record, and is reported
+ *   instead of faulting.
  */
 #include <errno.h>
 #include <string.h>
@@ -48,10 +53,34 @@ static size_t cache_bytes;
 static struct span *retired;            /* FIFO ring, mapped on first use */
 static int retired_head, retired_n;
 
-/* Lock held: take the best retired span for len (within 2x), if any. */
-static int retired_take(size_t len, struct span *out)
+/* Warm spans: retired with their pages (stamp: when they were retired). */
+#define WARM_SLOTS 32
+#define WARM_BYTES (1u << 20)
+static struct span warm[WARM_SLOTS] COLD_BSS;
+static int warm_n;
+static size_t warm_bytes;
+
+/* Lock held: remove entry i of a span array of *n entries. */
+static void span_remove(struct span *a, int *n, int i, struct span *out)
+{
+	*out = a[i];
+	a[i] = a[--*n];
+}
+
+/* Lock held: take the best retired span for len (within 2x), if any: a
+ * warm one first (no page faults), and *dirty says it was warm. */
+static int retired_take(size_t len, struct span *out, int *dirty)
 {
 	int best = -1;
+	for (int i = 0; i < warm_n; i++)
+		if (warm[i].len >= len && warm[i].len <= 2 * len && (best < 0 || warm[i].len < warm[best].len))
+			best = i;
+	if (best >= 0) {
+		span_remove(warm, &warm_n, best, out);
+		warm_bytes -= out->len;
+		return *dirty = 1;
+	}
+	*dirty = 0;
 	for (int i = 0; i < retired_n; i++) {
 		struct span *s = &retired[(retired_head + i) % RETIRED];
 		if (s->len >= len && s->len <= 2 * len && (best < 0 || s->len < retired[best].len))
@@ -66,7 +95,7 @@ static int retired_take(size_t len, struct span *out)
 }
 
 /* Give a mapping's pages back but keep its addresses reserved for a while. */
-void retire_span(unsigned char *base, size_t len)
+static void retire_clean(unsigned char *base, size_t len)
 {
 	struct span old = { 0 };
 	if (!retired) {
@@ -99,6 +128,54 @@ static long now_ms(void)
 	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Lock held: move warm spans older than decay_ms (all if force) to out[]. */
+static int warm_expire(long now, int force, struct span *out)
+{
+	int k = 0;
+	for (int i = 0; i < warm_n;) {
+		if (force || now - warm[i].stamp > opt.decay_ms) {
+			span_remove(warm, &warm_n, i, &out[k]);
+			warm_bytes -= out[k++].len;
+		} else {
+			i++;
+		}
+	}
+	return k;
+}
+
+static void retire_all(struct span *s, int k)
+{
+	while (k--) retire_clean(s[k].base, s[k].len);
+}
+
+/* A released mapping (an empty group's, or a large one the cache cannot
+ * hold) stays warm if it is at most WARM_BYTES / 4: a program that frees
+ * a structure and builds it again refaults less.  The oldest warm spans
+ * make room; older than decay_ms, they go cold at the next decay check. */
+void retire_span(unsigned char *base, size_t len)
+{
+	struct span old[WARM_SLOTS];
+	int k = 0;
+	if (len > WARM_BYTES / 4 || opt.decay_ms <= 0) {
+		retire_clean(base, len);
+		return;
+	}
+	long now = now_ms();
+	os_lock();
+	k = warm_expire(now, 0, old);
+	while (warm_n && (warm_n == WARM_SLOTS || warm_bytes + len > WARM_BYTES)) {
+		int oldest = 0;
+		for (int i = 1; i < warm_n; i++)
+			if (warm[i].stamp < warm[oldest].stamp) oldest = i;
+		span_remove(warm, &warm_n, oldest, &old[k]);
+		warm_bytes -= old[k++].len;
+	}
+	warm[warm_n++] = (struct span){ base, base, len, now };
+	warm_bytes += len;
+	os_unlock();
+	retire_all(old, k);
+}
+
 static void cache_take(int i, struct span *out)
 {
 	*out = cache[i];
@@ -127,20 +204,30 @@ static void unmap_all(struct span *s, int k)
  * cache is given back even when the program stops making large objects. */
 void large_cache_decay(void)
 {
-	struct span old[CACHE_SLOTS];
+	struct span old[CACHE_SLOTS], kept[WARM_SLOTS];
+	int k = 0, d = 0;
 	os_lock();
-	int k = cache_n ? cache_expire(now_ms(), 0, old) : 0;
+	if (cache_n || warm_n) {
+		long now = now_ms();
+		k = cache_expire(now, 0, old);
+		d = warm_expire(now, 0, kept);
+	}
 	os_unlock();
 	unmap_all(old, k);
+	retire_all(kept, d);
 }
 
-/* Empty the cache, and with all != 0 unmap the retired spans too (when
- * address space runs out).  Returns the number of mappings released. */
+/* Empty the cache and give back the warm spans' pages; with all != 0
+ * unmap the retired spans too (when address space runs out).  Returns the
+ * number of mappings released. */
 int large_cache_trim(int all)
 {
-	struct span old[CACHE_SLOTS + RETIRED];
+	struct span old[CACHE_SLOTS + RETIRED + WARM_SLOTS], kept[WARM_SLOTS];
+	int d = 0;
 	os_lock();
 	int k = cache_expire(0, 1, old);
+	if (all) k += warm_expire(0, 1, old + k);
+	else d = warm_expire(0, 1, kept);
 	while (all && retired_n) {
 		old[k++] = retired[retired_head];
 		retired_head = (retired_head + 1) % RETIRED;
@@ -148,7 +235,8 @@ int large_cache_trim(int all)
 	}
 	os_unlock();
 	unmap_all(old, k);
-	return k;
+	retire_all(kept, d);
+	return k + d;
 }
 
 /* A mapping of at least len bytes: the smallest cached one that holds it
@@ -158,7 +246,7 @@ int large_cache_trim(int all)
 static unsigned char *map_span(size_t len, size_t *got, int *fresh, unsigned char **origin)
 {
 	struct span old[CACHE_SLOTS], s = { 0 };
-	int best = -1, big = -1;
+	int best = -1, big = -1, dirty = 0;
 	os_lock();
 	int k = cache_expire(now_ms(), 0, old);
 	for (int i = 0; i < cache_n; i++) {
@@ -175,7 +263,7 @@ static unsigned char *map_span(size_t len, size_t *got, int *fresh, unsigned cha
 			cache_bytes += s.len - len;
 			s.len = len;
 		}
-	} else if (!retired_take(len, &s) && big >= 0) {
+	} else if (!retired_take(len, &s, &dirty) && big >= 0) {
 		cache_take(big, &s);
 	}
 	os_unlock();
@@ -183,7 +271,7 @@ static unsigned char *map_span(size_t len, size_t *got, int *fresh, unsigned cha
 	*fresh = 0;
 	if (s.base && s.len >= len) {
 		tomb_clear(s.base, s.len);
-		*fresh = best < 0;  /* retired spans read as zeros */
+		*fresh = best < 0 && !dirty;  /* clean retired spans read as zeros */
 		*got = s.len;
 		*origin = best < 0 ? s.base : s.origin;
 		return s.base;
@@ -203,12 +291,13 @@ static unsigned char *map_span(size_t len, size_t *got, int *fresh, unsigned cha
 }
 
 /* Memory for a mapped group of at least *len bytes: a retired span (its
- * length returned in *len) or a new mapping. */
-unsigned char *map_group(size_t *len)
+ * length returned in *len) or a new mapping; *dirty: it is a warm span,
+ * which does not read as zeros. */
+unsigned char *map_group(size_t *len, int *dirty)
 {
 	struct span s;
 	os_lock();
-	int got = retired_take(*len, &s);
+	int got = retired_take(*len, &s, dirty);
 	os_unlock();
 	if (!got) return os_map(*len);
 	tomb_clear(s.base, s.len);

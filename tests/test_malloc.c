@@ -214,6 +214,59 @@ START_TEST(test_calloc_reused_memory)
 }
 END_TEST
 
+/* Objects of n bytes, each filled with 0xff to its usable size. */
+static void fill_many(void **p, int k, size_t n)
+{
+	for (int i = 0; i < k; i++) {
+		p[i] = malloc(n);
+		REQUIRE(p[i] != NULL, "malloc(%zu)", n);
+		memset(p[i], 0xff, malloc_usable_size(p[i]));
+	}
+}
+
+/* The mapping of an emptied group may keep its pages (a warm span) and be
+ * reused for a large object: calloc must still return zeros. */
+START_TEST(test_calloc_after_group_reuse)
+{
+	static void *p[256];
+	static const size_t want[] = { 131072, 140000, 150000, 160000 };
+	for (size_t w = 0; w < sizeof want / sizeof *want; w++) {
+		fill_many(p, 256, 5000);     /* groups of 32 slots of 5 KiB: 164 KiB */
+		for (int i = 0; i < 256; i++) free(p[i]);
+		unsigned char *q = calloc(want[w], 1);
+		REQUIRE(q != NULL, "calloc(%zu, 1)", want[w]);
+		size_t bad = check_bytes(q, want[w], 0);
+		REQUIRE(bad == want[w], "calloc(%zu, 1) after emptied groups: byte %zu = 0x%02x",
+		        want[w], bad, q[bad]);
+		free(q);
+	}
+}
+END_TEST
+
+/* A group made in a warm span that held another class: the old slots'
+ * bytes lie where the new group's slot headers go.  Objects that fill
+ * their slots (free then checks the next slot's header, not a check byte)
+ * are freed without a false overflow report. */
+START_TEST(test_group_in_warm_span)
+{
+	static void *p[512];
+	for (int round = 0; round < 4; round++) {
+		fill_many(p, 256, 5000);
+		for (int i = 0; i < 256; i++) free(p[i]);
+		size_t n = round & 1 ? 4096 - 8 : 3072 - 8;  /* whole slots of 4 and 3 KiB */
+		for (int i = 0; i < 512; i++) {
+			p[i] = malloc(n);
+			REQUIRE(p[i] != NULL, "malloc(%zu)", n);
+			memset(p[i], i & 0xff, n);
+		}
+		for (int i = 0; i < 512; i++) {
+			REQUIRE(check_bytes(p[i], n, i & 0xff) == n, "object %d of %zu bytes changed", i, n);
+			free(p[i]);
+		}
+	}
+}
+END_TEST
+
 /* Freed large mappings may be kept and reused: calloc of any large size
  * after dirty large objects of other sizes were freed is still zero. */
 START_TEST(test_calloc_after_large_reuse)
@@ -461,6 +514,8 @@ static Suite *malloc_suite(void)
 	tcase_add_test(tc, test_calloc_zeroed);
 	tcase_add_test(tc, test_calloc_reused_memory);
 	tcase_add_test(tc, test_calloc_after_large_reuse);
+	tcase_add_test(tc, test_calloc_after_group_reuse);
+	tcase_add_test(tc, test_group_in_warm_span);
 	tcase_add_test(tc, test_calloc_overflow);
 	tcase_add_test(tc, test_huge_requests);
 	tcase_add_test(tc, test_usable_size);

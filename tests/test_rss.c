@@ -183,6 +183,23 @@ START_TEST(test_big_slot_kept_warm)
 }
 END_TEST
 
+/* Emptied groups' mappings keep their pages only within a bounded pool
+ * (1 MiB), and malloc_trim gives that pool back too. */
+START_TEST(test_warm_spans_bounded)
+{
+	long start = proc_status_kib("RssAnon");
+	free_all(alloc_touch(5000, 48 << 20, NULL));
+	long freed = proc_status_kib("RssAnon");
+	ck_assert_msg(freed - start <= 1024 + 512,
+	              "RssAnon %ld kB after freeing 48 MiB of 5000-byte objects, %ld kB at the start",
+	              freed, start);
+	malloc_trim(0);
+	long trimmed = proc_status_kib("RssAnon");
+	ck_assert_msg(trimmed - start <= 256, "RssAnon %ld kB after malloc_trim, %ld kB at the start",
+	              trimmed, start);
+}
+END_TEST
+
 START_TEST(test_mixed_interleaved)
 {
 	long start = vm_rss_kib();
@@ -428,6 +445,7 @@ static Suite *rss_suite(void)
 	tcase_add_test(tc, test_large_blocks);
 	tcase_add_test(tc, test_large_cut_and_rejoin);
 	tcase_add_test(tc, test_big_slot_kept_warm);
+	tcase_add_test(tc, test_warm_spans_bounded);
 	tcase_add_test(tc, test_mixed_interleaved);
 	tcase_add_test(tc, test_freed_after_thread_exit);
 	tcase_add_test(tc, test_repeated_cycles);
