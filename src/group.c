@@ -13,6 +13,7 @@
 #include "internal.h"
 
 static struct meta *abandoned[NCLASS] COLD_BSS;
+static _Atomic int abandoned_n;  /* groups on the lists (a hint outside the lock) */
 
 /* Slots per new group: few while a heap uses a class little, so that small
  * programs stay small; up to 32 as the class's use grows; groups of large
@@ -94,6 +95,7 @@ void group_release(struct meta *m)
 
 static void abandoned_unlink(struct meta *m)
 {
+	atomic_fetch_sub_explicit(&abandoned_n, 1, memory_order_relaxed);
 	if (m->prev) m->prev->next = m->next;
 	else abandoned[m->sc] = m->next;
 	if (m->next) m->next->prev = m->prev;
@@ -102,6 +104,7 @@ static void abandoned_unlink(struct meta *m)
 
 void group_abandon(struct meta *m)
 {
+	atomic_fetch_add_explicit(&abandoned_n, 1, memory_order_relaxed);
 	m->prev = 0;
 	m->next = abandoned[m->sc];
 	if (m->next) m->next->prev = m;
@@ -160,11 +163,14 @@ int free_abandoned(struct heap *h, struct meta *m, uint32_t bit)
 	return 1;
 }
 
-/* Release abandoned groups that other threads have emptied meanwhile. */
+/* Release abandoned groups that other threads have emptied meanwhile
+ * (none to look at: no lock, so that a program may call malloc_trim
+ * often). */
 int abandoned_trim(void)
 {
 	struct meta *release = 0;
 	int n = 0;
+	if (!atomic_load_explicit(&abandoned_n, memory_order_relaxed)) return 0;
 	os_lock();
 	for (int sc = 0; sc < NCLASS; sc++) {
 		for (struct meta *m = abandoned[sc], *nx; m; m = nx) {

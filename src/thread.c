@@ -198,7 +198,8 @@ int heap_trim(struct heap *h)
 	int released = 0;
 	if (h == &empty_heap) return 0;
 	quarantine_drain(h, 0);
-	for (int sc = 0; sc < NCLASS; sc++) tc_flush(h, sc, 0);
+	for (int sc = 0; sc < NCLASS; sc++)
+		if (tc_count(h, sc)) tc_flush(h, sc, 0);
 	remote_batch_flush(h);
 	for (int sc = 0; sc < NCLASS; sc++) {
 		struct meta *m = h->spare[sc];
@@ -208,7 +209,8 @@ int heap_trim(struct heap *h)
 			group_release(m), released++;
 		}
 		while ((m = h->cur[sc]) != &dummy_meta) {
-			m->avail |= atomic_exchange(&m->remote, 0);
+			if (atomic_load_explicit(&m->remote, memory_order_relaxed))
+				m->avail |= atomic_exchange(&m->remote, 0);
 			if (m->avail != full_mask(m)) break;
 			ring_remove(h, sc, m);
 			h->ngroups[sc]--;
