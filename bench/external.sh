@@ -210,7 +210,7 @@ run_stress() { # run_stress ALLOCATOR REP BENCHMARK
 	lg=$LOGS/$a-$b-$rep.log
 	t0=$EPOCHREALTIME
 	# shellcheck disable=SC2086 # SNG_ARGS holds several words
-	(cd "$WORK" && timeout -k 5 "$TIMEOUT" env ${pre:+LD_PRELOAD=$pre} "${PROG[stress-ng]}" \
+	(cd "$WORK" && timeout -k 5 "$TIMEOUT" env ${pre:+"LD_PRELOAD=$pre"} "${PROG[stress-ng]}" \
 		${SNG_ARGS[$b]} "$ops" --metrics-brief --temp-path "$WORK") >"$lg" 2>&1
 	rc=$?
 	t1=$EPOCHREALTIME
@@ -239,7 +239,7 @@ run_redis() { # run_redis ALLOCATOR REP BENCHMARK
 	lg=$LOGS/$a-$b-$rep.server.log
 	blog=$LOGS/$a-$b-$rep.log
 	mkdir -p "$dir"
-	env ${pre:+LD_PRELOAD=$pre} "${PROG[redis-server]}" --port 0 --unixsocket "$sock" \
+	env ${pre:+"LD_PRELOAD=$pre"} "${PROG[redis-server]}" --port 0 --unixsocket "$sock" \
 		--save '' --appendonly no --daemonize no --dir "$dir" >"$lg" 2>&1 &
 	SERVER_PID=$!
 	for ((i = 0; i < 100; i++)); do
@@ -330,7 +330,7 @@ run_gcc() { # run_gcc ALLOCATOR REP
 	lg=$LOGS/$a-gcc-$rep.log
 	rm -f "$WORK/gen.o"
 	t0=$EPOCHREALTIME
-	timeout -k 5 "$TIMEOUT" env ${pre:+LD_PRELOAD=$pre} gcc -O2 -c "$GEN_C" -o "$WORK/gen.o" >"$lg" 2>&1
+	timeout -k 5 "$TIMEOUT" env ${pre:+"LD_PRELOAD=$pre"} gcc -O2 -c "$GEN_C" -o "$WORK/gen.o" >"$lg" 2>&1
 	rc=$?
 	t1=$EPOCHREALTIME
 	if [ $rc != 0 ] || [ ! -s "$WORK/gen.o" ]; then
