@@ -517,11 +517,11 @@ END {
 	echo "benchmarks: stress-ng skiplist = $(scaled "${SNG_OPS[skiplist]}") rounds of inserting 65536 integers into a skip list"
 	echo "  (a node allocated each), searching and freeing them; stress-ng malloc = $(scaled "${SNG_OPS[malloc]}") random"
 	echo "  malloc/calloc/realloc/posix_memalign/aligned_alloc/memalign/free of up to 1 KiB, up to 65536 live"
-	echo "  (2 threads: $(scaled "${SNG_OPS[malloc-2t]}") ops shared by the main thread and one pthread; it also calls"
-	echo "  malloc_trim(0) every 8 ops); times are wall times of the stress-ng run."
+	echo "  (2 threads: $(scaled "${SNG_OPS[malloc-2t]}") ops shared by the main thread and one pthread); the stressor also"
+	echo "  calls malloc_trim(0) about every 8 ops.  Times are wall times of the stress-ng run."
 	if [ -n "$MIN8" ]; then
 		echo "  In the malloc rows every column (glibc's too) preloads bench/min8.c first: requests of 0..7"
-		echo "  bytes become 8, since this stress-ng writes 8 bytes into every block (a heap overflow)."
+		echo "  bytes become 8, since this stress-ng writes 8 bytes into every block, the smaller ones too."
 	elif has_b malloc || has_b malloc-2t; then
 		echo "  The malloc rows ran without bench/min8.c (no C compiler): see FAILED below."
 	fi
