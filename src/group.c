@@ -30,6 +30,32 @@ static int group_cnt(struct heap *h, int sc)
 	return cnt;
 }
 
+/* What a group of n slots of class sc costs: a nested one the whole slot
+ * of the smallest class that holds it; a mapped one its bytes.  (Counting
+ * a mapped group's whole pages packs 150..500-byte classes better, but
+ * then more small classes nest in 4 KiB slots, whose 128 KiB groups a
+ * last nested group pins: frag's RSS after freeing everything went from
+ * 4.5 to 5.2 MB, over the 5 MiB target.) */
+static size_t group_footprint(int sc, int n)
+{
+	size_t b = group_bytes(sc, n);
+	return b <= NEST_MAX ? class_stride[size_to_class(b)] : b;
+}
+
+/* Of cnt/2..cnt slots, the count whose group fills what it costs best (ties
+ * to the larger count).  32 slots of 32 bytes (1 040 bytes with the header)
+ * would take a 1 280-byte slot, 81 % used; 31 fill a 1 024-byte one, 97 %. */
+static int group_fit(int sc, int cnt)
+{
+	int best = cnt;
+	size_t best_fp = group_footprint(sc, cnt);
+	for (int n = cnt - 1; n >= 1 && 2 * n >= cnt; n--) {
+		size_t fp = group_footprint(sc, n);
+		if ((uint64_t)n * best_fp > (uint64_t)best * fp) best = n, best_fp = fp;
+	}
+	return best;
+}
+
 static void group_header_init(struct meta *m)
 {
 	memset(m->mem, 0, GROUP_HDR);
@@ -38,7 +64,7 @@ static void group_header_init(struct meta *m)
 
 struct meta *group_create(struct heap *h, int sc)
 {
-	int cnt = group_cnt(h, sc);
+	int cnt = group_fit(sc, group_cnt(h, sc));
 	size_t bytes = group_bytes(sc, cnt), maplen = 0;
 	unsigned char *mem;
 	int dirty = 1;          /* mem may hold old data */
