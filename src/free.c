@@ -84,6 +84,21 @@ struct meta *slot_lookup(void *p, struct slot *s)
 	return lookup(p, s);
 }
 
+/* A mapped group of h's down to one slot in use gives back the whole pages
+ * of all the others (but the first: the group header); their headers then
+ * read as zero, like those of slots never used. */
+static __attribute__((noinline)) void group_purge_sparse(struct meta *m)
+{
+	uint32_t stride = class_stride[m->sc];
+	int live = __builtin_ctz(~m->avail & full_mask(m));
+	uintptr_t mem = (uintptr_t)m->mem, page = PAGE;
+	uintptr_t lo = mem + GROUP_HDR + (size_t)live * stride - SLOT_HDR, hi = lo + stride;
+	uintptr_t a0 = mem + page, a1 = lo & -page;
+	uintptr_t b0 = (hi + page - 1) & -page, b1 = mem + m->maplen;
+	if (a1 > a0) os_purge((void *)(a0 - page), a1 - a0 + page);
+	if (b1 > b0) os_purge((void *)(b0 - page), b1 - b0 + page);
+}
+
 /* Another thread's slot: one atomic operation on its group, and a hint to
  * the owner's class.  After the fetch_or the owner may release the group
  * and its record: nothing is read from m past that point. */
@@ -218,13 +233,21 @@ static void slot_give_back(struct heap *h, struct meta *m, int idx, unsigned cha
 /* free of the slot that held a nested group (group.c), checked like any
  * free but straight back to its group: never into the thread cache, which
  * a flush may be walking (a hand-over inside tc_flush can release a group,
- * and that group's slot can be of the class being flushed). */
+ * and that group's slot can be of the class being flushed).  A mapped
+ * container of 64 KiB or more left with one slot in use (often the next
+ * nested group, kept while its class is idle) gives back the rest of its
+ * pages, unless malloc allocates from it. */
 void free_container(void *p)
 {
 	struct slot s;
 	struct meta *m = slot_lookup(p, &s);
+	struct heap *h = tl_heap;
 	header_store(s.p, *header_of(s.p) ^ H_FREED);
-	slot_give_back(tl_heap, m, s.idx, s.p);
+	int sparse = __atomic_load_n(&m->owner, __ATOMIC_RELAXED) == h && m->mapped &&
+		     m->maplen >= (64u << 10) && m != h->cur[m->sc] &&
+		     __builtin_popcount(m->avail | 1u << s.idx) == m->cnt - 1;
+	slot_give_back(h, m, s.idx, s.p);
+	if (sparse) group_purge_sparse(m);
 }
 
 /* Return all but the `keep` most recent cached slots of a class. */

@@ -30,21 +30,21 @@ static int group_cnt(struct heap *h, int sc)
 	return cnt;
 }
 
-/* What a group of n slots of class sc costs: a nested one the whole slot
- * of the smallest class that holds it; a mapped one its bytes.  (Counting
- * a mapped group's whole pages packs 150..500-byte classes better, but
- * then more small classes nest in 4 KiB slots, whose 128 KiB groups a
- * last nested group pins: frag's RSS after freeing everything went from
- * 4.5 to 5.2 MB, over the 5 MiB target.) */
+/* What a group of n slots of class sc takes: the whole slot of the
+ * smallest class that holds it (nested), or whole pages (mapped). */
 static size_t group_footprint(int sc, int n)
 {
 	size_t b = group_bytes(sc, n);
-	return b <= NEST_MAX ? class_stride[size_to_class(b)] : b;
+	return b <= NEST_MAX ? class_stride[size_to_class(b)] : page_round(b);
 }
 
-/* Of cnt/2..cnt slots, the count whose group fills what it costs best (ties
+/* Of cnt/2..cnt slots, the count whose group fills what it takes best (ties
  * to the larger count).  32 slots of 32 bytes (1 040 bytes with the header)
- * would take a 1 280-byte slot, 81 % used; 31 fill a 1 024-byte one, 97 %. */
+ * would take a 1 280-byte slot, 81 % used; 31 fill a 1 024-byte one, 97 %.
+ * 32 slots of 160 bytes would take 2 pages, 62 % used; 25 fill a 4 KiB
+ * slot, 98 %.  Such a container group (32 slots of 4 KiB) could then be
+ * pinned whole by its last nested group: free_container gives back the
+ * rest of its pages. */
 static int group_fit(int sc, int cnt)
 {
 	int best = cnt;

@@ -234,6 +234,35 @@ START_TEST(test_small_objects_pack)
 }
 END_TEST
 
+/* 120-byte objects: groups of 31 slots nest in 4 KiB slots, whose groups
+ * are 128 KiB.  With one object kept in about every thousand, each such
+ * container is left with one nested group, and must give back its other
+ * pages (else a thousandth of the objects would pin them all). */
+START_TEST(test_sparse_containers_shrink)
+{
+	enum { N = 100000, KEEP = 1000 };
+	static void *p[N];
+	memset(p, 0, sizeof p);
+	long start = proc_status_kib("RssAnon");
+	for (int i = 0; i < N; i++) {
+		p[i] = malloc(120);
+		REQUIRE(p[i] != NULL, "malloc(120)");
+		memset(p[i], 0x33, 120);
+	}
+	long full = proc_status_kib("RssAnon");
+	for (int i = 0; i < N; i++)
+		if (i % KEEP) free(p[i]);
+	long kept = proc_status_kib("RssAnon");
+	ck_assert_msg(kept - start <= (full - start) / 4,
+	              "RssAnon %ld kB with %d of %d objects kept (%ld kB with all, %ld kB at the start)",
+	              kept, N / KEEP, N, full, start);
+	for (int i = 0; i < N; i += KEEP) {
+		REQUIRE(check_bytes(p[i], 120, 0x33) == 120, "object %d changed", i);
+		free(p[i]);
+	}
+}
+END_TEST
+
 START_TEST(test_mixed_interleaved)
 {
 	long start = vm_rss_kib();
@@ -481,6 +510,7 @@ static Suite *rss_suite(void)
 	tcase_add_test(tc, test_big_slot_kept_warm);
 	tcase_add_test(tc, test_warm_spans_bounded);
 	tcase_add_test(tc, test_small_objects_pack);
+	tcase_add_test(tc, test_sparse_containers_shrink);
 	tcase_add_test(tc, test_mixed_interleaved);
 	tcase_add_test(tc, test_freed_after_thread_exit);
 	tcase_add_test(tc, test_repeated_cycles);
