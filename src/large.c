@@ -45,26 +45,65 @@ struct span {
 	long stamp;
 };
 
-static struct span cache[CACHE_SLOTS] COLD_BSS;
-static int cache_n;
-static size_t cache_bytes;
+/* Spans kept with their pages for reuse, each for at most decay_ms: at
+ * most cap of them and max bytes; the oldest leave first (lock held for
+ * every operation).  Two pools: the cache of freed large mappings, and
+ * the warm spans (retired with their pages, see retire_span). */
+struct pool {
+	struct span *s;
+	int n, cap;
+	size_t bytes, max;
+};
+
+static struct span cache_spans[CACHE_SLOTS] COLD_BSS;
+static struct pool cache = { cache_spans, 0, CACHE_SLOTS, 0, CACHE_BYTES };
 
 #define RETIRED 256
 static struct span *retired;            /* FIFO ring, mapped on first use */
 static int retired_head, retired_n;
 
-/* Warm spans: retired with their pages (stamp: when they were retired). */
 #define WARM_SLOTS 32
 #define WARM_BYTES (1u << 20)
-static struct span warm[WARM_SLOTS] COLD_BSS;
-static int warm_n;
-static size_t warm_bytes;
+static struct span warm_spans[WARM_SLOTS] COLD_BSS;
+static struct pool warm = { warm_spans, 0, WARM_SLOTS, 0, WARM_BYTES };
 
-/* Lock held: remove entry i of a span array of *n entries. */
-static void span_remove(struct span *a, int *n, int i, struct span *out)
+static void pool_take(struct pool *p, int i, struct span *out)
 {
-	*out = a[i];
-	a[i] = a[--*n];
+	*out = p->s[i];
+	p->bytes -= out->len;
+	p->s[i] = p->s[--p->n];
+}
+
+/* Add s (a free entry is there). */
+static void pool_add(struct pool *p, struct span s)
+{
+	p->s[p->n++] = s;
+	p->bytes += s.len;
+}
+
+/* Move the entries older than decay_ms (all if force) to out[]. */
+static int pool_expire(struct pool *p, long now, int force, struct span *out)
+{
+	int k = 0;
+	for (int i = 0; i < p->n;) {
+		if (force || now - p->s[i].stamp > opt.decay_ms) pool_take(p, i, &out[k++]);
+		else i++;
+	}
+	return k;
+}
+
+/* Add s, moving the oldest entries to out[] until it fits. */
+static int pool_put(struct pool *p, struct span s, struct span *out)
+{
+	int k = 0;
+	while (p->n && (p->n == p->cap || p->bytes + s.len > p->max)) {
+		int oldest = 0;
+		for (int i = 1; i < p->n; i++)
+			if (p->s[i].stamp < p->s[oldest].stamp) oldest = i;
+		pool_take(p, oldest, &out[k++]);
+	}
+	pool_add(p, s);
+	return k;
 }
 
 /* Lock held: take the best retired span for len (within 2x), if any: a
@@ -72,12 +111,12 @@ static void span_remove(struct span *a, int *n, int i, struct span *out)
 static int retired_take(size_t len, struct span *out, int *dirty)
 {
 	int best = -1;
-	for (int i = 0; i < warm_n; i++)
-		if (warm[i].len >= len && warm[i].len <= 2 * len && (best < 0 || warm[i].len < warm[best].len))
-			best = i;
+	for (int i = 0; i < warm.n; i++) {
+		size_t l = warm.s[i].len;
+		if (l >= len && l <= 2 * len && (best < 0 || l < warm.s[best].len)) best = i;
+	}
 	if (best >= 0) {
-		span_remove(warm, &warm_n, best, out);
-		warm_bytes -= out->len;
+		pool_take(&warm, best, out);
 		return *dirty = 1;
 	}
 	*dirty = 0;
@@ -128,21 +167,6 @@ static long now_ms(void)
 	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Lock held: move warm spans older than decay_ms (all if force) to out[]. */
-static int warm_expire(long now, int force, struct span *out)
-{
-	int k = 0;
-	for (int i = 0; i < warm_n;) {
-		if (force || now - warm[i].stamp > opt.decay_ms) {
-			span_remove(warm, &warm_n, i, &out[k]);
-			warm_bytes -= out[k++].len;
-		} else {
-			i++;
-		}
-	}
-	return k;
-}
-
 static void retire_all(struct span *s, int k)
 {
 	while (k--) retire_clean(s[k].base, s[k].len);
@@ -162,36 +186,10 @@ void retire_span(unsigned char *base, size_t len)
 	}
 	long now = now_ms();
 	os_lock();
-	k = warm_expire(now, 0, old);
-	while (warm_n && (warm_n == WARM_SLOTS || warm_bytes + len > WARM_BYTES)) {
-		int oldest = 0;
-		for (int i = 1; i < warm_n; i++)
-			if (warm[i].stamp < warm[oldest].stamp) oldest = i;
-		span_remove(warm, &warm_n, oldest, &old[k]);
-		warm_bytes -= old[k++].len;
-	}
-	warm[warm_n++] = (struct span){ base, base, len, now };
-	warm_bytes += len;
+	k = pool_expire(&warm, now, 0, old);
+	k += pool_put(&warm, (struct span){ base, base, len, now }, old + k);
 	os_unlock();
 	retire_all(old, k);
-}
-
-static void cache_take(int i, struct span *out)
-{
-	*out = cache[i];
-	cache_bytes -= cache[i].len;
-	cache[i] = cache[--cache_n];
-}
-
-/* Lock held: move entries that are too old (all if force) to out[]. */
-static int cache_expire(long now, int force, struct span *out)
-{
-	int k = 0;
-	for (int i = 0; i < cache_n;) {
-		if (force || now - cache[i].stamp > opt.decay_ms) cache_take(i, &out[k++]);
-		else i++;
-	}
-	return k;
 }
 
 static void unmap_all(struct span *s, int k)
@@ -207,10 +205,10 @@ void large_cache_decay(void)
 	struct span old[CACHE_SLOTS], kept[WARM_SLOTS];
 	int k = 0, d = 0;
 	os_lock();
-	if (cache_n || warm_n) {
+	if (cache.n || warm.n) {
 		long now = now_ms();
-		k = cache_expire(now, 0, old);
-		d = warm_expire(now, 0, kept);
+		k = pool_expire(&cache, now, 0, old);
+		d = pool_expire(&warm, now, 0, kept);
 	}
 	os_unlock();
 	unmap_all(old, k);
@@ -225,9 +223,9 @@ int large_cache_trim(int all)
 	struct span old[CACHE_SLOTS + RETIRED + WARM_SLOTS], kept[WARM_SLOTS];
 	int d = 0;
 	os_lock();
-	int k = cache_expire(0, 1, old);
-	if (all) k += warm_expire(0, 1, old + k);
-	else d = warm_expire(0, 1, kept);
+	int k = pool_expire(&cache, 0, 1, old);
+	if (all) k += pool_expire(&warm, 0, 1, old + k);
+	else d = pool_expire(&warm, 0, 1, kept);
 	while (all && retired_n) {
 		old[k++] = retired[retired_head];
 		retired_head = (retired_head + 1) % RETIRED;
@@ -248,23 +246,22 @@ static unsigned char *map_span(size_t len, size_t *got, int *fresh, unsigned cha
 	struct span old[CACHE_SLOTS], s = { 0 };
 	int best = -1, big = -1, dirty = 0;
 	os_lock();
-	int k = cache_expire(now_ms(), 0, old);
-	for (int i = 0; i < cache_n; i++) {
-		size_t l = cache[i].len;
-		if (l >= len && (best < 0 || l < cache[best].len)) best = i;
-		if (l < len && (big < 0 || l > cache[big].len)) big = i;
+	int k = pool_expire(&cache, now_ms(), 0, old);
+	for (int i = 0; i < cache.n; i++) {
+		size_t l = cache.s[i].len;
+		if (l >= len && (best < 0 || l < cache.s[best].len)) best = i;
+		if (l < len && (big < 0 || l > cache.s[big].len)) big = i;
 	}
 	if (best >= 0) {
-		cache_take(best, &s);
+		pool_take(&cache, best, &s);
 		/* the front serves the request and the tail stays cached (a
 		 * slot is free: best's); up to the slack it serves growth */
 		if (s.len - len > (len / 2 > SPARE_TAIL ? len / 2 : SPARE_TAIL)) {
-			cache[cache_n++] = (struct span){ s.base + len, s.origin, s.len - len, s.stamp };
-			cache_bytes += s.len - len;
+			pool_add(&cache, (struct span){ s.base + len, s.origin, s.len - len, s.stamp });
 			s.len = len;
 		}
 	} else if (!retired_take(len, &s, &dirty) && big >= 0) {
-		cache_take(big, &s);
+		pool_take(&cache, big, &s);
 	}
 	os_unlock();
 	unmap_all(old, k);
@@ -313,15 +310,16 @@ static void unmap_span(unsigned char *base, size_t len, unsigned char *origin)
 	long now = now_ms();
 	int k = 0;
 	os_lock();
-	k = cache_expire(now, 0, old);
-	for (int i = 0; i < cache_n;) {
-		if (cache[i].origin != origin) {
+	k = pool_expire(&cache, now, 0, old);
+	for (int i = 0; i < cache.n;) {
+		struct span *c = &cache.s[i];
+		if (c->origin != origin) {
 			i++;
-		} else if (cache[i].base == base + len) {
-			cache_take(i, &part);
+		} else if (c->base == base + len) {
+			pool_take(&cache, i, &part);
 			len += part.len;
-		} else if (cache[i].base + cache[i].len == base) {
-			cache_take(i, &part);
+		} else if (c->base + c->len == base) {
+			pool_take(&cache, i, &part);
 			base = part.base;
 			len += part.len;
 		} else {
@@ -329,14 +327,7 @@ static void unmap_span(unsigned char *base, size_t len, unsigned char *origin)
 		}
 	}
 	if (len <= CACHE_BYTES / 2 && opt.decay_ms > 0) {
-		while (cache_n && (cache_n == CACHE_SLOTS || cache_bytes + len > CACHE_BYTES)) {
-			int oldest = 0;
-			for (int i = 1; i < cache_n; i++)
-				if (cache[i].stamp < cache[oldest].stamp) oldest = i;
-			cache_take(oldest, &old[k++]);
-		}
-		cache[cache_n++] = (struct span){ base, origin, len, now };
-		cache_bytes += len;
+		k += pool_put(&cache, (struct span){ base, origin, len, now }, old + k);
 		base = 0;
 	}
 	os_unlock();
