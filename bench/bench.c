@@ -15,7 +15,7 @@
  *     <metric> <value>        memory figures (KiB, bytes, ratios)
  *
  * Workloads: st-churn mt-churn-1 mt-churn-2 xthread larson realloc-growth
- *            large frag once-none once-malloc spin-1 spin-2 whoami
+ *            large buffers frag once-none once-malloc spin-1 spin-2 whoami
  *            idle-threads (by hand only: memory per idle thread)
  */
 #define _GNU_SOURCE
@@ -469,6 +469,18 @@ static void w_realloc_growth(void)
 
 #define LG_OPS 600ull
 
+/* malloc(sz), with one byte written in every page and the last byte */
+static char *malloc_touched(size_t sz)
+{
+	char *p = malloc(sz);
+	if (!p)
+		die("malloc");
+	for (size_t off = 0; off < sz; off += 4096)
+		p[off] = (char)off;
+	p[sz - 1] = 1;
+	return p;
+}
+
 static void w_large(void)
 {
 	rng_t rng;
@@ -482,15 +494,41 @@ static void w_large(void)
 		size_t sz = ((size_t)1 << sh) + rng_range(&rng, 0, ((size_t)1 << sh));
 		if (sz > (16u << 20))
 			sz = 16u << 20;
-		char *p = malloc(sz);
-		if (!p)
-			die("malloc");
-		for (size_t off = 0; off < sz; off += 4096)
-			p[off] = (char)off;
-		p[sz - 1] = 1;
+		char *p = malloc_touched(sz);
 		sink += (unsigned char)p[sz / 2];
 		free(p);
 		bytes += sz;
+	}
+	double t1 = now();
+	printf("time %.6f\nops %llu\nbytes %llu\n", t1 - t0,
+	       (unsigned long long)ops, (unsigned long long)bytes);
+}
+
+/* ------------------------------------------------------------------ */
+/* buffers: a few 32..128 KiB buffers in flight, taken and given back   */
+/* again and again (I/O, compression): every page written each time     */
+
+#define BUF_ITERS 20000ull
+
+static void w_buffers(void)
+{
+	rng_t rng;
+	rng_seed(&rng, 7);
+	uint64_t iters = scaled(BUF_ITERS), ops = 0, bytes = 0;
+	double t0 = now();
+	for (uint64_t i = 0; i < iters; i++) {
+		char *b[4];
+		int k = 1 + (int)(i % 4);
+		for (int j = 0; j < k; j++) {
+			size_t sz = (size_t)rng_range(&rng, 32 << 10, (128 << 10) - 64);
+			b[j] = malloc_touched(sz);
+			bytes += sz;
+		}
+		for (int j = 0; j < k; j++) {
+			sink += (unsigned char)b[j][0];
+			free(b[j]);
+		}
+		ops += (uint64_t)k;
 	}
 	double t1 = now();
 	printf("time %.6f\nops %llu\nbytes %llu\n", t1 - t0,
@@ -748,7 +786,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: bench WORKLOAD [SCALE]\n"
 		"workloads: st-churn mt-churn-1 mt-churn-2 xthread larson\n"
-		"           realloc-growth large frag once-none once-malloc\n"
+		"           realloc-growth large buffers frag once-none once-malloc\n"
 		"           spin-1 spin-2 (no malloc: CPU scaling baseline) whoami\n"
 		"           idle-threads (memory per idle thread; not in run.sh)\n");
 	exit(1);
@@ -787,6 +825,8 @@ int main(int argc, char **argv)
 		w_realloc_growth();
 	else if (!strcmp(w, "large"))
 		w_large();
+	else if (!strcmp(w, "buffers"))
+		w_buffers();
 	else if (!strcmp(w, "frag"))
 		w_frag();
 	else if (!strcmp(w, "spin-1"))

@@ -33,9 +33,9 @@ CC=${CC:-gcc}
 MUSL_GCC=${MUSL_GCC:-musl-gcc}
 MALLOCNG_LIB=${MALLOCNG_LIB:-$SRCDIR/../src/.libs/libmallocng.so}
 ALLOCATORS=${BENCH_ALLOCATORS:-mallocng glibc jemalloc mimalloc tcmalloc musl}
-WORKLOADS=${BENCH_WORKLOADS:-st-churn mt-churn-1 mt-churn-2 xthread larson realloc-growth large frag once}
-# time workloads that enter the geometric mean
-GEO_WORKLOADS="st-churn mt-churn-1 mt-churn-2 xthread larson realloc-growth large"
+WORKLOADS=${BENCH_WORKLOADS:-st-churn mt-churn-1 mt-churn-2 xthread larson realloc-growth large buffers frag once}
+# time workloads that enter the geometric mean: all of them
+GEO_WORKLOADS="st-churn mt-churn-1 mt-churn-2 xthread larson realloc-growth large buffers frag"
 unset LD_PRELOAD
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -322,6 +322,7 @@ END {
 	if (has("larson"))         row("larson", "larson", "time", "s", 1)
 	if (has("realloc-growth")) row("realloc-growth", "realloc-growth", "time", "s", 1)
 	if (has("large"))          row("large", "large", "time", "s", 1)
+	if (has("buffers"))        row("buffers", "buffers", "time", "s", 1)
 	if (has("frag")) {
 		row("frag", "frag", "time", "s", 0)
 		row("frag peakRSS/peakLive", "frag", "peak_ratio", "x", 1)
@@ -374,7 +375,8 @@ END {
 	echo "workloads: st-churn = 8M free+malloc pairs (8..1024 B, 10k live); mt-churn-N = same per thread on N threads;"
 	echo "  xthread = 1.5M objects malloc'd by a producer and freed by a consumer thread; larson = 2 threads x 4 generations"
 	echo "  replacing random slots of a shared 20k-slot array; realloc-growth = 4 buffers grown to 1 MiB by 16..496 B steps;"
-	echo "  large = 600 x malloc/touch/free of 64 KiB..16 MiB; frag = ~136 MiB of mixed sizes freed/re-allocated in patterns;"
+	echo "  large = 600 x malloc/touch/free of 64 KiB..16 MiB; buffers = 20k rounds of 1..4 buffers of 32..128 KiB taken,"
+	echo "  every page written, given back; frag = ~136 MiB of mixed sizes freed/re-allocated in patterns;"
 	echo "  once = RSS after one malloc(1) (dRSS = minus the same process without malloc, ASLR off; total RSS"
 	echo "  includes code pages faulted in, which move with the libraries' layout; anonymous RSS does not);"
 	echo "  instr/op = callgrind instructions per free+malloc pair / per realloc call (noise-free)."

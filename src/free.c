@@ -215,19 +215,28 @@ __attribute__((noinline)) void slot_release_to(struct heap *h, struct meta *m, i
 }
 
 /* Return slot idx (object p) to its group.  A slot of SLOT_PURGE_MIN or
- * more first gives back its whole pages (while it is still ours), from the
- * page after p's header on: a freed 64..128 KiB slot in a group that stays
- * in use holds no memory. */
+ * more holds whole pages: its owner keeps them for a while (dirty.c), so
+ * that a program cycling a few big buffers does not fault them in again
+ * each time; any other thread gives them back first (while the slot is
+ * still allocated, so that its owner cannot take it meanwhile), from the
+ * page after p's header on. */
 static void slot_give_back(struct heap *h, struct meta *m, int idx, unsigned char *p)
 {
 	uint32_t stride = class_stride[m->sc];
-	if (stride >= SLOT_PURGE_MIN) {
+	if (stride < SLOT_PURGE_MIN) {
+		slot_release(h, m, idx);
+	} else if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) == h && h != &empty_heap &&
+		   !opt_slow) {
+		dirty_add(h, m, 1u << idx);
+		slot_release(h, m, idx);
+		dirty_trim(h);
+	} else {
 		uintptr_t end = (uintptr_t)m->mem + GROUP_HDR + (size_t)(idx + 1) * stride;
 		uintptr_t from = ((uintptr_t)p + PAGE - 1) & -(uintptr_t)PAGE;
 		end &= -(uintptr_t)PAGE;
 		if (end > from) os_purge((void *)(from - PAGE), end - from + PAGE);
+		slot_release(h, m, idx);
 	}
-	slot_release(h, m, idx);
 }
 
 /* free of the slot that held a nested group (group.c), checked like any

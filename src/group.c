@@ -102,6 +102,13 @@ struct meta *group_create(struct heap *h, int sc)
 		for (int i = 1; i <= cnt; i++)
 			*(uint64_t *)(mem + GROUP_HDR + (size_t)i * class_stride[sc] - SLOT_HDR) = 0;
 	h->ngroups[sc]++;
+	/* a big class's group in a warm span: its slots' pages are listed
+	 * like freed ones, to go back in time */
+	m->dirty = 0;
+	if (maplen && dirty && class_stride[sc] >= SLOT_PURGE_MIN && !opt_slow) {
+		dirty_add(h, m, full_mask(m));
+		dirty_trim(h);
+	}
 	return m;
 }
 
@@ -110,6 +117,7 @@ void group_release(struct meta *m)
 {
 	unsigned char *mem = m->mem;
 	size_t maplen = m->mapped ? m->maplen : 0;
+	if (m->dirty) dirty_forget(__atomic_load_n(&m->owner, __ATOMIC_RELAXED), m);
 	*(uint32_t *)mem = 0;
 	atomic_fetch_add_explicit(&os_count.released, 1, memory_order_relaxed);
 	os_lock();

@@ -77,7 +77,11 @@ struct meta {
 	uint8_t mapped;            /* mem is its own mapping of maplen bytes */
 	uint8_t in_full;           /* on the owner's full list */
 	size_t maplen;             /* bytes mapped (mapped groups, large) */
-	size_t size;               /* large: bytes requested */
+	union {
+		size_t size;       /* large: bytes requested */
+		uint32_t dirty;    /* group: freed slots that may keep pages
+		                    * (dirty.c); the owner's only */
+	};
 };
 
 #define AREA_SHIFT 14           /* 16384 records of 64 bytes per area */
@@ -298,6 +302,8 @@ static inline void slot_release(struct heap *h, struct meta *m, int idx)
 #define TC_CAP 64
 #define TC_STRIDE (TC_CAP + 1)
 #define RB_N 16
+#define DIRTY_N 16
+#define DIRTY_MAX (2u << 20)    /* bytes of freed big slots a heap keeps */
 struct heap {
 	uint32_t tc_top[NCLASS];
 	uint32_t tc_end[NCLASS];
@@ -310,6 +316,8 @@ struct heap {
 	uint64_t rng;               /* random slot choice (option random) */
 	size_t released;            /* empty groups seen by free_slow_local */
 	uint32_t slow_ticks;        /* malloc_slow calls, for the decay check */
+	uint32_t dirty_n;           /* entries of dirty[] (dirty.c) */
+	size_t dirty_bytes;         /* their slots' bytes (dirty.c) */
 	void **quar;                /* quarantine ring (option quarantine) */
 	uint32_t q_head, q_count;
 	size_t q_bytes;
@@ -319,6 +327,12 @@ struct heap {
 		struct meta *m;
 		uint32_t bits;
 	} rb[RB_N];
+	/* groups with freed big slots whose pages are kept (dirty.c): the
+	 * first dirty_n entries; heap_init clears the heap up to here */
+	struct dirty_entry {
+		struct meta *m;
+		long stamp;         /* ms, when listed */
+	} dirty[DIRTY_N];
 	/* last, so that a thread that never frees never touches it; a
 	 * flexible array, so that empty_heap (which caches nothing) carries
 	 * no storage for it: a heap takes HEAP_BYTES */
@@ -369,6 +383,10 @@ HIDDEN void remote_batch_flush(struct heap *h);
 HIDDEN void tc_flush(struct heap *h, int sc, int keep);
 HIDDEN int tc_default(int sc);
 HIDDEN int heap_trim(struct heap *h);
+HIDDEN void dirty_add(struct heap *h, struct meta *m, uint32_t bits);
+HIDDEN void dirty_trim(struct heap *h);
+HIDDEN void dirty_forget(struct heap *h, struct meta *m);
+HIDDEN void dirty_purge(struct heap *h, int all);
 
 /* ---- harden.c: the opt-in checked paths ---- */
 #define Q_CAP 1024
@@ -421,6 +439,7 @@ HIDDEN void *os_map(size_t len);
 HIDDEN void os_unmap(void *p, size_t len);
 HIDDEN void *os_map_guarded(size_t len);
 HIDDEN void os_purge(void *p, size_t len);
+HIDDEN long os_now_ms(void);     /* CLOCK_MONOTONIC_COARSE, in ms */
 #define PURGE_MIN (16 << 10)    /* empty groups above this give pages back */
 #define SLOT_PURGE_MIN (32 << 10) /* freed slots from this stride on too */
 #define REALLOC_MAP_MIN (32 << 10) /* realloc growth from here: a mapping */

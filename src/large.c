@@ -29,7 +29,6 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include "internal.h"
 
 #define CACHE_SLOTS 16
@@ -160,13 +159,6 @@ static void retire_clean(unsigned char *base, size_t len)
 	if (old.base) os_unmap(old.base, old.len);
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void retire_all(struct span *s, int k)
 {
 	while (k--) retire_clean(s[k].base, s[k].len);
@@ -184,7 +176,7 @@ void retire_span(unsigned char *base, size_t len)
 		retire_clean(base, len);
 		return;
 	}
-	long now = now_ms();
+	long now = os_now_ms();
 	os_lock();
 	k = pool_expire(&warm, now, 0, old);
 	k += pool_put(&warm, (struct span){ base, base, len, now }, old + k);
@@ -206,7 +198,7 @@ void large_cache_decay(void)
 	int k = 0, d = 0;
 	os_lock();
 	if (cache.n || warm.n) {
-		long now = now_ms();
+		long now = os_now_ms();
 		k = pool_expire(&cache, now, 0, old);
 		d = pool_expire(&warm, now, 0, kept);
 	}
@@ -246,7 +238,7 @@ static unsigned char *map_span(size_t len, size_t *got, int *fresh, unsigned cha
 	struct span old[CACHE_SLOTS], s = { 0 };
 	int best = -1, big = -1, dirty = 0;
 	os_lock();
-	int k = pool_expire(&cache, now_ms(), 0, old);
+	int k = pool_expire(&cache, os_now_ms(), 0, old);
 	for (int i = 0; i < cache.n; i++) {
 		size_t l = cache.s[i].len;
 		if (l >= len && (best < 0 || l < cache.s[best].len)) best = i;
@@ -307,7 +299,7 @@ unsigned char *map_group(size_t *len, int *dirty)
 static void unmap_span(unsigned char *base, size_t len, unsigned char *origin)
 {
 	struct span old[CACHE_SLOTS + 1], part;
-	long now = now_ms();
+	long now = os_now_ms();
 	int k = 0;
 	os_lock();
 	k = pool_expire(&cache, now, 0, old);

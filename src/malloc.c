@@ -125,6 +125,7 @@ void *malloc_slow(size_t n, int sc)
 	if (unlikely(++h->slow_ticks % DECAY_TICKS == 0)) {
 		large_cache_decay();
 		remote_batch_flush(h);
+		dirty_purge(h, 0);
 	}
 	tc_set_limit(h, sc, tc_default(sc));
 	for (;;) {
@@ -174,7 +175,8 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
 	h->released++;
 	tc_set_limit(h, sc, 0);
 	if (m == h->cur[sc]) {
-		if (m->mapped && m->maplen > PURGE_MIN) os_purge(m->mem, m->maplen);
+		/* (unless dirty.c lists it: its pages go back from there) */
+		if (m->mapped && m->maplen > PURGE_MIN && !m->dirty) os_purge(m->mem, m->maplen);
 		return;
 	}
 	ring_remove(h, sc, m);
@@ -183,6 +185,9 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
 		return;
 	}
 	h->ngroups[sc]--;
+	/* a heap that releases groups is shrinking: its kept slots go too */
+	if (m->dirty) dirty_forget(h, m);
+	dirty_purge(h, 1);
 	group_release(m);
 }
 

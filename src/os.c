@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <time.h>
 #include "internal.h"
 
 HIDDEN struct os_counters os_count __attribute__((aligned(64)));
@@ -82,6 +83,13 @@ void os_unmap_guarded(void *p, size_t len)
 
 /* Give back the whole pages of [p + PAGE, p + len) but keep the mapping
  * (the first page holds the group header). */
+long os_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void os_purge(void *p, size_t len)
 {
 	int e = errno;

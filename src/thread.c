@@ -60,7 +60,7 @@ int tc_default(int sc)
 static void heap_init(struct heap *h)
 {
 	void **quar = h->quar;      /* kept across reuse of the heap */
-	memset(h, 0, offsetof(struct heap, tc));
+	memset(h, 0, offsetof(struct heap, dirty));
 	h->quar = quar;
 	h->rng = secret ^ (uintptr_t)h;
 	for (int i = 0; i < NCLASS; i++) {
@@ -106,6 +106,7 @@ static void heap_destroy(void *arg)
 	quarantine_drain(h, 0);
 	for (int sc = 0; sc < NCLASS; sc++) tc_flush(h, sc, 0);
 	remote_batch_flush(h);
+	dirty_purge(h, 1);      /* no entry may outlive the heap's ownership */
 	if (tl_heap == h) tl_heap = &empty_heap;
 	os_lock();
 	for (int sc = 0; sc < NCLASS; sc++) {
@@ -201,6 +202,7 @@ int heap_trim(struct heap *h)
 	for (int sc = 0; sc < NCLASS; sc++)
 		if (tc_count(h, sc)) tc_flush(h, sc, 0);
 	remote_batch_flush(h);
+	dirty_purge(h, 1);
 	for (int sc = 0; sc < NCLASS; sc++) {
 		struct meta *m = h->spare[sc];
 		if (m) {

@@ -160,26 +160,171 @@ START_TEST(test_large_cut_and_rejoin)
 }
 END_TEST
 
-/* The last freed slot of a big class (32 KiB and more) keeps its pages for
- * the next malloc of its class; a second one freed gives them back. */
-START_TEST(test_big_slot_kept_warm)
+static size_t madvise_calls(void)
+{
+	struct mallocng_stats st = { .size = sizeof st };
+	ck_assert_int_eq(mallocng_get_stats(&st), 0);
+	return st.madvise_calls;
+}
+
+/* A program cycling a few big buffers (32 KiB and more) reuses their
+ * pages: no madvise and no page faults per cycle (with every freed slot
+ * given back at once, 200 cycles of three 100 KiB buffers cost 15 000
+ * faults and 400 madvise calls). */
+START_TEST(test_big_buffers_cycle)
 {
 	const size_t n = 100 << 10;
-	char *keep = malloc(n), *p = malloc(n);
-	ck_assert(keep && p);
-	memset(p, 1, n);
-	free(p);
-	char *q, *r;
-	long f = faults_to_fill(&q, n, 2);
-	ck_assert_msg(f < 8, "%ld page faults to reuse a freed %zu-byte slot", f, n);
-	faults_to_fill(&r, n, 3);
-	long before = proc_status_kib("RssAnon");
-	free(q);
-	free(r);
-	long after = proc_status_kib("RssAnon");
-	ck_assert_msg(before - after >= 64, "RssAnon %ld -> %ld kB after freeing two %zu-byte objects",
-	              before, after, n);
+	char *keep = malloc(n), *b[3];
+	ck_assert_ptr_nonnull(keep);
+	for (int k = 0; k < 3; k++) ck_assert_ptr_nonnull(b[k] = malloc(n));
+	for (int k = 0; k < 3; k++) free(b[k]);
+	long f = minor_faults();
+	size_t m = madvise_calls();
+	for (int i = 0; i < 200; i++) {
+		for (int k = 0; k < 3; k++) {
+			ck_assert_ptr_nonnull(b[k] = malloc(n));
+			memset(b[k], i + k, n);
+		}
+		for (int k = 0; k < 3; k++) free(b[k]);
+	}
+	f = minor_faults() - f;
+	m = madvise_calls() - m;
+	ck_assert_msg(f < 200 && m < 10, "200 cycles of three %zu-byte buffers: %ld page faults, %zu madvise",
+	              n, f, m);
 	free(keep);
+}
+END_TEST
+
+/* Freed big slots keep at most 2 MiB per thread (and the one slot its
+ * cache holds): freeing 3 of every 4 of 4 MiB of 100 KiB objects, in
+ * groups that all stay in use, gives the rest back at once; malloc_trim
+ * gives back all. */
+START_TEST(test_big_slots_bounded)
+{
+	enum { N = 40 };
+	const size_t n = 100 << 10;
+	char *p[N];
+	long start = proc_status_kib("RssAnon");
+	for (int i = 0; i < N; i++) {
+		ck_assert_ptr_nonnull(p[i] = malloc(n));
+		memset(p[i], 1, n);
+	}
+	long full = proc_status_kib("RssAnon");
+	for (int i = 0; i < N; i++)
+		if (i % 4) free(p[i]);
+	long freed = proc_status_kib("RssAnon");
+	long kept = N / 4 * (long)(n >> 10);
+	ck_assert_msg(freed - start <= kept + 2048 + 100 + 128,
+	              "RssAnon %ld kB at the start, %ld with %d objects of %zu bytes, %ld after freeing 3 of 4",
+	              start, full, N, n, freed);
+	malloc_trim(0);
+	long trimmed = proc_status_kib("RssAnon");
+	ck_assert_msg(trimmed - start <= kept + 128,
+	              "RssAnon %ld kB at the start, %ld after malloc_trim with %ld kB in use",
+	              start, trimmed, kept);
+	for (int i = 0; i < N; i += 4) free(p[i]);
+}
+END_TEST
+
+/* A heap that releases an emptied group is shrinking: it gives back all
+ * the freed big slots it kept, of every class.  Here 3 MiB of 100 KiB
+ * objects are freed in groups that stay in use (2 MiB kept), then a
+ * class of 40 KiB objects is freed whole. */
+START_TEST(test_big_slots_shrinking)
+{
+	enum { N = 40 };
+	char *p[N], *q[N];
+	long start = proc_status_kib("RssAnon");
+	for (int i = 0; i < N; i++) {
+		ck_assert_ptr_nonnull(p[i] = malloc(100 << 10));
+		memset(p[i], 1, 100 << 10);
+	}
+	for (int i = 0; i < N; i++)
+		if (i % 4) free(p[i]);
+	long kept = proc_status_kib("RssAnon");
+	for (int i = 0; i < N; i++) {
+		ck_assert_ptr_nonnull(q[i] = malloc(40 << 10));
+		memset(q[i], 2, 40 << 10);
+	}
+	/* newest first: the group malloc takes from empties first, and its
+	 * slots are kept until the next release gives them back too */
+	for (int i = N - 1; i >= 0; i--) free(q[i]);
+	long after = proc_status_kib("RssAnon");
+	long live = N / 4 * 100;
+	/* live, the slot each class's cache holds, a warm span, slack */
+	ck_assert_msg(after - start <= live + 100 + 40 + 256 + 128,
+	              "RssAnon %ld kB at the start, %ld with 2 MiB kept, %ld after a class was freed whole "
+	              "(%ld kB in use)", start, kept, after, live);
+	for (int i = 0; i < N; i += 4) free(p[i]);
+}
+END_TEST
+
+/* A freed big slot whose pages are kept, then taken again, is never given
+ * back while in use (the purge skips slots allocated since), whether the
+ * purge comes from malloc_trim or from the bound. */
+START_TEST(test_big_slot_reused_intact)
+{
+	const size_t n = 100 << 10;
+	char *keep = malloc(n), *a = malloc(n), *b = malloc(n);
+	ck_assert(keep && a && b);
+	free(a);        /* to the thread cache */
+	free(b);        /* kept with its pages */
+	char *c = malloc(n), *d = malloc(n);
+	ck_assert(c && d);
+	memset(c, 0x3c, n);
+	memset(d, 0x5a, n);
+	malloc_trim(0);
+	ck_assert_uint_eq(check_bytes((unsigned char *)c, n, 0x3c), n);
+	ck_assert_uint_eq(check_bytes((unsigned char *)d, n, 0x5a), n);
+	free(c);
+	char *e = malloc(n);
+	ck_assert_ptr_nonnull(e);
+	memset(e, 0x77, n);
+	/* push the kept bytes past the bound: the oldest entries go back */
+	char *q[32];
+	for (int i = 0; i < 32; i++) ck_assert_ptr_nonnull(q[i] = malloc(n));
+	for (int i = 0; i < 32; i++) free(q[i]);
+	ck_assert_uint_eq(check_bytes((unsigned char *)d, n, 0x5a), n);
+	ck_assert_uint_eq(check_bytes((unsigned char *)e, n, 0x77), n);
+	free(d);
+	free(e);
+	free(keep);
+}
+END_TEST
+
+/* A thread's kept slots go back when it exits, even in groups it leaves
+ * behind with objects in use. */
+static void *big_slots_thread(void *arg)
+{
+	char **live = arg, *p[6];
+	for (int i = 0; i < 6; i++) {
+		p[i] = malloc(100 << 10);
+		if (p[i]) memset(p[i], 1, 100 << 10);
+	}
+	/* p[0] has a group of its own (a class's first holds one slot) */
+	*live = p[5];
+	for (int i = 0; i < 5; i++) free(p[i]);
+	return NULL;
+}
+
+START_TEST(test_big_slots_thread_exit)
+{
+	pthread_t t;
+	char *live = NULL;
+	/* a first thread, so that the second reuses its stack and heap */
+	ck_assert_int_eq(pthread_create(&t, NULL, big_slots_thread, &live), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	free(live);
+	malloc_trim(0);
+	long start = proc_status_kib("RssAnon");
+	ck_assert_int_eq(pthread_create(&t, NULL, big_slots_thread, &live), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	long after = proc_status_kib("RssAnon");
+	ck_assert_ptr_nonnull(live);
+	ck_assert_msg(after - start <= 100 + 128,
+	              "RssAnon %ld -> %ld kB after a thread freed 5 of its six 100 KiB objects and exited",
+	              start, after);
+	free(live);
 }
 END_TEST
 
@@ -507,7 +652,11 @@ static Suite *rss_suite(void)
 	tcase_add_test(tc, test_small_1000);
 	tcase_add_test(tc, test_large_blocks);
 	tcase_add_test(tc, test_large_cut_and_rejoin);
-	tcase_add_test(tc, test_big_slot_kept_warm);
+	tcase_add_test(tc, test_big_buffers_cycle);
+	tcase_add_test(tc, test_big_slots_bounded);
+	tcase_add_test(tc, test_big_slots_shrinking);
+	tcase_add_test(tc, test_big_slot_reused_intact);
+	tcase_add_test(tc, test_big_slots_thread_exit);
 	tcase_add_test(tc, test_warm_spans_bounded);
 	tcase_add_test(tc, test_small_objects_pack);
 	tcase_add_test(tc, test_sparse_containers_shrink);
