@@ -360,10 +360,59 @@ static int sc_decay_activity(void)
 	return 0;
 }
 
+/* Freed slots of 32 KiB and more in groups still in use: 40 objects of
+ * 100 KiB, 3 of every 4 freed (each group keeps one in use). */
+static char *kept_live[10];
+static void free_3_of_4_big(void)
+{
+	char *p[40];
+	for (int i = 0; i < 40; i++) {
+		p[i] = malloc(100 << 10);
+		if (!p[i]) abort();
+		memset(p[i], 1, 100 << 10);
+	}
+	for (int i = 0; i < 40; i++)
+		if (i % 4) free(p[i]);
+		else kept_live[i / 4] = p[i];
+}
+
+/* Their pages, kept for reuse, go back after decay_ms once the thread
+ * allocates again (small objects only, all kept live: nothing is
+ * released, which would give them back by itself). */
+static int sc_decay_kept(void)
+{
+	long start = vm_rss_kib();
+	free_3_of_4_big();
+	long kept = vm_rss_kib();
+	if (kept - start < 1000 + 1024)
+		return SAY("VmRSS %ld kB at start, %ld kB after freeing 3 MiB of 4: nothing kept", start, kept);
+	usleep(300 * 1000);     /* three times decay_ms */
+	/* 20 000 objects of 64 bytes (80-byte slots, 1 563 kB): more than
+	 * 256 exhausted groups, hence decay checks */
+	static void *small[20000];
+	for (int i = 0; i < 20000; i++)
+		if (!(small[i] = malloc(64))) abort();
+	long after = vm_rss_kib();
+	if (after > kept + 1563 - 1024)
+		return SAY("VmRSS %ld kB at start, %ld kB with the freed slots kept, %ld kB after decay_ms "
+		           "and 1 563 kB of small objects", start, kept, after);
+	for (int i = 0; i < 20000; i++) free(small[i]);
+	for (int i = 0; i < 10; i++) free(kept_live[i]);
+	return 0;
+}
+
 static int sc_decay_zero(void)
 {
 	static const size_t sizes[] = { 1000, 1 << 20, 64, 300000 };
 	int bad = 0;
+	/* freed big slots in groups still in use: none kept */
+	long start0 = vm_rss_kib();
+	free_3_of_4_big();
+	long after0 = vm_rss_kib();
+	if (after0 - start0 > 1000 + 512)
+		bad = SAY("decay_ms=0: VmRSS %ld kB at start, %ld kB with 1000 kB of 100 KiB objects left "
+		          "of 4 MiB", start0, after0);
+	for (int i = 0; i < 10; i++) free(kept_live[i]);
 	for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
 		long start = vm_rss_kib();
 		struct node *l = fill(sizes[i], 24 << 20, NULL);
@@ -391,6 +440,7 @@ static const struct { const char *name; int (*fn)(void); } scenarios[] = {
 	{ "plain", sc_plain }, { "first_not_junk", sc_first_not_junk },
 	{ "junk_only", sc_junk_only }, { "decay_trim", sc_decay_trim },
 	{ "decay_zero", sc_decay_zero }, { "decay_activity", sc_decay_activity },
+	{ "decay_kept", sc_decay_kept },
 	{ "protect_meta", sc_protect_meta },
 };
 
@@ -571,6 +621,13 @@ START_TEST(test_decay_activity)
 }
 END_TEST
 
+/* freed big slots kept for reuse go back after decay_ms */
+START_TEST(test_decay_kept_slots)
+{
+	expect_ok("decay_ms=100", "decay_kept");
+}
+END_TEST
+
 /* decay_ms=0: "0 returns them at once" */
 START_TEST(test_decay_zero)
 {
@@ -597,6 +654,7 @@ static Suite *options_suite(void)
 	tcase_add_test(tc, test_malloc_trim);
 	tcase_add_test(tc, test_decay_zero);
 	tcase_add_test(tc, test_decay_activity);
+	tcase_add_test(tc, test_decay_kept_slots);
 	suite_add_tcase(s, tc);
 	return s;
 }
