@@ -34,8 +34,9 @@ MUSL_GCC=${MUSL_GCC:-musl-gcc}
 MALLOCNG_LIB=${MALLOCNG_LIB:-$SRCDIR/../src/.libs/libmallocng.so}
 ALLOCATORS=${BENCH_ALLOCATORS:-mallocng glibc jemalloc mimalloc tcmalloc musl}
 WORKLOADS=${BENCH_WORKLOADS:-st-churn mt-churn-1 mt-churn-2 xthread larson realloc-growth large buffers frag once}
-# time workloads that enter the geometric mean: all of them
-GEO_WORKLOADS="st-churn mt-churn-1 mt-churn-2 xthread larson realloc-growth large buffers frag"
+# time workloads that enter the geometric mean; frag is a memory workload
+# (its peak and residual RSS), whose time is also shown as a second mean
+GEO_WORKLOADS="st-churn mt-churn-1 mt-churn-2 xthread larson realloc-growth large buffers"
 unset LD_PRELOAD
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -361,6 +362,12 @@ END {
 		g = exp(s / k)
 		printf "geomean %s / best-of(glibc,jemalloc,mimalloc) over %d time workloads: %.2fx (%s)\n", ref, k, g, g <= 1 ? sprintf("%s is %.2fx faster", ref, 1 / g) : sprintf("%s is %.2fx slower", ref, g)
 		printf "%s", det
+		# frag (its time) too, when it was run
+		best = ""; bn = ""; w = "frag"
+		for (b = 1; b <= 3; b++) if ((B[b], w, "time") in M && (best == "" || M[B[b], w, "time"] < best)) { best = M[B[b], w, "time"]; bn = B[b] }
+		if (best != "" && (ref, w, "time") in M) {
+			printf "    %-16s %s %.3fs vs best %-8s %.3fs  -> %.2fx (memory workload; with its time: %.2fx over %d)\n", w, ref, M[ref, w, "time"], bn, best, M[ref, w, "time"] / best, exp((s + log(M[ref, w, "time"] / best)) / (k + 1)), k + 1
+		}
 	}
 	if (nfail) { print ""; print "FAILED RUNS (cells marked ! had failures; a cell showing only a signal failed every rep):"; for (i = 1; i <= nfail; i++) print FL[i] }
 }' < <(
