@@ -105,13 +105,16 @@ void dirty_forget(struct heap *h, struct meta *m)
 	fail("corrupted metadata", m->mem);     /* dirty set, not listed */
 }
 
-/* Purge the entries older than decay_ms, or all of them (all != 0). */
-void dirty_purge(struct heap *h, int all)
+/* Purge the entries older than decay_ms, or all of them (all != 0);
+ * returns the number of entries purged. */
+int dirty_purge(struct heap *h, int all)
 {
-	if (!h->dirty_n) return;
+	int n = 0;
+	if (!h->dirty_n) return 0;
 	long now = all ? 0 : os_now_ms();
 	for (int i = 0; i < (int)h->dirty_n;) {
-		if (all || now - h->dirty[i].stamp > opt.decay_ms) purge_entry(h, i);
+		if (all || now - h->dirty[i].stamp > opt.decay_ms) purge_entry(h, i), n++;
 		else i++;
 	}
+	return n;
 }

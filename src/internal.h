@@ -386,7 +386,7 @@ HIDDEN int heap_trim(struct heap *h);
 HIDDEN void dirty_add(struct heap *h, struct meta *m, uint32_t bits);
 HIDDEN void dirty_trim(struct heap *h);
 HIDDEN void dirty_forget(struct heap *h, struct meta *m);
-HIDDEN void dirty_purge(struct heap *h, int all);
+HIDDEN int dirty_purge(struct heap *h, int all);
 
 /* ---- harden.c: the opt-in checked paths ---- */
 #define Q_CAP 1024

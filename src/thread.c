@@ -193,7 +193,8 @@ struct heap *heap_for_free(void)
 }
 
 /* malloc_trim for the calling thread: empty its cache, give back its spare
- * groups and any empty group it allocates from.  Returns groups released. */
+ * groups, any empty group it allocates from and the pages of its kept big
+ * slots.  Returns groups released plus groups whose slots were purged. */
 int heap_trim(struct heap *h)
 {
 	int released = 0;
@@ -202,7 +203,7 @@ int heap_trim(struct heap *h)
 	for (int sc = 0; sc < NCLASS; sc++)
 		if (tc_count(h, sc)) tc_flush(h, sc, 0);
 	remote_batch_flush(h);
-	dirty_purge(h, 1);
+	released += dirty_purge(h, 1);
 	for (int sc = 0; sc < NCLASS; sc++) {
 		struct meta *m = h->spare[sc];
 		if (m) {
