@@ -34,6 +34,9 @@ static atomic_int producers_left;
 static atomic_long verified_remote;
 
 enum { PER_THREAD = 30000 };
+/* what producer allocates: per_thread objects of size_lo..size_hi bytes */
+static int per_thread = PER_THREAD;
+static size_t size_lo = 1, size_hi = 4096;
 
 static void verify_and_free(struct item *it)
 {
@@ -80,10 +83,10 @@ static void *producer(void *arg)
 	struct item *local = NULL;
 	struct queue *peer = &queues[(self + 1) % NTHREADS];
 
-	for (int i = 0; i < PER_THREAD; i++) {
+	for (int i = 0; i < per_thread; i++) {
 		struct item *it = malloc(sizeof *it);
 		REQUIRE(it != NULL, "malloc failed");
-		it->n = rng_range(&rng, 1, 4096);
+		it->n = rng_range(&rng, size_lo, size_hi);
 		it->seed = (uint32_t)rng_next(&rng);
 		it->p = malloc(it->n);
 		REQUIRE(it->p && ((uintptr_t)it->p & 15) == 0, "malloc(%zu) = %p", it->n, (void *)it->p);
@@ -120,9 +123,10 @@ static void *producer(void *arg)
 	return NULL;
 }
 
-START_TEST(test_cross_thread_free)
+static void cross_thread_free(void)
 {
 	pthread_t t[NTHREADS];
+	atomic_store(&verified_remote, 0);
 	atomic_store(&producers_left, NTHREADS);
 	for (int i = 0; i < NTHREADS; i++) {
 		pthread_mutex_init(&queues[i].lock, NULL);
@@ -134,7 +138,24 @@ START_TEST(test_cross_thread_free)
 	for (int i = 0; i < NTHREADS; i++) ck_assert_ptr_null(queues[i].head);
 	/* about half of 8 * 30000 objects went through another thread */
 	long v = atomic_load(&verified_remote);
-	ck_assert_msg(v > NTHREADS * PER_THREAD / 3, "only %ld remote frees", v);
+	ck_assert_msg(v > NTHREADS * per_thread / 3, "only %ld remote frees", v);
+}
+
+START_TEST(test_cross_thread_free)
+{
+	cross_thread_free();
+}
+END_TEST
+
+/* The same with objects of 32..128 KiB, whose freed slots keep their
+ * pages for their owner (dirty.c) while other threads free and realloc
+ * slots of the same groups: no content may be lost. */
+START_TEST(test_cross_thread_free_big)
+{
+	per_thread = 1000;
+	size_lo = 32 << 10;
+	size_hi = (128 << 10) - 64;
+	cross_thread_free();
 }
 END_TEST
 
@@ -636,6 +657,7 @@ static Suite *thread_suite(void)
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_cross_thread_free);
+	tcase_add_test(tc, test_cross_thread_free_big);
 	tcase_add_test(tc, test_consumer_exit_hands_back);
 	tcase_add_test(tc, test_pure_consumers);
 	tcase_add_test(tc, test_batch_refilled_by_hand_over);
