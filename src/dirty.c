@@ -9,9 +9,11 @@
  * one madvise per run of adjacent free slots:
  * - when the heap's dirty bytes pass DIRTY_MAX, or its list is full (the
  *   oldest group first);
- * - all of them when the heap releases an emptied group: a program that
- *   frees more than it takes again is shrinking, and what it freed last
- *   should not stay (bench frag: RSS after freeing everything);
+ * - all of them when the heap releases an emptied group of a big class:
+ *   the program frees more big objects than it takes again, it is
+ *   shrinking, and what it freed last should not stay (bench frag: RSS
+ *   after freeing everything).  Not for small classes' groups, which a
+ *   program churning small objects releases all the time;
  * - when an entry is older than decay_ms, at malloc_slow's decay check;
  * - at malloc_trim and at thread exit (before the heap's groups are
  *   abandoned: another heap never inherits an entry).

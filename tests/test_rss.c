@@ -160,6 +160,13 @@ START_TEST(test_large_cut_and_rejoin)
 }
 END_TEST
 
+static size_t groups_released(void)
+{
+	struct mallocng_stats st = { .size = sizeof st };
+	ck_assert_int_eq(mallocng_get_stats(&st), 0);
+	return st.groups_released;
+}
+
 static size_t madvise_calls(void)
 {
 	struct mallocng_stats st = { .size = sizeof st };
@@ -191,6 +198,43 @@ START_TEST(test_big_buffers_cycle)
 	m = madvise_calls() - m;
 	ck_assert_msg(f < 200 && m < 10, "200 cycles of three %zu-byte buffers: %ld page faults, %zu madvise",
 	              n, f, m);
+	free(keep);
+}
+END_TEST
+
+/* The kept big slots survive a program's churn of small objects, whose
+ * groups are released every round: only the release of a big class's
+ * group (a heap shrinking) gives them back. */
+START_TEST(test_big_buffers_small_churn)
+{
+	enum { SMALL = 300, ROUNDS = 200 };
+	const size_t n = 100 << 10;
+	static void *s[SMALL];
+	char *keep = malloc(n), *b[3];
+	ck_assert_ptr_nonnull(keep);
+	long f = 0;
+	size_t released = 0;
+	for (int i = 0; i < ROUNDS + 1; i++) {
+		if (i == 1) {   /* after a first round that maps everything */
+			f = minor_faults();
+			released = groups_released();
+		}
+		for (int k = 0; k < 3; k++) {
+			ck_assert_ptr_nonnull(b[k] = malloc(n));
+			memset(b[k], i + k, n);
+		}
+		for (int k = 0; k < 3; k++) free(b[k]);
+		/* while the buffers' slots are free and kept */
+		for (int k = 0; k < SMALL; k++) ck_assert_ptr_nonnull(s[k] = malloc(1000));
+		for (int k = 0; k < SMALL; k++) free(s[k]);
+	}
+	f = minor_faults() - f;
+	released = groups_released() - released;
+	ck_assert_msg(released >= ROUNDS, "only %zu groups released in %d rounds: the test does not churn groups",
+	              released, ROUNDS);
+	/* three 100 KiB buffers faulted in again would be 75 faults a round */
+	ck_assert_msg(f < 30 * ROUNDS, "%d rounds of three %zu-byte buffers and %d small objects: %ld page faults",
+	              ROUNDS, n, SMALL, f);
 	free(keep);
 }
 END_TEST
@@ -654,6 +698,7 @@ static Suite *rss_suite(void)
 	tcase_add_test(tc, test_large_blocks);
 	tcase_add_test(tc, test_large_cut_and_rejoin);
 	tcase_add_test(tc, test_big_buffers_cycle);
+	tcase_add_test(tc, test_big_buffers_small_churn);
 	tcase_add_test(tc, test_big_slots_bounded);
 	tcase_add_test(tc, test_big_slots_shrinking);
 	tcase_add_test(tc, test_big_slot_reused_intact);
