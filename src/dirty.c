@@ -18,6 +18,10 @@
  * - at malloc_trim and at thread exit (before the heap's groups are
  *   abandoned: another heap never inherits an entry).
  *
+ * The current group of a small class, emptied, is kept the same way (all
+ * its slots listed), within DIRTY_SMALL_MAX per heap; it goes back whole,
+ * and only if it is still empty: once in use again it is just unlisted.
+ *
  * Invariants (owner thread only; no lock):
  * - m->dirty != 0  <=>  m is listed in its owner's h->dirty[];
  * - a set bit names a slot that may hold pages; only the slots that are
@@ -47,6 +51,9 @@ static void purge_entry(struct heap *h, int i)
 		 * pages of slots given back one by one before */
 		os_purge(m->mem, m->maplen);
 		bits = 0;
+	} else if (stride < SLOT_PURGE_MIN) {
+		bits = 0;       /* a kept small group in use again: its slots
+		                 * share pages, which stay */
 	}
 	while (bits) {
 		int a = __builtin_ctzll(bits);
@@ -93,6 +100,26 @@ void dirty_add(struct heap *h, struct meta *m, uint32_t bits)
 void dirty_trim(struct heap *h)
 {
 	while (h->dirty_bytes > DIRTY_MAX) purge_entry(h, oldest(h));
+}
+
+/* An emptied current group of a small class (mapped, over PURGE_MIN):
+ * keep its pages, listed with all its slots, if the heap's kept small
+ * groups stay within DIRTY_SMALL_MAX; returns 0 if the caller must give
+ * them back now.  A program that takes and frees a few hundred small
+ * objects per request would otherwise fault these groups in again on
+ * every request. */
+int dirty_keep_group(struct heap *h, struct meta *m)
+{
+	size_t kept = group_bytes(m->sc, m->cnt);
+	if (m->dirty || opt_slow || opt.decay_ms <= 0) return 0;
+	for (unsigned i = 0; i < h->dirty_n; i++) {
+		struct meta *k = h->dirty[i].m;
+		if (class_stride[k->sc] < SLOT_PURGE_MIN) kept += group_bytes(k->sc, k->cnt);
+	}
+	if (kept > DIRTY_SMALL_MAX) return 0;
+	dirty_add(h, m, full_mask(m));
+	dirty_trim(h);
+	return 1;
 }
 
 void dirty_forget(struct heap *h, struct meta *m)

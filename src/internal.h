@@ -304,6 +304,7 @@ static inline void slot_release(struct heap *h, struct meta *m, int idx)
 #define RB_N 16
 #define DIRTY_N 16
 #define DIRTY_MAX (2u << 20)    /* bytes of freed big slots a heap keeps */
+#define DIRTY_SMALL_MAX (256u << 10) /* of those, emptied small groups */
 struct heap {
 	uint32_t tc_top[NCLASS];
 	uint32_t tc_end[NCLASS];
@@ -386,6 +387,7 @@ HIDDEN int heap_trim(struct heap *h);
 HIDDEN void dirty_add(struct heap *h, struct meta *m, uint32_t bits);
 HIDDEN void dirty_trim(struct heap *h);
 HIDDEN void dirty_forget(struct heap *h, struct meta *m);
+HIDDEN int dirty_keep_group(struct heap *h, struct meta *m);
 HIDDEN int dirty_purge(struct heap *h, int all);
 
 /* ---- harden.c: the opt-in checked paths ---- */

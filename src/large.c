@@ -31,7 +31,7 @@
 #include <sys/mman.h>
 #include "internal.h"
 
-#define CACHE_SLOTS 16
+#define CACHE_SLOTS 8
 #define CACHE_BYTES (64u << 20)
 #define SPARE_TAIL (2u << 20)   /* a reused mapping may exceed the request by this */
 

@@ -175,8 +175,11 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
 	h->released++;
 	tc_set_limit(h, sc, 0);
 	if (m == h->cur[sc]) {
-		/* (unless dirty.c lists it: its pages go back from there) */
-		if (m->mapped && m->maplen > PURGE_MIN && !m->dirty) os_purge(m->mem, m->maplen);
+		/* its pages go back now, or from dirty.c's list: a big
+		 * class's freed slots are there, a small one's group may go */
+		if (m->mapped && m->maplen > PURGE_MIN && !m->dirty &&
+		    (class_stride[sc] >= SLOT_PURGE_MIN || !dirty_keep_group(h, m)))
+			os_purge(m->mem, m->maplen);
 		return;
 	}
 	ring_remove(h, sc, m);
