@@ -111,7 +111,7 @@ void dirty_trim(struct heap *h)
 int dirty_keep_group(struct heap *h, struct meta *m)
 {
 	size_t kept = group_bytes(m->sc, m->cnt);
-	if (m->dirty || opt_slow || opt.decay_ms <= 0) return 0;
+	if (m->dirty || !dirty_on()) return 0;
 	for (unsigned i = 0; i < h->dirty_n; i++) {
 		struct meta *k = h->dirty[i].m;
 		if (class_stride[k->sc] < SLOT_PURGE_MIN) kept += group_bytes(k->sc, k->cnt);

@@ -226,7 +226,7 @@ static void slot_give_back(struct heap *h, struct meta *m, int idx, unsigned cha
 	if (stride < SLOT_PURGE_MIN) {
 		slot_release(h, m, idx);
 	} else if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) == h && h != &empty_heap &&
-		   !opt_slow && opt.decay_ms > 0) {
+		   dirty_on()) {
 		dirty_add(h, m, 1u << idx);
 		slot_release(h, m, idx);
 		dirty_trim(h);

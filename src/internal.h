@@ -389,6 +389,9 @@ HIDDEN void dirty_trim(struct heap *h);
 HIDDEN void dirty_forget(struct heap *h, struct meta *m);
 HIDDEN int dirty_keep_group(struct heap *h, struct meta *m);
 HIDDEN int dirty_purge(struct heap *h, int all);
+/* Freed pages may be kept (dirty.c): not on the checked paths (hardening
+ * options), nor with decay_ms=0, which promises to give them back at once. */
+#define dirty_on() (!opt_slow && opt.decay_ms > 0)
 
 /* ---- harden.c: the opt-in checked paths ---- */
 #define Q_CAP 1024

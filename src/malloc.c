@@ -188,12 +188,11 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
 		return;
 	}
 	h->ngroups[sc]--;
-	/* a heap that releases a group of a big class is shrinking: its kept
-	 * slots go too (not for small groups, which a program that churns
-	 * small objects releases all the time) */
-	if (m->dirty) dirty_forget(h, m);
+	group_release(m);       /* (unlists m first: its pages go with it) */
+	/* a heap that releases a group of a big class is shrinking: its other
+	 * kept slots go too (not for small groups, which a program that
+	 * churns small objects releases all the time) */
 	if (class_stride[sc] >= SLOT_PURGE_MIN) dirty_purge(h, 1);
-	group_release(m);
 }
 
 EXPORT void *malloc(size_t n)

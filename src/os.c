@@ -81,8 +81,6 @@ void os_unmap_guarded(void *p, size_t len)
 	os_unmap((char *)p - PAGE, len + 2 * PAGE);
 }
 
-/* Give back the whole pages of [p + PAGE, p + len) but keep the mapping
- * (the first page holds the group header). */
 long os_now_ms(void)
 {
 	struct timespec ts;
@@ -90,6 +88,8 @@ long os_now_ms(void)
 	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Give back the whole pages of [p + PAGE, p + len) but keep the mapping
+ * (the first page holds the group header). */
 void os_purge(void *p, size_t len)
 {
 	int e = errno;
