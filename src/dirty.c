@@ -36,6 +36,15 @@
  */
 #include "internal.h"
 
+/* Take entry i off the list (its group's bits and bytes with it). */
+static void unlist(struct heap *h, int i)
+{
+	struct meta *m = h->dirty[i].m;
+	h->dirty_bytes -= (size_t)__builtin_popcount(m->dirty) * class_stride[m->sc];
+	m->dirty = 0;
+	h->dirty[i] = h->dirty[--h->dirty_n];
+}
+
 /* Give back the pages of every free slot of m named in m->dirty (one
  * madvise per run of adjacent slots; the page holding the first slot's
  * header stays, since the slot before may be in use), or of the whole
@@ -68,9 +77,7 @@ static void purge_entry(struct heap *h, int i)
 		if (end > from) os_purge((void *)(from - PAGE), end - from + PAGE);
 		bits &= -(1ull << b);
 	}
-	h->dirty_bytes -= (size_t)__builtin_popcount(m->dirty) * stride;
-	m->dirty = 0;
-	h->dirty[i] = h->dirty[--h->dirty_n];
+	unlist(h, i);
 }
 
 /* Oldest first: entries are added at the end and purge_entry moves the
@@ -125,11 +132,10 @@ int dirty_keep_group(struct heap *h, struct meta *m)
 void dirty_forget(struct heap *h, struct meta *m)
 {
 	for (int i = 0; i < (int)h->dirty_n; i++) {
-		if (h->dirty[i].m != m) continue;
-		h->dirty_bytes -= (size_t)__builtin_popcount(m->dirty) * class_stride[m->sc];
-		m->dirty = 0;
-		h->dirty[i] = h->dirty[--h->dirty_n];
-		return;
+		if (h->dirty[i].m == m) {
+			unlist(h, i);
+			return;
+		}
 	}
 	fail("corrupted metadata", m->mem);     /* dirty set, not listed */
 }
