@@ -303,7 +303,7 @@ static inline void slot_release(struct heap *h, struct meta *m, int idx)
 #define TC_STRIDE (TC_CAP + 1)
 #define RB_N 16
 #define DIRTY_N 16
-#define DIRTY_MAX (2u << 20)    /* bytes of freed big slots a heap keeps */
+#define DIRTY_MAX (4u << 20)    /* bytes of freed big slots a heap keeps */
 #define DIRTY_SMALL_MAX (256u << 10) /* of those, emptied small groups */
 struct heap {
 	uint32_t tc_top[NCLASS];
@@ -389,6 +389,7 @@ HIDDEN void dirty_trim(struct heap *h);
 HIDDEN void dirty_forget(struct heap *h, struct meta *m);
 HIDDEN int dirty_keep_group(struct heap *h, struct meta *m);
 HIDDEN int dirty_purge(struct heap *h, int all);
+HIDDEN void dirty_purge_class(struct heap *h, int sc);
 /* Freed pages may be kept (dirty.c): not on the checked paths (hardening
  * options), nor with decay_ms=0, which promises to give them back at once. */
 #define dirty_on() (!opt_slow && opt.decay_ms > 0)
