@@ -152,9 +152,9 @@ static __attribute__((noinline)) void release_any(struct heap *h, struct meta *m
  * another thread, else slot by slot (a group h adopted, or abandoned). */
 static __attribute__((noinline)) void batch_flush(struct heap *h, struct remote_batch *e)
 {
-	struct meta *m = e->m;
+	struct meta *m = meta_at_index(e->mi);
 	uint32_t bits = e->bits;
-	e->m = 0;
+	e->mi = 0;
 	e->bits = 0;
 	struct heap *owner = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
 	if (owner && owner != h) {
@@ -172,7 +172,7 @@ void remote_batch_flush(struct heap *h)
 	for (int again = 1; again;) {
 		again = 0;
 		for (int i = 0; i < RB_N; i++)
-			if (h->rb[i].m) batch_flush(h, &h->rb[i]), again = 1;
+			if (h->rb[i].mi) batch_flush(h, &h->rb[i]), again = 1;
 	}
 }
 
@@ -200,9 +200,9 @@ __attribute__((noinline)) void slot_release_to(struct heap *h, struct meta *m, i
 		struct remote_batch *e = &h->rb[m->sc & (RB_N - 1)];
 		/* the hand-over of another group can fill the entry again
 		 * (see remote_batch_flush): look again until it is m's or free */
-		while (e->m != m) {
-			if (!e->m) {
-				e->m = m;
+		while (e->mi != m->index) {
+			if (!e->mi) {
+				e->mi = m->index;
 				break;
 			}
 			batch_flush(h, e);

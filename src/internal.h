@@ -301,7 +301,7 @@ static inline void slot_release(struct heap *h, struct meta *m, int idx)
  * there and never written: a thread without a heap caches nothing. */
 #define TC_CAP 64
 #define TC_STRIDE (TC_CAP + 1)
-#define RB_N 16
+#define RB_N 32         /* the classes up to 1 KiB have an entry each */
 #define DIRTY_N 16
 #define DIRTY_MAX (4u << 20)    /* bytes of freed big slots a heap keeps */
 #define DIRTY_SMALL_MAX (256u << 10) /* of those, emptied small groups */
@@ -323,9 +323,12 @@ struct heap {
 	uint32_t q_head, q_count;
 	size_t q_bytes;
 	/* slots freed into other threads' groups, not yet handed over: one
-	 * group per entry, at its class mod RB_N (free.c) */
+	 * group per entry (its record's index; 0, an area header's, for
+	 * none), at its class mod RB_N (free.c).  8 bytes an entry: with
+	 * pointers, 32 entries moved the first heap's thread cache across a
+	 * page, and a first malloc cost 12 KiB */
 	struct remote_batch {
-		struct meta *m;
+		uint32_t mi;
 		uint32_t bits;
 	} rb[RB_N];
 	/* groups with freed big slots whose pages are kept (dirty.c): the
