@@ -8,8 +8,11 @@
  * about 3 MiB of slots).  Instead the slot's bit is set in its group's `dirty` mask and
  * the group is listed in its owner's heap; the pages go back later, in
  * one madvise per run of adjacent free slots:
- * - when the heap's dirty bytes pass DIRTY_MAX, or its list is full (the
- *   oldest group first);
+ * - when the heap's dirty bytes pass DIRTY_MAX, or all heaps' together
+ *   pass DIRTY_TOTAL_MAX, or its list is full (the oldest group first; a
+ *   heap gives back only its own, so the process-wide bound makes a
+ *   thread that frees give back at once while idle threads hold the
+ *   rest: many threads cannot keep DIRTY_MAX each);
  * - all those of a big class when the heap releases an emptied group of
  *   it: the program frees more objects of that class than it takes
  *   again, and what it freed last should not stay (bench frag: RSS after
@@ -31,17 +34,26 @@
  *   since only the owner allocates from m, nothing can take it meanwhile;
  * - h->dirty_bytes is the sum of popcount(m->dirty) * stride over the
  *   list: it overcounts the slots taken again since, which only purges
- *   earlier;
+ *   earlier; dirty_total is the sum of dirty_bytes over the heaps (in a
+ *   forked child, over the forking thread's heap: the others are gone);
  * - a listed group that is released leaves the list first (group_release
  *   calls dirty_forget), so that no entry outlives its record.
  */
 #include "internal.h"
 
+static _Atomic size_t dirty_total;
+
+static void account(struct heap *h, size_t add, size_t sub)
+{
+	h->dirty_bytes += add - sub;
+	atomic_fetch_add_explicit(&dirty_total, add - sub, memory_order_relaxed);
+}
+
 /* Take entry i off the list (its group's bits and bytes with it). */
 static void unlist(struct heap *h, int i)
 {
 	struct meta *m = h->dirty[i].m;
-	h->dirty_bytes -= (size_t)__builtin_popcount(m->dirty) * class_stride[m->sc];
+	account(h, 0, (size_t)__builtin_popcount(m->dirty) * class_stride[m->sc]);
 	m->dirty = 0;
 	h->dirty[i] = h->dirty[--h->dirty_n];
 }
@@ -99,7 +111,7 @@ void dirty_add(struct heap *h, struct meta *m, uint32_t bits)
 		h->dirty[h->dirty_n++] = (struct dirty_entry){ m, os_now_ms() };
 	}
 	m->dirty |= bits;
-	h->dirty_bytes += (size_t)__builtin_popcount(fresh) * stride;
+	account(h, (size_t)__builtin_popcount(fresh) * stride, 0);
 }
 
 /* After the slots dirty_add named are free: keep the heap's dirty bytes
@@ -107,7 +119,9 @@ void dirty_add(struct heap *h, struct meta *m, uint32_t bits)
  * would be skipped, and its pages kept with nothing to give them back.) */
 void dirty_trim(struct heap *h)
 {
-	while (h->dirty_bytes > DIRTY_MAX) purge_entry(h, oldest(h));
+	while (h->dirty_n && (h->dirty_bytes > DIRTY_MAX ||
+			      atomic_load_explicit(&dirty_total, memory_order_relaxed) > DIRTY_TOTAL_MAX))
+		purge_entry(h, oldest(h));
 }
 
 /* An emptied current group of a small class (mapped, over PURGE_MIN):
@@ -162,4 +176,13 @@ void dirty_purge_class(struct heap *h, int sc)
 		if (h->dirty[i].m->sc == sc) purge_entry(h, i);
 		else i++;
 	}
+}
+
+/* The forked child has the forking thread only: the others' kept slots
+ * stay mapped there, but are nobody's to give back or to count. */
+void dirty_fork_child(void)
+{
+	struct heap *h = tl_heap;
+	atomic_store_explicit(&dirty_total, h == &empty_heap ? 0 : h->dirty_bytes,
+			      memory_order_relaxed);
 }

@@ -305,6 +305,7 @@ static inline void slot_release(struct heap *h, struct meta *m, int idx)
 #define DIRTY_N 16
 #define DIRTY_MAX (4u << 20)    /* bytes of freed big slots a heap keeps */
 #define DIRTY_SMALL_MAX (256u << 10) /* of those, emptied small groups */
+#define DIRTY_TOTAL_MAX (16u << 20) /* all heaps together (dirty_total) */
 struct heap {
 	uint32_t tc_top[NCLASS];
 	uint32_t tc_end[NCLASS];
@@ -393,6 +394,7 @@ HIDDEN void dirty_forget(struct heap *h, struct meta *m);
 HIDDEN int dirty_keep_group(struct heap *h, struct meta *m);
 HIDDEN int dirty_purge(struct heap *h, int all);
 HIDDEN void dirty_purge_class(struct heap *h, int sc);
+HIDDEN void dirty_fork_child(void);
 /* Freed pages may be kept (dirty.c): not on the checked paths (hardening
  * options), nor with decay_ms=0, which promises to give them back at once. */
 #define dirty_on() (!opt_slow && opt.decay_ms > 0)

@@ -189,6 +189,7 @@ static void fork_child(void)
 {
 	lock_held = 0;
 	atomic_store(&lock_word, 0);
+	dirty_fork_child();
 }
 
 __attribute__((constructor)) static void os_constructor(void)
