@@ -20,7 +20,11 @@
  *   a quarter of that, each for at most decay_ms) keep their pages, warm,
  *   for the next group or large object; the others, and warm ones pushed
  *   out or expired, give their pages back (MADV_DONTNEED) and wait, reading
- *   as zeros, on a ring of at most RETIRED spans for reuse.  A user of a
+ *   as zeros, on a ring of at most RETIRED spans for reuse: spans that
+ *   touch are joined (so a span may cover two mappings: mremap refuses
+ *   those, and realloc then copies), a request takes the front of the
+ *   smallest that holds it, and map_group maps MAP_CHUNK at a time for
+ *   groups below a quarter of that, the rest going to the ring.  A user of a
  *   warm span zeroes what it relies on (group.c: the slot headers; calloc).
  *   A late double free into a retired range meets a zero header, in a warm
  *   one a header marked freed or naming a freed record, and is reported
@@ -58,6 +62,8 @@ static struct span cache_spans[CACHE_SLOTS] COLD_BSS;
 static struct pool cache = { cache_spans, 0, CACHE_SLOTS, 0, CACHE_BYTES };
 
 #define RETIRED 256
+#define MAP_CHUNK (1u << 20)    /* map_group maps this much for smaller groups */
+static unsigned groups_mapped;          /* map_group calls (lock held) */
 static struct span *retired;            /* FIFO ring, mapped on first use */
 static int retired_head, retired_n;
 
@@ -105,8 +111,9 @@ static int pool_put(struct pool *p, struct span s, struct span *out)
 	return k;
 }
 
-/* Lock held: take the best retired span for len (within 2x), if any: a
- * warm one first (no page faults), and *dirty says it was warm. */
+/* Lock held: take the best span for len, if any: a warm one (within 2x)
+ * first (no page faults), and *dirty says it was warm; else the front of
+ * the smallest retired span that holds it (the rest stays retired). */
 static int retired_take(size_t len, struct span *out, int *dirty)
 {
 	int best = -1;
@@ -121,34 +128,55 @@ static int retired_take(size_t len, struct span *out, int *dirty)
 	*dirty = 0;
 	for (int i = 0; i < retired_n; i++) {
 		struct span *s = &retired[(retired_head + i) % RETIRED];
-		if (s->len >= len && s->len <= 2 * len && (best < 0 || s->len < retired[best].len))
+		if (s->len >= len && (best < 0 || s->len < retired[best].len))
 			best = (retired_head + i) % RETIRED;
 	}
 	if (best < 0) return 0;
-	*out = retired[best];
-	int last = (retired_head + retired_n - 1) % RETIRED;
-	retired[best] = retired[last];
+	*out = (struct span){ retired[best].base, retired[best].base, len, 0 };
+	retired[best].base += len;
+	if ((retired[best].len -= len)) return 1;
+	retired[best] = retired[(retired_head + retired_n - 1) % RETIRED];
 	retired_n--;
 	return 1;
 }
 
-/* Give a mapping's pages back but keep its addresses reserved for a while. */
-static void retire_clean(unsigned char *base, size_t len)
+/* The ring, mapped on first use; 0 if that fails. */
+static int retired_ring(void)
 {
-	struct span old = { 0 };
-	if (!retired) {
+	if (!__atomic_load_n(&retired, __ATOMIC_ACQUIRE)) {
 		struct span *r = os_map(page_round(RETIRED * sizeof *r));
 		os_lock();
-		if (!retired) retired = r, r = 0;
+		if (!retired) __atomic_store_n(&retired, r, __ATOMIC_RELEASE), r = 0;
 		os_unlock();
 		if (r) os_unmap(r, page_round(RETIRED * sizeof *r));
-		if (!retired) { os_unmap(base, len); return; }
 	}
-	int e = errno;
-	madvise(base, len, MADV_DONTNEED);
-	errno = e;
-	atomic_fetch_add_explicit(&os_count.madvises, 1, memory_order_relaxed);
+	return retired != 0;
+}
+
+/* Put a span without pages on the ring, joined with the retired spans it
+ * touches (the pieces of a mapping cut by map_group, groups mapped side
+ * by side), so that the ring holds few long spans; when it is full, the
+ * oldest span is unmapped. */
+static void retired_put(unsigned char *base, size_t len)
+{
+	struct span old = { 0 };
+	if (!retired_ring()) {
+		os_unmap(base, len);
+		return;
+	}
 	os_lock();
+	for (int i = 0; i < retired_n;) {
+		int at = (retired_head + i) % RETIRED;
+		struct span *s = &retired[at];
+		if (s->base + s->len == base || base + len == s->base) {
+			if (s->base < base) base = s->base;
+			len += s->len;
+			*s = retired[(retired_head + retired_n - 1) % RETIRED];
+			retired_n--;
+		} else {
+			i++;
+		}
+	}
 	if (retired_n == RETIRED) {
 		old = retired[retired_head];
 		retired_head = (retired_head + 1) % RETIRED;
@@ -157,6 +185,16 @@ static void retire_clean(unsigned char *base, size_t len)
 	retired[(retired_head + retired_n++) % RETIRED] = (struct span){ base, base, len, 0 };
 	os_unlock();
 	if (old.base) os_unmap(old.base, old.len);
+}
+
+/* Give a mapping's pages back but keep its addresses reserved for a while. */
+static void retire_clean(unsigned char *base, size_t len)
+{
+	int e = errno;
+	madvise(base, len, MADV_DONTNEED);
+	errno = e;
+	atomic_fetch_add_explicit(&os_count.madvises, 1, memory_order_relaxed);
+	retired_put(base, len);
 }
 
 static void retire_all(struct span *s, int k)
@@ -286,8 +324,16 @@ unsigned char *map_group(size_t *len, int *dirty)
 {
 	struct span s;
 	os_lock();
-	int got = retired_take(*len, &s, dirty);
+	int got = retired_take(*len, &s, dirty), many = ++groups_mapped > 8;
 	os_unlock();
+	if (!got && many && *len < MAP_CHUNK / 4 && retired_ring()) {
+		/* a mapping for this group and the next ones: the rest waits
+		 * on the ring (it reads as zeros, like any retired span).  Not
+		 * for a program's first groups: the ring costs a page */
+		unsigned char *p = os_map(MAP_CHUNK);
+		if (p) retired_put(p + *len, MAP_CHUNK - *len);
+		return p;
+	}
 	if (!got) return os_map(*len);
 	tomb_clear(s.base, s.len);
 	*len = s.len;

@@ -30,8 +30,14 @@ EXPORT void *realloc(void *p, size_t n)
 	}
 	struct meta *m = slot_lookup(p, &s);
 	void *q;
+	int e = errno;
 	if (m->sc == SC_LARGE) {
-		if (n >= REALLOC_MAP_MIN) return large_realloc(&s, n);
+		if (n >= REALLOC_MAP_MIN) {
+			/* mremap refuses a range over two mappings, which a
+			 * retired span can join (large.c): then copy */
+			if ((q = large_realloc(&s, n)) || n <= s.n) return q;
+			errno = e;
+		}
 	} else if (n <= MAX_SMALL) {
 		int sc = size_to_class(n);
 		/* end: offset of the next slot's user pointer */
@@ -48,6 +54,7 @@ EXPORT void *realloc(void *p, size_t n)
 	if (n >= REALLOC_MAP_MIN && n > s.n) q = large_alloc(n, UNIT, 0);
 	else q = malloc(n);
 	if (!q) return 0;
+	errno = e;
 	memcpy(q, p, n < s.n ? n : s.n);
 	free_slot(&s);
 	return q;

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <malloc.h>
 #include "mallocng.h"
 #include "util.h"
@@ -281,6 +282,28 @@ START_TEST(test_realloc_large_aligned)
 }
 END_TEST
 
+/* mremap refuses a range over more than one mapping: a program that
+ * madvises a part of its large buffer (here a page in the middle, with
+ * other flags: the kernel splits the mapping there), or a retired span
+ * joined over two mappings, must still be able to grow it (realloc then
+ * copies; it returned NULL with ENOMEM before). */
+START_TEST(test_realloc_split_mapping)
+{
+	const size_t n = 8 << 20;
+	unsigned char *x = malloc(n);
+	ck_assert_ptr_nonnull(x);
+	fill_pattern(x, n, 41);
+	unsigned char *mid = (unsigned char *)(((uintptr_t)x + n / 2) & ~(uintptr_t)4095);
+	ck_assert_int_eq(madvise(mid, 4096, MADV_NOHUGEPAGE), 0);
+	errno = 0;
+	unsigned char *y = realloc(x, 8 * n);
+	ck_assert_ptr_nonnull(y);
+	ck_assert_int_eq(errno, 0);
+	ck_assert_uint_eq(check_pattern(y, n, 41), n);
+	free(y);
+}
+END_TEST
+
 /* An object that realloc grows to 32 KiB or more gets a mapping of its own
  * (mallocng(7)); the mapping then grows and shrinks in place down to that
  * size, and an object shrunk below it goes back to a slot. */
@@ -379,6 +402,7 @@ static Suite *realloc_suite(void)
 	tcase_add_test(tc, test_realloc_large_aligned);
 	tcase_add_test(tc, test_in_place_and_move);
 	tcase_add_test(tc, test_growth_takes_mapping);
+	tcase_add_test(tc, test_realloc_split_mapping);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -429,6 +430,51 @@ START_TEST(test_big_slots_thread_exit)
 }
 END_TEST
 
+/* Whether the page in the middle of [p, p + n) is resident. */
+static int mid_page_resident(const char *p, size_t n)
+{
+	uintptr_t a = ((uintptr_t)p + n / 2) & ~(uintptr_t)4095;
+	unsigned char v = 0;
+	ck_assert_int_eq(mincore((void *)a, 4096, &v), 0);
+	return v & 1;
+}
+
+/* Over the bound, the group listed first gives its pages back first: 6
+ * slots freed in each of 9 classes' groups (one slot stays in use in
+ * each), class after class within a millisecond or two, keep about 5 MB;
+ * the first classes' slots go back, the last ones' stay.  (Picked by
+ * their millisecond stamps, ties broke towards newer groups: 2 of the 6
+ * slots just freed of the last class went back.) */
+START_TEST(test_big_slots_oldest_first)
+{
+	enum { CLASSES = 9, PER = 9 };
+	static char *p[CLASSES][PER];
+	size_t size[CLASSES];
+	malloc_trim(0);
+	for (int c = 0; c < CLASSES; c++) {
+		size[c] = (size_t)(36 + 11 * c) << 10;
+		for (int i = 0; i < PER; i++) {
+			ck_assert_ptr_nonnull(p[c][i] = malloc(size[c]));
+			memset(p[c][i], 1, size[c]);
+		}
+	}
+	/* p[c][0] is alone in its class's first group, p[c][1] keeps the
+	 * second in use */
+	for (int c = 0; c < CLASSES; c++)
+		for (int i = 2; i < PER; i++) free(p[c][i]);
+	/* (p[c][2], freed first, waits in the thread cache) */
+	int first = 0, last = 0;
+	for (int i = 3; i < PER; i++) {
+		first += mid_page_resident(p[0][i], size[0]);
+		last += mid_page_resident(p[CLASSES - 1][i], size[CLASSES - 1]);
+	}
+	ck_assert_msg(first == 0 && last == PER - 3,
+	              "freed slots still resident: %d of %d of the first class, %d of %d of the last",
+	              first, PER - 3, last, PER - 3);
+	for (int c = 0; c < CLASSES; c++) free(p[c][0]), free(p[c][1]);
+}
+END_TEST
+
 /* Kept big slots are bounded per process too (16 MiB), not only per
  * thread (4 MiB): 8 threads each free 36 of 48 objects of 100 KiB (3.6 MB
  * each, in groups that stay in use) and stay alive: 25.5 MB resident
@@ -515,6 +561,39 @@ START_TEST(test_big_slots_fork_child)
 	pthread_barrier_destroy(&kt_measured);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	              "the child cycling three 100 KiB buffers faulted them in every round (status %#x)", st);
+}
+END_TEST
+
+static size_t mmap_calls(void)
+{
+	struct mallocng_stats st = { .size = sizeof st };
+	ck_assert_int_eq(mallocng_get_stats(&st), 0);
+	return st.mmap_calls;
+}
+
+/* Groups of 64 KiB come out of 1 MiB mappings (the rest waits on the ring
+ * of retired spans), and released groups' spans that touch are joined on
+ * the ring, so that they can serve a bigger request later: 1 600 objects
+ * of 2 000 bytes (50 groups) take 4 mmap calls (54 with a mapping per
+ * group), and a 2 MiB object after they are freed takes none (1 without
+ * joining). */
+START_TEST(test_group_spans_joined)
+{
+	enum { N = 1600 };
+	static void *p[N];
+	malloc_trim(0);
+	size_t m0 = mmap_calls();
+	for (int i = 0; i < N; i++) ck_assert_ptr_nonnull(p[i] = malloc(2000));
+	size_t m1 = mmap_calls();
+	for (int i = 0; i < N; i++) free(p[i]);
+	malloc_trim(0);         /* the warm spans join the ring too */
+	void *big = malloc(2 << 20);
+	ck_assert_ptr_nonnull(big);
+	size_t m2 = mmap_calls();
+	free(big);
+	ck_assert_msg(m1 - m0 <= 4 && m2 == m1,
+	              "mmap calls: %zu for %d objects of 2 000 bytes, %zu for a 2 MiB object after",
+	              m1 - m0, N, m2 - m1);
 }
 END_TEST
 
@@ -850,8 +929,10 @@ static Suite *rss_suite(void)
 	tcase_add_test(tc, test_big_slots_shrinking);
 	tcase_add_test(tc, test_big_slot_reused_intact);
 	tcase_add_test(tc, test_big_slots_thread_exit);
+	tcase_add_test(tc, test_big_slots_oldest_first);
 	tcase_add_test(tc, test_big_slots_process_bound);
 	tcase_add_test(tc, test_big_slots_fork_child);
+	tcase_add_test(tc, test_group_spans_joined);
 	tcase_add_test(tc, test_warm_spans_bounded);
 	tcase_add_test(tc, test_small_objects_pack);
 	tcase_add_test(tc, test_sparse_containers_shrink);
