@@ -13,11 +13,12 @@
  *   heap gives back only its own, so the process-wide bound makes a
  *   thread that frees give back at once while idle threads hold the
  *   rest: many threads cannot keep DIRTY_MAX each);
- * - all those of a big class when the heap releases an emptied group of
- *   it: the program frees more objects of that class than it takes
- *   again, and what it freed last should not stay (bench frag: RSS after
- *   freeing everything).  Not for small classes' groups, which a program
- *   churning small objects releases all the time;
+ * - all of them when the heap releases an emptied group of a big class:
+ *   the program frees more big objects than it takes again, it is
+ *   shrinking, and what it freed last should not stay (bench frag: RSS
+ *   after freeing everything).  Not for small classes' groups, which a
+ *   program churning small objects releases all the time, nor for a
+ *   class's first group of one slot, which becomes the spare;
  * - when an entry is older than decay_ms, at malloc_slow's decay check;
  * - at malloc_trim and at thread exit (before the heap's groups are
  *   abandoned: another heap never inherits an entry).
@@ -164,15 +165,6 @@ int dirty_purge(struct heap *h, int all)
 		else i++;
 	}
 	return n;
-}
-
-/* Purge the entries of class sc (a heap releasing a group of sc). */
-void dirty_purge_class(struct heap *h, int sc)
-{
-	for (int i = 0; i < (int)h->dirty_n;) {
-		if (h->dirty[i].m->sc == sc) purge_entry(h, i);
-		else i++;
-	}
 }
 
 /* The forked child has the forking thread only: the others' kept slots

@@ -393,7 +393,6 @@ HIDDEN void dirty_trim(struct heap *h);
 HIDDEN void dirty_forget(struct heap *h, struct meta *m);
 HIDDEN int dirty_keep_group(struct heap *h, struct meta *m);
 HIDDEN int dirty_purge(struct heap *h, int all);
-HIDDEN void dirty_purge_class(struct heap *h, int sc);
 HIDDEN void dirty_fork_child(void);
 /* Freed pages may be kept (dirty.c): not on the checked paths (hardening
  * options), nor with decay_ms=0, which promises to give them back at once. */

@@ -160,8 +160,9 @@ found:;
 
 /* Called by free when a slot went back to a group that was on the full
  * list or became entirely free.  The current group is kept even when empty
- * (hysteresis), but a big one gives its pages back; one other small empty
- * group per class is kept as a spare, any other empty group is released. */
+ * (hysteresis), but a big one gives its pages back; one other small (or
+ * one-slot) empty group per class is kept as a spare, any other empty
+ * group is released. */
 HIDDEN void free_slow_local(struct heap *h, struct meta *m)
 {
 	int sc = m->sc;
@@ -183,19 +184,19 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
 		return;
 	}
 	ring_remove(h, sc, m);
-	if (!h->spare[sc] && group_bytes(sc, m->cnt) <= PURGE_MIN) {
+	/* the spare: a small group, or a big class's group of one slot (the
+	 * first a heap makes: another, bigger, took over when a second
+	 * object came, and this one emptying says nothing of shrinking) */
+	if (!h->spare[sc] && (group_bytes(sc, m->cnt) <= PURGE_MIN || m->cnt == 1)) {
 		h->spare[sc] = m;
 		return;
 	}
 	h->ngroups[sc]--;
 	group_release(m);       /* (unlists m first: its pages go with it) */
-	/* a heap that releases a group of a big class uses that class less:
-	 * its other kept slots of the class go too (not the other classes':
-	 * a program cycling buffers of 8 classes releases each class's first
-	 * small group once, which purged them all: 800 more page faults in
-	 * bench buffers; nor for small classes, whose groups a program that
+	/* a heap that releases a group of a big class is shrinking: its other
+	 * kept slots go too (not for small groups, which a program that
 	 * churns small objects releases all the time) */
-	if (class_stride[sc] >= SLOT_PURGE_MIN) dirty_purge_class(h, sc);
+	if (class_stride[sc] >= SLOT_PURGE_MIN) dirty_purge(h, 1);
 }
 
 EXPORT void *malloc(size_t n)

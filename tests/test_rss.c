@@ -207,9 +207,9 @@ END_TEST
 /* The same with buffers of every big class, 1 to 4 at a time (bench
  * buffers): the slots all 8 classes cycle through stay within the bound,
  * so that they are not given back and faulted in again.  12 000 rounds
- * after a warm-up cost 205 page faults; 650 with a 2 MiB bound, 613 if
- * the first release of a class's group gave back every class's slots,
- * 1 237 with both. */
+ * after a warm-up cost 158 page faults; 754 with a 2 MiB bound, 613 if
+ * each class's first group (one slot) was released when it emptied,
+ * which gave back every class's slots, 1 263 with both. */
 START_TEST(test_big_buffers_classes)
 {
 	enum { WARM = 500, ROUNDS = 12000 };
