@@ -336,7 +336,7 @@ START_TEST(test_big_slots_bounded)
 END_TEST
 
 /* A heap that releases an emptied group of a big class gives back the
- * freed slots of that class it kept: 39 of 40 objects of 100 KiB freed,
+ * freed big slots it kept: 39 of 40 objects of 100 KiB freed,
  * newest first (the current group empties first and is kept, with its
  * slots; the older groups are released, and the first release gives
  * those back), leave the one in use and the slot the cache holds: 112 kB
