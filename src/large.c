@@ -468,8 +468,9 @@ static void *large_realloc_unlocked(struct slot *s, size_t n)
 			os_unmap_guarded(m->mem, m->maplen + rsv);
 			rsv = total - len;
 		} else if (len > m->maplen) {
+			int e = errno;
 			if (mprotect(mem + m->maplen, len - m->maplen, PROT_READ | PROT_WRITE)) {
-				errno = ENOMEM;
+				errno = e;      /* realloc falls back to a copy */
 				return 0;
 			}
 			rsv -= len - m->maplen;

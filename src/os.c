@@ -120,18 +120,12 @@ void os_unmap(void *p, size_t len)
 void *os_remap(void *p, size_t old, size_t len)
 {
 	int e = errno;
-	if (inject_failure()) {
-		errno = ENOMEM;
-		return 0;
-	}
+	if (inject_failure()) return 0;
 	void *q = mremap(p, old, len, MREMAP_MAYMOVE);
 	if (q == MAP_FAILED && large_cache_trim(1))
 		q = mremap(p, old, len, MREMAP_MAYMOVE);
-	if (q == MAP_FAILED) {
-		errno = ENOMEM;
-		return 0;
-	}
-	errno = e;
+	errno = e;      /* on failure too: the callers fall back to a copy */
+	if (q == MAP_FAILED) return 0;
 	tomb_clear(q, len);
 	atomic_fetch_add_explicit(&os_count.mremaps, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&os_count.mapped, len - old, memory_order_relaxed);

@@ -30,13 +30,12 @@ EXPORT void *realloc(void *p, size_t n)
 	}
 	struct meta *m = slot_lookup(p, &s);
 	void *q;
-	int e = errno;
 	if (m->sc == SC_LARGE) {
 		if (n >= REALLOC_MAP_MIN) {
 			/* mremap refuses a range over two mappings, which a
-			 * retired span can join (large.c): then copy */
+			 * retired span can join (large.c): then copy (errno
+			 * is untouched until that fails too) */
 			if ((q = large_realloc(&s, n)) || n <= s.n) return q;
-			errno = e;
 		}
 	} else if (n <= MAX_SMALL) {
 		int sc = size_to_class(n);
@@ -54,7 +53,6 @@ EXPORT void *realloc(void *p, size_t n)
 	if (n >= REALLOC_MAP_MIN && n > s.n) q = large_alloc(n, UNIT, 0);
 	else q = malloc(n);
 	if (!q) return 0;
-	errno = e;
 	memcpy(q, p, n < s.n ? n : s.n);
 	free_slot(&s);
 	return q;
