@@ -243,6 +243,29 @@ START_TEST(test_calloc_after_group_reuse)
 }
 END_TEST
 
+/* The same after malloc_trim, when the emptied groups' ranges are joined
+ * on the ring of retired ranges (with the rest of the 1 MiB mappings they
+ * were cut from): a large calloc taking the front of a joined range must
+ * still read zeros, written data having been given back. */
+START_TEST(test_calloc_after_joined_spans)
+{
+	static void *p[1024];
+	static const size_t want[] = { 300000, 1 << 20, 2 << 20 };
+	for (size_t w = 0; w < sizeof want / sizeof *want; w++) {
+		fill_many(p, 1024, 5000);
+		for (int i = 0; i < 1024; i++) free(p[i]);
+		malloc_trim(0);
+		unsigned char *q = calloc(want[w], 1);
+		REQUIRE(q != NULL, "calloc(%zu, 1)", want[w]);
+		size_t bad = check_bytes(q, want[w], 0);
+		REQUIRE(bad == want[w], "calloc(%zu, 1) after trimmed groups: byte %zu = 0x%02x",
+		        want[w], bad, q[bad]);
+		memset(q, 0x5a, want[w]);
+		free(q);
+	}
+}
+END_TEST
+
 /* A group made in a warm span that held another class: the old slots'
  * bytes lie where the new group's slot headers go.  Objects that fill
  * their slots (free then checks the next slot's header, not a check byte)
@@ -515,6 +538,7 @@ static Suite *malloc_suite(void)
 	tcase_add_test(tc, test_calloc_reused_memory);
 	tcase_add_test(tc, test_calloc_after_large_reuse);
 	tcase_add_test(tc, test_calloc_after_group_reuse);
+	tcase_add_test(tc, test_calloc_after_joined_spans);
 	tcase_add_test(tc, test_group_in_warm_span);
 	tcase_add_test(tc, test_calloc_overflow);
 	tcase_add_test(tc, test_huge_requests);
