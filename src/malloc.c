@@ -186,8 +186,10 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
 	ring_remove(h, sc, m);
 	/* the spare: a small group, or a big class's group of one slot (the
 	 * first a heap makes: another, bigger, took over when a second
-	 * object came, and this one emptying says nothing of shrinking) */
-	if (!h->spare[sc] && (group_bytes(sc, m->cnt) <= PURGE_MIN || m->cnt == 1)) {
+	 * object came, and this one emptying says nothing of shrinking; its
+	 * slot's pages are on dirty.c's list, bounded) */
+	if (!h->spare[sc] && (group_bytes(sc, m->cnt) <= PURGE_MIN ||
+			      (m->cnt == 1 && class_stride[sc] >= SLOT_PURGE_MIN))) {
 		h->spare[sc] = m;
 		return;
 	}
