@@ -50,17 +50,18 @@
 
 static _Atomic size_t dirty_total;
 
-static void account(struct heap *h, size_t add, size_t sub)
+/* Add d (negative: remove) to the heap's and the process's kept bytes. */
+static void account(struct heap *h, ptrdiff_t d)
 {
-	h->dirty_bytes += add - sub;
-	atomic_fetch_add_explicit(&dirty_total, add - sub, memory_order_relaxed);
+	h->dirty_bytes += (size_t)d;
+	atomic_fetch_add_explicit(&dirty_total, (size_t)d, memory_order_relaxed);
 }
 
 /* Take entry i off the list (its group's bits and bytes with it). */
 static void unlist(struct heap *h, int i)
 {
 	struct meta *m = h->dirty[i].m;
-	account(h, 0, (size_t)__builtin_popcount(m->dirty) * class_stride[m->sc]);
+	account(h, -(ptrdiff_t)(__builtin_popcount(m->dirty) * class_stride[m->sc]));
 	m->dirty = 0;
 	h->dirty_n--;
 	for (; i < (int)h->dirty_n; i++) h->dirty[i] = h->dirty[i + 1];
@@ -109,7 +110,7 @@ void dirty_add(struct heap *h, struct meta *m, uint32_t bits)
 		h->dirty[h->dirty_n++] = (struct dirty_entry){ m, os_now_ms() };
 	}
 	m->dirty |= bits;
-	account(h, (size_t)__builtin_popcount(fresh) * stride, 0);
+	account(h, (ptrdiff_t)__builtin_popcount(fresh) * stride);
 }
 
 /* After the slots dirty_add named are free: keep the heap's dirty bytes

@@ -111,6 +111,13 @@ static int pool_put(struct pool *p, struct span s, struct span *out)
 	return k;
 }
 
+/* Lock held: remove ring entry `at` (the newest moves into its place). */
+static void retired_drop(int at)
+{
+	retired[at] = retired[(retired_head + retired_n - 1) % RETIRED];
+	retired_n--;
+}
+
 /* Lock held: take the best span for len, if any: a warm one (within 2x)
  * first (no page faults), and *dirty says it was warm; else the front of
  * the smallest retired span that holds it (the rest stays retired). */
@@ -134,9 +141,7 @@ static int retired_take(size_t len, struct span *out, int *dirty)
 	if (best < 0) return 0;
 	*out = (struct span){ retired[best].base, retired[best].base, len, 0 };
 	retired[best].base += len;
-	if ((retired[best].len -= len)) return 1;
-	retired[best] = retired[(retired_head + retired_n - 1) % RETIRED];
-	retired_n--;
+	if (!(retired[best].len -= len)) retired_drop(best);
 	return 1;
 }
 
@@ -171,8 +176,7 @@ static void retired_put(unsigned char *base, size_t len)
 		if (s->base + s->len == base || base + len == s->base) {
 			if (s->base < base) base = s->base;
 			len += s->len;
-			*s = retired[(retired_head + retired_n - 1) % RETIRED];
-			retired_n--;
+			retired_drop(at);
 		} else {
 			i++;
 		}
