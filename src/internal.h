@@ -320,6 +320,10 @@ struct heap {
 	uint32_t slow_ticks;        /* malloc_slow calls, for the decay check */
 	uint32_t dirty_n;           /* entries of dirty[] (dirty.c) */
 	size_t dirty_bytes;         /* their slots' bytes (dirty.c) */
+	unsigned char *probe;       /* a big slot left unpopulated (malloc.c) */
+	uint32_t probe_n;           /* its request */
+	int8_t pop_score;           /* populate big slots while > 0 */
+	uint8_t big_n;              /* big requests, picks the probes */
 	void **quar;                /* quarantine ring (option quarantine) */
 	uint32_t q_head, q_count;
 	size_t q_bytes;
@@ -394,6 +398,8 @@ HIDDEN void dirty_forget(struct heap *h, struct meta *m);
 HIDDEN int dirty_keep_group(struct heap *h, struct meta *m);
 HIDDEN int dirty_purge(struct heap *h, int all);
 HIDDEN void dirty_fork_child(void);
+HIDDEN void os_populate(void *p, size_t len);
+HIDDEN size_t os_resident(const void *p, size_t len, size_t *pages);
 /* Freed pages may be kept (dirty.c): not on the checked paths (hardening
  * options), nor with decay_ms=0, which promises to give them back at once. */
 #define dirty_on() (!opt_slow && opt.decay_ms > 0)
@@ -452,6 +458,7 @@ HIDDEN void os_purge(void *p, size_t len);
 HIDDEN long os_now_ms(void);     /* CLOCK_MONOTONIC_COARSE, in ms */
 #define PURGE_MIN (16 << 10)    /* empty groups above this give pages back */
 #define SLOT_PURGE_MIN (32 << 10) /* freed slots from this stride on too */
+#define POPULATE_MIN (SLOT_PURGE_MIN - SLOT_HDR) /* malloc.c: alloc_big */
 #define REALLOC_MAP_MIN (32 << 10) /* realloc growth from here: a mapping */
 #define TOMBS 64
 extern HIDDEN _Atomic uintptr_t tombstones[TOMBS];

@@ -201,11 +201,60 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
 	if (class_stride[sc] >= SLOT_PURGE_MIN) dirty_purge(h, 1);
 }
 
+/* A big request (n >= POPULATE_MIN, a class of SLOT_PURGE_MIN and up)
+ * whose slot's pages are not resident (never used, or given back: its bit
+ * is clear in m->dirty, see dirty.c) may have them populated in one call
+ * (os_populate), which costs less than a page fault per page at first
+ * touch, but only if the program writes what it asks for: one that takes
+ * 64 KiB buffers and fills a page of each would have 16 times the memory
+ * resident.  So a heap probes: while the last probes do not show it, and
+ * then one big request in POP_PROBE, is left alone, and at the heap's next
+ * big request mincore tells how much of it the program wrote meanwhile;
+ * populating is on after probes that found at least 7/8 of their pages
+ * resident, off after one that did not (for two more probes).  calloc
+ * writes all of it anyway.  A slot from the thread cache was just freed
+ * and is resident. */
+#define POP_PROBE 8
+
+static void probe_read(struct heap *h)
+{
+	size_t pages, got = os_resident(h->probe, h->probe_n, &pages);
+	h->probe = 0;
+	if (!pages) return;
+	if (got * 8 >= pages * 7) {
+		if (h->pop_score < 2) h->pop_score++;
+	} else {
+		h->pop_score = -2;
+	}
+}
+
+static __attribute__((noinline)) void *alloc_big(size_t n, int zero)
+{
+	size_t sc = size_to_class(n);
+	int cached = *tc_at(tl_heap, tl_heap->tc_top[sc]) != 0;
+	unsigned char *p = alloc_class(sc, n);
+	struct heap *h = tl_heap;
+	if (!p || cached || h == &empty_heap || !dirty_on()) goto out;
+	uint64_t hdr = *header_of(p);
+	if (meta_at_index(H_META(hdr))->dirty >> H_IDX(hdr) & 1) goto out;
+	if (h->probe) probe_read(h);
+	if (zero || (h->pop_score > 0 && ++h->big_n % POP_PROBE)) {
+		os_populate(p, n);
+	} else {
+		h->probe = p;
+		h->probe_n = (uint32_t)n;
+	}
+out:
+	if (p && zero) memset(p, 0, n);
+	return p;
+}
+
 EXPORT void *malloc(size_t n)
 {
 	/* the sizes of the class table first: one comparison */
 	if (likely(n <= TABLE_MAX)) return alloc_class(table_class(n), n);
-	if (likely(n <= MAX_SMALL)) return alloc_fast(n);
+	if (likely(n < POPULATE_MIN)) return alloc_fast(n);
+	if (likely(n <= MAX_SMALL)) return alloc_big(n, 0);
 	return large_alloc(n, UNIT, 0);
 }
 
@@ -217,6 +266,7 @@ EXPORT void *calloc(size_t cnt, size_t size)
 		return 0;
 	}
 	if (n > MAX_SMALL) return large_alloc(n, UNIT, 1);
+	if (n >= POPULATE_MIN) return alloc_big(n, 1);
 	void *p = alloc_fast(n);
 	if (p) memset(p, 0, n);
 	return p;

@@ -9,6 +9,9 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <time.h>
@@ -86,6 +89,37 @@ long os_now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Fault in the whole pages of [p, p + len) for writing, in one call: a
+ * page fault per page costs more (1.9 against 1.1 us per page on the
+ * benchmark machine, memset included).  Kernels before 5.14 lack it: the
+ * first EINVAL turns it off. */
+void os_populate(void *p, size_t len)
+{
+	static _Atomic int unsupported;
+	uintptr_t a = page_round((uintptr_t)p), b = ((uintptr_t)p + len) & -(uintptr_t)PAGE;
+	if (b <= a || atomic_load_explicit(&unsupported, memory_order_relaxed)) return;
+	int e = errno;
+	if (madvise((void *)a, b - a, MADV_POPULATE_WRITE) && errno == EINVAL)
+		atomic_store_explicit(&unsupported, 1, memory_order_relaxed);
+	errno = e;
+}
+
+/* How many of the whole pages of [p, p + len) are resident (*pages: how
+ * many there are; 0 if mincore fails, as for a range no longer mapped). */
+size_t os_resident(const void *p, size_t len, size_t *pages)
+{
+	unsigned char vec[64];
+	uintptr_t a = page_round((uintptr_t)p), b = ((uintptr_t)p + len) & -(uintptr_t)PAGE;
+	size_t n = b > a ? (b - a) / PAGE : 0, got = 0;
+	if (n > sizeof vec) n = sizeof vec;
+	int e = errno;
+	if (!n || mincore((void *)a, n * PAGE, vec)) n = 0;
+	errno = e;
+	for (size_t i = 0; i < n; i++) got += vec[i] & 1;
+	*pages = n;
+	return got;
 }
 
 /* Give back the whole pages of [p + PAGE, p + len) but keep the mapping

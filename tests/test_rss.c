@@ -439,6 +439,64 @@ static int mid_page_resident(const char *p, size_t n)
 	return v & 1;
 }
 
+/* How many whole pages of [p, p + n) are resident (*pages: how many). */
+static size_t resident_pages(const char *p, size_t n, size_t *pages)
+{
+	static unsigned char v[64];
+	uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+	uintptr_t b = ((uintptr_t)p + n) & ~(uintptr_t)4095;
+	size_t got = 0;
+	*pages = (b - a) / 4096;
+	ck_assert_uint_le(*pages, sizeof v);
+	ck_assert_int_eq(mincore((void *)a, b - a, v), 0);
+	for (size_t i = 0; i < *pages; i++) got += v[i] & 1;
+	return got;
+}
+
+/* A program that writes the big blocks it takes has their pages populated
+ * at malloc, in one call: once probes have seen it (the first blocks, then
+ * one in 8), a new 64 KiB block is resident before it is touched. */
+START_TEST(test_big_populated_when_written)
+{
+	enum { N = 64, SKIP = 8 };
+	static char *p[N];
+	int populated = 0;
+	for (int i = 0; i < N; i++) {
+		size_t pages, got;
+		ck_assert_ptr_nonnull(p[i] = malloc(65536));
+		got = resident_pages(p[i], 65536, &pages);
+		if (i >= SKIP && got == pages) populated++;
+		memset(p[i], 1, 65536);
+	}
+	ck_assert_msg(populated >= (N - SKIP) * 3 / 4,
+	              "%d of %d blocks of 64 KiB populated at malloc", populated, N - SKIP);
+	for (int i = 0; i < N; i++) free(p[i]);
+}
+END_TEST
+
+/* One that writes a byte of each does not: its blocks stay as the kernel
+ * maps them (a page at first touch), 128 blocks of 64 KiB cost well below
+ * the 8 MiB they would if populated. */
+START_TEST(test_big_not_populated_when_unwritten)
+{
+	enum { N = 128, SKIP = 8 };
+	static char *p[N];
+	int populated = 0;
+	long start = vm_rss_kib();
+	for (int i = 0; i < N; i++) {
+		size_t pages;
+		ck_assert_ptr_nonnull(p[i] = malloc(65536));
+		if (i >= SKIP && resident_pages(p[i], 65536, &pages)) populated++;
+		p[i][100] = 1;
+	}
+	long grew = vm_rss_kib() - start;
+	ck_assert_msg(populated == 0 && grew < 2048,
+	              "%d of %d blocks of 64 KiB populated; %ld kB more resident",
+	              populated, N - SKIP, grew);
+	for (int i = 0; i < N; i++) free(p[i]);
+}
+END_TEST
+
 /* Over the bound, the group listed first gives its pages back first: 6
  * slots freed in each of 9 classes' groups (one slot stays in use in
  * each), class after class within a millisecond or two, keep about 5 MB;
@@ -931,6 +989,8 @@ static Suite *rss_suite(void)
 	tcase_add_test(tc, test_big_slots_thread_exit);
 	tcase_add_test(tc, test_big_slots_oldest_first);
 	tcase_add_test(tc, test_big_slots_process_bound);
+	tcase_add_test(tc, test_big_populated_when_written);
+	tcase_add_test(tc, test_big_not_populated_when_unwritten);
 	tcase_add_test(tc, test_big_slots_fork_child);
 	tcase_add_test(tc, test_group_spans_joined);
 	tcase_add_test(tc, test_warm_spans_bounded);
