@@ -117,7 +117,9 @@ void group_release(struct meta *m)
 {
 	unsigned char *mem = m->mem;
 	size_t maplen = m->mapped ? m->maplen : 0;
+	struct heap *h = tl_heap;
 	if (m->dirty) dirty_forget(__atomic_load_n(&m->owner, __ATOMIC_RELAXED), m);
+	if (h->probe >= mem && h->probe < mem + maplen) h->probe = 0;  /* malloc.c */
 	*(uint32_t *)mem = 0;
 	atomic_fetch_add_explicit(&os_count.released, 1, memory_order_relaxed);
 	os_lock();

@@ -399,7 +399,8 @@ HIDDEN int dirty_keep_group(struct heap *h, struct meta *m);
 HIDDEN int dirty_purge(struct heap *h, int all);
 HIDDEN void dirty_fork_child(void);
 HIDDEN void os_populate(void *p, size_t len);
-HIDDEN size_t os_resident(const void *p, size_t len, size_t *pages);
+enum { FRESH_SLOT, FRESH_ZEROED, FRESH_LARGE };
+HIDDEN void fresh_big(void *p, size_t n, int how);
 /* Freed pages may be kept (dirty.c): not on the checked paths (hardening
  * options), nor with decay_ms=0, which promises to give them back at once. */
 #define dirty_on() (!opt_slow && opt.decay_ms > 0)

@@ -37,7 +37,8 @@
 
 #define CACHE_SLOTS 8
 #define CACHE_BYTES (64u << 20)
-#define SPARE_TAIL (2u << 20)   /* a reused mapping may exceed the request by this */
+#define SPARE_TAIL (2u << 20)
+#define POPULATE_MAX (1u << 20) /* new mappings up to this may be populated */   /* a reused mapping may exceed the request by this */
 
 /* A cached span is a whole mapping or a part of one: origin is the start
  * of the mapping it was cut from (one VMA), so that only parts of one
@@ -428,6 +429,7 @@ static void *large_alloc_unlocked(size_t n, size_t align, int zero)
 	m->size = n;
 	*(uint32_t *)base = m->index;
 	if (zero && !fresh) memset(p, 0, n);
+	else if (fresh && !guard && n <= POPULATE_MAX) fresh_big(p, n, FRESH_LARGE);
 	else if (!zero && opt.junk) memset(p, 0xa5, n);
 	frame(p, m->index, 0, 0, n, n + 1);    /* a mapping always has room */
 	return p;

@@ -209,22 +209,54 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
  * 64 KiB buffers and fills a page of each would have 16 times the memory
  * resident.  So a heap probes: while the last probes do not show it, and
  * then one big request in POP_PROBE, is left alone, and at the heap's next
- * big request mincore tells how much of it the program wrote meanwhile;
- * populating is on after probes that found at least 7/8 of their pages
- * resident, off after one that did not (for two more probes).  calloc
- * writes all of it anyway.  A slot from the thread cache was just freed
- * and is resident. */
+ * big request a look at it tells whether the program wrote it meanwhile
+ * (pages never written read as zeros); populating is on after probes that
+ * found it written, off after one that did not (for two more probes).
+ * Large requests up to POPULATE_MAX follow the same verdict (they are
+ * never probes); calloc writes all of it anyway.  A slot from the thread
+ * cache was just freed and is resident.  (No mincore, whose call a
+ * service's system call filter may not allow: systemd's @system-service
+ * leaves it out.)
+ *
+ * The probe stays mapped while it is named: only its owner thread releases
+ * its group (group_release forgets it then); a probe freed meanwhile reads
+ * as whatever it held, or zeros, and only tips the verdict to "off". */
 #define POP_PROBE 8
+
+/* A line of the middle page and one of the last page of the probe's
+ * request hold something other than zeros. */
+static __attribute__((noinline)) int probe_written(const unsigned char *p, size_t n)
+{
+	uintptr_t a = page_round((uintptr_t)p), b = ((uintptr_t)p + n) & -(uintptr_t)PAGE;
+	const uint64_t *mid = (const uint64_t *)(a + (b - a) / PAGE / 2 * PAGE);
+	const uint64_t *last = (const uint64_t *)(b - PAGE);
+	uint64_t x = 0, y = 0;
+	for (int i = 0; i < 8; i++) x |= mid[i], y |= last[i];
+	return x && y;
+}
 
 static void probe_read(struct heap *h)
 {
-	size_t pages, got = os_resident(h->probe, h->probe_n, &pages);
-	h->probe = 0;
-	if (!pages) return;
-	if (got * 8 >= pages * 7) {
+	if (probe_written(h->probe, h->probe_n)) {
 		if (h->pop_score < 2) h->pop_score++;
 	} else {
 		h->pop_score = -2;
+	}
+	h->probe = 0;
+}
+
+/* p, n bytes, has no resident page yet: populate it, or (a slot) make it
+ * the probe.  how: FRESH_SLOT, FRESH_ZEROED (calloc), FRESH_LARGE. */
+void fresh_big(void *p, size_t n, int how)
+{
+	struct heap *h = tl_heap;
+	if (h == &empty_heap || !dirty_on()) return;
+	if (h->probe) probe_read(h);
+	if (how == FRESH_ZEROED || (h->pop_score > 0 && (how == FRESH_LARGE || ++h->big_n % POP_PROBE))) {
+		os_populate(p, n);
+	} else if (how == FRESH_SLOT) {
+		h->probe = p;
+		h->probe_n = (uint32_t)n;
 	}
 }
 
@@ -233,18 +265,11 @@ static __attribute__((noinline)) void *alloc_big(size_t n, int zero)
 	size_t sc = size_to_class(n);
 	int cached = *tc_at(tl_heap, tl_heap->tc_top[sc]) != 0;
 	unsigned char *p = alloc_class(sc, n);
-	struct heap *h = tl_heap;
-	if (!p || cached || h == &empty_heap || !dirty_on()) goto out;
-	uint64_t hdr = *header_of(p);
-	if (meta_at_index(H_META(hdr))->dirty >> H_IDX(hdr) & 1) goto out;
-	if (h->probe) probe_read(h);
-	if (zero || (h->pop_score > 0 && ++h->big_n % POP_PROBE)) {
-		os_populate(p, n);
-	} else {
-		h->probe = p;
-		h->probe_n = (uint32_t)n;
+	if (p && !cached) {
+		uint64_t hdr = *header_of(p);
+		if (!(meta_at_index(H_META(hdr))->dirty >> H_IDX(hdr) & 1))
+			fresh_big(p, n, zero ? FRESH_ZEROED : FRESH_SLOT);
 	}
-out:
 	if (p && zero) memset(p, 0, n);
 	return p;
 }

@@ -106,22 +106,6 @@ void os_populate(void *p, size_t len)
 	errno = e;
 }
 
-/* How many of the whole pages of [p, p + len) are resident (*pages: how
- * many there are; 0 if mincore fails, as for a range no longer mapped). */
-size_t os_resident(const void *p, size_t len, size_t *pages)
-{
-	unsigned char vec[64];
-	uintptr_t a = page_round((uintptr_t)p), b = ((uintptr_t)p + len) & -(uintptr_t)PAGE;
-	size_t n = b > a ? (b - a) / PAGE : 0, got = 0;
-	if (n > sizeof vec) n = sizeof vec;
-	int e = errno;
-	if (!n || mincore((void *)a, n * PAGE, vec)) n = 0;
-	errno = e;
-	for (size_t i = 0; i < n; i++) got += vec[i] & 1;
-	*pages = n;
-	return got;
-}
-
 /* Give back the whole pages of [p + PAGE, p + len) but keep the mapping
  * (the first page holds the group header). */
 void os_purge(void *p, size_t len)

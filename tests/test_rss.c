@@ -470,6 +470,13 @@ START_TEST(test_big_populated_when_written)
 	}
 	ck_assert_msg(populated >= (N - SKIP) * 3 / 4,
 	              "%d of %d blocks of 64 KiB populated at malloc", populated, N - SKIP);
+	/* a new large mapping of up to 1 MiB too */
+	char *q = malloc(200000);
+	size_t pages, got;
+	ck_assert_ptr_nonnull(q);
+	got = resident_pages(q, 200000, &pages);
+	ck_assert_msg(got == pages, "%zu of %zu pages of a large block populated", got, pages);
+	free(q);
 	for (int i = 0; i < N; i++) free(p[i]);
 }
 END_TEST
@@ -494,6 +501,21 @@ START_TEST(test_big_not_populated_when_unwritten)
 	              "%d of %d blocks of 64 KiB populated; %ld kB more resident",
 	              populated, N - SKIP, grew);
 	for (int i = 0; i < N; i++) free(p[i]);
+}
+END_TEST
+
+/* The probe (a big block left unpopulated, looked at by the next big
+ * malloc) may be freed, its group released and the span unmapped before
+ * that malloc: the look must not fault. */
+START_TEST(test_big_probe_released)
+{
+	for (int i = 0; i < 200; i++) {
+		char *p = malloc(40000 + (size_t)(i % 5) * 20000);
+		ck_assert_ptr_nonnull(p);
+		if (i % 3) memset(p, 1, 40000);
+		free(p);
+		if (i % 7 == 0) malloc_trim(0);
+	}
 }
 END_TEST
 
@@ -991,6 +1013,7 @@ static Suite *rss_suite(void)
 	tcase_add_test(tc, test_big_slots_process_bound);
 	tcase_add_test(tc, test_big_populated_when_written);
 	tcase_add_test(tc, test_big_not_populated_when_unwritten);
+	tcase_add_test(tc, test_big_probe_released);
 	tcase_add_test(tc, test_big_slots_fork_child);
 	tcase_add_test(tc, test_group_spans_joined);
 	tcase_add_test(tc, test_warm_spans_bounded);
