@@ -428,8 +428,8 @@ static void *large_alloc_unlocked(size_t n, size_t align, int zero)
 	m->maplen = len;
 	m->size = n;
 	*(uint32_t *)base = m->index;
+	if (fresh && !guard && !zero && n <= POPULATE_MAX) fresh_big(p, n, FRESH_LARGE);
 	if (zero && !fresh) memset(p, 0, n);
-	else if (fresh && !guard && n <= POPULATE_MAX) fresh_big(p, n, FRESH_LARGE);
 	else if (!zero && opt.junk) memset(p, 0xa5, n);
 	frame(p, m->index, 0, 0, n, n + 1);    /* a mapping always has room */
 	return p;
