@@ -105,6 +105,7 @@ struct meta *group_create(struct heap *h, int sc)
 	/* a big class's group in a warm span: its slots' pages are listed
 	 * like freed ones, to go back in time */
 	m->dirty = 0;
+	m->untouched = maplen && !dirty ? full_mask(m) : 0;
 	if (maplen && dirty && class_stride[sc] >= SLOT_PURGE_MIN && dirty_on()) {
 		dirty_add(h, m, full_mask(m));
 		dirty_trim(h);

@@ -79,8 +79,14 @@ struct meta {
 	size_t maplen;             /* bytes mapped (mapped groups, large) */
 	union {
 		size_t size;       /* large: bytes requested */
-		uint32_t dirty;    /* group: freed slots that may keep pages
-		                    * (dirty.c); the owner's only */
+		struct {
+			uint32_t dirty;     /* group: freed slots that may keep
+			                     * pages (dirty.c); the owner's only */
+			uint32_t untouched; /* mapped group: slots whose pages
+			                     * past the first were never written
+			                     * since mapped or given back (malloc.c:
+			                     * alloc_mid); the owner's only */
+		};
 	};
 };
 
@@ -460,6 +466,9 @@ HIDDEN long os_now_ms(void);     /* CLOCK_MONOTONIC_COARSE, in ms */
 #define PURGE_MIN (16 << 10)    /* empty groups above this give pages back */
 #define SLOT_PURGE_MIN (32 << 10) /* freed slots from this stride on too */
 #define POPULATE_MIN (SLOT_PURGE_MIN - SLOT_HDR) /* malloc.c: alloc_big */
+#ifndef MID_MIN
+#define MID_MIN 8192            /* malloc.c: alloc_mid from this size */
+#endif
 #define REALLOC_MAP_MIN (32 << 10) /* realloc growth from here: a mapping */
 #define TOMBS 64
 extern HIDDEN _Atomic uintptr_t tombstones[TOMBS];

@@ -180,7 +180,7 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
 		 * class's freed slots are there, a small one's group may go */
 		if (m->mapped && m->maplen > PURGE_MIN && !m->dirty &&
 		    (class_stride[sc] >= SLOT_PURGE_MIN || !dirty_keep_group(h, m)))
-			os_purge(m->mem, m->maplen);
+			os_purge(m->mem, m->maplen), m->untouched = full_mask(m);
 		return;
 	}
 	ring_remove(h, sc, m);
@@ -254,7 +254,7 @@ void fresh_big(void *p, size_t n, int how)
 	if (h->probe) probe_read(h);
 	if (how == FRESH_ZEROED || (h->pop_score > 0 && (how == FRESH_LARGE || ++h->big_n % POP_PROBE))) {
 		os_populate(p, n);
-	} else if (how == FRESH_SLOT) {
+	} else if (how == FRESH_SLOT && n >= 3 * PAGE) {
 		h->probe = p;
 		h->probe_n = (uint32_t)n;
 	}
@@ -274,11 +274,33 @@ static __attribute__((noinline)) void *alloc_big(size_t n, int zero)
 	return p;
 }
 
+/* A request of MID_MIN..POPULATE_MIN: its slot's pages are resident once
+ * used (they are given back only with the whole group), so a slot not
+ * used since its group was mapped or given back is the one to populate
+ * (m->untouched), on the same verdict as big ones. */
+static __attribute__((noinline)) void *alloc_mid(size_t n)
+{
+	size_t sc = size_to_class(n);
+	int cached = *tc_at(tl_heap, tl_heap->tc_top[sc]) != 0;
+	unsigned char *p = alloc_class(sc, n);
+	if (p && !cached) {
+		uint64_t hdr = *header_of(p);
+		struct meta *m = meta_at_index(H_META(hdr));
+		uint32_t bit = 1u << H_IDX(hdr);
+		if (m->untouched & bit) {
+			m->untouched &= ~bit;
+			fresh_big(p, n, FRESH_SLOT);
+		}
+	}
+	return p;
+}
+
 EXPORT void *malloc(size_t n)
 {
 	/* the sizes of the class table first: one comparison */
 	if (likely(n <= TABLE_MAX)) return alloc_class(table_class(n), n);
-	if (likely(n < POPULATE_MIN)) return alloc_fast(n);
+	if (likely(n < MID_MIN)) return alloc_fast(n);
+	if (n < POPULATE_MIN) return alloc_mid(n);
 	if (likely(n <= MAX_SMALL)) return alloc_big(n, 0);
 	return large_alloc(n, UNIT, 0);
 }
