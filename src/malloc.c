@@ -283,7 +283,8 @@ static __attribute__((noinline)) void *alloc_mid(size_t n)
 	size_t sc = size_to_class(n);
 	int cached = *tc_at(tl_heap, tl_heap->tc_top[sc]) != 0;
 	unsigned char *p = alloc_class(sc, n);
-	if (p && !cached) {
+	/* (not with the checked paths: protect_meta keeps m read-only here) */
+	if (p && !cached && dirty_on()) {
 		uint64_t hdr = *header_of(p);
 		struct meta *m = meta_at_index(H_META(hdr));
 		uint32_t bit = 1u << H_IDX(hdr);
