@@ -446,7 +446,7 @@ HIDDEN void *alloc_aligned(size_t align, size_t n);
 /* ---- options.c ---- */
 struct options {
 	int stats, verbose, junk, zero_free, guard, random, hardened, decay_ms;
-	int protect_meta;
+	int protect_meta, populate;
 	size_t quarantine;
 	long fail_mmap;             /* testing: make the Nth mmap fail */
 	int stats_fd;               /* copy of stderr taken at start (stats) */

@@ -250,7 +250,7 @@ static void probe_read(struct heap *h)
 void fresh_big(void *p, size_t n, int how)
 {
 	struct heap *h = tl_heap;
-	if (h == &empty_heap || !dirty_on()) return;
+	if (h == &empty_heap || opt_slow || !opt.populate) return;
 	if (h->probe) probe_read(h);
 	if (how == FRESH_ZEROED || (h->pop_score > 0 && (how == FRESH_LARGE || ++h->big_n % POP_PROBE))) {
 		os_populate(p, n);
@@ -284,7 +284,7 @@ static __attribute__((noinline)) void *alloc_mid(size_t n)
 	int cached = *tc_at(tl_heap, tl_heap->tc_top[sc]) != 0;
 	unsigned char *p = alloc_class(sc, n);
 	/* (not with the checked paths: protect_meta keeps m read-only here) */
-	if (p && !cached && dirty_on()) {
+	if (p && !cached && !opt_slow) {
 		uint64_t hdr = *header_of(p);
 		struct meta *m = meta_at_index(H_META(hdr));
 		uint32_t bit = 1u << H_IDX(hdr);

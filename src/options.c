@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include "internal.h"
 
-HIDDEN struct options opt = { .decay_ms = 1000 };
+HIDDEN struct options opt = { .decay_ms = 1000, .populate = 1 };
 HIDDEN int opt_slow;
 HIDDEN int opt_protect;
 
@@ -61,7 +61,7 @@ static void apply(const char *k, size_t kl, const char *v, size_t vl)
 		{ "stats", &opt.stats }, { "junk", &opt.junk },
 		{ "zero_free", &opt.zero_free }, { "guard", &opt.guard },
 		{ "random", &opt.random }, { "hardened", &opt.hardened },
-		{ "protect_meta", &opt.protect_meta },
+		{ "protect_meta", &opt.protect_meta }, { "populate", &opt.populate },
 	};
 	long long n = number(v, vl);
 	for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <malloc.h>
 #include "util.h"
@@ -52,6 +53,30 @@ static int sc_junk_large(void)
 	free(l);
 	return 0;
 }
+
+/* populate=1 (the default) or 0: blocks of 64 KiB that the program fills
+ * have their pages faulted in at malloc, or not (argument: expected). */
+static int populate_case(int expect)
+{
+	enum { N = 32 };
+	static char *p[N];
+	int populated = 0;
+	for (int i = 0; i < N; i++) {
+		static unsigned char v[16];
+		if (!(p[i] = malloc(65536))) return SAY("malloc(65536) failed");
+		uintptr_t a = ((uintptr_t)p[i] + 4095) & ~(uintptr_t)4095;
+		if (mincore((void *)a, sizeof v * 4096 - 4096, v)) return SAY("mincore failed");
+		if (i >= 8 && (v[0] & v[7] & v[14] & 1)) populated++;
+		memset(p[i], 7, 65536);
+	}
+	for (int i = 0; i < N; i++) free(p[i]);
+	if (expect ? populated < (N - 8) / 2 : populated != 0)
+		return SAY("%d of %d filled 64 KiB blocks populated at malloc", populated, N - 8);
+	return 0;
+}
+
+static int sc_populate(void) { return populate_case(1); }
+static int sc_populate_off(void) { return populate_case(0); }
 
 static int sc_zero_free(void)
 {
@@ -430,6 +455,7 @@ static int sc_decay_zero(void)
 static const struct { const char *name; int (*fn)(void); } scenarios[] = {
 	{ "junk", sc_junk }, { "junk_large", sc_junk_large }, 
 	{ "zero_free", sc_zero_free }, { "perturb", sc_perturb },
+	{ "populate", sc_populate }, { "populate_off", sc_populate_off },
 	{ "guard", sc_guard }, { "guard_first", sc_guard_first },
 	{ "guard_double_free", sc_guard_double_free },
 	{ "guard_double_free_aligned", sc_guard_double_free_aligned },
@@ -488,6 +514,14 @@ END_TEST
 START_TEST(test_junk_large)
 {
 	expect_ok("junk=1", "junk_large");
+}
+END_TEST
+
+START_TEST(test_populate)
+{
+	expect_ok(NULL, "populate");
+	expect_ok("populate=0", "populate_off");
+	expect_ok("decay_ms=0", "populate");
 }
 END_TEST
 
@@ -643,6 +677,7 @@ static Suite *options_suite(void)
 	tcase_add_test(tc, test_junk);
 	tcase_add_test(tc, test_protect_meta);
 	tcase_add_test(tc, test_junk_large);
+	tcase_add_test(tc, test_populate);
 	tcase_add_test(tc, test_guard);
 	tcase_add_test(tc, test_guard_aligned);
 	tcase_add_test(tc, test_guard_double_free);
