@@ -93,15 +93,17 @@ long os_now_ms(void)
 
 /* Fault in the whole pages of [p, p + len) for writing, in one call: a
  * page fault per page costs more (1.9 against 1.1 us per page on the
- * benchmark machine, memset included).  Kernels before 5.14 lack it: the
- * first EINVAL turns it off. */
+ * benchmark machine, memset included).  Kernels before 5.14 lack it, and
+ * a system call filter may refuse it: the first EINVAL, EPERM or ENOSYS
+ * turns it off. */
 void os_populate(void *p, size_t len)
 {
 	static _Atomic int unsupported;
 	uintptr_t a = page_round((uintptr_t)p), b = ((uintptr_t)p + len) & -(uintptr_t)PAGE;
 	if (b <= a || atomic_load_explicit(&unsupported, memory_order_relaxed)) return;
 	int e = errno;
-	if (madvise((void *)a, b - a, MADV_POPULATE_WRITE) && errno == EINVAL)
+	if (madvise((void *)a, b - a, MADV_POPULATE_WRITE) &&
+	    (errno == EINVAL || errno == EPERM || errno == ENOSYS))
 		atomic_store_explicit(&unsupported, 1, memory_order_relaxed);
 	errno = e;
 }
