@@ -405,6 +405,7 @@ HIDDEN int dirty_keep_group(struct heap *h, struct meta *m);
 HIDDEN int dirty_purge(struct heap *h, int all);
 HIDDEN void dirty_fork_child(void);
 HIDDEN void os_populate(void *p, size_t len);
+HIDDEN int os_readable(const void *p, size_t len);
 enum { FRESH_SLOT, FRESH_ZEROED, FRESH_LARGE };
 HIDDEN void fresh_big(void *p, size_t n, int how);
 /* Freed pages may be kept (dirty.c): not on the checked paths (hardening

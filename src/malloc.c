@@ -220,17 +220,20 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
  *
  * The probe stays mapped while it is named: only its owner thread releases
  * its group (group_release forgets it then); a probe freed meanwhile reads
- * as whatever it held, or zeros, and only tips the verdict to "off". */
+ * as whatever it held, or zeros, and only tips the verdict to "off"; one
+ * the program made PROT_NONE is not read (os_readable) and reads as "off". */
 #define POP_PROBE 8
 
 /* A line of the middle page and one of the last page of the probe's
- * request hold something other than zeros. */
+ * request hold something other than zeros.  Read only if they can be
+ * read: the program may have made them PROT_NONE (os_readable). */
 static __attribute__((noinline)) int probe_written(const unsigned char *p, size_t n)
 {
 	uintptr_t a = page_round((uintptr_t)p), b = ((uintptr_t)p + n) & -(uintptr_t)PAGE;
 	const uint64_t *mid = (const uint64_t *)(a + (b - a) / PAGE / 2 * PAGE);
 	const uint64_t *last = (const uint64_t *)(b - PAGE);
 	uint64_t x = 0, y = 0;
+	if (!os_readable(mid, b - (uintptr_t)mid)) return 0;
 	for (int i = 0; i < 8; i++) x |= mid[i], y |= last[i];
 	return x && y;
 }

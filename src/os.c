@@ -9,6 +9,9 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
@@ -106,6 +109,18 @@ void os_populate(void *p, size_t len)
 	    (errno == EINVAL || errno == EPERM || errno == ENOSYS))
 		atomic_store_explicit(&unsupported, 1, memory_order_relaxed);
 	errno = e;
+}
+
+/* Whether the pages of [p, p + len) (page aligned) can be read without a
+ * fault: a program may have made part of a block it got from malloc
+ * PROT_NONE.  Faulting them in for reading fails instead of faulting (a
+ * page never written maps the shared zero page); so does a kernel before
+ * 5.14 or a filter on the advice, which then reads as "no". */
+int os_readable(const void *p, size_t len)
+{
+	int e = errno, ok = !madvise((void *)p, len, MADV_POPULATE_READ);
+	errno = e;
+	return ok;
 }
 
 /* Give back the whole pages of [p + PAGE, p + len) but keep the mapping

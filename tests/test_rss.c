@@ -539,6 +539,23 @@ START_TEST(test_big_probe_released)
 }
 END_TEST
 
+/* A program may make part of a block it got from malloc PROT_NONE: the
+ * look at the probe must not fault.  Blocks left unwritten turn
+ * populating off, so that every new 64 KiB block is the probe; this one's
+ * second half is made PROT_NONE before the next malloc looks at it. */
+START_TEST(test_big_probe_protected)
+{
+	char *a = malloc(65536), *b = malloc(65536), *q = malloc(65536), *r;
+	ck_assert(a && b && q);
+	uintptr_t from = ((uintptr_t)q + 32768) & ~(uintptr_t)4095;
+	uintptr_t to = ((uintptr_t)q + 65536) & ~(uintptr_t)4095;
+	ck_assert_int_eq(mprotect((void *)from, to - from, PROT_NONE), 0);
+	ck_assert_ptr_nonnull(r = malloc(65536));
+	ck_assert_int_eq(mprotect((void *)from, to - from, PROT_READ | PROT_WRITE), 0);
+	free(r), free(q), free(b), free(a);
+}
+END_TEST
+
 /* Over the bound, the group listed first gives its pages back first: 6
  * slots freed in each of 9 classes' groups (one slot stays in use in
  * each), class after class within a millisecond or two, keep about 5 MB;
@@ -1034,6 +1051,7 @@ static Suite *rss_suite(void)
 	tcase_add_test(tc, test_big_populated_when_written);
 	tcase_add_test(tc, test_big_not_populated_when_unwritten);
 	tcase_add_test(tc, test_big_probe_released);
+	tcase_add_test(tc, test_big_probe_protected);
 	tcase_add_test(tc, test_big_slots_fork_child);
 	tcase_add_test(tc, test_group_spans_joined);
 	tcase_add_test(tc, test_warm_spans_bounded);
