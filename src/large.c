@@ -37,8 +37,8 @@
 
 #define CACHE_SLOTS 8
 #define CACHE_BYTES (64u << 20)
-#define SPARE_TAIL (2u << 20)
-#define POPULATE_MAX (1u << 20) /* new mappings up to this may be populated */   /* a reused mapping may exceed the request by this */
+#define SPARE_TAIL (2u << 20)   /* a reused mapping may exceed the request by this */
+#define POPULATE_MAX (1u << 20) /* new mappings up to this may be populated */
 
 /* A cached span is a whole mapping or a part of one: origin is the start
  * of the mapping it was cut from (one VMA), so that only parts of one
