@@ -17,9 +17,10 @@
  *   costs a logarithmic number of mremap calls;
  * - mappings of released groups and of large objects the cache cannot hold
  *   are not unmapped at once.  Up to WARM_BYTES of them (pieces of at most
- *   a quarter of that, each for at most decay_ms) keep their pages, warm,
- *   for the next group or large object; the others, and warm ones pushed
- *   out or expired, give their pages back (MADV_DONTNEED) and wait, reading
+ *   a quarter of that, joined when they touch, each for at most decay_ms)
+ *   keep their pages, warm, for the next group or large object, which
+ *   takes the front of one; the others, and warm ones pushed out (the
+ *   longest first) or expired, give their pages back (MADV_DONTNEED) and wait, reading
  *   as zeros, on a ring of at most RETIRED spans for reuse: spans that
  *   touch are joined (so a span may cover two mappings: mremap refuses
  *   those, and realloc then copies), a request takes the front of the
@@ -68,7 +69,7 @@ static unsigned groups_mapped;          /* map_group calls (lock held) */
 static struct span *retired;            /* FIFO ring, mapped on first use */
 static int retired_head, retired_n;
 
-#define WARM_SLOTS 32
+#define WARM_SLOTS 128
 #define WARM_BYTES (1u << 20)
 static struct span warm_spans[WARM_SLOTS] COLD_BSS;
 static struct pool warm = { warm_spans, 0, WARM_SLOTS, 0, WARM_BYTES };
@@ -119,18 +120,23 @@ static void retired_drop(int at)
 	retired_n--;
 }
 
-/* Lock held: take the best span for len, if any: a warm one (within 2x)
- * first (no page faults), and *dirty says it was warm; else the front of
- * the smallest retired span that holds it (the rest stays retired). */
+/* Lock held: take the best span for len, if any: the front of the
+ * smallest warm span that holds it first (no page faults; the rest stays
+ * warm), and *dirty says it was warm; else the front of the smallest
+ * retired span that holds it (the rest stays retired). */
 static int retired_take(size_t len, struct span *out, int *dirty)
 {
 	int best = -1;
 	for (int i = 0; i < warm.n; i++) {
 		size_t l = warm.s[i].len;
-		if (l >= len && l <= 2 * len && (best < 0 || l < warm.s[best].len)) best = i;
+		if (l >= len && (best < 0 || l < warm.s[best].len)) best = i;
 	}
 	if (best >= 0) {
-		pool_take(&warm, best, out);
+		struct span *w = &warm.s[best];
+		*out = (struct span){ w->base, w->base, len, w->stamp };
+		w->base += len;
+		warm.bytes -= len;
+		if (!(w->len -= len)) *w = warm.s[--warm.n];
 		return *dirty = 1;
 	}
 	*dirty = 0;
@@ -207,13 +213,47 @@ static void retire_all(struct span *s, int k)
 	while (k--) retire_clean(s[k].base, s[k].len);
 }
 
+/* Lock held: add s to the warm spans, joined with those it touches (its
+ * stamp the oldest of theirs), then move the longest to out[] while the
+ * pool is over its bounds: a heap that frees everything releases its
+ * groups in no particular order, and spans given back joined cost one
+ * madvise (one TLB flush of every core running the process) for what
+ * took one per group (mt-churn-2's drain: 765 calls, ~20 ms). */
+static int warm_put(struct span s, struct span *out)
+{
+	int k = 0;
+	for (int i = 0; i < warm.n;) {
+		struct span *w = &warm.s[i];
+		if (w->base + w->len == s.base || s.base + s.len == w->base) {
+			struct span j;
+			pool_take(&warm, i, &j);
+			if (j.base < s.base) s.base = j.base;
+			s.len += j.len;
+			if (j.stamp < s.stamp) s.stamp = j.stamp;
+		} else {
+			i++;
+		}
+	}
+	s.origin = s.base;
+	while (warm.n && (warm.n == warm.cap || warm.bytes + s.len > warm.max)) {
+		int longest = 0;
+		for (int i = 1; i < warm.n; i++)
+			if (warm.s[i].len > warm.s[longest].len) longest = i;
+		if (warm.s[longest].len < s.len) break;     /* s is the longest */
+		pool_take(&warm, longest, &out[k++]);
+	}
+	if (warm.n < warm.cap && warm.bytes + s.len <= warm.max) pool_add(&warm, s);
+	else out[k++] = s;
+	return k;
+}
+
 /* A released mapping (an empty group's, or a large one the cache cannot
  * hold) stays warm if it is at most WARM_BYTES / 4: a program that frees
- * a structure and builds it again refaults less.  The oldest warm spans
+ * a structure and builds it again refaults less.  The longest warm spans
  * make room; older than decay_ms, they go cold at the next decay check. */
 void retire_span(unsigned char *base, size_t len)
 {
-	struct span old[WARM_SLOTS];
+	struct span old[WARM_SLOTS + 1];
 	int k = 0;
 	if (len > WARM_BYTES / 4 || opt.decay_ms <= 0) {
 		retire_clean(base, len);
@@ -222,7 +262,7 @@ void retire_span(unsigned char *base, size_t len)
 	long now = os_now_ms();
 	os_lock();
 	k = pool_expire(&warm, now, 0, old);
-	k += pool_put(&warm, (struct span){ base, base, len, now }, old + k);
+	k += warm_put((struct span){ base, base, len, now }, old + k);
 	os_unlock();
 	retire_all(old, k);
 }
