@@ -70,6 +70,8 @@ static struct span *retired;            /* FIFO ring, mapped on first use */
 static int retired_head, retired_n;
 
 #define WARM_SLOTS 128
+#define BATCH 16        /* spans released per lock hold: stack buffers stay
+                         * at 0.5 KiB (a thread's stack may be small) */
 #define WARM_BYTES (1u << 20)
 static struct span warm_spans[WARM_SLOTS] COLD_BSS;
 static struct pool warm = { warm_spans, 0, WARM_SLOTS, 0, WARM_BYTES };
@@ -88,11 +90,11 @@ static void pool_add(struct pool *p, struct span s)
 	p->bytes += s.len;
 }
 
-/* Move the entries older than decay_ms (all if force) to out[]. */
-static int pool_expire(struct pool *p, long now, int force, struct span *out)
+/* Move up to max entries older than decay_ms (all if force) to out[]. */
+static int pool_expire(struct pool *p, long now, int force, struct span *out, int max)
 {
 	int k = 0;
-	for (int i = 0; i < p->n;) {
+	for (int i = 0; i < p->n && k < max;) {
 		if (force || now - p->s[i].stamp > opt.decay_ms) pool_take(p, i, &out[k++]);
 		else i++;
 	}
@@ -219,7 +221,7 @@ static void retire_all(struct span *s, int k)
  * groups in no particular order, and spans given back joined cost one
  * madvise (one TLB flush of every core running the process) for what
  * took one per group (mt-churn-2's drain: 765 calls, ~20 ms). */
-static int warm_put(struct span s, struct span *out)
+static int warm_put(struct span s, struct span *out, int room)
 {
 	int k = 0;
 	for (int i = 0; i < warm.n;) {
@@ -235,7 +237,7 @@ static int warm_put(struct span s, struct span *out)
 		}
 	}
 	s.origin = s.base;
-	while (warm.n && (warm.n == warm.cap || warm.bytes + s.len > warm.max)) {
+	while (warm.n && k < room - 1 && (warm.n == warm.cap || warm.bytes + s.len > warm.max)) {
 		int longest = 0;
 		for (int i = 1; i < warm.n; i++)
 			if (warm.s[i].len > warm.s[longest].len) longest = i;
@@ -253,7 +255,7 @@ static int warm_put(struct span s, struct span *out)
  * make room; older than decay_ms, they go cold at the next decay check. */
 void retire_span(unsigned char *base, size_t len)
 {
-	struct span old[WARM_SLOTS + 1];
+	struct span old[BATCH];
 	int k = 0;
 	if (len > WARM_BYTES / 4 || opt.decay_ms <= 0) {
 		retire_clean(base, len);
@@ -261,8 +263,8 @@ void retire_span(unsigned char *base, size_t len)
 	}
 	long now = os_now_ms();
 	os_lock();
-	k = pool_expire(&warm, now, 0, old);
-	k += warm_put((struct span){ base, base, len, now }, old + k);
+	k = pool_expire(&warm, now, 0, old, BATCH / 2);
+	k += warm_put((struct span){ base, base, len, now }, old + k, BATCH - k);
 	os_unlock();
 	retire_all(old, k);
 }
@@ -277,39 +279,46 @@ static void unmap_all(struct span *s, int k)
  * cache is given back even when the program stops making large objects. */
 void large_cache_decay(void)
 {
-	struct span old[CACHE_SLOTS], kept[WARM_SLOTS];
-	int k = 0, d = 0;
-	os_lock();
-	if (cache.n || warm.n) {
-		long now = os_now_ms();
-		k = pool_expire(&cache, now, 0, old);
-		d = pool_expire(&warm, now, 0, kept);
-	}
-	os_unlock();
-	unmap_all(old, k);
-	retire_all(kept, d);
+	struct span old[CACHE_SLOTS], kept[BATCH];
+	int k, d;
+	do {
+		k = d = 0;
+		os_lock();
+		if (cache.n || warm.n) {
+			long now = os_now_ms();
+			k = pool_expire(&cache, now, 0, old, CACHE_SLOTS);
+			d = pool_expire(&warm, now, 0, kept, BATCH);
+		}
+		os_unlock();
+		unmap_all(old, k);
+		retire_all(kept, d);
+	} while (d == BATCH);
 }
 
 /* Empty the cache and give back the warm spans' pages; with all != 0
  * unmap the retired spans too (when address space runs out).  Returns the
- * number of mappings released. */
+ * number of mappings released.  BATCH at a time. */
 int large_cache_trim(int all)
 {
-	struct span old[CACHE_SLOTS + RETIRED + WARM_SLOTS], kept[WARM_SLOTS];
-	int d = 0;
-	os_lock();
-	int k = pool_expire(&cache, 0, 1, old);
-	if (all) k += pool_expire(&warm, 0, 1, old + k);
-	else d = pool_expire(&warm, 0, 1, kept);
-	while (all && retired_n) {
-		old[k++] = retired[retired_head];
-		retired_head = (retired_head + 1) % RETIRED;
-		retired_n--;
-	}
-	os_unlock();
-	unmap_all(old, k);
-	retire_all(kept, d);
-	return k + d;
+	struct span old[BATCH], kept[BATCH];
+	int n = 0, k, d;
+	do {
+		d = 0;
+		os_lock();
+		k = pool_expire(&cache, 0, 1, old, BATCH);
+		if (all) k += pool_expire(&warm, 0, 1, old + k, BATCH - k);
+		else d = pool_expire(&warm, 0, 1, kept, BATCH);
+		while (all && retired_n && k < BATCH) {
+			old[k++] = retired[retired_head];
+			retired_head = (retired_head + 1) % RETIRED;
+			retired_n--;
+		}
+		os_unlock();
+		unmap_all(old, k);
+		retire_all(kept, d);
+		n += k + d;
+	} while (k == BATCH || d == BATCH);
+	return n;
 }
 
 /* A mapping of at least len bytes: the smallest cached one that holds it
@@ -321,7 +330,7 @@ static unsigned char *map_span(size_t len, size_t *got, int *fresh, unsigned cha
 	struct span old[CACHE_SLOTS], s = { 0 };
 	int best = -1, big = -1, dirty = 0;
 	os_lock();
-	int k = pool_expire(&cache, os_now_ms(), 0, old);
+	int k = pool_expire(&cache, os_now_ms(), 0, old, CACHE_SLOTS);
 	for (int i = 0; i < cache.n; i++) {
 		size_t l = cache.s[i].len;
 		if (l >= len && (best < 0 || l < cache.s[best].len)) best = i;
@@ -393,7 +402,7 @@ static void unmap_span(unsigned char *base, size_t len, unsigned char *origin)
 	long now = os_now_ms();
 	int k = 0;
 	os_lock();
-	k = pool_expire(&cache, now, 0, old);
+	k = pool_expire(&cache, now, 0, old, CACHE_SLOTS);
 	for (int i = 0; i < cache.n;) {
 		struct span *c = &cache.s[i];
 		if (c->origin != origin) {

@@ -1,6 +1,7 @@
 /* test_thread.c - concurrent use, cross-thread frees, thread exit. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
@@ -631,6 +632,40 @@ static void *many_worker(void *arg)
 	return p;   /* freed by main */
 }
 
+/* A thread with the smallest stack the system allows (16 KiB here, TLS
+ * and the thread descriptor included) frees 8 MiB of objects, whose
+ * released groups fill the warm pool, and calls malloc_trim: the trim
+ * gives back the pool's spans BATCH at a time from a small buffer (with
+ * room for all of them on the stack, 16 KiB, it overflowed). */
+static void *small_stack_worker(void *arg)
+{
+	enum { N = 2800 };
+	void **p = arg;
+	for (int i = 0; i < N; i++) {
+		if (!(p[i] = malloc(3000))) return (void *)1;
+		memset(p[i], 1, 3000);
+	}
+	for (int i = 0, j = 0; i < N; i++, j = (j + 1409) % N) free(p[j]);
+	malloc_trim(0);
+	return NULL;
+}
+
+START_TEST(test_trim_small_stack)
+{
+	static void *p[2800];
+	pthread_attr_t a;
+	pthread_t t;
+	void *ret = (void *)2;
+	ck_assert_int_eq(pthread_attr_init(&a), 0);
+	ck_assert_int_eq(pthread_attr_setstacksize(&a, PTHREAD_STACK_MIN), 0);
+	ck_assert_int_eq(pthread_attr_setguardsize(&a, 64 << 10), 0);  /* an overflow faults */
+	ck_assert_int_eq(pthread_create(&t, &a, small_stack_worker, p), 0);
+	ck_assert_int_eq(pthread_join(t, &ret), 0);
+	ck_assert_ptr_null(ret);
+	pthread_attr_destroy(&a);
+}
+END_TEST
+
 START_TEST(test_many_threads_alive)
 {
 	enum { T = 300 };
@@ -666,6 +701,7 @@ static Suite *thread_suite(void)
 	tcase_add_test(tc, test_free_after_owner_exit);
 	tcase_add_test(tc, test_thread_churn);
 	tcase_add_test(tc, test_many_threads_alive);
+	tcase_add_test(tc, test_trim_small_stack);
 	tcase_add_test(tc, test_large_threads);
 	suite_add_tcase(s, tc);
 	return s;
