@@ -207,11 +207,13 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
  * (os_populate), which costs less than a page fault per page at first
  * touch, but only if the program writes what it asks for: one that takes
  * 64 KiB buffers and fills a page of each would have 16 times the memory
- * resident.  So a heap probes: while the last probes do not show it, and
- * then one big request in POP_PROBE, is left alone, and at the heap's next
- * big request a look at it tells whether the program wrote it meanwhile
- * (pages never written read as zeros); populating is on after probes that
- * found it written, off after one that did not (for two more probes).
+ * resident.  So a heap probes: a request of 12 KiB or more (a big one, or
+ * one of alloc_mid's) is left alone, every one while the verdict is off
+ * and one in POP_PROBE while it is on, and at the heap's next such request
+ * a look at it tells whether the program wrote it meanwhile (pages never
+ * written read as zeros); the verdict turns on after a probe found
+ * written, and off after one that did not (then three written probes
+ * turn it on again).
  * Large requests up to POPULATE_MAX follow the same verdict (they are
  * never probes); calloc writes all of it anyway.  A slot from the thread
  * cache was just freed and is resident.  (No mincore, whose call a
