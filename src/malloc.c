@@ -211,9 +211,10 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
  * one of alloc_mid's) is left alone, every one while the verdict is off
  * and one in POP_PROBE while it is on, and at the heap's next such request
  * a look at it tells whether the program wrote it meanwhile (pages never
- * written read as zeros); the verdict turns on after a probe found
- * written, and off after one that did not (then three written probes
- * turn it on again).
+ * written read as zeros; while the verdict is on, a probe has all its
+ * pages populated but the two it samples); the verdict turns on after a
+ * probe found written, and off after one that did not (then three written
+ * probes turn it on again).
  * Large requests up to POPULATE_MAX follow the same verdict (they are
  * never probes); calloc writes all of it anyway.  A slot from the thread
  * cache was just freed and is resident.  (No mincore, whose call a
@@ -229,13 +230,21 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
 /* A line of the middle page and one of the last page of the probe's
  * request hold something other than zeros.  Read only if they can be
  * read: the program may have made them PROT_NONE (os_readable). */
-static __attribute__((noinline)) int probe_written(const unsigned char *p, size_t n)
+/* The probe's sample pages: the middle and the last whole page of [p, p + n). */
+static void probe_pages(const unsigned char *p, size_t n, uintptr_t *mid, uintptr_t *last)
 {
 	uintptr_t a = page_round((uintptr_t)p), b = ((uintptr_t)p + n) & -(uintptr_t)PAGE;
-	const uint64_t *mid = (const uint64_t *)(a + (b - a) / PAGE / 2 * PAGE);
-	const uint64_t *last = (const uint64_t *)(b - PAGE);
+	*mid = a + (b - a) / PAGE / 2 * PAGE;
+	*last = b - PAGE;
+}
+
+static __attribute__((noinline)) int probe_written(const unsigned char *p, size_t n)
+{
+	uintptr_t m, l;
+	probe_pages(p, n, &m, &l);
+	const uint64_t *mid = (const uint64_t *)m, *last = (const uint64_t *)l;
 	uint64_t x = 0, y = 0;
-	if (!os_readable(mid, b - (uintptr_t)mid)) return 0;
+	if (!os_readable(mid, l + PAGE - m)) return 0;
 	for (int i = 0; i < 8; i++) x |= mid[i], y |= last[i];
 	return x && y;
 }
@@ -260,6 +269,13 @@ void fresh_big(void *p, size_t n, int how)
 	if (how == FRESH_ZEROED || (h->pop_score > 0 && (how == FRESH_LARGE || ++h->big_n % POP_PROBE))) {
 		os_populate(p, n);
 	} else if (how == FRESH_SLOT && n >= 3 * PAGE) {
+		/* while the verdict is on, all but the two sample pages */
+		if (h->pop_score > 0) {
+			uintptr_t mid, last;
+			probe_pages(p, n, &mid, &last);
+			os_populate(p, mid - (uintptr_t)p);
+			if (last > mid + PAGE) os_populate((void *)(mid + PAGE), last - mid - PAGE);
+		}
 		h->probe = p;
 		h->probe_n = (uint32_t)n;
 	}

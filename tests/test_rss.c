@@ -455,21 +455,24 @@ static size_t resident_pages(const char *p, size_t n, size_t *pages)
 
 /* A program that writes the big blocks it takes has their pages populated
  * at malloc, in one call: once probes have seen it (the first blocks, then
- * one in 8), a new 64 KiB block is resident before it is touched. */
+ * one in 8), a new 64 KiB block is resident before it is touched; a probe
+ * but for the two pages it samples. */
 START_TEST(test_big_populated_when_written)
 {
 	enum { N = 64, SKIP = 8 };
 	static char *p[N];
-	int populated = 0;
+	int populated = 0, nearly = 0;
 	for (int i = 0; i < N; i++) {
 		size_t pages, got;
 		ck_assert_ptr_nonnull(p[i] = malloc(65536));
 		got = resident_pages(p[i], 65536, &pages);
 		if (i >= SKIP && got == pages) populated++;
+		if (i >= SKIP && got + 2 >= pages) nearly++;    /* the probes too */
 		memset(p[i], 1, 65536);
 	}
-	ck_assert_msg(populated >= (N - SKIP) * 3 / 4,
-	              "%d of %d blocks of 64 KiB populated at malloc", populated, N - SKIP);
+	ck_assert_msg(populated >= (N - SKIP) * 3 / 4 && nearly == N - SKIP,
+	              "%d of %d blocks of 64 KiB populated at malloc, %d but for 2 pages",
+	              populated, N - SKIP, nearly);
 	/* blocks of 8..32 KiB too (slots never used since mapped) */
 	static char *m[N];
 	int mid = 0;
