@@ -85,7 +85,7 @@ struct meta {
 			uint32_t untouched; /* mapped group: slots whose pages
 			                     * past the first were never written
 			                     * since mapped or given back (malloc.c:
-			                     * alloc_mid); the owner's only */
+			                     * alloc_paged); the owner's only */
 		};
 	};
 };
@@ -407,7 +407,7 @@ HIDDEN void dirty_fork_child(void);
 HIDDEN void os_populate(void *p, size_t len);
 HIDDEN int os_readable(const void *p, size_t len);
 enum { FRESH_SLOT, FRESH_ZEROED, FRESH_LARGE };
-HIDDEN void fresh_big(void *p, size_t n, int how);
+HIDDEN void fresh_pages(void *p, size_t n, int how);
 /* Freed pages may be kept (dirty.c): not on the checked paths (hardening
  * options), nor with decay_ms=0, which promises to give them back at once. */
 #define dirty_on() (!opt_slow && opt.decay_ms > 0)
@@ -466,10 +466,7 @@ HIDDEN void os_purge(void *p, size_t len);
 HIDDEN long os_now_ms(void);     /* CLOCK_MONOTONIC_COARSE, in ms */
 #define PURGE_MIN (16 << 10)    /* empty groups above this give pages back */
 #define SLOT_PURGE_MIN (32 << 10) /* freed slots from this stride on too */
-#define POPULATE_MIN (SLOT_PURGE_MIN - SLOT_HDR) /* malloc.c: alloc_big */
-#ifndef MID_MIN
-#define MID_MIN 8192            /* malloc.c: alloc_mid from this size */
-#endif
+#define POPULATE_MIN 8192       /* malloc.c: alloc_paged from this size */
 #define REALLOC_MAP_MIN (32 << 10) /* realloc growth from here: a mapping */
 #define TOMBS 64
 extern HIDDEN _Atomic uintptr_t tombstones[TOMBS];

@@ -90,6 +90,17 @@ static void pool_add(struct pool *p, struct span s)
 	p->bytes += s.len;
 }
 
+/* If s touches *into (ends where it starts or starts where it ends),
+ * extend *into over s, keeping the older stamp, and return 1. */
+static int span_join(struct span *into, const struct span *s)
+{
+	if (s->base + s->len != into->base && into->base + into->len != s->base) return 0;
+	if (s->base < into->base) into->base = s->base;
+	into->len += s->len;
+	if (s->stamp < into->stamp) into->stamp = s->stamp;
+	return 1;
+}
+
 /* Move up to max entries older than decay_ms (all if force) to out[]. */
 static int pool_expire(struct pool *p, long now, int force, struct span *out, int max)
 {
@@ -178,24 +189,20 @@ static void retired_put(unsigned char *base, size_t len)
 		os_unmap(base, len);
 		return;
 	}
+	struct span s = { base, base, len, 0 };
 	os_lock();
 	for (int i = 0; i < retired_n;) {
 		int at = (retired_head + i) % RETIRED;
-		struct span *s = &retired[at];
-		if (s->base + s->len == base || base + len == s->base) {
-			if (s->base < base) base = s->base;
-			len += s->len;
-			retired_drop(at);
-		} else {
-			i++;
-		}
+		if (span_join(&s, &retired[at])) retired_drop(at);
+		else i++;
 	}
 	if (retired_n == RETIRED) {
 		old = retired[retired_head];
 		retired_head = (retired_head + 1) % RETIRED;
 		retired_n--;
 	}
-	retired[(retired_head + retired_n++) % RETIRED] = (struct span){ base, base, len, 0 };
+	s.origin = s.base;
+	retired[(retired_head + retired_n++) % RETIRED] = s;
 	os_unlock();
 	if (old.base) os_unmap(old.base, old.len);
 }
@@ -224,17 +231,10 @@ static void retire_all(struct span *s, int k)
 static int warm_put(struct span s, struct span *out, int room)
 {
 	int k = 0;
+	struct span j;
 	for (int i = 0; i < warm.n;) {
-		struct span *w = &warm.s[i];
-		if (w->base + w->len == s.base || s.base + s.len == w->base) {
-			struct span j;
-			pool_take(&warm, i, &j);
-			if (j.base < s.base) s.base = j.base;
-			s.len += j.len;
-			if (j.stamp < s.stamp) s.stamp = j.stamp;
-		} else {
-			i++;
-		}
+		if (span_join(&s, &warm.s[i])) pool_take(&warm, i, &j);
+		else i++;
 	}
 	s.origin = s.base;
 	while (warm.n && k < room - 1 && (warm.n == warm.cap || warm.bytes + s.len > warm.max)) {
@@ -400,31 +400,22 @@ static void unmap_span(unsigned char *base, size_t len, unsigned char *origin)
 {
 	struct span old[CACHE_SLOTS + 1], part;
 	long now = os_now_ms();
+	struct span s = { base, origin, len, now };
 	int k = 0;
 	os_lock();
 	k = pool_expire(&cache, now, 0, old, CACHE_SLOTS);
 	for (int i = 0; i < cache.n;) {
-		struct span *c = &cache.s[i];
-		if (c->origin != origin) {
-			i++;
-		} else if (c->base == base + len) {
-			pool_take(&cache, i, &part);
-			len += part.len;
-		} else if (c->base + c->len == base) {
-			pool_take(&cache, i, &part);
-			base = part.base;
-			len += part.len;
-		} else {
-			i++;
-		}
+		if (cache.s[i].origin == origin && span_join(&s, &cache.s[i])) pool_take(&cache, i, &part);
+		else i++;
 	}
-	if (len <= CACHE_BYTES / 2 && opt.decay_ms > 0) {
-		k += pool_put(&cache, (struct span){ base, origin, len, now }, old + k);
-		base = 0;
+	s.stamp = now;
+	if (s.len <= CACHE_BYTES / 2 && opt.decay_ms > 0) {
+		k += pool_put(&cache, s, old + k);
+		s.base = 0;
 	}
 	os_unlock();
 	unmap_all(old, k);
-	if (base) retire_span(base, len);
+	if (s.base) retire_span(s.base, s.len);
 }
 
 static void *large_alloc_unlocked(size_t n, size_t align, int zero)
@@ -477,7 +468,7 @@ static void *large_alloc_unlocked(size_t n, size_t align, int zero)
 	m->maplen = len;
 	m->size = n;
 	*(uint32_t *)base = m->index;
-	if (fresh && !guard && !zero && n <= POPULATE_MAX) fresh_big(p, n, FRESH_LARGE);
+	if (fresh && !guard && !zero && n <= POPULATE_MAX) fresh_pages(p, n, FRESH_LARGE);
 	if (zero && !fresh) memset(p, 0, n);
 	else if (!zero && opt.junk) memset(p, 0xa5, n);
 	frame(p, m->index, 0, 0, n, n + 1);    /* a mapping always has room */

@@ -201,25 +201,28 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
 	if (class_stride[sc] >= SLOT_PURGE_MIN) dirty_purge(h, 1);
 }
 
-/* A big request (n >= POPULATE_MIN, a class of SLOT_PURGE_MIN and up)
- * whose slot's pages are not resident (never used, or given back: its bit
- * is clear in m->dirty, see dirty.c) may have them populated in one call
- * (os_populate), which costs less than a page fault per page at first
- * touch, but only if the program writes what it asks for: one that takes
- * 64 KiB buffers and fills a page of each would have 16 times the memory
- * resident.  So a heap probes: a request of 12 KiB or more (a big one, or
- * one of alloc_mid's) is left alone, every one while the verdict is off
- * and one in POP_PROBE while it is on, and at the heap's next such request
- * a look at it tells whether the program wrote it meanwhile (pages never
- * written read as zeros; while the verdict is on, a probe has all its
- * pages populated but the two it samples); the verdict turns on after a
- * probe found written, and off after one that did not (then three written
- * probes turn it on again).
- * Large requests up to POPULATE_MAX follow the same verdict (they are
- * never probes); calloc writes all of it anyway.  A slot from the thread
- * cache was just freed and is resident.  (No mincore, whose call a
- * service's system call filter may not allow: systemd's @system-service
- * leaves it out.)
+/* A request of POPULATE_MIN (8 KiB) or more whose slot's pages are not
+ * resident may have them populated in one call (os_populate), which costs
+ * less than a page fault per page at first touch.  Not resident: for a
+ * class of SLOT_PURGE_MIN and up, a slot whose bit is clear in m->dirty
+ * (never used, or its pages given back: dirty.c); below that, where a slot
+ * keeps its pages while its group lives, a slot not handed out since its
+ * group was mapped or given back (m->untouched).  A slot from the thread
+ * cache was just freed and is resident.  Large requests up to
+ * POPULATE_MAX, in a new mapping, too (large.c).
+ *
+ * Only if the program writes what it asks for: one that takes 64 KiB
+ * buffers and fills a page of each would have 16 times the memory
+ * resident.  So a heap probes: a request of 12 KiB or more is left alone,
+ * every one while the verdict is off and one in POP_PROBE while it is on,
+ * and at the heap's next such request a look at it tells whether the
+ * program wrote it meanwhile (pages never written read as zeros; while the
+ * verdict is on, a probe has all its pages populated but the two it
+ * samples); the verdict turns on after a probe found written, and off
+ * after one that did not (then three written probes turn it on again).
+ * calloc writes all of it anyway.  (No mincore, whose call a service's
+ * system call filter may not allow: systemd's @system-service leaves it
+ * out.)
  *
  * The probe stays mapped while it is named: only its owner thread releases
  * its group (group_release forgets it then); a probe freed meanwhile reads
@@ -261,7 +264,7 @@ static void probe_read(struct heap *h)
 
 /* p, n bytes, has no resident page yet: populate it, or (a slot) make it
  * the probe.  how: FRESH_SLOT, FRESH_ZEROED (calloc), FRESH_LARGE. */
-void fresh_big(void *p, size_t n, int how)
+void fresh_pages(void *p, size_t n, int how)
 {
 	struct heap *h = tl_heap;
 	if (h == &empty_heap || opt_slow || !opt.populate) return;
@@ -281,25 +284,7 @@ void fresh_big(void *p, size_t n, int how)
 	}
 }
 
-static __attribute__((noinline)) void *alloc_big(size_t n, int zero)
-{
-	size_t sc = size_to_class(n);
-	int cached = *tc_at(tl_heap, tl_heap->tc_top[sc]) != 0;
-	unsigned char *p = alloc_class(sc, n);
-	if (p && !cached) {
-		uint64_t hdr = *header_of(p);
-		if (!(meta_at_index(H_META(hdr))->dirty >> H_IDX(hdr) & 1))
-			fresh_big(p, n, zero ? FRESH_ZEROED : FRESH_SLOT);
-	}
-	if (p && zero) memset(p, 0, n);
-	return p;
-}
-
-/* A request of MID_MIN..POPULATE_MIN: its slot's pages are resident once
- * used (they are given back only with the whole group), so a slot not
- * used since its group was mapped or given back is the one to populate
- * (m->untouched), on the same verdict as big ones. */
-static __attribute__((noinline)) void *alloc_mid(size_t n)
+static __attribute__((noinline)) void *alloc_paged(size_t n, int zero)
 {
 	size_t sc = size_to_class(n);
 	int cached = *tc_at(tl_heap, tl_heap->tc_top[sc]) != 0;
@@ -308,12 +293,16 @@ static __attribute__((noinline)) void *alloc_mid(size_t n)
 	if (p && !cached && !opt_slow) {
 		uint64_t hdr = *header_of(p);
 		struct meta *m = meta_at_index(H_META(hdr));
-		uint32_t bit = 1u << H_IDX(hdr);
-		if (m->untouched & bit) {
+		uint32_t bit = 1u << H_IDX(hdr), fresh;
+		if (class_stride[sc] >= SLOT_PURGE_MIN) {
+			fresh = !(m->dirty & bit);
+		} else {
+			fresh = m->untouched & bit;
 			m->untouched &= ~bit;
-			fresh_big(p, n, FRESH_SLOT);
 		}
+		if (fresh) fresh_pages(p, n, zero ? FRESH_ZEROED : FRESH_SLOT);
 	}
+	if (p && zero) memset(p, 0, n);
 	return p;
 }
 
@@ -321,9 +310,8 @@ EXPORT void *malloc(size_t n)
 {
 	/* the sizes of the class table first: one comparison */
 	if (likely(n <= TABLE_MAX)) return alloc_class(table_class(n), n);
-	if (likely(n < MID_MIN)) return alloc_fast(n);
-	if (n < POPULATE_MIN) return alloc_mid(n);
-	if (likely(n <= MAX_SMALL)) return alloc_big(n, 0);
+	if (likely(n < POPULATE_MIN)) return alloc_fast(n);
+	if (likely(n <= MAX_SMALL)) return alloc_paged(n, 0);
 	return large_alloc(n, UNIT, 0);
 }
 
@@ -335,7 +323,7 @@ EXPORT void *calloc(size_t cnt, size_t size)
 		return 0;
 	}
 	if (n > MAX_SMALL) return large_alloc(n, UNIT, 1);
-	if (n >= POPULATE_MIN) return alloc_big(n, 1);
+	if (n >= POPULATE_MIN) return alloc_paged(n, 1);
 	void *p = alloc_fast(n);
 	if (p) memset(p, 0, n);
 	return p;
