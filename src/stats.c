@@ -31,7 +31,9 @@ static int slot_state(struct meta *m, int i, size_t *n)
 	/* a freed header has H_FREED set; without that test the voided (zero)
 	 * start header of an aligned object would pass for one once in 2^16 */
 	if ((hdr & H_FREED) && header_ok(hdr ^ H_FREED, p)) return S_CACHED;
-	*n = header_ok(hdr, p) ? H_SIZE(hdr) : stride - SLOT_HDR;
+	/* the voided (zero) start header of an aligned object, as above:
+	 * no live header is zero (it names a record, never record 0) */
+	*n = hdr && header_ok(hdr, p) ? H_SIZE(hdr) : stride - SLOT_HDR;
 	uint32_t mi = *(uint32_t *)p;
 	if (stride >= 64 && meta_index_used(mi)) {
 		struct meta *g = (struct meta *)meta_areas[mi >> AREA_SHIFT] + (mi & (AREA_RECS - 1));
