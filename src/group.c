@@ -93,6 +93,10 @@ struct meta *group_create(struct heap *h, int sc)
 	__atomic_store_n(&m->owner, h, __ATOMIC_RELAXED);
 	m->avail = full_mask(m);
 	atomic_store_explicit(&m->remote, 0, memory_order_relaxed);
+	m->untouched = maplen && !dirty ? full_mask(m) : 0;
+	/* (before the header is written, which would fault its page) */
+	if (m->untouched && class_stride[sc] < POPULATE_MIN && h->ngroups[sc] > 0)
+		fresh_group(h, m);
 	group_header_init(m);
 	/* every slot header, and the 8 bytes after the last slot, is zero or
 	 * verifies (next_header_ok relies on it): a new mapping or a clean
@@ -105,7 +109,6 @@ struct meta *group_create(struct heap *h, int sc)
 	/* a big class's group in a warm span: its slots' pages are listed
 	 * like freed ones, to go back in time */
 	m->dirty = 0;
-	m->untouched = maplen && !dirty ? full_mask(m) : 0;
 	if (maplen && dirty && class_stride[sc] >= SLOT_PURGE_MIN && dirty_on()) {
 		dirty_add(h, m, full_mask(m));
 		dirty_trim(h);

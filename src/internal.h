@@ -408,6 +408,7 @@ HIDDEN void os_populate(void *p, size_t len);
 HIDDEN int os_readable(const void *p, size_t len);
 enum { FRESH_SLOT, FRESH_ZEROED, FRESH_LARGE };
 HIDDEN void fresh_pages(void *p, size_t n, int how);
+HIDDEN void fresh_group(struct heap *h, struct meta *m);
 /* Freed pages may be kept (dirty.c): not on the checked paths (hardening
  * options), nor with decay_ms=0, which promises to give them back at once. */
 #define dirty_on() (!opt_slow && opt.decay_ms > 0)

@@ -467,8 +467,8 @@ static void *large_alloc_unlocked(size_t n, size_t align, int zero)
 	m->mapped = guard ? 2 : 1;
 	m->maplen = len;
 	m->size = n;
-	*(uint32_t *)base = m->index;
 	if (fresh && !guard && !zero && n <= POPULATE_MAX) fresh_pages(p, n, FRESH_LARGE);
+	*(uint32_t *)base = m->index;
 	if (zero && !fresh) memset(p, 0, n);
 	else if (!zero && opt.junk) memset(p, 0xa5, n);
 	frame(p, m->index, 0, 0, n, n + 1);    /* a mapping always has room */

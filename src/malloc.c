@@ -269,38 +269,74 @@ void fresh_pages(void *p, size_t n, int how)
 	struct heap *h = tl_heap;
 	if (h == &empty_heap || opt_slow || !opt.populate) return;
 	if (h->probe) probe_read(h);
+	/* the pages of the header and of the check byte too */
+	unsigned char *from = (unsigned char *)p - SLOT_HDR, *to = (unsigned char *)p + n + 1;
 	if (how == FRESH_ZEROED || (h->pop_score > 0 && (how == FRESH_LARGE || ++h->big_n % POP_PROBE))) {
-		os_populate(p, n);
+		os_populate(from, (size_t)(to - from));
 	} else if (how == FRESH_SLOT && n >= 3 * PAGE) {
 		/* while the verdict is on, all but the two sample pages */
 		if (h->pop_score > 0) {
 			uintptr_t mid, last;
 			probe_pages(p, n, &mid, &last);
-			os_populate(p, mid - (uintptr_t)p);
+			os_populate(from, mid - (uintptr_t)from);
 			if (last > mid + PAGE) os_populate((void *)(mid + PAGE), last - mid - PAGE);
+			os_populate((void *)(last + PAGE), (uintptr_t)to - last - PAGE);
 		}
 		h->probe = p;
 		h->probe_n = (uint32_t)n;
 	}
 }
 
+/* A new group of a class below POPULATE_MIN in fresh pages, not the
+ * class's first: the program filled one, and will hand out this one's
+ * slots too, which would fault its pages in one by one (bench frag: 7 000
+ * faults).  Populated at once if the verdict is on. */
+void fresh_group(struct heap *h, struct meta *m)
+{
+	if (opt_slow || !opt.populate || h->pop_score <= 0) return;
+	os_populate(m->mem, m->maplen);
+	m->untouched = 0;
+}
+
+/* Slot i of m has no resident page (see above); the test forgets an
+ * untouched slot's mark, as it is handed out now. */
+static int slot_fresh(struct meta *m, int i)
+{
+	uint32_t bit = 1u << i;
+	if (class_stride[m->sc] >= SLOT_PURGE_MIN) return !(m->dirty & bit);
+	int fresh = (m->untouched & bit) != 0;
+	m->untouched &= ~bit;
+	return fresh;
+}
+
 static __attribute__((noinline)) void *alloc_paged(size_t n, int zero)
 {
 	size_t sc = size_to_class(n);
-	int cached = *tc_at(tl_heap, tl_heap->tc_top[sc]) != 0;
-	unsigned char *p = alloc_class(sc, n);
-	/* (not with the checked paths: protect_meta keeps m read-only here) */
-	if (p && !cached && !opt_slow) {
-		uint64_t hdr = *header_of(p);
-		struct meta *m = meta_at_index(H_META(hdr));
-		uint32_t bit = 1u << H_IDX(hdr), fresh;
-		if (class_stride[sc] >= SLOT_PURGE_MIN) {
-			fresh = !(m->dirty & bit);
-		} else {
-			fresh = m->untouched & bit;
-			m->untouched &= ~bit;
+	struct heap *h = tl_heap;
+	struct meta *m = h->cur[sc];
+	uint32_t a = m->avail;
+	int how = zero ? FRESH_ZEROED : FRESH_SLOT;
+	unsigned char *p;
+	if (likely(a && !*tc_at(h, h->tc_top[sc]) && !opt_slow)) {
+		/* alloc_class's steps, but the pages are populated before
+		 * the header and the check byte are written: else those two
+		 * writes fault their pages in one by one */
+		int i = __builtin_ctz(a);
+		m->avail = a & (a - 1);
+		p = m->mem + GROUP_HDR + (size_t)i * class_stride[sc];
+		if (slot_fresh(m, i)) fresh_pages(p, n, how);
+		enframe_inline(m, i, n);
+	} else {
+		/* a slot from the thread cache is resident; one from a group
+		 * that malloc_slow found or made is looked at afterwards
+		 * (not with the checked paths: protect_meta keeps m
+		 * read-only here) */
+		int cached = *tc_at(h, h->tc_top[sc]) != 0;
+		p = alloc_class(sc, n);
+		if (p && !cached && !opt_slow) {
+			uint64_t hdr = *header_of(p);
+			if (slot_fresh(meta_at_index(H_META(hdr)), H_IDX(hdr))) fresh_pages(p, n, how);
 		}
-		if (fresh) fresh_pages(p, n, zero ? FRESH_ZEROED : FRESH_SLOT);
 	}
 	if (p && zero) memset(p, 0, n);
 	return p;

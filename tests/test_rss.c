@@ -14,6 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <malloc.h>
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
 #include "mallocng.h"
 #include "util.h"
 
@@ -524,6 +527,76 @@ START_TEST(test_big_not_populated_when_unwritten)
 	ck_assert_msg(populated == 0 && grew < 2048,
 	              "%d of %d blocks populated; %ld kB more resident",
 	              populated, 2 * (N - SKIP), grew);
+	for (int i = 0; i < N; i++) free(p[i]);
+}
+END_TEST
+
+/* A counter of this thread's page faults (populating is not one), or -1
+ * where perf_event_open is not allowed. */
+static int fault_counter(void)
+{
+	struct perf_event_attr a;
+	memset(&a, 0, sizeof a);
+	a.type = PERF_TYPE_SOFTWARE;
+	a.size = sizeof a;
+	a.config = PERF_COUNT_SW_PAGE_FAULTS;
+	a.exclude_kernel = 1;
+	a.exclude_hv = 1;
+	return (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, 0);
+}
+
+static long faults(int fd)
+{
+	long long v = 0;
+	ck_assert_int_eq(read(fd, &v, sizeof v), (ssize_t)sizeof v);
+	return (long)v;
+}
+
+/* Populating covers the pages malloc itself writes (the slot header's and
+ * the check byte's, which would fault before the rest is populated), and,
+ * once the verdict is on, a small class's groups after its first: a
+ * program writing 56 blocks of 64 KiB and 2 000 objects of 2 000 bytes
+ * takes only the probes' sample pages as faults (without: 2 per block, and
+ * one per page of the objects). */
+START_TEST(test_written_blocks_fault_little)
+{
+	enum { N = 64, SKIP = 8, SMALL = 2000, SMALL_SKIP = 100 };
+	static char *p[N], *s[SMALL];
+	int fd = fault_counter();
+	if (fd < 0) {
+		fprintf(stderr, "test_written_blocks_fault_little: no perf_event_open (%s), not measured\n",
+		        strerror(errno));
+		return;
+	}
+	memset(p, 0, sizeof p);
+	memset(s, 0, sizeof s);
+	for (int i = 0; i < SKIP; i++) {
+		ck_assert_ptr_nonnull(p[i] = malloc(65536));
+		memset(p[i], 1, 65536);
+	}
+	for (int i = 0; i < SMALL_SKIP; i++) {
+		ck_assert_ptr_nonnull(s[i] = malloc(2000));
+		memset(s[i], 1, 2000);
+	}
+	long f0 = faults(fd);
+	for (int i = SKIP; i < N; i++) {
+		ck_assert_ptr_nonnull(p[i] = malloc(65536));
+		memset(p[i], 1, 65536);
+	}
+	long big = faults(fd) - f0;
+	f0 = faults(fd);
+	for (int i = SMALL_SKIP; i < SMALL; i++) {
+		ck_assert_ptr_nonnull(s[i] = malloc(2000));
+		memset(s[i], 1, 2000);
+	}
+	long small = faults(fd) - f0;
+	close(fd);
+	/* 7 probes of 2 sample pages */
+	ck_assert_msg(big <= 24, "%ld page faults for %d blocks of 64 KiB written", big, N - SKIP);
+	/* 1 900 objects: 930 pages, in groups of up to 32 slots */
+	ck_assert_msg(small <= 40, "%ld page faults for %d objects of 2 000 bytes written",
+	              small, SMALL - SMALL_SKIP);
+	for (int i = 0; i < SMALL; i++) free(s[i]);
 	for (int i = 0; i < N; i++) free(p[i]);
 }
 END_TEST
@@ -1076,6 +1149,7 @@ static Suite *rss_suite(void)
 	tcase_add_test(tc, test_big_slots_process_bound);
 	tcase_add_test(tc, test_big_populated_when_written);
 	tcase_add_test(tc, test_big_not_populated_when_unwritten);
+	tcase_add_test(tc, test_written_blocks_fault_little);
 	tcase_add_test(tc, test_big_probe_released);
 	tcase_add_test(tc, test_big_probe_protected);
 	tcase_add_test(tc, test_big_slots_fork_child);
