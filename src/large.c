@@ -16,8 +16,9 @@
  * - growing realloc reserves an eighth more, so that growth by small steps
  *   costs a logarithmic number of mremap calls;
  * - mappings of released groups and of large objects the cache cannot hold
- *   are not unmapped at once.  Up to WARM_BYTES of them (pieces of at most
- *   a quarter of that, joined when they touch, each for at most decay_ms)
+ *   are not unmapped at once.  Up to WARM_BYTES of them (WARM_MT_BYTES
+ *   while two heaps or more live; pieces of at most a quarter of that,
+ *   joined when they touch, each for at most decay_ms)
  *   keep their pages, warm, for the next group or large object, which
  *   takes the front of one; the others, and warm ones pushed out (the
  *   longest first) or expired, give their pages back (MADV_DONTNEED) and wait, reading
@@ -73,6 +74,7 @@ static int retired_head, retired_n;
 #define BATCH 16        /* spans released per lock hold: stack buffers stay
                          * at 0.5 KiB (a thread's stack may be small) */
 #define WARM_BYTES (1u << 20)
+#define WARM_MT_BYTES (8u << 20) /* while two heaps or more live */
 static struct span warm_spans[WARM_SLOTS] COLD_BSS;
 static struct pool warm = { warm_spans, 0, WARM_SLOTS, 0, WARM_BYTES };
 
@@ -250,19 +252,27 @@ static int warm_put(struct span s, struct span *out, int room)
 }
 
 /* A released mapping (an empty group's, or a large one the cache cannot
- * hold) stays warm if it is at most WARM_BYTES / 4: a program that frees
- * a structure and builds it again refaults less.  The longest warm spans
- * make room; older than decay_ms, they go cold at the next decay check. */
+ * hold) stays warm if it is at most a quarter of the pool's bound: a
+ * program that frees a structure and builds it again refaults less.  The
+ * longest warm spans make room; older than decay_ms, they go cold at the
+ * next decay check.  The bound is 8 times higher while another thread has
+ * a heap: each madvise then also interrupts the cores that run the
+ * process's other threads (a TLB shootdown), so a thread that frees what
+ * it built should not give it back piece by piece while they run
+ * (mt-churn-2: 468 calls -> 18; the first thread's drain 4.0-5.1 ms ->
+ * 0.3-2.8 ms with the other thread running; test_warm_spans_threads). */
 void retire_span(unsigned char *base, size_t len)
 {
 	struct span old[BATCH];
 	int k = 0;
-	if (len > WARM_BYTES / 4 || opt.decay_ms <= 0) {
+	long now = os_now_ms();
+	os_lock();
+	warm.max = heaps_live > 1 ? WARM_MT_BYTES : WARM_BYTES;
+	if (len > warm.max / 4 || opt.decay_ms <= 0) {
+		os_unlock();
 		retire_clean(base, len);
 		return;
 	}
-	long now = os_now_ms();
-	os_lock();
 	k = pool_expire(&warm, now, 0, old, BATCH / 2);
 	k += warm_put((struct span){ base, base, len, now }, old + k, BATCH - k);
 	os_unlock();
