@@ -798,19 +798,27 @@ END_TEST
  * shuffled order (about 85 groups of 96 KiB, cut side by side from 1 MiB
  * mappings) gives their pages back in a few madvise calls, not one per
  * group (each call flushes the TLB of every core running the process). */
+/* The madvise calls made while n objects of `size` bytes, taken and
+ * written first, are freed in a shuffled order (steps of 1409, prime to
+ * n). */
+static size_t madvise_calls_to_free(void **p, int n, size_t size)
+{
+	struct mallocng_stats a = { .size = sizeof a }, b = { .size = sizeof b };
+	for (int i = 0; i < n; i++) {
+		ck_assert_ptr_nonnull(p[i] = malloc(size));
+		memset(p[i], 1, size);
+	}
+	ck_assert_int_eq(mallocng_get_stats(&a), 0);
+	for (int i = 0, j = 0; i < n; i++, j = (j + 1409) % n) free(p[j]);
+	ck_assert_int_eq(mallocng_get_stats(&b), 0);
+	return b.madvise_calls - a.madvise_calls;
+}
+
 START_TEST(test_warm_spans_joined)
 {
 	enum { N = 2800 };
 	static void *p[N];
-	struct mallocng_stats a = { .size = sizeof a }, b = { .size = sizeof b };
-	for (int i = 0; i < N; i++) {
-		ck_assert_ptr_nonnull(p[i] = malloc(3000));
-		memset(p[i], 1, 3000);
-	}
-	ck_assert_int_eq(mallocng_get_stats(&a), 0);
-	for (int i = 0, j = 0; i < N; i++, j = (j + 1409) % N) free(p[j]);
-	ck_assert_int_eq(mallocng_get_stats(&b), 0);
-	size_t calls = b.madvise_calls - a.madvise_calls;
+	size_t calls = madvise_calls_to_free(p, N, 3000);
 	ck_assert_msg(calls <= 30, "%zu madvise calls to give back 8 MiB of freed groups", calls);
 }
 END_TEST
@@ -819,8 +827,8 @@ END_TEST
  * runs it (a TLB shootdown per madvise call): released groups wait in the
  * warm pool, up to 8 MiB, so a thread that frees 4 MB of objects in no
  * particular order makes next to no calls (43 with the single-thread
- * bound of 1 MiB; mt-churn-2's drain: 468 calls and 8-12 ms while the
- * other thread ran, 18 calls and 0.3-0.6 ms).  malloc_trim still gives
+ * bound of 1 MiB; mt-churn-2's first drain: 468 calls and 4-5 ms while
+ * the other thread ran, 18 calls and 0.3-2.8 ms).  malloc_trim still gives
  * everything back. */
 static void *heap_holder(void *arg)
 {
@@ -841,7 +849,6 @@ START_TEST(test_warm_spans_threads)
 	int up[2], down[2], fds[3];
 	char c;
 	pthread_t t;
-	struct mallocng_stats a = { .size = sizeof a }, b = { .size = sizeof b };
 	memset(p, 0, sizeof p);
 	malloc_trim(0);
 	long start = proc_status_kib("RssAnon");
@@ -850,14 +857,7 @@ START_TEST(test_warm_spans_threads)
 	fds[0] = up[0], fds[1] = up[1], fds[2] = down[0];
 	ck_assert_int_eq(pthread_create(&t, NULL, heap_holder, fds), 0);
 	ck_assert_int_eq(read(up[0], &c, 1), 1);
-	for (int i = 0; i < N; i++) {
-		ck_assert_ptr_nonnull(p[i] = malloc(1000));
-		memset(p[i], 1, 1000);
-	}
-	ck_assert_int_eq(mallocng_get_stats(&a), 0);
-	for (int i = 0, j = 0; i < N; i++, j = (j + 1409) % N) free(p[j]);
-	ck_assert_int_eq(mallocng_get_stats(&b), 0);
-	size_t calls = b.madvise_calls - a.madvise_calls;
+	size_t calls = madvise_calls_to_free(p, N, 1000);
 	ck_assert_int_eq(write(down[1], "x", 1), 1);
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
 	ck_assert_msg(calls <= 4, "%zu madvise calls to free 4 MB of groups while another thread lives",
