@@ -265,10 +265,14 @@ void retire_span(unsigned char *base, size_t len)
 {
 	struct span old[BATCH];
 	int k = 0;
+	if (opt.decay_ms <= 0) {
+		retire_clean(base, len);
+		return;
+	}
 	long now = os_now_ms();
 	os_lock();
 	warm.max = heaps_live > 1 ? WARM_MT_BYTES : WARM_BYTES;
-	if (len > warm.max / 4 || opt.decay_ms <= 0) {
+	if (len > warm.max / 4) {
 		os_unlock();
 		retire_clean(base, len);
 		return;

@@ -316,8 +316,9 @@ static __attribute__((noinline)) void *alloc_paged(size_t n, int zero)
 	struct meta *m = h->cur[sc];
 	uint32_t a = m->avail;
 	int how = zero ? FRESH_ZEROED : FRESH_SLOT;
+	int cached = *tc_at(h, h->tc_top[sc]) != 0;
 	unsigned char *p;
-	if (likely(a && !*tc_at(h, h->tc_top[sc]) && !opt_slow)) {
+	if (likely(a && !cached && !opt_slow)) {
 		/* alloc_class's steps, but the pages are populated before
 		 * the header and the check byte are written: else those two
 		 * writes fault their pages in one by one */
@@ -331,7 +332,6 @@ static __attribute__((noinline)) void *alloc_paged(size_t n, int zero)
 		 * that malloc_slow found or made is looked at afterwards
 		 * (not with the checked paths: protect_meta keeps m
 		 * read-only here) */
-		int cached = *tc_at(h, h->tc_top[sc]) != 0;
 		p = alloc_class(sc, n);
 		if (p && !cached && !opt_slow) {
 			uint64_t hdr = *header_of(p);
