@@ -144,12 +144,13 @@ static __attribute__((noinline)) void release_any(struct heap *h, struct meta *m
 			release_remote(owner, m, bit);
 			return;
 		}
-		if (free_abandoned(h, m, bit)) return;
+		if (free_abandoned(m, bit)) return;
 	}
 }
 
 /* Hand a batch entry's slots over: one atomic operation for a group of
- * another thread, else slot by slot (a group h adopted, or abandoned). */
+ * another thread, one lock hold for an abandoned group, else slot by slot
+ * (a group h adopted meanwhile). */
 static __attribute__((noinline)) void batch_flush(struct heap *h, struct remote_batch *e)
 {
 	struct meta *m = meta_at_index(e->mi);
@@ -161,6 +162,7 @@ static __attribute__((noinline)) void batch_flush(struct heap *h, struct remote_
 		release_remote(owner, m, bits);
 		return;
 	}
+	if (!owner && free_abandoned(m, bits)) return;
 	for (; bits; bits &= bits - 1) release_any(h, m, __builtin_ctz(bits), NULL);
 }
 
@@ -177,9 +179,10 @@ void remote_batch_flush(struct heap *h)
 }
 
 /* The common case first, without the frame of the general loop: a slot
- * of a group another thread owns (a consumer's frees).  It waits in h's
- * remote batch, which hands over all the slots freed into one group with
- * one atomic operation when a slot of another group of a class with the
+ * of a group another thread owns (a consumer's frees), or that nobody owns
+ * (its thread exited).  It waits in h's remote batch, which hands over all
+ * the slots freed into one group with one atomic operation (one lock hold
+ * for an abandoned group) when a slot of another group of a class with the
  * same entry (class mod RB_N) takes it: a consumer freeing a producer's
  * objects in their order, which fills a class's groups one after the
  * other, pays one atomic operation per group instead of one per slot.
@@ -192,9 +195,10 @@ void remote_batch_flush(struct heap *h)
 __attribute__((noinline)) void slot_release_to(struct heap *h, struct meta *m, int idx, unsigned char *p)
 {
 	struct heap *owner = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
-	if (likely(owner && owner != h)) {
+	if (likely(owner != h)) {
 		if (unlikely(h == &empty_heap) && !(h = heap_for_free())) {
-			release_remote(owner, m, 1u << idx);
+			if (owner) release_remote(owner, m, 1u << idx);
+			else release_any(&empty_heap, m, idx, NULL);
 			return;
 		}
 		struct remote_batch *e = &h->rb[m->sc & (RB_N - 1)];

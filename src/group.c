@@ -5,14 +5,24 @@
  *   points back at the group;
  * - groups of at most NEST_MAX bytes live inside a slot of a larger class
  *   (mapped == 0); bigger ones are their own mapping of maplen bytes;
- * - owner == NULL  <=>  the group is on abandoned[sc] (lock held to touch);
+ * - owner == NULL  <=>  the group is abandoned (lock held to touch): on
+ *   abandoned[sc] if it had a free slot when last looked at, else
+ *   (in_full set) on the ring abandoned_full[sc];
+ * - a group on abandoned[sc] is never empty: the free that empties an
+ *   abandoned group releases it.
+ * Why two lists: adoption takes from the front, and a thread that adopts
+ * full groups abandons them again at its exit, at the front; with one
+ * list, threads that come and go kept cycling the same full groups while
+ * the ones with room behind them were never reached, and every thread
+ * made new groups (memory grew with the number of threads).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
 
-static struct meta *abandoned[NCLASS] COLD_BSS;
+static struct meta *abandoned[NCLASS] COLD_BSS;      /* with free slots */
+static struct meta *abandoned_full[NCLASS] COLD_BSS; /* ring: none seen */
 static _Atomic int abandoned_n;  /* groups on the lists (a hint outside the lock) */
 
 /* Slots per new group: few while a heap uses a class little, so that small
@@ -136,70 +146,117 @@ void group_release(struct meta *m)
 static void abandoned_unlink(struct meta *m)
 {
 	atomic_fetch_sub_explicit(&abandoned_n, 1, memory_order_relaxed);
-	if (m->prev) m->prev->next = m->next;
-	else abandoned[m->sc] = m->next;
-	if (m->next) m->next->prev = m->prev;
+	if (m->in_full) {
+		struct meta **head = &abandoned_full[m->sc];
+		if (m->next == m) {
+			*head = 0;
+		} else {
+			m->prev->next = m->next;
+			m->next->prev = m->prev;
+			if (*head == m) *head = m->next;
+		}
+		m->in_full = 0;
+	} else {
+		if (m->prev) m->prev->next = m->next;
+		else abandoned[m->sc] = m->next;
+		if (m->next) m->next->prev = m->prev;
+	}
 	m->next = m->prev = 0;
 }
 
+/* Put m on the list its free slots say (lock held, owner already NULL). */
 void group_abandon(struct meta *m)
 {
 	atomic_fetch_add_explicit(&abandoned_n, 1, memory_order_relaxed);
+	m->avail |= atomic_exchange(&m->remote, 0);
+	if (!m->avail) {
+		struct meta **head = &abandoned_full[m->sc];
+		m->in_full = 1;
+		if (!*head) {
+			m->next = m->prev = m;
+		} else {
+			m->next = *head;
+			m->prev = (*head)->prev;
+			m->prev->next = m;
+			(*head)->prev = m;
+		}
+		*head = m;
+		return;
+	}
+	m->in_full = 0;
 	m->prev = 0;
 	m->next = abandoned[m->sc];
 	if (m->next) m->next->prev = m;
 	abandoned[m->sc] = m;
 }
 
-/* Take over a group a finished thread left behind, preferring one with free
- * slots; full ones taken on the way go to the heap's full list. */
+/* Slots that other threads freed into a full abandoned group while its
+ * owner was exiting (release_remote read the owner just before) wait in
+ * its remote mask: before a new group is made, a few full groups are
+ * looked at, in turn around the ring, so that every one is seen again
+ * after at most (ring length / ADOPT_LOOK) new groups. */
+#define ADOPT_LOOK 4
+static struct meta *adopt_from_full(int sc)
+{
+	for (int k = 0; k < ADOPT_LOOK && abandoned_full[sc]; k++) {
+		struct meta *m = abandoned_full[sc];
+		abandoned_full[sc] = m->next;
+		if (atomic_load_explicit(&m->remote, memory_order_relaxed)) {
+			abandoned_unlink(m);
+			m->avail |= atomic_exchange(&m->remote, 0);
+			return m;
+		}
+	}
+	return 0;
+}
+
+/* Take over a group a finished thread left behind that has free slots. */
 struct meta *group_adopt(struct heap *h, int sc)
 {
-	struct meta *got = 0;
+	struct meta *got;
+	if (!atomic_load_explicit(&abandoned_n, memory_order_relaxed)) return 0;
 	os_lock();
-	for (int tries = 0; tries < 4 && abandoned[sc] && !got; tries++) {
-		struct meta *m = abandoned[sc];
-		abandoned_unlink(m);
-		__atomic_store_n(&m->owner, h, __ATOMIC_RELAXED);
-		m->avail |= atomic_exchange(&m->remote, 0);
+	if ((got = abandoned[sc])) {
+		abandoned_unlink(got);
+		got->avail |= atomic_exchange(&got->remote, 0);
+	} else {
+		got = adopt_from_full(sc);
+	}
+	if (got) {
+		__atomic_store_n(&got->owner, h, __ATOMIC_RELAXED);
 		h->ngroups[sc]++;
-		if (m->avail) {
-			got = m;
-		} else {
-			m->in_full = 1;
-			m->next = h->full[sc];
-			if (m->next) m->next->prev = m;
-			h->full[sc] = m;
-		}
 	}
 	os_unlock();
 	return got;
 }
 
-/* free() of a slot in an abandoned group.  A thread with a heap adopts the
- * group, so that its later frees into it are local; otherwise the slot is
- * returned under the lock.  Returns 0 if another thread adopted the group
- * meanwhile (the caller then frees it as a remote slot). */
-int free_abandoned(struct heap *h, struct meta *m, uint32_t bit)
+/* free() of slots (bits) in an abandoned group, under the lock: the group
+ * stays abandoned (it moves to abandoned[] if it was full), and is
+ * released when this empties it.  The freeing thread does not adopt it: a
+ * thread that only frees, or no longer allocates from the class, would
+ * collect groups it never looks at again, and the frees of other threads
+ * into them would wait there for good; a thread that allocates from the
+ * class takes the group from abandoned[] when it needs one (group_adopt).
+ * Returns 0 if another thread adopted the group meanwhile (the caller then
+ * frees the slots as remote ones). */
+int free_abandoned(struct meta *m, uint32_t bits)
 {
 	os_lock();
 	if (m->owner) {
 		os_unlock();
 		return 0;
 	}
-	if (m->avail & bit) fail("double free", m->mem);
-	m->avail |= bit | atomic_exchange(&m->remote, 0);
+	if (m->avail & bits) fail("double free", m->mem);
+	m->avail |= bits | atomic_exchange(&m->remote, 0);
 	int empty = m->avail == full_mask(m);
-	if (empty || h != &empty_heap) abandoned_unlink(m);
-	if (h != &empty_heap) __atomic_store_n(&m->owner, h, __ATOMIC_RELAXED);
-	os_unlock();
-	if (h != &empty_heap) {
-		h->ngroups[m->sc]++;
-		ring_insert(h, m->sc, m);
-		if (empty) free_slow_local(h, m);
-	} else if (empty) {
-		group_release(m);
+	if (empty) {
+		abandoned_unlink(m);
+	} else if (m->in_full) {
+		abandoned_unlink(m);
+		group_abandon(m);               /* to abandoned[]: it has room */
 	}
+	os_unlock();
+	if (empty) group_release(m);
 	return 1;
 }
 

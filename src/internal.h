@@ -427,7 +427,7 @@ HIDDEN struct meta *group_create(struct heap *h, int sc);
 HIDDEN void group_release(struct meta *m);      /* lock not held */
 HIDDEN struct meta *group_adopt(struct heap *h, int sc);
 HIDDEN void group_abandon(struct meta *m);      /* lock held */
-HIDDEN int free_abandoned(struct heap *h, struct meta *m, uint32_t bit);
+HIDDEN int free_abandoned(struct meta *m, uint32_t bits);
 HIDDEN void free_slow_local(struct heap *h, struct meta *m);
 HIDDEN int abandoned_trim(void);
 HIDDEN void *large_alloc(size_t n, size_t align, int zero);

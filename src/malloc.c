@@ -107,6 +107,31 @@ static void reclaim_remote(struct heap *h, int sc)
 	}
 }
 
+/* Other threads' frees into h's groups of classes that h no longer
+ * allocates from would wait in their remote masks for good (only this
+ * thread takes them, when it needs a group of the class): every
+ * DECAY_TICKS malloc_slow calls, each class with a remote hint has them
+ * collected, and a group they emptied goes (free_slow_local). */
+static void collect_remote(struct heap *h)
+{
+	for (int sc = 0; sc < NCLASS; sc++) {
+		if (!atomic_load_explicit(&h->remote_hint[sc], memory_order_relaxed)) continue;
+		atomic_store_explicit(&h->remote_hint[sc], 0, memory_order_relaxed);
+		for (struct meta *m = h->full[sc], *nx; m; m = nx) {
+			nx = m->next;
+			if (atomic_load_explicit(&m->remote, memory_order_relaxed))
+				free_slow_local(h, m);
+		}
+		struct meta *cur = h->cur[sc];
+		if (cur == &dummy_meta) continue;
+		for (struct meta *m = cur->next, *nx; m != cur; m = nx) {
+			nx = m->next;
+			if (atomic_load_explicit(&m->remote, memory_order_relaxed))
+				free_slow_local(h, m);
+		}
+	}
+}
+
 void *malloc_slow(size_t n, int sc)
 {
 	struct heap *h = tl_heap;
@@ -125,6 +150,7 @@ void *malloc_slow(size_t n, int sc)
 	if (unlikely(++h->slow_ticks % DECAY_TICKS == 0)) {
 		large_cache_decay();
 		remote_batch_flush(h);
+		collect_remote(h);
 		dirty_purge(h, 0);
 	}
 	tc_set_limit(h, sc, tc_default(sc));
