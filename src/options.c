@@ -2,10 +2,17 @@
  *
  * Syntax: key=value[,key=value]...  Parsing never allocates and never
  * fails: a bad key or value is reported once on stderr and ignored.
+ *
+ * In a privileged process (getauxval(AT_SECURE): set-user-ID, set-group-ID,
+ * file capabilities) the environment belongs to a less privileged user, so
+ * only the options that make the allocator stricter are taken from it (see
+ * secure_merge); the others keep their defaults and get one warning line.
  */
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 #include "internal.h"
 
@@ -55,39 +62,43 @@ static int set_path(char *dst, const char *v, size_t len)
 	return 0;
 }
 
-static void apply(const char *k, size_t kl, const char *v, size_t vl)
+static void apply(struct options *o, const char *k, size_t kl, const char *v, size_t vl)
 {
-	static const struct { const char *name; int *flag; } flags[] = {
-		{ "stats", &opt.stats }, { "junk", &opt.junk },
-		{ "zero_free", &opt.zero_free }, { "guard", &opt.guard },
-		{ "random", &opt.random }, { "hardened", &opt.hardened },
-		{ "protect_meta", &opt.protect_meta }, { "populate", &opt.populate },
+	static const struct { const char *name; size_t off; } flags[] = {
+		{ "stats", offsetof(struct options, stats) },
+		{ "junk", offsetof(struct options, junk) },
+		{ "zero_free", offsetof(struct options, zero_free) },
+		{ "guard", offsetof(struct options, guard) },
+		{ "random", offsetof(struct options, random) },
+		{ "hardened", offsetof(struct options, hardened) },
+		{ "protect_meta", offsetof(struct options, protect_meta) },
+		{ "populate", offsetof(struct options, populate) },
 	};
 	long long n = number(v, vl);
 	for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {
 		if (strlen(flags[i].name) != kl || memcmp(flags[i].name, k, kl)) continue;
 		if (n != 0 && n != 1) goto bad_value;
-		*flags[i].flag = (int)n;
+		*(int *)((char *)o + flags[i].off) = (int)n;
 		return;
 	}
 #define IS(name) (kl == sizeof name - 1 && !memcmp(k, name, kl))
 	if (IS("verbose")) {
 		if (n < 0 || n > 2) goto bad_value;
-		opt.verbose = (int)n;
+		o->verbose = (int)n;
 	} else if (IS("quarantine")) {
 		if (n < 0) goto bad_value;
-		opt.quarantine = (size_t)n;
+		o->quarantine = (size_t)n;
 	} else if (IS("decay_ms")) {
 		if (n < 0 || n > 3600000) goto bad_value;
-		opt.decay_ms = (int)n;
+		o->decay_ms = (int)n;
 	} else if (IS("fail_mmap")) {
 		if (n < 0) goto bad_value;
-		opt.fail_mmap = (long)n;
+		o->fail_mmap = (long)n;
 	} else if (IS("stats_file")) {
-		if (set_path(opt.stats_file, v, vl)) goto bad_value;
-		opt.stats = 1;
+		if (set_path(o->stats_file, v, vl)) goto bad_value;
+		o->stats = 1;
 	} else if (IS("heap_map")) {
-		if (set_path(opt.heap_map, v, vl)) goto bad_value;
+		if (set_path(o->heap_map, v, vl)) goto bad_value;
 	} else {
 		warn("unknown option '", k, kl);
 	}
@@ -100,18 +111,73 @@ bad_value:
  * page of .rodata that a process calling malloc once would fault in */
 static char options_env[] = "MALLOCNG_OPTIONS";
 
-void options_init(void)
+static void parse(struct options *o, const char *s)
 {
-	const char *s = getenv(options_env);
 	while (s && *s) {
 		const char *end = strchr(s, ','), *eq;
 		size_t len = end ? (size_t)(end - s) : strlen(s);
 		eq = memchr(s, '=', len);
 		if (len) {
-			if (eq) apply(s, eq - s, eq + 1, len - (eq - s) - 1);
-			else apply(s, len, "1", 1);
+			if (eq) apply(o, s, eq - s, eq + 1, len - (eq - s) - 1);
+			else apply(o, s, len, "1", 1);
 		}
 		s += len + (end != 0);
+	}
+}
+
+/* buf has room for the names of all 7 options below, their separators
+ * and a newline */
+static void add_name(char *buf, size_t *n, const char *name)
+{
+	size_t l = strlen(name);
+	if (*n) buf[(*n)++] = ',', buf[(*n)++] = ' ';
+	memcpy(buf + *n, name, l), *n += l;
+}
+
+/* The policy of a privileged process: from the options the environment
+ * asked for (o, parsed from a copy of opt), take those that only make the
+ * allocator stricter (junk, zero_free, guard, random, quarantine, hardened,
+ * protect_meta: they cost the program speed and memory, never safety).
+ * Everything else keeps its value: stats, stats_file, heap_map and
+ * verbose write files or messages, which would let the invoking user
+ * create or overwrite files with the program's privileges or read its heap
+ * statistics; fail_mmap makes allocations fail where privileged code may
+ * not expect it; decay_ms and populate are tuning with nothing to gain
+ * there.  So the rule is "only what tightens", which also keeps an option
+ * added later out until it is classified here.  The options ignored are
+ * named in one line on stderr, if stderr is open (the C library reopens a
+ * closed one on /dev/null in such a process; the test costs one call). */
+#define SECURE_WARNING "mallocng: MALLOCNG_OPTIONS in a privileged (AT_SECURE) process: ignored "
+static void secure_merge(const struct options *o)
+{
+	char buf[sizeof SECURE_WARNING + 96];
+	char *names = buf + sizeof SECURE_WARNING - 1;
+	size_t n = 0;
+	opt.junk = o->junk, opt.zero_free = o->zero_free, opt.guard = o->guard;
+	opt.random = o->random, opt.hardened = o->hardened, opt.protect_meta = o->protect_meta;
+	opt.quarantine = o->quarantine;
+	memcpy(buf, SECURE_WARNING, sizeof SECURE_WARNING - 1);
+	if (o->stats != opt.stats) add_name(names, &n, "stats");
+	if (o->stats_file[0]) add_name(names, &n, "stats_file");
+	if (o->heap_map[0]) add_name(names, &n, "heap_map");
+	if (o->verbose != opt.verbose) add_name(names, &n, "verbose");
+	if (o->fail_mmap != opt.fail_mmap) add_name(names, &n, "fail_mmap");
+	if (o->decay_ms != opt.decay_ms) add_name(names, &n, "decay_ms");
+	if (o->populate != opt.populate) add_name(names, &n, "populate");
+	if (!n || fcntl(2, F_GETFD) < 0) return;
+	names[n++] = '\n';
+	(void)!write(2, buf, sizeof SECURE_WARNING - 1 + n);
+}
+
+void options_init(void)
+{
+	const char *s = getenv(options_env);
+	if (s && getauxval(AT_SECURE)) {
+		struct options o = opt;
+		parse(&o, s);
+		secure_merge(&o);
+	} else {
+		parse(&opt, s);
 	}
 	if (opt.hardened) {
 		opt.junk = opt.guard = opt.random = 1;

@@ -7,6 +7,11 @@
  * verifies; cached when its header verifies with the freed flag; a live
  * slot whose own header was voided holds an aligned object.  Slots that
  * hold a nested group are overhead, not user data.
+ *
+ * Output files (stats_file, heap_map, mallocng_heap_map) are written only
+ * when they are, or are created as, regular files of the effective user,
+ * reached without a symbolic link at the end of the path: a path that an
+ * attacker pointed at another file must not damage that file.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,6 +20,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "internal.h"
 
@@ -267,11 +273,44 @@ EXPORT int mallopt(int param, int value)
 	return 0;
 }
 
+/* ---- output files ---- */
+
+/* Open path for writing, appending or from the start (truncated, but only
+ * once it is known to be the caller's).  O_NOFOLLOW refuses a symbolic
+ * link (ELOOP); O_NONBLOCK makes a FIFO without a reader fail (ENXIO)
+ * instead of blocking, and is cleared again; O_NOCTTY keeps a terminal
+ * from becoming the controlling one.  Anything but a regular file is
+ * refused with EINVAL, a file of another user with EPERM.  Returns the
+ * descriptor, or -1 with errno set and, when what is not NULL, one
+ * warning line on stderr. */
+static int open_output(const char *path, int append, const char *what)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC |
+			    (append ? O_APPEND : 0), 0644);
+	struct stat st;
+	int e = 0;
+	if (fd < 0) e = errno;
+	else if (fstat(fd, &st)) e = errno;
+	else if (!S_ISREG(st.st_mode)) e = EINVAL;
+	else if (st.st_uid != geteuid()) e = EPERM;
+	else if (!append && ftruncate(fd, 0)) e = errno;
+	else if (fcntl(fd, F_SETFL, append ? O_APPEND : 0)) e = errno;
+	if (!e) return fd;
+	if (fd >= 0) close(fd);
+	if (what)
+		out(2, "mallocng: not writing %s to '%s': %s\n", what, path,
+		    e == ELOOP ? "it is a symbolic link" :
+		    e == EINVAL || e == ENXIO ? "not a regular file" :
+		    e == EPERM ? "owned by another user" : strerror(e));
+	errno = e;
+	return -1;
+}
+
 /* ---- heap map: one row of slots per group, grouped by class ---- */
 
-EXPORT int mallocng_heap_map(const char *path)
+static int heap_map(const char *path, const char *what)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = open_output(path, 0, what);
 	if (fd < 0) return -1;
 	enum { CELL = 6, ROWS_PER_CLASS = 40, LEFT = 90 };
 	static const char *colour[] = { "#dddddd", "#3465a4", "#f57900", "#888a85" };
@@ -318,14 +357,19 @@ EXPORT int mallocng_heap_map(const char *path)
 	return 0;
 }
 
+/* The caller sees the error; the options at exit warn instead. */
+EXPORT int mallocng_heap_map(const char *path)
+{
+	return heap_map(path, NULL);
+}
+
 __attribute__((destructor)) static void stats_at_exit(void)
 {
 	if (opt.stats) {
 		int fd = opt.stats_fd > 0 ? opt.stats_fd : 2;
-		if (opt.stats_file[0])
-			fd = open(opt.stats_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (opt.stats_file[0]) fd = open_output(opt.stats_file, 1, "statistics");
 		if (fd >= 0) mallocng_print_stats(fd);
 		if (fd > 2) close(fd);
 	}
-	if (opt.heap_map[0]) mallocng_heap_map(opt.heap_map);
+	if (opt.heap_map[0]) heap_map(opt.heap_map, "the heap map");
 }
