@@ -16,6 +16,8 @@
  *
  * Workloads: st-churn mt-churn-1 mt-churn-2 xthread larson realloc-growth
  *            large buffers frag once-none once-malloc spin-1 spin-2 whoami
+ *            thread-rounds[-N] thread-leftover thread-oversub (threads that
+ *            come and go: time, peak RSS = VmHWM, RSS at the end)
  *            idle-threads (by hand only: memory per idle thread)
  */
 #define _GNU_SOURCE
@@ -718,6 +720,268 @@ static void w_idle_threads(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* thread workloads (issue 18): memory of threads that come and go.      */
+/* Each reports its time, VmHWM (peak RSS, absolute) and RSS at the end. */
+
+/* write the first byte of every 4 KiB page and the last byte */
+static void touch_obj(char *p, size_t sz, char v)
+{
+	for (size_t off = 0; off < sz; off += 4096)
+		p[off] = v;
+	p[sz - 1] = v;
+}
+
+/*
+ * thread-rounds[-N]: N rounds (default 100, times SCALE) of 4 short-lived
+ * threads.  Thread t of round r (RNG seed 7000 + 4r + t) makes 1000..8000
+ * objects; object sizes are log-uniform 8 B .. 32 KiB (a doubling
+ * 2^3..2^14 picked uniformly, then a size uniform inside it), except that
+ * 1 in 200 is 512 KiB.  Every object is written (touch_obj); object j is
+ * kept until the thread ends if j % 4 < 2, freed at once if j % 4 == 2,
+ * and swapped into a random slot of a shared 1000-slot table (atomic
+ * exchange, the displaced object freed) if j % 4 == 3.  The kept objects
+ * are freed just before the thread exits.  After joining the 4 threads the
+ * main thread frees every other slot of the table (the even slots after
+ * even rounds, the odd ones after odd rounds).  Checkpoints after rounds
+ * 25, 100 and 200 (if reached) give time, VmHWM and RSS so far: one run of
+ * thread-rounds-200 gives the rows of 25, 100 and 200 rounds.
+ */
+#define TR_THREADS 4
+#define TR_SLOTS 1000
+#define TR_MAXOBJ 8000
+#define TR_BIG (512u << 10)
+
+static _Atomic(void *) tr_table[TR_SLOTS];
+static void *tr_keep[TR_THREADS][TR_MAXOBJ]; /* not malloc'd */
+
+struct tr_arg {
+	unsigned seed;
+	int t;
+	uint64_t objs;
+};
+
+static void *tr_thread(void *argp)
+{
+	struct tr_arg *a = argp;
+	void **keep = tr_keep[a->t];
+	size_t nkeep = 0;
+	rng_t rng;
+	rng_seed(&rng, a->seed);
+	size_t n = rng_range(&rng, 1000, TR_MAXOBJ);
+	uintptr_t acc = 0;
+	for (size_t j = 0; j < n; j++) {
+		size_t sz;
+		if (rng_next(&rng) % 200 == 0)
+			sz = TR_BIG;
+		else {
+			unsigned sh = (unsigned)rng_range(&rng, 3, 14);
+			sz = ((size_t)1 << sh) + rng_range(&rng, 0, ((size_t)1 << sh) - 1);
+		}
+		char *p = malloc(sz);
+		if (!p)
+			die("malloc");
+		touch_obj(p, sz, (char)j);
+		switch (j % 4) {
+		case 0:
+		case 1:
+			keep[nkeep++] = p;
+			break;
+		case 2:
+			acc += (unsigned char)p[sz - 1];
+			free(p);
+			break;
+		default: {
+			size_t idx = rng_range(&rng, 0, TR_SLOTS - 1);
+			void *old = atomic_exchange_explicit(&tr_table[idx], p, memory_order_acq_rel);
+			if (old)
+				acc += (unsigned char)*(char *)old;
+			free(old);
+		}
+		}
+	}
+	for (size_t k = 0; k < nkeep; k++)
+		free(keep[k]);
+	a->objs = n;
+	sink += acc;
+	return NULL;
+}
+
+static void w_thread_rounds(uint64_t rounds_default)
+{
+	static const uint64_t cp_at[3] = {25, 100, 200};
+	double cp_time[3];
+	long cp_hwm[3], cp_rss[3];
+	int ncp = 0;
+	uint64_t rounds = scaled(rounds_default), objs = 0;
+	long rss0, hwm0, rss1, hwm1, rss_freed;
+	pthread_t th[TR_THREADS];
+	struct tr_arg args[TR_THREADS];
+	memset(tr_keep, 0, sizeof tr_keep); /* resident before the start figure */
+	read_mem(&rss0, &hwm0);
+	double t0 = now();
+	for (uint64_t r = 0; r < rounds; r++) {
+		for (int t = 0; t < TR_THREADS; t++) {
+			args[t].seed = (unsigned)(7000 + TR_THREADS * r + (uint64_t)t);
+			args[t].t = t;
+			args[t].objs = 0;
+			if (pthread_create(&th[t], NULL, tr_thread, &args[t]))
+				die("pthread_create");
+		}
+		for (int t = 0; t < TR_THREADS; t++) {
+			pthread_join(th[t], NULL);
+			objs += args[t].objs;
+		}
+		for (size_t i = r % 2; i < TR_SLOTS; i += 2)
+			free(atomic_exchange(&tr_table[i], NULL));
+		if (ncp < 3 && r + 1 == cp_at[ncp]) {
+			cp_time[ncp] = now() - t0;
+			read_mem(&cp_rss[ncp], &cp_hwm[ncp]);
+			ncp++;
+		}
+	}
+	double t1 = now();
+	read_mem(&rss1, &hwm1);
+	for (size_t i = 0; i < TR_SLOTS; i++)
+		free(atomic_exchange(&tr_table[i], NULL));
+	read_mem(&rss_freed, NULL);
+	printf("time %.6f\nrounds %llu\nops %llu\n", t1 - t0,
+	       (unsigned long long)rounds, (unsigned long long)objs);
+	printf("rss_start_kib %ld\nhwm_kib %ld\nrss_end_kib %ld\nrss_freed_kib %ld\n",
+	       rss0, hwm1, rss1, rss_freed);
+	for (int c = 0; c < ncp; c++)
+		printf("time_r%llu %.6f\nhwm_kib_r%llu %ld\nrss_end_kib_r%llu %ld\n",
+		       (unsigned long long)cp_at[c], cp_time[c],
+		       (unsigned long long)cp_at[c], cp_hwm[c],
+		       (unsigned long long)cp_at[c], cp_rss[c]);
+}
+
+/*
+ * thread-leftover: 50 000 short-lived threads (times SCALE; 100 000 with
+ * SCALE 2, kept at half by default so that `make bench` stays short: the
+ * thread starts, not the allocator, cost most of the time), 4 at a time
+ * (start 4, join 4);
+ * thread k mallocs one 128-byte object, writes it, and swaps it into slot
+ * k % 1000 of a ring (atomic exchange), freeing the object it displaces:
+ * about 1000 objects are live at any time, each freed by a later thread
+ * than the one that made it.
+ */
+#define TL_THREADS 50000ull /* 100 000 with SCALE 2 */
+#define TL_SLOTS 1000
+
+static _Atomic(void *) tl_ring[TL_SLOTS];
+
+static void *tl_thread(void *arg)
+{
+	size_t k = (size_t)(uintptr_t)arg;
+	char *p = malloc(128);
+	if (!p)
+		die("malloc");
+	memset(p, (int)(k & 0xff), 128);
+	void *old = atomic_exchange_explicit(&tl_ring[k % TL_SLOTS], p, memory_order_acq_rel);
+	if (old)
+		sink += (unsigned char)*(char *)old;
+	free(old);
+	return NULL;
+}
+
+static void w_thread_leftover(void)
+{
+	uint64_t n = scaled(TL_THREADS);
+	long rss0, hwm0, rss1, hwm1;
+	pthread_t th[4];
+	read_mem(&rss0, &hwm0);
+	double t0 = now();
+	for (uint64_t k = 0; k < n; k += 4) {
+		int m = n - k < 4 ? (int)(n - k) : 4;
+		for (int i = 0; i < m; i++)
+			if (pthread_create(&th[i], NULL, tl_thread, (void *)(uintptr_t)(k + (uint64_t)i)))
+				die("pthread_create");
+		for (int i = 0; i < m; i++)
+			pthread_join(th[i], NULL);
+	}
+	double t1 = now();
+	read_mem(&rss1, &hwm1);
+	for (size_t i = 0; i < TL_SLOTS; i++)
+		free(atomic_exchange(&tl_ring[i], NULL));
+	printf("time %.6f\nops %llu\n", t1 - t0, (unsigned long long)n);
+	printf("rss_start_kib %ld\nhwm_kib %ld\nrss_end_kib %ld\n", rss0, hwm1, rss1);
+}
+
+/*
+ * thread-oversub: 8 lanes, each running one thread at a time on (usually)
+ * 2 cores.  A thread does TO_LIFE operations, then exits and the main
+ * thread starts the lane's next thread (lanes are joined round-robin), until
+ * every lane ran TO_GENS threads.  One operation: malloc 16..512 B (1 in 16:
+ * 1..8 KiB), write first and last byte, swap it into a random slot of a
+ * shared 8192-slot table (atomic exchange) and free the displaced object,
+ * usually made by another thread (cross-thread free).
+ */
+#define TO_LANES 8
+#define TO_SLOTS 8192
+#define TO_LIFE 25000ull
+#define TO_GENS 20
+
+static _Atomic(void *) to_table[TO_SLOTS];
+
+struct to_arg {
+	unsigned seed;
+	uint64_t ops;
+};
+
+static void *to_thread(void *argp)
+{
+	struct to_arg *a = argp;
+	rng_t rng;
+	rng_seed(&rng, a->seed);
+	uintptr_t acc = 0;
+	for (uint64_t i = 0; i < a->ops; i++) {
+		uint64_t r = rng_next(&rng);
+		size_t idx = (size_t)(r % TO_SLOTS);
+		size_t sz = ((r >> 40) & 15) == 0 ? 1024 + (size_t)((r >> 20) % 7169)
+						  : 16 + (size_t)((r >> 20) % 497);
+		char *p = malloc(sz);
+		if (!p)
+			die("malloc");
+		p[0] = (char)i;
+		p[sz - 1] = (char)i;
+		void *old = atomic_exchange_explicit(&to_table[idx], p, memory_order_acq_rel);
+		if (old)
+			acc += (unsigned char)*(char *)old;
+		free(old);
+	}
+	sink += acc;
+	return NULL;
+}
+
+static void w_thread_oversub(void)
+{
+	pthread_t th[TO_LANES];
+	struct to_arg args[TO_LANES];
+	uint64_t life = scaled(TO_LIFE);
+	long rss0, hwm0, rss1, hwm1;
+	read_mem(&rss0, &hwm0);
+	double t0 = now();
+	for (int g = 0; g < TO_GENS; g++)
+		for (int l = 0; l < TO_LANES; l++) {
+			if (g > 0)
+				pthread_join(th[l], NULL);
+			args[l].seed = (unsigned)(300 + g * TO_LANES + l);
+			args[l].ops = life;
+			if (pthread_create(&th[l], NULL, to_thread, &args[l]))
+				die("pthread_create");
+		}
+	for (int l = 0; l < TO_LANES; l++)
+		pthread_join(th[l], NULL);
+	double t1 = now();
+	read_mem(&rss1, &hwm1);
+	for (size_t i = 0; i < TO_SLOTS; i++)
+		free(atomic_exchange(&to_table[i], NULL));
+	printf("time %.6f\nops %llu\nthreads %d\n", t1 - t0,
+	       (unsigned long long)(life * TO_LANES * TO_GENS), TO_LANES * TO_GENS);
+	printf("rss_start_kib %ld\nhwm_kib %ld\nrss_end_kib %ld\n", rss0, hwm1, rss1);
+}
+
+/* ------------------------------------------------------------------ */
 /* (8) once: RSS with and without a single malloc(1)                     */
 
 static void w_once(int do_malloc)
@@ -788,7 +1052,13 @@ static void usage(void)
 		"workloads: st-churn mt-churn-1 mt-churn-2 xthread larson\n"
 		"           realloc-growth large buffers frag once-none once-malloc\n"
 		"           spin-1 spin-2 (no malloc: CPU scaling baseline) whoami\n"
-		"           idle-threads (memory per idle thread; not in run.sh)\n");
+		"           thread-rounds[-N] (N rounds of 4 short-lived threads, default\n"
+		"             100; checkpoints after 25, 100, 200) thread-leftover (50 000\n"
+		"             threads making one object each) thread-oversub (8 threads\n"
+		"             replaced every 25 000 ops, cross-thread frees)\n"
+		"           idle-threads (memory per idle thread; not in run.sh)\n"
+		"SCALE multiplies iterations (thread-rounds: rounds; thread-leftover:\n"
+		"threads; thread-oversub: operations per thread)\n");
 	exit(1);
 }
 
@@ -837,6 +1107,18 @@ int main(int argc, char **argv)
 		w_whoami();
 	else if (!strcmp(w, "idle-threads"))
 		w_idle_threads();
+	else if (!strcmp(w, "thread-rounds"))
+		w_thread_rounds(100);
+	else if (!strncmp(w, "thread-rounds-", 14) && w[14] >= '1' && w[14] <= '9') {
+		char *end;
+		unsigned long n = strtoul(w + 14, &end, 10);
+		if (*end || n > 100000)
+			usage();
+		w_thread_rounds(n);
+	} else if (!strcmp(w, "thread-leftover"))
+		w_thread_leftover();
+	else if (!strcmp(w, "thread-oversub"))
+		w_thread_oversub();
 	else
 		usage();
 	fflush(stdout);

@@ -10,6 +10,9 @@
 #   BENCH_ALLOCATORS subset/order, e.g. "mallocng glibc musl"
 #                    (default: mallocng glibc jemalloc mimalloc tcmalloc musl)
 #   BENCH_WORKLOADS  subset of the timed/memory workloads (default: all)
+#   BENCH_THREAD_REPS repetitions of the thread workloads (thread-rounds,
+#                    thread-leftover, thread-oversub; default 3, at most
+#                    BENCH_REPS): they take ~45 s per repetition for all six
 #   BENCH_SCALE      iteration multiplier for the timed runs  (default 1)
 #   BENCH_TIMEOUT    seconds before one run is killed (default 30; x4 under
 #                    valgrind); a run that timed out is not repeated
@@ -33,7 +36,13 @@ CC=${CC:-gcc}
 MUSL_GCC=${MUSL_GCC:-musl-gcc}
 MALLOCNG_LIB=${MALLOCNG_LIB:-$SRCDIR/../src/.libs/libmallocng.so}
 ALLOCATORS=${BENCH_ALLOCATORS:-mallocng glibc jemalloc mimalloc tcmalloc musl}
-WORKLOADS=${BENCH_WORKLOADS:-st-churn mt-churn-1 mt-churn-2 xthread larson realloc-growth large buffers frag once}
+WORKLOADS=${BENCH_WORKLOADS:-st-churn mt-churn-1 mt-churn-2 xthread larson realloc-growth large buffers frag once thread-rounds thread-leftover thread-oversub}
+# threads that come and go (issue 18): time and memory rows, not in the
+# geometric mean; run BENCH_THREAD_REPS times only.  "thread-rounds" runs
+# thread-rounds-200 once, whose checkpoints give the 25/100/200-round rows.
+THREAD_WORKLOADS="thread-rounds thread-leftover thread-oversub"
+THREAD_REPS=${BENCH_THREAD_REPS:-3}
+[ "$THREAD_REPS" -gt "$REPS" ] && THREAD_REPS=$REPS
 # time workloads that enter the geometric mean; frag is a memory workload
 # (its peak and residual RSS), whose time is also shown as a second mean
 GEO_WORKLOADS="st-churn mt-churn-1 mt-churn-2 xthread larson realloc-growth large buffers"
@@ -158,6 +167,7 @@ n=${#ACTIVE[@]}
 for ((rep = 1; rep <= REPS_RUN; rep++)); do
 	log "repetition $rep/$REPS ($(($(date +%s) - T_START))s elapsed)"
 	for w in $WORKLOADS; do
+		case " $THREAD_WORKLOADS " in *" $w "*) [ "$rep" -le "$THREAD_REPS" ] || continue ;; esac
 		if [ "$w" = mt-churn-1 ] || { [ "$w" = mt-churn-2 ] && ! has_w mt-churn-1; }; then
 			# how many cores are really free right now: no-malloc 1 vs 2 threads
 			run_one cpu "$rep" spin-1 "$SCALE"
@@ -168,6 +178,8 @@ for ((rep = 1; rep <= REPS_RUN; rep++)); do
 			if [ "$w" = once ]; then
 				run_one "$a" "$rep" once-none "" "${NOASLR[@]}"
 				run_one "$a" "$rep" once-malloc "" "${NOASLR[@]}"
+			elif [ "$w" = thread-rounds ]; then
+				run_one "$a" "$rep" thread-rounds-200 "$SCALE"
 			else
 				run_one "$a" "$rep" "$w" "$SCALE"
 			fi
@@ -233,7 +245,9 @@ TABLE=$OUT/latest.txt
 CHARTDATA=$OUT/ratios.dat
 {
 	echo "mallocng benchmark results"
-	echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')   git: $rev   reps: $REPS (median)   scale: $SCALE"
+	thr=""
+	for w in $THREAD_WORKLOADS; do has_w "$w" && thr="   thread workloads: $THREAD_REPS reps"; done
+	echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')   git: $rev   reps: $REPS (median)$thr   scale: $SCALE"
 	echo "machine: $(nproc) CPUs, ${cpu:-unknown CPU}, $(uname -sr), glibc $(ldd --version 2>/dev/null | awk 'NR == 1 { print $NF }')"
 	for a in "${ACTIVE[@]}"; do
 		case $a in
@@ -334,6 +348,22 @@ END {
 		row("once: total RSS (KiB)", "once-malloc", "rss_kib", "K", 1)
 		row("once: anonymous RSS (KiB)", "once-malloc", "anon_kib", "K", 1)
 	}
+	if (has("thread-rounds")) {
+		split("25 100 200", TR, " ")
+		for (j = 1; j <= 3; j++) {
+			row("thread-rounds-" TR[j] " time", "thread-rounds-200", "time_r" TR[j], "s", 0)
+			row("thread-rounds-" TR[j] " peak RSS", "thread-rounds-200", "hwm_kib_r" TR[j], "K", TR[j] == 200)
+			row("thread-rounds-" TR[j] " RSS end", "thread-rounds-200", "rss_end_kib_r" TR[j], "K", 0)
+		}
+	}
+	if (has("thread-leftover")) {
+		row("thread-leftover time", "thread-leftover", "time", "s", 0)
+		row("thread-leftover peak RSS", "thread-leftover", "hwm_kib", "K", 1)
+	}
+	if (has("thread-oversub")) {
+		row("thread-oversub time", "thread-oversub", "time", "s", 0)
+		row("thread-oversub peak RSS", "thread-oversub", "hwm_kib", "K", 1)
+	}
 	if (have_cg == 1) {
 		if (has("st-churn"))       row("st-churn instr/op", "st-churn", "cg_ir_per_op", "i", 1)
 		if (has("realloc-growth")) row("realloc-growth instr/op", "realloc-growth", "cg_ir_per_op", "i", 1)
@@ -387,6 +417,13 @@ END {
 	echo "  once = RSS after one malloc(1) (dRSS = minus the same process without malloc, ASLR off; total RSS"
 	echo "  includes code pages faulted in, which move with the libraries' layout; anonymous RSS does not);"
 	echo "  instr/op = callgrind instructions per free+malloc pair / per realloc call (noise-free)."
+	echo "  thread-rounds-N = N rounds of 4 short-lived threads making 1000..8000 objects of 8 B..32 KiB"
+	echo "  (log-uniform, 1/200 of 512 KiB), keeping half until exit, freeing a quarter at once, swapping a"
+	echo "  quarter into a shared 1000-slot table; main frees every other slot between rounds (one run of"
+	echo "  200 rounds, figures after 25/100/200); thread-leftover = 50k threads (4 at a time) each swapping"
+	echo "  one 128 B object into a 1000-slot ring; thread-oversub = 8 threads on the cores, each replaced"
+	echo "  after 25k malloc+swap+free ops on a shared 8192-slot table (20 generations); peak RSS = VmHWM,"
+	echo "  RSS end = VmRSS after the last round / thread, both of the whole process in KiB."
 	echo "total run time: $(($(date +%s) - T_START))s"
 } >>"$TABLE"
 
