@@ -2,8 +2,9 @@
  *
  * A small aligned object takes a slot big enough for n + align - UNIT bytes
  * and moves its user pointer (and header) up to the first aligned address
- * inside the slot; the header's offset still names the group, and the
- * slot's own start header is voided so it cannot be freed.  Alignments the
+ * inside the slot; the header still names the group and the slot, and
+ * the slot's own start header is voided (a header of kind K_VOID), so
+ * that it cannot be freed.  Alignments the
  * classes cannot hold go to their own mapping, trimmed so that the waste
  * stays below the alignment.
  */
@@ -24,9 +25,13 @@ void *alloc_aligned(size_t align, size_t n)
 	unsigned char *q = alloc_small(n + align - UNIT + 1);
 	if (!q) return 0;
 	uint64_t hdr = *header_of(q);
+	struct meta *m = meta_at_index(H_META(hdr));
 	unsigned char *p = (unsigned char *)(((uintptr_t)q + align - 1) & -align);
-	if (p != q) header_store(q, 0);
-	frame(p, H_META(hdr), H_IDX(hdr), n, n, n + 1);
+	size_t room = class_room[m->sc] - (size_t)(p - q);
+	/* the slot's start keeps a header of its own kind (void): a free of q
+	 * fails, and the slot reads as not live (malloc, stats) */
+	if (p != q) header_store(q, seal(hdr & ((uint64_t)0xffffff << H_MI_SHIFT | 31), q, 0, K_VOID));
+	frame(p, H_META(hdr), H_IDX(hdr), n, room, K_LIVE);
 	return p;
 }
 

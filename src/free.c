@@ -14,74 +14,119 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m);
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-/* An object that fills its slot has no check byte: it ends at the next
- * slot's header (at q - SLOT_HDR, q the next slot's user pointer, or the
- * group's last 8 bytes after its last slot).  That header is zero (never
- * used: mapped groups start zeroed, group_create zeroes those of groups
- * nested in a slot) or carries a tag for q, live or freed; an overflow that
- * changes it cannot forge one.  Another thread may be writing it (taking
- * or freeing that slot): every value it writes passes, and the load is
- * one atomic read (race checkers name it as an inlined frame). */
-ALWAYS_INLINE int next_header_ok(const unsigned char *q)
+/* An object that fills its slot has no check value: it ends at the next
+ * slot's header (at q - SLOT_HDR, q the user pointer of slot nidx of m,
+ * or the group's last 8 bytes when nidx == cnt).  That header is genuine
+ * for q, of any kind, or zero; zero only where the slot is free (in the
+ * group's avail or remote masks: never used, or its pages given back) or
+ * for the group's last 8 bytes: an overflow that zeroes the header of a
+ * slot in use (live, or in a thread cache) is caught, and one that
+ * rewrites it cannot forge one.  Another thread may be writing it (taking
+ * or freeing that slot): frame writes the slack word before the header,
+ * so a header read with acquire order comes with its slack word, and a
+ * header that changed between two reads, or a zero one of a slot that the
+ * owner is taking (its bit cleared, its header not yet written), is read
+ * again. */
+static __attribute__((noinline)) int next_header_ok(const struct meta *m, const unsigned char *q,
+						    int nidx, size_t room)
 {
-	uint64_t h = __atomic_load_n((const uint64_t *)(q - SLOT_HDR), __ATOMIC_RELAXED);
-	return !h || header_ok(h, q) || header_ok(h ^ H_FREED, q);
+	const uint64_t *hp = (const uint64_t *)(q - SLOT_HDR);
+	for (int tries = 0; tries < 4; tries++) {
+		uint64_t h = __atomic_load_n(hp, __ATOMIC_ACQUIRE);
+		if (!h) {
+			if (nidx >= m->cnt) return 1;
+			uint32_t free_bits = __atomic_load_n(&m->avail, __ATOMIC_ACQUIRE) |
+					     atomic_load_explicit(&m->remote, memory_order_relaxed);
+			if (free_bits >> nidx & 1) return 1;
+			/* taken: the header was written before the bit went */
+		} else {
+			if (freed_ok(h, q) || sealed(h, q, 0, K_VOID)) return 1;
+			size_t n = object_size(q, h, room);
+			if (n != (size_t)-1 && (sealed(h, q, n, K_LIVE) || sealed(h, q, n, K_CONTAINER)))
+				return 1;
+		}
+		if (__atomic_load_n(hp, __ATOMIC_ACQUIRE) == h) return 0;
+	}
+	return 0;
 }
 
-/* Record 0 of an area (its header) has mem == NULL, so an index naming it
- * fails like the index of a free record; the header's tag proves that the
- * index was written by us for this very address. */
-ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s)
+/* Why a header that is not a live one of p's failed. */
+static _Noreturn __attribute__((noinline, cold)) void bad_header(uint64_t hdr, unsigned char *p)
+{
+	if (!hdr) fail("double free or invalid pointer", p);
+	if (freed_ok(hdr, p)) fail("double free", p);
+	fail("invalid pointer", p);
+}
+
+/* Full validation of p as a header of `kind` (K_LIVE for the entry points,
+ * K_CONTAINER for free_container).  The record that the header names is
+ * read before the tag is verified (the tag covers the size, which takes
+ * the record's class): its index can only name a record of one of our
+ * areas (the area table is read-only), whose fields are checked before
+ * use.  A tag that fails is an invalid pointer, or a corrupted header;
+ * a tag that verifies with a record that does not match p is corrupted
+ * metadata. */
+ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned kind)
 {
 	unsigned char *p = ptr;
 	if ((uintptr_t)p & (UNIT - 1)) fail("invalid pointer", p);
 	if (unlikely(((uintptr_t)p & (PAGE - 1)) <= GROUP_HDR) && is_tomb(p)) fail("double free", p);
-	uint64_t hdr = *header_of(p), low = hdr & H_LOW;
-	if (unlikely(!hdr || !header_ok(hdr, p))) {   /* no valid header is 0 */
-		if ((low & H_FREED) && header_ok(hdr ^ H_FREED, p)) fail("double free", p);
-		/* a zero header: memory we gave back (see large.c) or never used */
-		fail(hdr ? "invalid pointer" : "double free or invalid pointer", p);
-	}
-	size_t n = H_SIZE(low);
-	int idx = H_IDX(low);
-	uint32_t mi = H_META(low);
-	/* areas are published before any index in them is handed out, in a
-	 * table that is read-only (ro): an entry is NULL or one of our areas;
-	 * records never handed out are zero (mem == NULL) */
+	uint64_t hdr = *header_of(p);
+	if (!hdr || freed_ok(hdr, p)) bad_header(hdr, p);
+	int idx = H_IDX(hdr);
+	uint32_t mi = H_META(hdr);
 	struct meta_area *a = meta_areas[mi >> AREA_SHIFT];
-	if (!a) fail("corrupted metadata", p);
+	if (!a) bad_header(hdr, p);
 	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
 	size_t off = p - m->mem;    /* huge if p is below mem or mem is NULL */
-	if (!m->mem || idx >= m->cnt || (m->sc >= NCLASS && m->sc != SC_LARGE))
-		fail("corrupted metadata", p);
-	size_t start = GROUP_HDR;
-	int has_check = 1;
+	size_t n = (size_t)-1, room = 0;
+	if (!m->mem || idx >= m->cnt) bad_header(hdr, p);
 	if (m->sc == SC_LARGE) {
-		n = m->size;
-		if (off < SLOT_HDR || off >= m->maplen || n >= m->maplen - off)
-			fail("corrupted metadata", p);
-	} else {
+		if (off < SLOT_HDR || off >= m->maplen || H_R(hdr)) bad_header(hdr, p);
+		room = m->maplen - off;
+		if (m->size < room) n = m->size;
+		if (!sealed(hdr, p, 0, kind)) bad_header(hdr, p);
+		if (n == (size_t)-1) fail("corrupted metadata", p);
+	} else if (m->sc < NCLASS) {
 		size_t stride = class_stride[m->sc];
-		start += (size_t)idx * stride;
-		/* p in slot idx (d < stride: off < start wraps to a huge d),
-		 * and the object inside the slot, up to the next header */
-		size_t d = off - start;
-		if (d >= stride || n + SLOT_HDR > stride - d) fail("corrupted metadata", p);
-		has_check = n + OVERHEAD <= stride - d;
+		/* p in slot idx (d < stride: off < start wraps to a huge d) */
+		size_t d = off - (GROUP_HDR + (size_t)idx * stride);
+		if (d < stride - SLOT_HDR) {
+			room = stride - SLOT_HDR - d;
+			n = object_size(p, hdr, room);
+		}
+		if (n == (size_t)-1 || !sealed(hdr, p, n, kind)) bad_header(hdr, p);
+	} else {
+		fail("corrupted metadata", p);
 	}
-	if (has_check ? p[n] != check_byte(hdr) : !next_header_ok(p + n + SLOT_HDR))
+	size_t slack = room - n;
+	unsigned r = m->sc == SC_LARGE ? 0 : H_R(hdr);
+	size_t clen = m->sc == SC_LARGE ? (slack < 4 ? slack : 4) : canary_len(slack, r);
+	if (clen ? !canary_ok(p + n, H_TAG(hdr), clen)
+		 : m->sc != SC_LARGE && !next_header_ok(m, p + n + SLOT_HDR, idx + 1, class_stride[m->sc] - SLOT_HDR))
 		fail("heap overflow", p);
 	s->meta = m;
 	s->p = p;
 	s->n = n;
 	s->idx = idx;
-	s->aligned = off != start;
+	s->aligned = m->sc != SC_LARGE && off != GROUP_HDR + (size_t)idx * class_stride[m->sc];
 	return m;
 }
 
 struct meta *slot_lookup(void *p, struct slot *s)
 {
-	return lookup(p, s);
+	return lookup(p, s, K_LIVE);
+}
+
+/* The live-to-freed transition: one compare-and-swap from the verified
+ * live header, so that of two threads freeing one pointer at the same
+ * moment only one succeeds; the other sees a changed header. */
+ALWAYS_INLINE void seal_freed(unsigned char *p, uint64_t hdr)
+{
+	uint64_t expect = hdr;
+	if (unlikely(!__atomic_compare_exchange_n(header_of(p), &expect, freed_header(hdr, p), 0,
+						  __ATOMIC_RELAXED, __ATOMIC_RELAXED)))
+		fail("double free", p);
 }
 
 /* A mapped group of h's down to one slot in use gives back the whole pages
@@ -253,9 +298,9 @@ static void slot_give_back(struct heap *h, struct meta *m, int idx, unsigned cha
 void free_container(void *p)
 {
 	struct slot s;
-	struct meta *m = slot_lookup(p, &s);
+	struct meta *m = lookup(p, &s, K_CONTAINER);
 	struct heap *h = tl_heap;
-	header_store(s.p, *header_of(s.p) ^ H_FREED);
+	seal_freed(s.p, *header_of(s.p));
 	int sparse = __atomic_load_n(&m->owner, __ATOMIC_RELAXED) == h && m->mapped &&
 		     m->maplen >= (64u << 10) && m != h->cur[m->sc] &&
 		     __builtin_popcount(m->avail | 1u << s.idx) == m->cnt - 1;
@@ -271,8 +316,8 @@ void tc_flush(struct heap *h, int sc, int keep)
 	size_t released = h->released;
 	for (int i = 0; i < out; i++) {
 		unsigned char *p = slots[i];
-		uint64_t hdr = *header_of(p) ^ H_FREED;
-		if (!header_ok(hdr, p)) fail("write after free", p);
+		uint64_t hdr = *header_of(p);
+		if (!freed_ok(hdr, p)) fail("write after free", p);
 		struct meta *m = meta_at_index(H_META(hdr));
 		if (p - m->mem != GROUP_HDR + H_IDX(hdr) * class_stride[sc]) fail("corrupted metadata", p);
 		slot_give_back(h, m, H_IDX(hdr), p);
@@ -319,7 +364,7 @@ static __attribute__((noinline)) void release_slow(struct heap *h, struct meta *
  * class whose groups empty): anything else, and any big slot (its pages go
  * back), release_slow. */
 static __attribute__((noinline)) void free_uncached(struct heap *h, unsigned char *p, uint64_t hdr,
-						     int aligned)
+						     size_t n, int aligned)
 {
 	struct meta *m = meta_at_index(H_META(hdr));
 	int sc = m->sc, idx = H_IDX(hdr);
@@ -327,33 +372,33 @@ static __attribute__((noinline)) void free_uncached(struct heap *h, unsigned cha
 	if (likely(!opt_slow && class_stride[sc] < SLOT_PURGE_MIN && (limit || !k)))
 		slot_release_to(h, m, idx, limit ? p : NULL);
 	else
-		release_slow(h, m, p, H_SIZE(hdr), idx, aligned);
+		release_slow(h, m, p, n, idx, aligned);
 }
 
-/* The end of every free of a small object that passed its checks: flip
- * the header, then the thread cache (not for an aligned object, whose p is
- * not its slot's), or back to the group. */
-ALWAYS_INLINE void free_checked(unsigned char *p, uint64_t hdr, size_t sc, int aligned)
+/* The end of every free of a small object that passed its checks: seal
+ * the header as freed, then the thread cache (not for an aligned object,
+ * whose p is not its slot's), or back to the group. */
+ALWAYS_INLINE void free_checked(unsigned char *p, uint64_t hdr, size_t n, size_t sc, int aligned)
 {
-	header_store(p, hdr + H_FREED);     /* = hdr ^ H_FREED: hdr verified live */
+	seal_freed(p, hdr);
 	struct heap *h = tl_heap;
 	if (likely(h->tc_top[sc] < h->tc_end[sc]) && !aligned) {
 		tc_push(h, sc, p);
 		return;
 	}
-	free_uncached(h, p, hdr, aligned);
+	free_uncached(h, p, hdr, n, aligned);
 }
 
 ALWAYS_INLINE void release(struct slot *s)
 {
 	struct meta *m = s->meta;
 	if (m->sc == SC_LARGE) {
-		header_store(s->p, *header_of(s->p) ^ H_FREED);
+		seal_freed(s->p, *header_of(s->p));
 		tomb_set(s->p);
 		large_free(m);
 		return;
 	}
-	free_checked(s->p, *header_of(s->p), m->sc, s->aligned);
+	free_checked(s->p, *header_of(s->p), s->n, m->sc, s->aligned);
 }
 
 void free_slot(struct slot *s)
@@ -366,25 +411,26 @@ void free_slot(struct slot *s)
 static __attribute__((noinline)) void free_general(void *p)
 {
 	struct slot s;
-	lookup(p, &s);
+	lookup(p, &s, K_LIVE);
 	release(&s);
 }
 
-/* free of an object that fills its slot (no check byte): its own function,
- * so that the common path keeps no registers for the next header's check */
-static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr, size_t sc,
+/* free of an object that fills its slot (no check value): its own
+ * function, so that the common path keeps no registers for the next
+ * header's check */
+static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr, size_t n, size_t sc,
 						   size_t stride)
 {
-	if (unlikely(!next_header_ok(p + stride))) free_general(p);
-	else free_checked(p, hdr, sc, 0);
+	const struct meta *m = meta_at_index(H_META(hdr));     /* verified */
+	if (unlikely(!next_header_ok(m, p + stride, H_IDX(hdr) + 1, stride - SLOT_HDR))) free_general(p);
+	else free_checked(p, hdr, n, sc, 0);
 }
 
-/* Whether hdr, verified, is the header of the small object at p: its index
- * names a record in use (a free record, like an area's header, has cnt 0,
- * so no slot index passes: no separate test of mem) and p is the start of
- * the slot the header names.  Gives the class (within the stride table,
- * which has an entry for every value of the byte, even if the record is
- * corrupted) and the stride.  Fails for anything else,
+/* Whether hdr (not yet verified) names a record in use whose slot idx
+ * starts at p: a free record, like an area's header, has cnt 0, so no
+ * slot index passes (no separate test of mem).  Gives the class (within
+ * the stride table, which has an entry for every value of the byte, even
+ * if the record is corrupted) and the stride.  Fails for anything else,
  * large objects (whose stride is 0) and aligned ones included. */
 ALWAYS_INLINE int small_record(unsigned char *p, uint64_t hdr, size_t *sc, size_t *stride)
 {
@@ -396,6 +442,18 @@ ALWAYS_INLINE int small_record(unsigned char *p, uint64_t hdr, size_t *sc, size_
 	*sc = m->sc;                    /* < 256: within class_stride */
 	*stride = class_stride[*sc];
 	return likely((size_t)(p - GROUP_HDR - m->mem) == idx * *stride);
+}
+
+/* The size of the small object at p (slot start, stride known) if its
+ * header verifies, else (size_t)-1.  *clen: the check value's length. */
+ALWAYS_INLINE size_t verified_size(unsigned char *p, uint64_t hdr, size_t stride, size_t *slack)
+{
+	size_t room = stride - SLOT_HDR;
+	size_t n = object_size(p, hdr, room);
+	if (unlikely(n == (size_t)-1) || unlikely(H_TAG(hdr) != mac(hdr & H_LOW, p, n, K_LIVE)))
+		return (size_t)-1;
+	*slack = room - n;
+	return n;
 }
 
 /* The checks of lookup, in the order that lets a slot that passes them all
@@ -413,23 +471,27 @@ EXPORT void free(void *ptr)
 	}
 	/* No test of p's alignment or of a zero header here: a misaligned p
 	 * fails the position test below (mem and strides are multiples of
-	 * UNIT), and a zero header that happened to verify names record 0 of
-	 * area 0, the area header, whose slot count is 0.  The header is loaded
-	 * with memcpy, which is defined for a misaligned p (one mov). */
+	 * UNIT), and a zero header names record 0 of area 0, the area
+	 * header, whose slot count is 0.  The header is loaded with memcpy,
+	 * which is defined for a misaligned p (one mov). */
 	uint64_t hdr;
 	__builtin_memcpy(&hdr, p - SLOT_HDR, sizeof hdr);
-	if (unlikely(!header_ok(hdr, p))) goto general;
-	size_t stride, sc;
+	size_t stride, sc, slack;
 	if (unlikely(!small_record(p, hdr, &sc, &stride))) goto general;
-	size_t n = H_SIZE(hdr);
-	if (unlikely(n + OVERHEAD > stride)) {
-		if (n + SLOT_HDR != stride) goto general;
-		free_filled(p, hdr, sc, stride);
+	size_t n = verified_size(p, hdr, stride, &slack);
+	if (unlikely(n == (size_t)-1)) goto general;
+	/* a full check value: 4 bytes, clear of an escaped slack word */
+	if (likely(slack >= (H_R(hdr) == H_R_ESC ? 8u : 4u))) {
+		uint32_t c;
+		__builtin_memcpy(&c, p + n, 4);
+		if (unlikely(c != canary_word(H_TAG(hdr)))) goto general;
+		free_checked(p, hdr, n, sc, 0);
 		return;
 	}
-	if (unlikely(p[n] != check_byte(hdr))) goto general;
-	free_checked(p, hdr, sc, 0);
-	return;
+	if (slack == 0) {
+		free_filled(p, hdr, n, sc, stride);
+		return;
+	}
 general:
 	free_general(p);
 }
@@ -463,10 +525,12 @@ EXPORT size_t malloc_usable_size(void *ptr)
 	if (likely(((uintptr_t)p & (PAGE - 1)) > GROUP_HDR)) {
 		uint64_t hdr;
 		__builtin_memcpy(&hdr, p - SLOT_HDR, sizeof hdr);
-		size_t n = H_SIZE(hdr), stride, sc;
-		if (likely(header_ok(hdr, p)) && small_record(p, hdr, &sc, &stride) &&
-		    (n + OVERHEAD <= stride ? p[n] == check_byte(hdr)
-					    : n + SLOT_HDR == stride && next_header_ok(p + stride)))
+		size_t stride, sc, slack, n;
+		if (small_record(p, hdr, &sc, &stride) &&
+		    (n = verified_size(p, hdr, stride, &slack)) != (size_t)-1 &&
+		    (slack ? canary_ok(p + n, H_TAG(hdr), canary_len(slack, H_R(hdr)))
+			   : next_header_ok(meta_at_index(H_META(hdr)), p + stride, H_IDX(hdr) + 1,
+					    stride - SLOT_HDR)))
 			return n;
 	}
 	slot_lookup(p, &s);

@@ -72,6 +72,16 @@ static void group_header_init(struct meta *m)
 	*(uint32_t *)m->mem = m->index;
 }
 
+/* The slot that holds a nested group gets a header of its own kind
+ * (container): free, realloc and the other entry points refuse it, and
+ * only free_container gives it back. */
+static void container_seal(unsigned char *mem, size_t bytes)
+{
+	uint64_t hdr = *header_of(mem);
+	struct meta *c = meta_at_index(H_META(hdr));
+	frame(mem, H_META(hdr), H_IDX(hdr), bytes, class_room[c->sc], K_CONTAINER);
+}
+
 struct meta *group_create(struct heap *h, int sc)
 {
 	int cnt = group_fit(sc, group_cnt(h, sc));
@@ -79,7 +89,7 @@ struct meta *group_create(struct heap *h, int sc)
 	unsigned char *mem;
 	int dirty = 1;          /* mem may hold old data */
 	if (bytes <= NEST_MAX) {
-		mem = alloc_small(bytes);
+		if ((mem = alloc_small(bytes))) container_seal(mem, bytes);
 	} else {
 		maplen = page_round(bytes);
 		mem = map_group(&maplen, &dirty);

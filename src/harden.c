@@ -33,12 +33,9 @@ void *malloc_hardened(size_t n, int sc)
 	if (a && opt.random && h != &empty_heap) {
 		int k = __builtin_popcount(a), pick = next_random(h) % k;
 		while (pick--) a &= a - 1;
-		int idx = __builtin_ctz(a);
-		m->avail &= ~(1u << idx);
-		p = enframe(m, idx, n);
+		p = enframe(m, m->avail, __builtin_ctz(a), n);
 	} else if (a) {
-		m->avail = a & (a - 1);
-		p = enframe(m, __builtin_ctz(a), n);
+		p = enframe(m, a, __builtin_ctz(a), n);
 	} else {
 		p = malloc_slow(n, sc);
 	}
@@ -47,14 +44,9 @@ void *malloc_hardened(size_t n, int sc)
 	return p;
 }
 
-static size_t slot_size_of(void *p)
-{
-	return H_SIZE(*header_of(p));
-}
-
 static void release_to_group(struct heap *h, unsigned char *p)
 {
-	uint64_t hdr = *header_of(p) ^ H_FREED;
+	uint64_t hdr = *header_of(p);
 	struct meta *m = meta_at_index(H_META(hdr));
 	if (p - m->mem != GROUP_HDR + H_IDX(hdr) * class_stride[m->sc]) fail("corrupted metadata", p);
 	slot_release(h, m, H_IDX(hdr));
@@ -64,10 +56,10 @@ void quarantine_drain(struct heap *h, size_t keep_bytes)
 {
 	while (h->q_count && (h->q_bytes > keep_bytes || h->q_count == Q_CAP)) {
 		unsigned char *p = h->quar[h->q_head];
+		size_t n = (size_t)h->quar[Q_CAP + h->q_head];
 		h->q_head = (h->q_head + 1) % Q_CAP;
 		h->q_count--;
-		if (!header_ok(*header_of(p) ^ H_FREED, p)) fail("write after free", p);
-		size_t n = slot_size_of(p);
+		if (!freed_ok(*header_of(p), p)) fail("write after free", p);
 		h->q_bytes -= n;
 		for (size_t i = 0; i < n; i++)
 			if (p[i] != JUNK_FREE) fail("write after free", p);
@@ -80,7 +72,9 @@ void free_hardened(struct heap *h, struct slot *s)
 	if (opt.zero_free) memset(s->p, 0, s->n);
 	if (h->quar && !s->aligned) {
 		memset(s->p, JUNK_FREE, s->n);
-		h->quar[(h->q_head + h->q_count) % Q_CAP] = s->p;
+		unsigned k = (h->q_head + h->q_count) % Q_CAP;
+		h->quar[k] = s->p;
+		h->quar[Q_CAP + k] = (void *)s->n;   /* the freed header has no size */
 		h->q_count++;
 		h->q_bytes += s->n;
 		quarantine_drain(h, opt.quarantine);

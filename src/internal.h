@@ -42,11 +42,10 @@
 #define UNIT 16                 /* alignment of every pointer */
 #define GROUP_HDR 16            /* bytes before slot 0's user pointer */
 #define SLOT_HDR 8              /* in-band header, just before p */
-#define OVERHEAD (SLOT_HDR + 1) /* header + check byte at p[n] */
-/* A small object needs n + SLOT_HDR bytes of its slot.  The check byte
- * p[n] is written when the slot has room for it (n + OVERHEAD); an object
- * that fills its slot ends right at the next slot's header, which then
- * stands in for the check byte (see next_header_ok in free.c). */
+/* A small object needs n + SLOT_HDR bytes of its slot.  The check value
+ * (up to 4 bytes at p[n]) is written when the slot has room for it; an
+ * object that fills its slot ends right at the next slot's header, which
+ * then stands in for it (see next_header_ok in free.c). */
 #define NCLASS 48
 #define SC_LARGE 63             /* meta of an individually mapped object */
 #define MAX_SMALL (131072 - SLOT_HDR)
@@ -95,12 +94,14 @@ struct meta {
 #define MAX_AREAS 1024          /* every 24-bit index has a table entry */
 _Static_assert(MAX_AREAS << AREA_SHIFT == 1 << 24, "meta index is 24 bits");
 
-/* The first record of every area is its header; the secret comes first. */
+/* The first record of every area is its header (it holds nothing of the
+ * secret: an over-read of the area learns no key). */
 struct meta_area {
-	uint64_t check;
+	uint64_t magic;            /* AREA_MAGIC: identifies an area in a dump */
 	uint32_t first;
 	uint32_t pad[13];          /* zero: read as a record, mem is NULL */
 };
+#define AREA_MAGIC 0x6d6574612d617265ull
 _Static_assert(offsetof(struct meta, mem) >= offsetof(struct meta_area, pad) &&
 	       offsetof(struct meta, cnt) >= offsetof(struct meta_area, pad),
 	       "an area header reads as a free record (mem NULL, cnt 0)");
@@ -111,9 +112,9 @@ _Static_assert(offsetof(struct meta, mem) >= offsetof(struct meta_area, pad) &&
  * change a stride the checks rely on, or redirect an index (size_class.c). */
 #define CLASS_OF_MAX 4096      /* class_of covers n + SLOT_HDR - 1 below this */
 struct ro_globals {
-	uint64_t secret;
-	uint64_t mult;                     /* secret | 1: the tag multiplier */
-	uint64_t tag_inv;                  /* (-1 / mult mod 2^16) << 48 (header_tag) */
+	uint64_t key[4];                   /* mac's keys (key[1], key[3] odd);
+	                                    * key[0] is never 0: also the
+	                                    * "initialised" flag (secret) */
 	uint32_t stride[256];              /* class_stride; 0 past NCLASS: every
 	                                    * value of a record's sc byte */
 	uint32_t room[NCLASS];             /* class_room: stride - SLOT_HDR, the
@@ -122,7 +123,7 @@ struct ro_globals {
 	struct meta_area *areas[MAX_AREAS];
 } __attribute__((aligned(PAGE)));    /* whole pages, shared with nothing */
 extern HIDDEN struct ro_globals ro;
-#define secret (ro.secret)
+#define secret (ro.key[0])
 #define class_stride (ro.stride)
 #define class_room (ro.room)
 #define meta_areas (ro.areas)
@@ -196,47 +197,77 @@ static inline size_t group_bytes(int sc, int cnt)
 
 /* ---- slot header ----
  * bits  0..4   slot index
- * bit   5      freed (see header_ok)
- * bits  6..29  index of the group's meta record: its record number in the
- *              area (bits 6..19) is there already multiplied by the size
- *              of a record (64), its area number is bits 20..29
- * bits 30..46  requested size (small objects; 0 for large)
- * bits 48..63  tag = keyed hash of the other bits and of p
- * A header is genuine only if its tag verifies against the secret. */
-#define H_FREED (1ull << 5)
-#define H_LOW 0xffffffffffffull
-#define H_REC_OFF(h) ((h) & ((uint64_t)(AREA_RECS - 1) << 6))   /* record x 64 */
-#define H_AREA(h) ((uint32_t)((h) >> (6 + AREA_SHIFT)) & (MAX_AREAS - 1))
-_Static_assert(sizeof(struct meta) == 64, "H_REC_OFF is the record's offset");
-
-/* A header verifies when the top 16 bits of (hdr + (p ^ secret)) * mult
- * are zero (header_ok): one add, one multiply, one shift.  The tag t is
- * the one value that makes them zero: with y = (low + (p ^ secret)) *
- * mult, adding t << 48 to the sum adds t * mult << 48 to the product, so
- * t = -top16(y) / mult mod 2^16 (mult is odd): top16(y) times tag_inv,
- * which holds -1 / mult in its top bits, is t << 48.  low has its top 16
- * bits clear. */
-static inline uint64_t header_tag(uint64_t low, const void *p)
-{
-	return ((low + ((uintptr_t)p ^ secret)) * ro.mult >> 48) * ro.tag_inv;
-}
-
-#define H_META(h) ((uint32_t)((h) >> 6) & 0xffffff)
+ * bits  5..7   slack code r (small objects; 0 for large): the bytes from
+ *              p + n to the next slot's header (the object's slack) when
+ *              below 7; 7 means 7 or more, the exact count then being the
+ *              32-bit word that ends the slot (slack_word)
+ * bits  8..31  index of the group's meta record: its record number in the
+ *              area (bits 8..21), its area number (bits 22..31)
+ * bits 32..63  tag: a keyed hash (mac, below) of p, the object's size n,
+ *              bits 0..31, and the header's kind
+ * A header is genuine only if its tag verifies against the secret keys.
+ * The kind is an input of the hash, not a bit of the header: turning a
+ * live header into a freed one (free) or back (malloc from the thread
+ * cache) takes the keys, and so does forging either.  The requested size
+ * is an input too (stored in r and the slack word, both in-band): a
+ * rewritten size makes the tag fail.
+ *
+ * Kinds: a live object's header (n its size; for a large object the size
+ * is in its record and the hash takes n = 0); a freed slot's (n = 0, r =
+ * 0); the slot of a nested group (container: only free_container accepts
+ * it); the voided start of a slot whose object was moved up for alignment
+ * (void).  No genuine header is zero: a zero header is a slot never used
+ * or whose pages were given back. */
+#define H_R_SHIFT 5
+#define H_R_ESC 7
+#define H_MI_SHIFT 8
+#define H_LOW 0xffffffffull
+#define H_META(h) ((uint32_t)((h) >> H_MI_SHIFT) & 0xffffff)
 #define H_IDX(h) ((int)(h) & 31)
-#define H_SIZE(h) ((size_t)((h) >> 30) & 0x1ffff)
-#define H_KEEP 0x3fffffffull    /* slot index, freed flag, meta index */
+#define H_R(h) ((unsigned)((h) >> H_R_SHIFT) & 7)
+#define H_AREA(h) ((uint32_t)((h) >> (H_MI_SHIFT + AREA_SHIFT)) & (MAX_AREAS - 1))
+/* the record's byte offset in its area (record number x 64) */
+#define H_REC_OFF(h) (((h) >> (H_MI_SHIFT - 6)) & ((uint64_t)(AREA_RECS - 1) << 6))
+_Static_assert(sizeof(struct meta) == 64, "H_REC_OFF is the record's offset");
+#define H_TAG(h) ((uint32_t)((h) >> 32))
+enum { K_LIVE, K_FREED, K_CONTAINER, K_VOID };
 
-static inline uint64_t make_header(const void *p, uint32_t mi, int idx, size_t n)
+/* The keyed hash: two rounds of multiply and xor-shift over 128 bits of
+ * input (p, n and the kind in one word, the low header bits in the other)
+ * with four 64-bit keys; the tag is the top half of the last product, in
+ * which every input and key bit has been multiplied through.  Not linear
+ * in the keys (a product of key-dependent terms, with carries and shifts
+ * between), so that no number of observed headers gives the keys by
+ * solving equations, and 32 bits wide, so that a blind guess passes with
+ * probability 2^-32.  p < 2^48 and is a multiple of UNIT, n < 2^18 for a
+ * small object (0 for the others): the first word is injective. */
+static inline uint32_t mac(uint64_t low, const void *p, size_t n, unsigned kind)
 {
-	uint64_t low = (uint64_t)idx | (uint64_t)mi << 6 | (uint64_t)n << 30;
-	return low | header_tag(low, p);
+	uint64_t x = ((uint64_t)(uintptr_t)p << 16 | (uint64_t)n << 2 | kind) ^ ro.key[0];
+	x *= ro.key[1];
+	x ^= x >> 29;
+	x = (x + (low ^ ro.key[2])) * ro.key[3];
+	return (uint32_t)(x >> 32);
 }
 
-/* A freed slot keeps its header with H_FREED flipped: the tag then no
- * longer verifies, but verifies again once the flag is cleared. */
-static inline int header_ok(uint64_t hdr, const void *p)
+static inline uint64_t seal(uint64_t low, const void *p, size_t n, unsigned kind)
 {
-	return (hdr + ((uintptr_t)p ^ secret)) * ro.mult >> 48 == 0;
+	return low | (uint64_t)mac(low, p, n, kind) << 32;
+}
+
+static inline int sealed(uint64_t hdr, const void *p, size_t n, unsigned kind)
+{
+	return H_TAG(hdr) == mac(hdr & H_LOW, p, n, kind);
+}
+
+/* The header of a freed slot, and whether hdr is one for p. */
+static inline uint64_t freed_header(uint64_t hdr, const void *p)
+{
+	return seal(hdr & (H_META(~0ull) << H_MI_SHIFT | 31), p, 0, K_FREED);
+}
+static inline int freed_ok(uint64_t hdr, const void *p)
+{
+	return (hdr & (7u << H_R_SHIFT)) == 0 && sealed(hdr, p, 0, K_FREED);
 }
 
 static inline uint64_t *header_of(const void *p)
@@ -252,26 +283,81 @@ static inline __attribute__((always_inline)) void header_store(const void *p, ui
 	__atomic_store_n(header_of(p), h, __ATOMIC_RELAXED);
 }
 
-/* The check byte at p[n] is the top byte of the header's tag: it depends
- * on the secret, so an overflow cannot rewrite it blindly. */
-static inline unsigned char check_byte(uint64_t hdr)
+/* The 32-bit word that ends an object's room, holding its slack when the
+ * slack code is H_R_ESC (unaligned: rooms are multiples of 8 only). */
+static inline uint32_t slack_word(const unsigned char *p, size_t room)
 {
-	return (unsigned char)(hdr >> 56);
+	uint32_t w;
+	__builtin_memcpy(&w, p + room - 4, 4);
+	return w;
 }
 
-/* Write the header of an object of n bytes at p and, if room (the bytes
- * from p to the next slot's header, or to the end of a large mapping) has
- * space for it, its check byte.  hn is the size recorded in the header
- * (0 for large objects). */
-static inline void put_header(unsigned char *p, uint64_t h, size_t n, size_t room)
+/* The check value: the bytes past the object, up to 4, are the tag's
+ * (little-endian order); with an escaped slack code the slack word's 4
+ * bytes are not among them.  An overflow cannot rewrite them blindly. */
+static inline size_t canary_len(size_t slack, unsigned r)
 {
+	size_t k = r == H_R_ESC ? slack - 4 : slack;
+	return k < 4 ? k : 4;
+}
+/* The tag as 4 bytes in little-endian order, read as a native word. */
+static inline uint32_t canary_word(uint32_t tag)
+{
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	return __builtin_bswap32(tag);
+#else
+	return tag;
+#endif
+}
+static inline void put_canary(unsigned char *q, uint32_t tag, size_t len)
+{
+	if (len == 4) __builtin_memcpy(q, &(uint32_t){ canary_word(tag) }, 4);
+	else for (size_t i = 0; i < len; i++) q[i] = (unsigned char)(tag >> (8 * i));
+}
+static inline int canary_ok(const unsigned char *q, uint32_t tag, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (q[i] != (unsigned char)(tag >> (8 * i))) return 0;
+	return 1;
+}
+
+/* Write the header of kind K_LIVE (or K_CONTAINER) of an object of n
+ * bytes at p whose room (the bytes from p to the next slot's header) is
+ * room, with its slack code, its slack word and its check value.  The
+ * header goes last, with release order: a reader of the header with
+ * acquire order (next_header_ok) sees the slack word that goes with it. */
+static inline __attribute__((always_inline)) void frame(unsigned char *p, uint32_t mi, int idx,
+							size_t n, size_t room, unsigned kind)
+{
+	size_t slack = room - n;
+	unsigned r = slack < H_R_ESC ? (unsigned)slack : H_R_ESC;
+	uint64_t low = (uint64_t)idx | (uint64_t)r << H_R_SHIFT | (uint64_t)mi << H_MI_SHIFT;
+	uint64_t h = seal(low, p, n, kind);
+	if (r == H_R_ESC) {
+		uint32_t w = (uint32_t)slack;
+		__builtin_memcpy(p + room - 4, &w, 4);
+	}
+	put_canary(p + n, H_TAG(h), canary_len(slack, r));
+	__atomic_store_n(header_of(p), h, __ATOMIC_RELEASE);
+}
+
+/* A large object: its size is in its record, the header has r = 0 and
+ * the hash takes n = 0; its check value is as long as the mapping allows. */
+static inline void frame_large(unsigned char *p, uint32_t mi, size_t n, size_t room)
+{
+	uint64_t h = seal((uint64_t)mi << H_MI_SHIFT, p, 0, K_LIVE);
+	put_canary(p + n, H_TAG(h), room - n < 4 ? room - n : 4);
 	header_store(p, h);
-	if (n < room) p[n] = check_byte(h);
 }
 
-static inline void frame(unsigned char *p, uint32_t mi, int idx, size_t hn, size_t n, size_t room)
+/* The size of the small object at p whose header (verified or not) is
+ * hdr, given its room; (size_t)-1 if its slack code or word is impossible. */
+static inline size_t object_size(const unsigned char *p, uint64_t hdr, size_t room)
 {
-	put_header(p, make_header(p, mi, idx, hn), n, room);
+	unsigned r = H_R(hdr);
+	if (r != H_R_ESC) return r <= room ? room - r : (size_t)-1;
+	uint32_t slack = slack_word(p, room);
+	return slack >= H_R_ESC && slack <= room ? room - slack : (size_t)-1;
 }
 
 /* A validated view of one live allocation. */
@@ -407,7 +493,7 @@ HIDDEN void dirty_fork_child(void);
 HIDDEN void os_populate(void *p, size_t len);
 HIDDEN int os_readable(const void *p, size_t len);
 enum { FRESH_SLOT, FRESH_ZEROED, FRESH_LARGE };
-HIDDEN void fresh_pages(void *p, size_t n, int how);
+HIDDEN void fresh_pages(void *p, size_t n, size_t room, int how);
 HIDDEN void fresh_group(struct heap *h, struct meta *m);
 /* Freed pages may be kept (dirty.c): not on the checked paths (hardening
  * options), nor with decay_ms=0, which promises to give them back at once. */
@@ -442,7 +528,7 @@ HIDDEN void *large_realloc(struct slot *s, size_t n);
 /* ---- malloc.c ---- */
 HIDDEN void *alloc_small(size_t n);
 HIDDEN void *malloc_slow(size_t n, int sc);
-HIDDEN void *enframe(struct meta *m, int idx, size_t n);
+HIDDEN void *enframe(struct meta *m, uint32_t avail, int idx, size_t n);
 HIDDEN void *alloc_aligned(size_t align, size_t n);
 
 /* ---- options.c ---- */

@@ -481,11 +481,11 @@ static void *large_alloc_unlocked(size_t n, size_t align, int zero)
 	m->mapped = guard ? 2 : 1;
 	m->maplen = len;
 	m->size = n;
-	if (fresh && !guard && !zero && n <= POPULATE_MAX) fresh_pages(p, n, FRESH_LARGE);
+	if (fresh && !guard && !zero && n <= POPULATE_MAX) fresh_pages(p, n, 0, FRESH_LARGE);
 	*(uint32_t *)base = m->index;
 	if (zero && !fresh) memset(p, 0, n);
 	else if (!zero && opt.junk) memset(p, 0xa5, n);
-	frame(p, m->index, 0, 0, n, n + 1);    /* a mapping always has room */
+	frame_large(p, m->index, n, m->maplen - (size_t)(p - m->mem));   /* room: >= n + 1 */
 	return p;
 }
 
@@ -560,7 +560,7 @@ static void *large_realloc_unlocked(struct slot *s, size_t n)
 	m->mem = mem;
 	m->maplen = len;
 	m->size = n;
-	frame(p, m->index, 0, 0, n, n + 1);    /* a mapping always has room */
+	frame_large(p, m->index, n, m->maplen - (size_t)(p - m->mem));   /* room: >= n + 1 */
 	return p;
 }
 

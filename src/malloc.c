@@ -9,44 +9,60 @@
 #include <string.h>
 #include "internal.h"
 
-static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m, int idx, size_t n)
-{
-	unsigned char *p = m->mem + GROUP_HDR + (size_t)idx * class_stride[m->sc];
-	frame(p, m->index, idx, n, n, class_room[m->sc]);
-	return p;
-}
-
-void *enframe(struct meta *m, int idx, size_t n)
-{
-	return enframe_inline(m, idx, n);
-}
-
-/* Not known to the compiler as noreturn (noipa), so that the call is a
- * jump and malloc's fast path needs no stack frame. */
+/* A slot taken from a group's bitmap must really be free: its header is
+ * zero (never used, or its pages given back), a freed one, or the voided
+ * start of an aligned object.  A live header there means the bitmap was
+ * rewritten (or the slot freed without passing free). */
 #ifdef __clang__
 #define NOIPA __attribute__((noinline))
 #else
 #define NOIPA __attribute__((noipa))
 #endif
+static NOIPA __attribute__((cold)) void *slot_not_free(void *p);
+
+/* Take slot idx of m, whose free slots are a (the owner's m->avail):
+ * the header first, then the bit, with release order, so that a thread
+ * that reads the bit cleared then reads the header written (a zero header
+ * of a slot in use is an overflow: next_header_ok in free.c). */
+static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m, uint32_t a, int idx,
+								  size_t n)
+{
+	unsigned char *p = m->mem + GROUP_HDR + (size_t)idx * class_stride[m->sc];
+	uint64_t old = *header_of(p);
+	if (unlikely(old != 0) && unlikely(!freed_ok(old, p)) && !sealed(old, p, 0, K_VOID))
+		return slot_not_free(p);
+	frame(p, m->index, idx, n, class_room[m->sc], K_LIVE);
+	__atomic_store_n(&m->avail, a & ~(1u << idx), __ATOMIC_RELEASE);
+	return p;
+}
+
+void *enframe(struct meta *m, uint32_t a, int idx, size_t n)
+{
+	return enframe_inline(m, a, idx, n);
+}
+
+/* Not known to the compiler as noreturn (noipa), so that the call is a
+ * jump and malloc's fast path needs no stack frame. */
 static NOIPA __attribute__((cold)) void *write_after_free(void *p)
 {
 	fail("write after free", p);
 }
 
+static NOIPA __attribute__((cold)) void *slot_not_free(void *p)
+{
+	fail("corrupted metadata", p);
+}
+
 /* Reuse the slot on top of the thread cache (p, at top): its freed header
- * must still verify (else something wrote to it after free), and keeps its
- * place. */
+ * must still verify (else something wrote to it after free); the slot
+ * index and record it names are kept. */
 static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t sc, unsigned top,
 							   unsigned char *p, size_t n)
 {
 	h->tc_top[sc] = (uint32_t)(top - sizeof(void *));     /* first: h and top die here */
-	/* the freed header has H_FREED set: minus it, the live header (a
-	 * subtraction, which folds into the verification's add) */
 	uint64_t freed = *header_of(p);
-	if (unlikely(!header_ok(freed - H_FREED, p))) return write_after_free(p);
-	uint64_t low = (freed & (H_KEEP ^ H_FREED)) | (uint64_t)n << 30;
-	uint64_t hdr = low | header_tag(low, p);
-	put_header(p, hdr, n, class_room[sc]);
+	if (unlikely(!freed_ok(freed, p))) return write_after_free(p);
+	frame(p, H_META(freed), H_IDX(freed), n, class_room[sc], K_LIVE);
 	return p;
 }
 
@@ -59,10 +75,7 @@ static inline __attribute__((always_inline)) void *alloc_class(size_t sc, size_t
 	if (unlikely(opt_slow)) return malloc_hardened(n, (int)sc);
 	struct meta *m = h->cur[sc];
 	uint32_t a = m->avail;
-	if (likely(a)) {
-		m->avail = a & (a - 1);
-		return enframe_inline(m, __builtin_ctz(a), n);
-	}
+	if (likely(a)) return enframe_inline(m, a, __builtin_ctz(a), n);
 	return malloc_slow(n, (int)sc);
 }
 
@@ -180,8 +193,7 @@ void *malloc_slow(size_t n, int sc)
 	h->cur[sc] = m;
 found:;
 	uint32_t a = m->avail;
-	m->avail = a & (a - 1);
-	return enframe(m, __builtin_ctz(a), n);
+	return enframe(m, a, __builtin_ctz(a), n);
 }
 
 /* Called by free when a slot went back to a group that was on the full
@@ -289,16 +301,22 @@ static void probe_read(struct heap *h)
 }
 
 /* p, n bytes, has no resident page yet: populate it, or (a slot) make it
- * the probe.  how: FRESH_SLOT, FRESH_ZEROED (calloc), FRESH_LARGE. */
-void fresh_pages(void *p, size_t n, int how)
+ * the probe.  how: FRESH_SLOT, FRESH_ZEROED (calloc), FRESH_LARGE.  room:
+ * a slot's room (0 for large), whose last 4 bytes hold the slack word
+ * that malloc writes when the slack is 7 bytes or more: its page is
+ * populated with the others. */
+void fresh_pages(void *p, size_t n, size_t room, int how)
 {
 	struct heap *h = tl_heap;
 	if (h == &empty_heap || opt_slow || !opt.populate) return;
 	if (h->probe) probe_read(h);
 	/* the pages of the header and of the check byte too */
-	unsigned char *from = (unsigned char *)p - SLOT_HDR, *to = (unsigned char *)p + n + 1;
+	unsigned char *from = (unsigned char *)p - SLOT_HDR, *to = (unsigned char *)p + n + (room ? 4 : 1);
+	uintptr_t word = room >= n + H_R_ESC ? ((uintptr_t)p + room - 4) & -(uintptr_t)PAGE : 0;
+	if (word < page_round((uintptr_t)to)) word = 0;        /* on the last page already */
 	if (how == FRESH_ZEROED || (h->pop_score > 0 && (how == FRESH_LARGE || ++h->big_n % POP_PROBE))) {
 		os_populate(from, (size_t)(to - from));
+		if (word) os_populate((void *)word, PAGE);
 	} else if (how == FRESH_SLOT && n >= 3 * PAGE) {
 		/* while the verdict is on, all but the two sample pages */
 		if (h->pop_score > 0) {
@@ -307,6 +325,7 @@ void fresh_pages(void *p, size_t n, int how)
 			os_populate(from, mid - (uintptr_t)from);
 			if (last > mid + PAGE) os_populate((void *)(mid + PAGE), last - mid - PAGE);
 			os_populate((void *)(last + PAGE), (uintptr_t)to - last - PAGE);
+			if (word) os_populate((void *)word, PAGE);
 		}
 		h->probe = p;
 		h->probe_n = (uint32_t)n;
@@ -349,10 +368,9 @@ static __attribute__((noinline)) void *alloc_paged(size_t n, int zero)
 		 * the header and the check byte are written: else those two
 		 * writes fault their pages in one by one */
 		int i = __builtin_ctz(a);
-		m->avail = a & (a - 1);
 		p = m->mem + GROUP_HDR + (size_t)i * class_stride[sc];
-		if (slot_fresh(m, i)) fresh_pages(p, n, how);
-		enframe_inline(m, i, n);
+		if (slot_fresh(m, i)) fresh_pages(p, n, class_room[sc], how);
+		enframe_inline(m, a, i, n);
 	} else {
 		/* a slot from the thread cache is resident; one from a group
 		 * that malloc_slow found or made is looked at afterwards
@@ -361,7 +379,7 @@ static __attribute__((noinline)) void *alloc_paged(size_t n, int zero)
 		p = alloc_class(sc, n);
 		if (p && !cached && !opt_slow) {
 			uint64_t hdr = *header_of(p);
-			if (slot_fresh(meta_at_index(H_META(hdr)), H_IDX(hdr))) fresh_pages(p, n, how);
+			if (slot_fresh(meta_at_index(H_META(hdr)), H_IDX(hdr))) fresh_pages(p, n, class_room[sc], how);
 		}
 	}
 	if (p && zero) memset(p, 0, n);

@@ -2,8 +2,8 @@
  *
  * Invariants:
  * - every meta record lives in an area of AREA_RECS records mapped on its
- *   own (area 0: boot_area, below); record 0 of each area is the area
- *   header whose `check` equals `secret`;
+ *   own (area 0: boot_area, below), between guard pages; record 0 of each
+ *   area is the area header (AREA_MAGIC, its first index: no secret);
  * - record index i lives at meta_areas[i >> AREA_SHIFT], slot i & (AREA_RECS-1);
  *   only indices below meta_limit have ever been handed out, so a group
  *   header can be resolved to a record without trusting any pointer in it;
@@ -35,15 +35,16 @@ HIDDEN uint32_t area0_recs = AREA_RECS;  /* records that exist in area 0 */
 /* First use of the heap (lock held): options, then the secret. */
 void meta_init_secret(void)
 {
-	uint64_t s = 0;
+	uint64_t k[4] = { 0 };
 	options_init();
 	size_class_init();
-	while (!s) os_random(&s, sizeof s);
-	secret = s;
-	ro.mult = s | 1;
-	uint64_t inv = ro.mult;                 /* Newton: 3, 6, 12, 24 bits */
-	for (int i = 0; i < 3; i++) inv *= 2 - ro.mult * inv;
-	ro.tag_inv = -inv << 48;
+	while (!k[0]) os_random(k, sizeof k);
+	ro.key[1] = k[1] | 1;           /* odd: the products lose no bit */
+	ro.key[2] = k[2];
+	ro.key[3] = k[3] | 1;
+	ro.key[0] = k[0];               /* last: the flag that init is done */
+	__builtin_memset(k, 0, sizeof k);
+	__asm__ volatile("" : : "r"(k) : "memory");   /* no copy left on the stack */
 	os_protect(&ro, sizeof ro, 0);
 }
 
@@ -72,11 +73,11 @@ struct meta *meta_alloc(void)
 			a = (struct meta_area *)boot_area;
 			area0_recs = BOOT_RECS;
 		} else {
-			a = os_map(AREA_RECS * sizeof(struct meta));
+			a = os_map_guarded(AREA_RECS * sizeof(struct meta));
 			if (!a) return 0;
-			meta_bytes_mapped += AREA_RECS * sizeof(struct meta);
+			meta_bytes_mapped += AREA_RECS * sizeof(struct meta) + 2 * PAGE;
 		}
-		a->check = secret;
+		a->magic = AREA_MAGIC;
 		a->first = i;
 		os_protect(&ro, sizeof ro, 1);
 		meta_areas[i >> AREA_SHIFT] = a;

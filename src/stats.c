@@ -34,12 +34,11 @@ static int slot_state(struct meta *m, int i, size_t *n)
 	size_t stride = class_stride[m->sc];
 	unsigned char *p = m->mem + GROUP_HDR + i * stride;
 	uint64_t hdr = *header_of(p);
-	/* a freed header has H_FREED set; without that test the voided (zero)
-	 * start header of an aligned object would pass for one once in 2^16 */
-	if ((hdr & H_FREED) && header_ok(hdr ^ H_FREED, p)) return S_CACHED;
-	/* the voided (zero) start header of an aligned object, as above:
-	 * no live header is zero (it names a record, never record 0) */
-	*n = hdr && header_ok(hdr, p) ? H_SIZE(hdr) : stride - SLOT_HDR;
+	if (freed_ok(hdr, p)) return S_CACHED;
+	/* a live object's size; the voided start of an aligned object (its
+	 * header is of kind void) counts its whole slot */
+	size_t sz = object_size(p, hdr, stride - SLOT_HDR);
+	*n = sz != (size_t)-1 && sealed(hdr, p, sz, K_LIVE) ? sz : stride - SLOT_HDR;
 	uint32_t mi = *(uint32_t *)p;
 	if (stride >= 64 && meta_index_used(mi)) {
 		struct meta *g = (struct meta *)meta_areas[mi >> AREA_SHIFT] + (mi & (AREA_RECS - 1));

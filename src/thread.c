@@ -62,7 +62,6 @@ static void heap_init(struct heap *h)
 	void **quar = h->quar;      /* kept across reuse of the heap */
 	memset(h, 0, offsetof(struct heap, dirty));
 	h->quar = quar;
-	h->rng = secret ^ (uintptr_t)h;
 	for (int i = 0; i < NCLASS; i++) {
 		h->cur[i] = &dummy_meta;
 		h->tc_top[i] = tc_bottom_off(i);
@@ -173,7 +172,11 @@ struct heap *heap_get(void)
 	os_unlock();
 	if (!h) return 0;
 	heap_init(h);
-	if (opt.quarantine && !h->quar) h->quar = os_map(Q_CAP * sizeof(void *));
+	/* random slot choice: a generator of the heap's own, from the
+	 * system's random bytes (nothing of the keys, nothing of addresses) */
+	if (opt.random)
+		while (!h->rng) os_random(&h->rng, sizeof h->rng);
+	if (opt.quarantine && !h->quar) h->quar = os_map(2 * Q_CAP * sizeof(void *));
 	tl_heap = h;
 	if (heap_key_ok) pthread_setspecific(heap_key, h);
 	return h;
