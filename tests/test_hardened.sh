@@ -5,14 +5,16 @@
 # documented behaviour.
 # Prints one line per suite and option set.
 
-suites="test_malloc test_realloc test_aligned test_death test_interpose test_fork test_stats"
+suites="test_malloc test_realloc test_aligned test_death test_interpose test_fork test_stats test_attack"
 ran=0
 failed=0
 for opts in hardened "decay_ms=0,junk=1,zero_free=1" "random=1,quarantine=4m,decay_ms=50" \
 	protect_meta=1; do
 	for t in $suites; do
-		# fork is slow; once (hardened) is enough
+		# fork is slow (test_attack forks 6 000 times); once (hardened)
+		# is enough
 		test "$t" = test_fork && test "$opts" != hardened && continue
+		test "$t" = test_attack && test "$opts" != hardened && continue
 		test -x "./$t" || continue
 		ran=$((ran + 1))
 		# protect_meta makes two mprotect calls of every meta area per

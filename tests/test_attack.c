@@ -1,0 +1,268 @@
+/* test_attack.c - attacks written with the slot layout in hand (see
+ * doc/security.md): each test plays an attacker who has read src/ and
+ * rewrites in-band bytes whose values are public, brute-forces through
+ * fork, or races two threads, and expects the allocator to abort.
+ *
+ * The layout assumed: an 8-byte header just before each object; slot i
+ * of a group at mem + 16 + i * stride, with strides 16, 32, 48, ... up to
+ * 128; a class's first group of a new thread nested in a slot of a bigger
+ * class, its slot 0 at the container slot's user pointer + 16.  Nothing
+ * here knows the key.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "util.h"
+
+/* Fork a child that runs fn(arg) with stderr closed; returns 1 if it
+ * exited normally (the allocator accepted what fn did), 0 if it died. */
+static int survives(void (*fn)(void *), void *arg)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		int null = open("/dev/null", 1);
+		if (null >= 0) dup2(null, 2);
+		alarm(10);
+		fn(arg);
+		_exit(0);
+	}
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static void flip(void *p, int bit)
+{
+	uint64_t h;
+	memcpy(&h, (char *)p - 8, 8);
+	h ^= 1ull << bit;
+	memcpy((char *)p - 8, &h, 8);
+}
+
+/* 1. The freed state: no single-bit rewrite of a freed header (its values
+ * are public: the layout is) makes free accept the slot again. */
+struct flip_arg {
+	void *p;
+	int bit;
+	int how;        /* 0 free, 1 realloc, 2 free_sized */
+	size_t n;
+};
+
+static void flip_and_free(void *a)
+{
+	struct flip_arg *f = a;
+	flip(f->p, f->bit);
+	if (f->how == 0) free(OPAQUE(f->p));
+	else if (f->how == 1) free(realloc(OPAQUE(f->p), 1));
+	else free_sized(OPAQUE(f->p), f->n);
+}
+
+START_TEST(test_freed_header_bit_flips)
+{
+	static const size_t sizes[] = { 24, 40, 100, 1000 };
+	int accepted = 0;
+	char bad[1024] = "";
+	for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+		void *p = malloc(sizes[k]);
+		ck_assert_ptr_nonnull(p);
+		memset(p, 7, sizes[k]);
+		free(p);
+		for (int how = 0; how < 3; how++) {
+			for (int bit = 0; bit < 64; bit++) {
+				struct flip_arg f = { p, bit, how, sizes[k] };
+				if (survives(flip_and_free, &f)) {
+					accepted++;
+					size_t l = strlen(bad);
+					snprintf(bad + l, sizeof bad - l, " n=%zu/%s/bit %d", sizes[k],
+						 how == 0 ? "free" : how == 1 ? "realloc" : "free_sized", bit);
+				}
+			}
+		}
+	}
+	ck_assert_msg(accepted == 0, "%d freed headers revived by one bit:%s", accepted, bad);
+}
+END_TEST
+
+/* 2. An object that fills its slot (24 bytes in a 32-byte slot) has no
+ * check value: an overflow that zeroes the live neighbour's header (and
+ * rewrites the neighbour's data) must still be caught. */
+static void *adjacent_pair(size_t n, size_t stride, void **second)
+{
+	/* the others stay allocated (leaked), so that none is reused */
+	void *prev = malloc(n);
+	for (int k = 0; k < 256; k++) {
+		void *q = malloc(n);
+		if ((char *)q == (char *)prev + stride) {
+			*second = q;
+			return prev;
+		}
+		prev = q;
+	}
+	return NULL;
+}
+
+static void zero_neighbour(void *arg)
+{
+	void **ab = arg;
+	unsigned char *a = ab[0], *b = ab[1];
+	memset(a + 24, 0, 8);           /* b's header, as an overflow of a */
+	memset(b, 'x', 24);
+	free(OPAQUE(a));
+}
+
+START_TEST(test_zero_neighbour_header)
+{
+	void *ab[2];
+	ab[0] = adjacent_pair(24, 32, &ab[1]);
+	ck_assert_ptr_nonnull(ab[0]);
+	ck_assert_msg(!survives(zero_neighbour, ab),
+		      "zeroing a live neighbour's header passed free");
+	/* and a free neighbour's zero or freed header is fine */
+	free(ab[1]);
+	free(ab[0]);
+}
+END_TEST
+
+/* 3. A blind overflow past the object, guessing the check value: through
+ * fork, every child shares the key and the layout, so each guess is a new
+ * try.  2 048 tries must all fail (a 1-byte check falls about 8 times). */
+struct guess_arg {
+	unsigned char *p;
+	size_t n;
+	uint64_t seed;
+};
+
+static void guess_check(void *a)
+{
+	struct guess_arg *g = a;
+	uint64_t s = g->seed;
+	uint32_t v = (uint32_t)rng_next(&s);
+	memcpy(g->p + g->n, &v, 4);
+	free(OPAQUE(g->p));
+}
+
+START_TEST(test_check_value_brute_force)
+{
+	/* 100 bytes in a 112-byte slot: 4 bytes of slack */
+	struct guess_arg g = { malloc(100), 100, 0 };
+	ck_assert_ptr_nonnull(g.p);
+	int passed = 0;
+	for (int i = 0; i < 2048; i++) {
+		g.seed = 0x9e3779b97f4a7c15ull * (i + 1);
+		passed += survives(guess_check, &g);
+	}
+	ck_assert_msg(passed == 0, "%d of 2048 blind guesses of the check value passed", passed);
+	free(g.p);
+}
+END_TEST
+
+/* 4. free(p - 16) of a class's first object in a new thread's first group
+ * (a nested group, slot 0) names the slot that holds the group. */
+static void *first_object(void *arg)
+{
+	(void)arg;
+	return malloc(100);     /* class 112: a new thread's group is nested */
+}
+
+static void free_container(void *arg)
+{
+	int how = *(int *)arg;
+	pthread_t t;
+	void *p;
+	if (pthread_create(&t, NULL, first_object, NULL) || pthread_join(t, &p)) _exit(2);
+	char *c = (char *)p - 16;
+	if (how == 0) free(OPAQUE(c));
+	else if (how == 1) free(realloc(OPAQUE(c), 8));
+	else if (malloc_usable_size(OPAQUE(c)) == 0) _exit(3);
+}
+
+START_TEST(test_container_slot_refused)
+{
+	for (int how = 0; how < 3; how++)
+		ck_assert_msg(!survives(free_container, &how), "%s of a nested group's slot passed",
+			      how == 0 ? "free" : how == 1 ? "realloc" : "malloc_usable_size");
+}
+END_TEST
+
+/* 5. Two threads free one pointer at the same moment: one of them must be
+ * refused, in every one of 2 000 tries (about 1 in 100 overlapped
+ * closely enough to pass both frees with a plain store). */
+static void *_Atomic race_p;
+static atomic_int race_arrived;
+
+/* both threads spin until both have arrived, then free at once */
+static void *race_free(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&race_arrived, 1);
+	while (atomic_load_explicit(&race_arrived, memory_order_acquire) < 2)
+		;
+	free(atomic_load_explicit(&race_p, memory_order_relaxed));
+	return NULL;
+}
+
+static void double_free_race(void *arg)
+{
+	(void)arg;
+	pthread_t t;
+	atomic_store(&race_p, malloc(64));
+	if (pthread_create(&t, NULL, race_free, NULL)) _exit(2);
+	race_free(NULL);
+	pthread_join(t, NULL);
+}
+
+START_TEST(test_concurrent_double_free)
+{
+	int accepted = 0;
+	for (int i = 0; i < 2000; i++) accepted += survives(double_free_race, NULL);
+	ck_assert_msg(accepted == 0, "both frees accepted in %d of 2000 races", accepted);
+}
+END_TEST
+
+/* 6. A live header copied onto another slot of the same class (a header
+ * replayed from elsewhere) does not verify there. */
+static void replay(void *arg)
+{
+	unsigned char **ab = arg;
+	memcpy(ab[1] - 8, ab[0] - 8, 8);
+	free(OPAQUE(ab[1]));
+}
+
+START_TEST(test_header_replayed_elsewhere)
+{
+	unsigned char *ab[2] = { malloc(40), malloc(40) };
+	ck_assert_msg(!survives(replay, ab), "a header copied from another object passed free");
+	free(ab[0]);
+	free(ab[1]);
+}
+END_TEST
+
+static Suite *attack_suite(void)
+{
+	Suite *s = suite_create("attack");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_freed_header_bit_flips);
+	tcase_add_test(tc, test_zero_neighbour_header);
+	tcase_add_test(tc, test_check_value_brute_force);
+	tcase_add_test(tc, test_container_slot_refused);
+	tcase_add_test(tc, test_concurrent_double_free);
+	tcase_add_test(tc, test_header_replayed_elsewhere);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return run_suite(attack_suite());
+}
