@@ -232,21 +232,24 @@ _Static_assert(sizeof(struct meta) == 64, "H_REC_OFF is the record's offset");
 #define H_TAG(h) ((uint32_t)((h) >> 32))
 enum { K_LIVE, K_FREED, K_CONTAINER, K_VOID };
 
-/* The keyed hash: two rounds of multiply and xor-shift over 128 bits of
- * input (p, n and the kind in one word, the low header bits in the other)
- * with four 64-bit keys; the tag is the top half of the last product, in
- * which every input and key bit has been multiplied through.  Not linear
- * in the keys (a product of key-dependent terms, with carries and shifts
- * between), so that no number of observed headers gives the keys by
- * solving equations, and 32 bits wide, so that a blind guess passes with
- * probability 2^-32.  p < 2^48 and is a multiple of UNIT, n < 2^18 for a
- * small object (0 for the others): the first word is injective. */
+/* The keyed hash: multiply and xor-shift rounds over 128 bits of input
+ * (p, n and the kind in one word, the low header bits in the other) with
+ * four 64-bit keys; the tag is the top half of the last product, in which
+ * every input and key bit has been multiplied through.  Not linear in the
+ * keys (products of key-dependent terms, with carries and shifts
+ * between), and with a last xor-shift and product after the header bits
+ * go in, so that no xor or additive difference of header bits gives a
+ * predictable difference of tags; 32 bits wide, so that a blind guess
+ * passes with probability 2^-32.  Not a proven pseudo-random function
+ * (doc/security.md).  p < 2^48 and is a multiple of UNIT, n < 2^18 for
+ * a small object (0 for the others): the first word is injective. */
 static inline uint32_t mac(uint64_t low, const void *p, size_t n, unsigned kind)
 {
 	uint64_t x = ((uint64_t)(uintptr_t)p << 16 | (uint64_t)n << 2 | kind) ^ ro.key[0];
 	x *= ro.key[1];
 	x ^= x >> 29;
-	x = (x + (low ^ ro.key[2])) * ro.key[3];
+	x = (x ^ low ^ ro.key[2]) * ro.key[3];
+	x = (x ^ x >> 32) * ro.key[1];
 	return (uint32_t)(x >> 32);
 }
 

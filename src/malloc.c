@@ -23,10 +23,16 @@ static NOIPA __attribute__((cold)) void *slot_not_free(void *p);
 /* Take slot idx of m, whose free slots are a (the owner's m->avail):
  * the header first, then the bit, with release order, so that a thread
  * that reads the bit cleared then reads the header written (a zero header
- * of a slot in use is an overflow: next_header_ok in free.c). */
+ * of a slot in use is an overflow: next_header_ok in free.c).
+ * m comes from the heap's ring, which is ordinary memory: it must be the
+ * record that its own index names through the read-only area table, so
+ * that a rewritten group pointer cannot make malloc follow a record
+ * forged outside the meta areas. */
 static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m, uint32_t a, int idx,
 								  size_t n)
 {
+	uint32_t mi = m->index & ((MAX_AREAS << AREA_SHIFT) - 1);
+	if (unlikely(meta_at_index(mi) != m)) return slot_not_free(m);
 	unsigned char *p = m->mem + GROUP_HDR + (size_t)idx * class_stride[m->sc];
 	uint64_t old = *header_of(p);
 	if (unlikely(old != 0) && unlikely(!freed_ok(old, p)) && !sealed(old, p, 0, K_VOID))
