@@ -96,6 +96,11 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned kind)
 			n = object_size(p, hdr, room);
 		}
 		if (n == (size_t)-1 || !sealed(hdr, p, n, kind)) bad_header(hdr, p);
+		/* a genuine header on a slot its group lists as free: written
+		 * back after the free (a replayed header) */
+		if ((__atomic_load_n(&m->avail, __ATOMIC_RELAXED) |
+		     atomic_load_explicit(&m->remote, memory_order_relaxed)) >> idx & 1)
+			fail("double free", p);
 	} else {
 		fail("corrupted metadata", p);
 	}
@@ -427,11 +432,13 @@ static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr
 }
 
 /* Whether hdr (not yet verified) names a record in use whose slot idx
- * starts at p: a free record, like an area's header, has cnt 0, so no
- * slot index passes (no separate test of mem).  Gives the class (within
- * the stride table, which has an entry for every value of the byte, even
- * if the record is corrupted) and the stride.  Fails for anything else,
- * large objects (whose stride is 0) and aligned ones included. */
+ * starts at p and is not free in its group: a free record, like an area's
+ * header, has cnt 0, so no slot index passes (no separate test of mem).
+ * Gives the class (within the stride table, which has an entry for every
+ * value of the byte, even if the record is corrupted) and the stride.
+ * Fails for anything else, large objects (whose stride is 0) and aligned
+ * ones included.  The free masks share the record's line with the fields
+ * read here; another thread may be changing other bits of them. */
 ALWAYS_INLINE int small_record(unsigned char *p, uint64_t hdr, size_t *sc, size_t *stride)
 {
 	size_t idx = hdr & 31;          /* H_IDX, unsigned */
@@ -441,7 +448,10 @@ ALWAYS_INLINE int small_record(unsigned char *p, uint64_t hdr, size_t *sc, size_
 	if (unlikely(idx >= m->cnt)) return 0;
 	*sc = m->sc;                    /* < 256: within class_stride */
 	*stride = class_stride[*sc];
-	return likely((size_t)(p - GROUP_HDR - m->mem) == idx * *stride);
+	uint32_t free_bits = __atomic_load_n(&m->avail, __ATOMIC_RELAXED) |
+			     atomic_load_explicit(&m->remote, memory_order_relaxed);
+	return likely((size_t)(p - GROUP_HDR - m->mem) == idx * *stride) && likely(*stride) &&
+	       likely(!(free_bits >> idx & 1));
 }
 
 /* The size of the small object at p (slot start, stride known) if its
