@@ -39,11 +39,20 @@ static __attribute__((noinline)) int next_header_ok(const struct meta *m, const 
 					     atomic_load_explicit(&m->remote, memory_order_relaxed);
 			if (free_bits >> nidx & 1) return 1;
 			/* taken: the header was written before the bit went */
+		} else if (sealed(h, q, 0, K_VOID)) {
+			return 1;
 		} else {
-			if (freed_ok(h, q) || sealed(h, q, 0, K_VOID)) return 1;
+			/* the generation read may be one ahead of the header
+			 * read (a free of that slot between the two loads) */
+			unsigned g = gen_of(h);
+			uint64_t low = h & H_LOW;
 			size_t n = object_size(q, h, room);
-			if (n != (size_t)-1 && (sealed(h, q, n, K_LIVE) || sealed(h, q, n, K_CONTAINER)))
-				return 1;
+			for (unsigned k = 0; k < 2; k++, g = (unsigned char)(g - 1)) {
+				if (!H_R(h) && H_TAG(h) == mac(low, q, 0, K_FREED, g)) return 1;
+				if (n != (size_t)-1 && (H_TAG(h) == mac(low, q, n, K_LIVE, g) ||
+							H_TAG(h) == mac(low, q, n, K_CONTAINER, g)))
+					return 1;
+			}
 		}
 		if (__atomic_load_n(hp, __ATOMIC_ACQUIRE) == h) return 0;
 	}
@@ -75,7 +84,7 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned kind)
 	if (!hdr || freed_ok(hdr, p)) bad_header(hdr, p);
 	int idx = H_IDX(hdr);
 	uint32_t mi = H_META(hdr);
-	struct meta_area *a = meta_areas[mi >> AREA_SHIFT];
+	struct meta_area *a = meta_areas[mi >> AREA_SHIFT].recs;
 	if (!a) bad_header(hdr, p);
 	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
 	size_t off = p - m->mem;    /* huge if p is below mem or mem is NULL */
@@ -123,14 +132,23 @@ struct meta *slot_lookup(void *p, struct slot *s)
 	return lookup(p, s, K_LIVE);
 }
 
-/* The live-to-freed transition: one compare-and-swap from the verified
- * live header, so that of two threads freeing one pointer at the same
- * moment only one succeeds; the other sees a changed header. */
+/* The live-to-freed transition: the slot's generation advances (the live
+ * header, and any copy of it, stops verifying), then one compare-and-swap
+ * from the verified live header to the freed one, so that of two threads
+ * freeing one pointer at the same moment only one succeeds; the other
+ * sees a changed header.  (If both advanced the generation, the winner's
+ * freed header may carry the later one: it still verifies, since the
+ * freed header is sealed after the store it reads.) */
 ALWAYS_INLINE void seal_freed(unsigned char *p, uint64_t hdr)
 {
+	unsigned char *g = gen_at(H_META(hdr), H_IDX(hdr));
+	unsigned gen = (unsigned char)(__atomic_load_n(g, __ATOMIC_RELAXED) + 1);
+	__atomic_store_n(g, (unsigned char)gen, __ATOMIC_RELAXED);
+	uint64_t low = hdr & (H_META(~0ull) << H_MI_SHIFT | 31);
+	uint64_t freed = low | (uint64_t)mac(low, p, 0, K_FREED, gen) << 32;
 	uint64_t expect = hdr;
-	if (unlikely(!__atomic_compare_exchange_n(header_of(p), &expect, freed_header(hdr, p), 0,
-						  __ATOMIC_RELAXED, __ATOMIC_RELAXED)))
+	if (unlikely(!__atomic_compare_exchange_n(header_of(p), &expect, freed, 0,
+						  __ATOMIC_RELEASE, __ATOMIC_RELAXED)))
 		fail("double free", p);
 }
 
@@ -442,7 +460,7 @@ static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr
 ALWAYS_INLINE int small_record(unsigned char *p, uint64_t hdr, size_t *sc, size_t *stride)
 {
 	size_t idx = hdr & 31;          /* H_IDX, unsigned */
-	struct meta_area *a = meta_areas[H_AREA(hdr)];
+	struct meta_area *a = meta_areas[H_AREA(hdr)].recs;
 	if (unlikely(!a)) return 0;
 	struct meta *m = (struct meta *)((char *)a + H_REC_OFF(hdr));
 	if (unlikely(idx >= m->cnt)) return 0;
@@ -460,7 +478,7 @@ ALWAYS_INLINE size_t verified_size(unsigned char *p, uint64_t hdr, size_t stride
 {
 	size_t room = stride - SLOT_HDR;
 	size_t n = object_size(p, hdr, room);
-	if (unlikely(n == (size_t)-1) || unlikely(H_TAG(hdr) != mac(hdr & H_LOW, p, n, K_LIVE)))
+	if (unlikely(n == (size_t)-1) || unlikely(H_TAG(hdr) != mac(hdr & H_LOW, p, n, K_LIVE, gen_of(hdr))))
 		return (size_t)-1;
 	*slack = room - n;
 	return n;

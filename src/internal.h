@@ -120,7 +120,10 @@ struct ro_globals {
 	uint32_t room[NCLASS];             /* class_room: stride - SLOT_HDR, the
 	                                    * most user bytes of a slot */
 	uint8_t class_of[CLASS_OF_MAX / UNIT];
-	struct meta_area *areas[MAX_AREAS];
+	struct area_ref {
+		struct meta_area *recs;    /* the area's records */
+		unsigned char *gens;       /* its slot generations (meta.c) */
+	} areas[MAX_AREAS];
 } __attribute__((aligned(PAGE)));    /* whole pages, shared with nothing */
 extern HIDDEN struct ro_globals ro;
 #define secret (ro.key[0])
@@ -182,7 +185,7 @@ static inline void ensure_init(void)
 /* Record of index mi; only for indices below meta_limit. */
 static inline struct meta *meta_at_index(uint32_t mi)
 {
-	return (struct meta *)meta_areas[mi >> AREA_SHIFT] + (mi & (AREA_RECS - 1));
+	return (struct meta *)meta_areas[mi >> AREA_SHIFT].recs + (mi & (AREA_RECS - 1));
 }
 
 static inline uint32_t full_mask(const struct meta *m)
@@ -243,24 +246,53 @@ enum { K_LIVE, K_FREED, K_CONTAINER, K_VOID };
  * passes with probability 2^-32.  Not a proven pseudo-random function
  * (doc/security.md).  p < 2^48 and is a multiple of UNIT, n < 2^18 for
  * a small object (0 for the others): the first word is injective. */
-static inline uint32_t mac(uint64_t low, const void *p, size_t n, unsigned kind)
+static inline uint32_t mac(uint64_t low, const void *p, size_t n, unsigned kind, unsigned gen)
 {
 	uint64_t x = ((uint64_t)(uintptr_t)p << 16 | (uint64_t)n << 2 | kind) ^ ro.key[0];
 	x *= ro.key[1];
 	x ^= x >> 29;
-	x = (x ^ low ^ ro.key[2]) * ro.key[3];
+	x = (x ^ low ^ (uint64_t)gen << 32 ^ ro.key[2]) * ro.key[3];
 	x = (x ^ x >> 32) * ro.key[1];
 	return (uint32_t)(x >> 32);
 }
 
+/* ---- slot generations ----
+ * Every slot (and every large object, as slot 0 of its record) has a
+ * generation byte, out of band: 32 bytes per record, in an array of each
+ * meta area's own (ro.areas[].gens, meta.c).  It is an input of the tag,
+ * and free advances it before it seals the freed header: a header saved
+ * while the object was live no longer verifies once the object is freed,
+ * wherever the slot then waits (a thread cache, its group), and neither
+ * does any header of an earlier use of the record.  (8 bits: it repeats
+ * after 256 frees of one slot.)  Voided starts of aligned objects are
+ * sealed with generation 0: they are never accepted as live. */
+#define GENS_PER_REC 32
+static inline unsigned char *gen_at(uint32_t mi, unsigned idx)
+{
+	unsigned char *g = ro.areas[(mi >> AREA_SHIFT) & (MAX_AREAS - 1)].gens;
+	return g + (size_t)(mi & (AREA_RECS - 1)) * GENS_PER_REC + (idx & 31);
+}
+/* The generation of the slot that header bits low name; 0 where their
+ * area does not exist (the tag then fails anyway). */
+static inline unsigned gen_of(uint64_t low)
+{
+	uint32_t mi = (uint32_t)(low >> H_MI_SHIFT) & 0xffffff;
+	if (unlikely(!ro.areas[(mi >> AREA_SHIFT) & (MAX_AREAS - 1)].gens)) return 0;
+	return __atomic_load_n(gen_at(mi, (unsigned)low & 31), __ATOMIC_RELAXED);
+}
+static inline unsigned kind_gen(uint64_t low, unsigned kind)
+{
+	return kind == K_VOID ? 0 : gen_of(low);
+}
+
 static inline uint64_t seal(uint64_t low, const void *p, size_t n, unsigned kind)
 {
-	return low | (uint64_t)mac(low, p, n, kind) << 32;
+	return low | (uint64_t)mac(low, p, n, kind, kind_gen(low, kind)) << 32;
 }
 
 static inline int sealed(uint64_t hdr, const void *p, size_t n, unsigned kind)
 {
-	return H_TAG(hdr) == mac(hdr & H_LOW, p, n, kind);
+	return H_TAG(hdr) == mac(hdr & H_LOW, p, n, kind, kind_gen(hdr, kind));
 }
 
 /* The header of a freed slot, and whether hdr is one for p. */

@@ -2,9 +2,12 @@
  *
  * Invariants:
  * - every meta record lives in an area of AREA_RECS records mapped on its
- *   own (area 0: boot_area, below), between guard pages; record 0 of each
- *   area is the area header (AREA_MAGIC, its first index: no secret);
- * - record index i lives at meta_areas[i >> AREA_SHIFT], slot i & (AREA_RECS-1);
+ *   own (area 0: boot_area, below), followed by the records' slot
+ *   generations (GENS_PER_REC bytes each, internal.h), between guard
+ *   pages; record 0 of each area is the area header (AREA_MAGIC, its
+ *   first index: no secret); protect_meta seals the records, not the
+ *   generations, which every free writes;
+ * - record index i lives at meta_areas[i >> AREA_SHIFT].recs, slot i & (AREA_RECS-1);
  *   only indices below meta_limit have ever been handed out, so a group
  *   header can be resolved to a record without trusting any pointer in it;
  * - a free record has mem == NULL and sits on free_metas (lock held).
@@ -29,6 +32,9 @@ static struct {
 } __attribute__((aligned(64))) pool;
 
 static struct meta boot_area[BOOT_RECS] __attribute__((aligned(64)));
+/* written by the first free only: off the first malloc's pages */
+static unsigned char boot_gens[BOOT_RECS * GENS_PER_REC] COLD_BSS;
+#define AREA_BYTES (AREA_RECS * (sizeof(struct meta) + GENS_PER_REC))
 HIDDEN uint32_t area0_recs = AREA_RECS;  /* records that exist in area 0 */
 
 
@@ -69,23 +75,28 @@ struct meta *meta_alloc(void)
 	if ((i & (AREA_RECS - 1)) == 0) {
 		if ((i >> AREA_SHIFT) >= MAX_AREAS) return 0;
 		struct meta_area *a;
+		unsigned char *gens;
 		if (i == 0 && !opt_protect) {
 			a = (struct meta_area *)boot_area;
+			gens = boot_gens;
 			area0_recs = BOOT_RECS;
 		} else {
-			a = os_map_guarded(AREA_RECS * sizeof(struct meta));
+			/* the records, then their generations, between guards */
+			a = os_map_guarded(AREA_BYTES);
 			if (!a) return 0;
-			meta_bytes_mapped += AREA_RECS * sizeof(struct meta) + 2 * PAGE;
+			gens = (unsigned char *)a + AREA_RECS * sizeof(struct meta);
+			meta_bytes_mapped += AREA_BYTES + 2 * PAGE;
 		}
 		a->magic = AREA_MAGIC;
 		a->first = i;
 		os_protect(&ro, sizeof ro, 1);
-		meta_areas[i >> AREA_SHIFT] = a;
+		meta_areas[i >> AREA_SHIFT].recs = a;
+		meta_areas[i >> AREA_SHIFT].gens = gens;
 		os_protect(&ro, sizeof ro, 0);
 		i++;
 	}
 	pool.next_index = i + 1;
-	m = (struct meta *)meta_areas[i >> AREA_SHIFT] + (i & (AREA_RECS - 1));
+	m = (struct meta *)meta_areas[i >> AREA_SHIFT].recs + (i & (AREA_RECS - 1));
 	m->index = i;
 	atomic_store_explicit(&meta_limit, pool.next_index, memory_order_release);
 	return m;
@@ -106,8 +117,8 @@ static void areas_protect(int writable)
 {
 	uint32_t limit = atomic_load_explicit(&meta_limit, memory_order_relaxed);
 	for (uint32_t a = 0; a < MAX_AREAS && (a << AREA_SHIFT) < limit; a++)
-		if (meta_areas[a] != (struct meta_area *)boot_area)
-			os_protect(meta_areas[a], AREA_RECS * sizeof(struct meta), writable);
+		if (meta_areas[a].recs != (struct meta_area *)boot_area)
+			os_protect(meta_areas[a].recs, AREA_RECS * sizeof(struct meta), writable);
 }
 
 int meta_window_open(void)

@@ -41,7 +41,7 @@ static int slot_state(struct meta *m, int i, size_t *n)
 	*n = sz != (size_t)-1 && sealed(hdr, p, sz, K_LIVE) ? sz : stride - SLOT_HDR;
 	uint32_t mi = *(uint32_t *)p;
 	if (stride >= 64 && meta_index_used(mi)) {
-		struct meta *g = (struct meta *)meta_areas[mi >> AREA_SHIFT] + (mi & (AREA_RECS - 1));
+		struct meta *g = (struct meta *)meta_areas[mi >> AREA_SHIFT].recs + (mi & (AREA_RECS - 1));
 		if (g->mem == p) return S_NESTED;
 	}
 	return S_LIVE;
@@ -50,7 +50,7 @@ static int slot_state(struct meta *m, int i, size_t *n)
 static struct meta *meta_at(uint32_t i)
 {
 	if (!meta_index_used(i)) return 0;
-	struct meta *m = (struct meta *)meta_areas[i >> AREA_SHIFT] + (i & (AREA_RECS - 1));
+	struct meta *m = (struct meta *)meta_areas[i >> AREA_SHIFT].recs + (i & (AREA_RECS - 1));
 	return m->mem ? m : 0;
 }
 

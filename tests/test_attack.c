@@ -21,6 +21,21 @@
 #include <unistd.h>
 #include "util.h"
 
+/* Take n-byte objects until one comes twice (the allocator handed out a
+ * slot twice: what a replayed header is for). */
+static void take_all(size_t n, int count)
+{
+	static void *got[512];
+	for (int i = 0; i < count && i < 512; i++) {
+		got[i] = malloc(n);
+		for (int j = 0; j < i; j++)
+			if (got[j] == got[i]) {
+				fprintf(stderr, "handed out twice: %p\n", got[i]);
+				return;
+			}
+	}
+}
+
 /* Fork a child that runs fn(arg) with stderr closed; returns 1 if it
  * exited normally (the allocator accepted what fn did), 0 if it died. */
 static int survives(void (*fn)(void *), void *arg)
@@ -262,6 +277,7 @@ static void replay_saved(void *arg)
 		if (i % 10) free(obj[i]);
 	memcpy(obj[1] - 8, &saved, 8);
 	free(OPAQUE(obj[1]));
+	take_all(40, 300);
 	/* with a quarantine (hardened), the slot is then in it twice: the
 	 * second copy is seen when it leaves */
 	malloc_trim(0);
@@ -273,6 +289,79 @@ START_TEST(test_saved_header_replayed_after_free)
 	for (int i = 0; i < 200; i++) ck_assert_ptr_nonnull(obj[i] = malloc(40));
 	ck_assert_msg(!survives(replay_saved, obj), "a saved live header revived a freed slot");
 	for (int i = 0; i < 200; i++) free(obj[i]);
+}
+END_TEST
+
+/* 8. The same with the slot in the thread cache (freed a moment ago, the
+ * common case): its group lists it as allocated.  The attacker saves the
+ * live header, frees, saves the freed header, writes the live one back and
+ * frees again (the slot is cached twice), then restores the freed header
+ * between the two mallocs that hand it out.  The slot's generation, out
+ * of band, moved on at the first free. */
+struct cached_arg {
+	unsigned char *p;
+	size_t n;
+};
+
+static void replay_cached(void *arg)
+{
+	struct cached_arg *c = arg;
+	unsigned char *p = c->p;
+	uint64_t live, freed;
+	memcpy(&live, p - 8, 8);
+	free(p);
+	memcpy(&freed, p - 8, 8);
+	memcpy(p - 8, &live, 8);
+	free(OPAQUE(p));
+	unsigned char *a = malloc(c->n);
+	memcpy(p - 8, &freed, 8);
+	unsigned char *b = malloc(c->n);
+	if (a == b) fprintf(stderr, "handed out twice: %p\n", (void *)a);
+	malloc_trim(0);
+}
+
+START_TEST(test_saved_header_replayed_cached)
+{
+	static const size_t sizes[] = { 24, 40, 100, 1000, 5000, 40000, 200000 };
+	for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+		struct cached_arg c = { malloc(sizes[k]), sizes[k] };
+		ck_assert_ptr_nonnull(c.p);
+		ck_assert_msg(!survives(replay_cached, &c), "n=%zu: a saved live header revived a cached slot",
+			      sizes[k]);
+		free(c.p);
+	}
+}
+END_TEST
+
+/* 9. A header saved from a group that was then released, replayed on the
+ * same address once a new group (likely on the same record) is there. */
+static void replay_reused(void *arg)
+{
+	(void)arg;
+	unsigned char *p[64], *q[64];
+	uint64_t saved[64];
+	for (int i = 0; i < 64; i++) {
+		p[i] = malloc(3000);
+		memcpy(&saved[i], p[i] - 8, 8);
+	}
+	for (int i = 0; i < 64; i++) free(p[i]);
+	malloc_trim(0);
+	for (int i = 0; i < 64; i++) q[i] = malloc(3000);
+	for (int i = 0; i < 64; i++) free(q[i]);
+	/* every freed slot at a saved address gets its old live header */
+	for (int i = 0; i < 64; i++)
+		for (int j = 0; j < 64; j++)
+			if (q[j] == p[i]) memcpy(p[i] - 8, &saved[i], 8);
+	for (int i = 0; i < 64; i++)
+		for (int j = 0; j < 64; j++)
+			if (q[j] == p[i]) free(OPAQUE(p[i]));
+	take_all(3000, 200);
+	malloc_trim(0);
+}
+
+START_TEST(test_saved_header_replayed_after_reuse)
+{
+	ck_assert_msg(!survives(replay_reused, NULL), "headers of a released group revived slots");
 }
 END_TEST
 
@@ -288,6 +377,8 @@ static Suite *attack_suite(void)
 	tcase_add_test(tc, test_concurrent_double_free);
 	tcase_add_test(tc, test_header_replayed_elsewhere);
 	tcase_add_test(tc, test_saved_header_replayed_after_free);
+	tcase_add_test(tc, test_saved_header_replayed_cached);
+	tcase_add_test(tc, test_saved_header_replayed_after_reuse);
 	suite_add_tcase(s, tc);
 	return s;
 }

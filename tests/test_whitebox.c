@@ -59,18 +59,19 @@ START_TEST(test_no_copy_of_the_keys)
 }
 END_TEST
 
-/* Meta areas have a guard page on each side. */
+/* Meta areas (records, then slot generations) have a guard page on each
+ * side. */
 START_TEST(test_meta_area_guarded)
 {
 	void *p[200];
 	/* more groups than area 0's boot records: area 1 is mapped */
 	for (int i = 0; i < 200; i++) p[i] = malloc(2000);
-	struct meta_area *a = meta_areas[1];
+	struct meta_area *a = meta_areas[1].recs;
 	ck_assert_ptr_nonnull(a);
 	FILE *f = fopen("/proc/self/maps", "r");
 	char line[512];
 	int before = 0, after = 0;
-	uintptr_t lo_a = (uintptr_t)a, hi_a = lo_a + AREA_RECS * sizeof(struct meta);
+	uintptr_t lo_a = (uintptr_t)a, hi_a = lo_a + AREA_RECS * (sizeof(struct meta) + GENS_PER_REC);
 	while (fgets(line, sizeof line, f)) {
 		unsigned long lo, hi;
 		char perm[8];
@@ -95,11 +96,11 @@ START_TEST(test_tag_not_linear)
 	for (int t = 0; t < 64; t++) {
 		uint64_t low = rng_next(&s) & 0xffffffff, d = 1ull << (t % 32);
 		uintptr_t p = (rng_next(&s) & 0x7ffffffff0ull) | 0x100000000000ull;
-		uint32_t t0 = mac(low, (void *)p, 100, K_LIVE), t1 = mac(low ^ d, (void *)p, 100, K_LIVE);
-		uint32_t u0 = mac(low + 77, (void *)p, 100, K_LIVE);
+		uint32_t t0 = mac(low, (void *)p, 100, K_LIVE, 0), t1 = mac(low ^ d, (void *)p, 100, K_LIVE, 0);
+		uint32_t u0 = mac(low + 77, (void *)p, 100, K_LIVE, 0);
 		uintptr_t p2 = p + 4096;
-		uint32_t t2 = mac(low, (void *)p2, 100, K_LIVE), t3 = mac(low ^ d, (void *)p2, 100, K_LIVE);
-		uint32_t u2 = mac(low + 77, (void *)p2, 100, K_LIVE);
+		uint32_t t2 = mac(low, (void *)p2, 100, K_LIVE, 0), t3 = mac(low ^ d, (void *)p2, 100, K_LIVE, 0);
+		uint32_t u2 = mac(low + 77, (void *)p2, 100, K_LIVE, 0);
 		same_xor += (t0 ^ t1) == (t2 ^ t3);
 		same_add += (uint32_t)(u0 - t0) == (uint32_t)(u2 - t2);
 	}
@@ -109,8 +110,8 @@ START_TEST(test_tag_not_linear)
 	int same = 0;
 	for (int t = 0; t < 64; t++) {
 		uintptr_t p = 0x100000000000ull + 16 * (uintptr_t)t;
-		same += (mac(5, (void *)p, 0, K_LIVE) ^ mac(5, (void *)p, 0, K_FREED)) ==
-			(mac(5, (void *)(p + 16), 0, K_LIVE) ^ mac(5, (void *)(p + 16), 0, K_FREED));
+		same += (mac(5, (void *)p, 0, K_LIVE, 0) ^ mac(5, (void *)p, 0, K_FREED, 0)) ==
+			(mac(5, (void *)(p + 16), 0, K_LIVE, 0) ^ mac(5, (void *)(p + 16), 0, K_FREED, 0));
 	}
 	ck_assert_int_le(same, 2);
 }
