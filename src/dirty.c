@@ -80,7 +80,7 @@ static void purge_entry(struct heap *h, int i)
 	if (m->avail == full_mask(m)) {
 		/* all free: every page but the header's, including the first
 		 * pages of slots given back one by one before */
-		os_purge(m->mem, m->maplen);
+		if (m->maplen > PAGE) os_purge(m->mem + PAGE, m->maplen - PAGE);
 		bits = 0;
 	} else if (stride < SLOT_PURGE_MIN) {
 		bits = 0;       /* a kept small group in use again: its slots
@@ -96,7 +96,7 @@ static void purge_entry(struct heap *h, int i)
 		 * nothing in them is in use */
 		if (a > 0 && (m->avail >> (a - 1) & 1)) from -= PAGE;
 		if (b < m->cnt && (m->avail >> b & 1)) end += PAGE;
-		if (end > from) os_purge((void *)(from - PAGE), end - from + PAGE);
+		if (end > from) os_purge((void *)from, end - from);
 		bits &= -(1ull << b);
 	}
 	unlist(h, i);

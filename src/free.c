@@ -163,8 +163,8 @@ static __attribute__((noinline)) void group_purge_sparse(struct meta *m)
 	uintptr_t lo = mem + GROUP_HDR + (size_t)live * stride - SLOT_HDR, hi = lo + stride;
 	uintptr_t a0 = mem + page, a1 = lo & -page;
 	uintptr_t b0 = (hi + page - 1) & -page, b1 = mem + m->maplen;
-	if (a1 > a0) os_purge((void *)(a0 - page), a1 - a0 + page);
-	if (b1 > b0) os_purge((void *)(b0 - page), b1 - b0 + page);
+	if (a1 > a0) os_purge((void *)a0, a1 - a0);
+	if (b1 > b0) os_purge((void *)b0, b1 - b0);
 }
 
 /* Another thread's slot: one atomic operation on its group, and a hint to
@@ -306,7 +306,7 @@ static void slot_give_back(struct heap *h, struct meta *m, int idx, unsigned cha
 		uintptr_t end = (uintptr_t)m->mem + GROUP_HDR + (size_t)(idx + 1) * stride;
 		uintptr_t from = ((uintptr_t)p + PAGE - 1) & -(uintptr_t)PAGE;
 		end &= -(uintptr_t)PAGE;
-		if (end > from) os_purge((void *)(from - PAGE), end - from + PAGE);
+		if (end > from) os_purge((void *)from, end - from);
 		slot_release(h, m, idx);
 	}
 }

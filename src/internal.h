@@ -539,7 +539,6 @@ HIDDEN void fresh_group(struct heap *h, struct meta *m);
 HIDDEN void *malloc_hardened(size_t n, int sc);
 HIDDEN void free_hardened(struct heap *h, struct slot *s);
 HIDDEN void quarantine_drain(struct heap *h, size_t keep_bytes);
-extern HIDDEN size_t heaps_live, heaps_mapped, meta_bytes_mapped;
 HIDDEN void ring_insert(struct heap *h, int sc, struct meta *m);
 HIDDEN void ring_remove(struct heap *h, int sc, struct meta *m);
 
@@ -553,6 +552,12 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m);
 HIDDEN int abandoned_trim(void);
 HIDDEN void *large_alloc(size_t n, size_t align, int zero);
 HIDDEN int large_cache_trim(int all);
+/* os_map, os_map_guarded, os_remap, retried once after the pools are
+ * emptied (large_cache_trim) when the mapping fails: address space may be
+ * short.  Legal with the lock held (the lock is recursive). */
+HIDDEN void *span_map(size_t len);
+HIDDEN void *span_map_guarded(size_t len);
+HIDDEN void *span_remap(void *p, size_t old, size_t len);
 HIDDEN void large_cache_decay(void);
 #define DECAY_TICKS 256         /* malloc_slow calls between decay checks */
 HIDDEN void retire_span(unsigned char *base, size_t len);
@@ -585,6 +590,10 @@ HIDDEN void *os_map(size_t len);
 HIDDEN void os_unmap(void *p, size_t len);
 HIDDEN void *os_map_guarded(size_t len);
 HIDDEN void os_purge(void *p, size_t len);
+HIDDEN void os_guard(void *p, size_t len);
+HIDDEN int os_unguard(void *p, size_t len);
+HIDDEN void os_decommit(void *p, size_t len);
+HIDDEN int os_map_failing(void);
 HIDDEN long os_now_ms(void);     /* CLOCK_MONOTONIC_COARSE, in ms */
 #define PURGE_MIN (16 << 10)    /* empty groups above this give pages back */
 #define SLOT_PURGE_MIN (32 << 10) /* freed slots from this stride on too */
@@ -612,6 +621,10 @@ struct os_counters {
 	_Atomic size_t mapped;      /* bytes currently mapped by us */
 	_Atomic size_t released;    /* groups given back */
 	_Atomic long map_calls;     /* for fault injection */
+	/* lock held: */
+	size_t heaps_live;          /* heaps of live threads (thread.c) */
+	size_t heaps_mapped;        /* bytes mapped for heaps (thread.c) */
+	size_t meta_bytes_mapped;   /* bytes mapped for meta areas (meta.c) */
 };
 extern HIDDEN struct os_counters os_count;
 

@@ -34,7 +34,6 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 #include "internal.h"
 
 #define CACHE_SLOTS 8
@@ -171,7 +170,7 @@ static int retired_take(size_t len, struct span *out, int *dirty)
 static int retired_ring(void)
 {
 	if (!__atomic_load_n(&retired, __ATOMIC_ACQUIRE)) {
-		struct span *r = os_map(page_round(RETIRED * sizeof *r));
+		struct span *r = span_map(page_round(RETIRED * sizeof *r));
 		os_lock();
 		if (!retired) __atomic_store_n(&retired, r, __ATOMIC_RELEASE), r = 0;
 		os_unlock();
@@ -212,10 +211,7 @@ static void retired_put(unsigned char *base, size_t len)
 /* Give a mapping's pages back but keep its addresses reserved for a while. */
 static void retire_clean(unsigned char *base, size_t len)
 {
-	int e = errno;
-	madvise(base, len, MADV_DONTNEED);
-	errno = e;
-	atomic_fetch_add_explicit(&os_count.madvises, 1, memory_order_relaxed);
+	os_purge(base, len);
 	retired_put(base, len);
 }
 
@@ -271,7 +267,7 @@ void retire_span(unsigned char *base, size_t len)
 	}
 	long now = os_now_ms();
 	os_lock();
-	warm.max = heaps_live > 1 ? WARM_MT_BYTES : WARM_BYTES;
+	warm.max = os_count.heaps_live > 1 ? WARM_MT_BYTES : WARM_BYTES;
 	if (len > warm.max / 4) {
 		os_unlock();
 		retire_clean(base, len);
@@ -372,7 +368,7 @@ static unsigned char *map_span(size_t len, size_t *got, int *fresh, unsigned cha
 		return s.base;
 	}
 	if (s.base) {
-		unsigned char *p = os_remap(s.base, s.len, len);
+		unsigned char *p = span_remap(s.base, s.len, len);
 		if (p) {
 			*got = len;
 			*origin = p == s.base ? s.origin : p;
@@ -382,7 +378,7 @@ static unsigned char *map_span(size_t len, size_t *got, int *fresh, unsigned cha
 	}
 	*got = len;
 	*fresh = 1;
-	return *origin = os_map(len);
+	return *origin = span_map(len);
 }
 
 /* Memory for a mapped group of at least *len bytes: a retired span (its
@@ -398,11 +394,11 @@ unsigned char *map_group(size_t *len, int *dirty)
 		/* a mapping for this group and the next ones: the rest waits
 		 * on the ring (it reads as zeros, like any retired span).  Not
 		 * for a program's first groups: the ring costs a page */
-		unsigned char *p = os_map(MAP_CHUNK);
+		unsigned char *p = span_map(MAP_CHUNK);
 		if (p) retired_put(p + *len, MAP_CHUNK - *len);
 		return p;
 	}
-	if (!got) return os_map(*len);
+	if (!got) return span_map(*len);
 	tomb_clear(s.base, s.len);
 	*len = s.len;
 	return s.base;
@@ -448,7 +444,7 @@ static void *large_alloc_unlocked(size_t n, size_t align, int zero)
 	if (align > PAGE) {
 		/* over-map, then trim to [header page, end) (plus the guards) */
 		size_t g = guard ? PAGE : 0, big = len + align + 2 * g;
-		unsigned char *raw = os_map(big);
+		unsigned char *raw = span_map(big);
 		if (!raw) return 0;
 		p = (unsigned char *)(((uintptr_t)raw + g + PAGE + align - 1) & -align);
 		base = p - PAGE;
@@ -457,12 +453,12 @@ static void *large_alloc_unlocked(size_t n, size_t align, int zero)
 		if (base - g > raw) os_unmap(raw, base - g - raw);
 		if (end + g < raw + big) os_unmap(end + g, raw + big - end - g);
 		if (guard) {
-			mprotect(base - PAGE, PAGE, PROT_NONE);
-			mprotect(end, PAGE, PROT_NONE);
+			os_guard(base - PAGE, PAGE);
+			os_guard(end, PAGE);
 		}
 		origin = base;
 	} else {
-		base = guard ? os_map_guarded(len) : map_span(len, &len, &fresh, &origin);
+		base = guard ? span_map_guarded(len) : map_span(len, &len, &fresh, &origin);
 		if (!base) return 0;
 		p = base + front;
 	}
@@ -520,32 +516,26 @@ static void *large_realloc_unlocked(struct slot *s, size_t n)
 		size_t rsv = (size_t)m->rsv_pages * PAGE;
 		if (len > m->maplen + rsv) {
 			size_t total = page_round(off + n + 1 + n / 8);
-			mem = os_map_guarded(total);
+			mem = span_map_guarded(total);
 			if (!mem) return 0;
 			memcpy(mem, m->mem, off + m->size);     /* index word, header, data */
-			mprotect(mem + len, total - len, PROT_NONE);
+			os_guard(mem + len, total - len);
 			tomb_set(s->p);
 			os_unmap_guarded(m->mem, m->maplen + rsv);
 			rsv = total - len;
 		} else if (len > m->maplen) {
-			int e = errno;
-			if (mprotect(mem + m->maplen, len - m->maplen, PROT_READ | PROT_WRITE)) {
-				errno = e;      /* realloc falls back to a copy */
-				return 0;
-			}
+			if (os_unguard(mem + m->maplen, len - m->maplen))
+				return 0;       /* realloc falls back to a copy */
 			rsv -= len - m->maplen;
 		} else {
-			int e = errno;
-			mprotect(mem + len, m->maplen - len, PROT_NONE);
-			madvise(mem + len, m->maplen - len, MADV_DONTNEED);
-			errno = e;
+			os_decommit(mem + len, m->maplen - len);
 			rsv += m->maplen - len;
 		}
 		m->rsv_pages = rsv / PAGE;
 	} else if (len > m->maplen) {
 		len = page_round(off + n + 1 + n / 8);
 		tomb_set(s->p);         /* the old address dies if the mapping moves */
-		mem = os_remap(m->mem, m->maplen, len);
+		mem = span_remap(m->mem, m->maplen, len);
 		if (!mem) {
 			tomb_clear(s->p, 1);
 			return 0;
@@ -562,6 +552,35 @@ static void *large_realloc_unlocked(struct slot *s, size_t n)
 	m->size = n;
 	frame_large(p, m->index, n, m->maplen - (size_t)(p - m->mem));   /* room: >= n + 1 */
 	return p;
+}
+
+void *span_map(size_t len)
+{
+	int e = errno;
+	void *p = os_map(len);
+	if (!p && !os_map_failing() && large_cache_trim(1)) {
+		p = os_map(len);
+		if (p) errno = e;
+	}
+	return p;
+}
+
+void *span_map_guarded(size_t len)
+{
+	int e = errno;
+	void *p = os_map_guarded(len);
+	if (!p && !os_map_failing() && large_cache_trim(1)) {
+		p = os_map_guarded(len);
+		if (p) errno = e;
+	}
+	return p;
+}
+
+void *span_remap(void *p, size_t old, size_t len)
+{
+	void *q = os_remap(p, old, len);
+	if (!q && !os_map_failing() && large_cache_trim(1)) q = os_remap(p, old, len);
+	return q;
 }
 
 /* The entry points, inside a meta window when protect_meta is on. */

@@ -224,7 +224,7 @@ HIDDEN void free_slow_local(struct heap *h, struct meta *m)
 		 * class's freed slots are there, a small one's group may go */
 		if (m->mapped && m->maplen > PURGE_MIN && !m->dirty &&
 		    (class_stride[sc] >= SLOT_PURGE_MIN || !dirty_keep_group(h, m)))
-			os_purge(m->mem, m->maplen), m->untouched = full_mask(m);
+			os_purge(m->mem + PAGE, m->maplen - PAGE), m->untouched = full_mask(m);
 		return;
 	}
 	ring_remove(h, sc, m);

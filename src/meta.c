@@ -25,7 +25,6 @@
  * lines of their own, away from the counters and the lock. */
 HIDDEN _Atomic uint32_t meta_limit __attribute__((aligned(64)));
 
-HIDDEN size_t meta_bytes_mapped __attribute__((aligned(64)));
 static struct {
 	struct meta *free_metas;
 	uint32_t next_index;    /* next never-used index */
@@ -82,10 +81,10 @@ struct meta *meta_alloc(void)
 			area0_recs = BOOT_RECS;
 		} else {
 			/* the records, then their generations, between guards */
-			a = os_map_guarded(AREA_BYTES);
+			a = span_map_guarded(AREA_BYTES);
 			if (!a) return 0;
 			gens = (unsigned char *)a + AREA_RECS * sizeof(struct meta);
-			meta_bytes_mapped += AREA_BYTES + 2 * PAGE;
+			os_count.meta_bytes_mapped += AREA_BYTES + 2 * PAGE;
 		}
 		a->magic = AREA_MAGIC;
 		a->first = i;

@@ -1,5 +1,7 @@
-/* os.c - the only file that talks to the kernel: mappings, entropy, the
- * global lock, fork handlers and the fatal-error path. */
+/* os.c - the only file that talks to the kernel: mappings, protections,
+ * entropy, the global lock and its fork handlers, the process counters and
+ * the fatal-error path.  It calls nothing of the allocator: a mapping that
+ * fails here just fails (span.c trims its pools and retries). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +33,13 @@ static int inject_failure(void)
 	return atomic_fetch_add(&os_count.map_calls, 1) + 1 >= opt.fail_mmap;
 }
 
+/* Whether fault injection makes every mapping fail now: a failure it
+ * caused is not worth a retry. */
+int os_map_failing(void)
+{
+	return opt.fail_mmap && atomic_load(&os_count.map_calls) >= opt.fail_mmap;
+}
+
 /* Tombstones: user pointers of large objects recently unmapped, so that a
  * second free of one is reported instead of faulting on its header.  An
  * entry is set before the unmap and cleared by any later mapping that
@@ -59,8 +68,6 @@ void *os_map(size_t len)
 		return 0;
 	}
 	void *p = mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED && large_cache_trim(1))   /* out of address space? (the lock is recursive) */
-		p = mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED) {
 		errno = ENOMEM;
 		return 0;
@@ -123,13 +130,12 @@ int os_readable(const void *p, size_t len)
 	return ok;
 }
 
-/* Give back the whole pages of [p + PAGE, p + len) but keep the mapping
- * (the first page holds the group header). */
+/* Give back the pages of [p, p + len) (page aligned, len > 0) but keep
+ * the mapping: they read as zeros when next touched. */
 void os_purge(void *p, size_t len)
 {
 	int e = errno;
-	if (len <= PAGE) return;
-	madvise((char *)p + PAGE, len - PAGE, MADV_DONTNEED);
+	madvise(p, len, MADV_DONTNEED);
 	errno = e;
 	atomic_fetch_add_explicit(&os_count.madvises, 1, memory_order_relaxed);
 }
@@ -140,6 +146,32 @@ void os_protect(void *p, size_t len, int writable)
 {
 	int e = errno;
 	mprotect(p, len, writable ? PROT_READ | PROT_WRITE : PROT_READ);
+	errno = e;
+}
+
+/* Guard pages: make [p, p + len) (page aligned) inaccessible, or
+ * accessible again (os_unguard returns 0, else -1: it failed and nothing
+ * changed); os_decommit also gives the pages back, uncounted.  errno is
+ * kept. */
+void os_guard(void *p, size_t len)
+{
+	int e = errno;
+	mprotect(p, len, PROT_NONE);
+	errno = e;
+}
+
+int os_unguard(void *p, size_t len)
+{
+	int e = errno, r = mprotect(p, len, PROT_READ | PROT_WRITE);
+	errno = e;
+	return r ? -1 : 0;
+}
+
+void os_decommit(void *p, size_t len)
+{
+	int e = errno;
+	mprotect(p, len, PROT_NONE);
+	madvise(p, len, MADV_DONTNEED);
 	errno = e;
 }
 
@@ -157,8 +189,6 @@ void *os_remap(void *p, size_t old, size_t len)
 	int e = errno;
 	if (inject_failure()) return 0;
 	void *q = mremap(p, old, len, MREMAP_MAYMOVE);
-	if (q == MAP_FAILED && large_cache_trim(1))
-		q = mremap(p, old, len, MREMAP_MAYMOVE);
 	errno = e;      /* on failure too: the callers fall back to a copy */
 	if (q == MAP_FAILED) return 0;
 	tomb_clear(q, len);
@@ -213,12 +243,13 @@ void os_unlock(void)
 static void fork_prepare(void) { os_lock(); }
 static void fork_parent(void) { os_unlock(); }
 /* The child has one thread: the lock holder is gone, so reset it.  Heaps of
- * threads that did not survive the fork are simply never used again. */
+ * threads that did not survive the fork are simply never used again (the
+ * heap layer registers a child handler of its own, which runs after this
+ * one: thread.c). */
 static void fork_child(void)
 {
 	lock_held = 0;
 	atomic_store(&lock_word, 0);
-	dirty_fork_child();
 }
 
 __attribute__((constructor)) static void os_constructor(void)

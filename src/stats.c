@@ -99,8 +99,8 @@ static void collect(struct mallocng_stats *st)
 			}
 		}
 	}
-	st->bytes_meta = meta_bytes_mapped + heaps_mapped;
-	st->threads = heaps_live;
+	st->bytes_meta = os_count.meta_bytes_mapped + os_count.heaps_mapped;
+	st->threads = os_count.heaps_live;
 	os_unlock();
 	for (int sc = 0; sc < NCLASS; sc++) {
 		struct mallocng_class_stats *c = &st->classes[sc];

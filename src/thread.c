@@ -30,7 +30,6 @@ HIDDEN __thread struct heap *tl_heap = &empty_heap;
  * it a new heap for its remote batch (heap_for_free). */
 static __thread unsigned char tl_exiting;
 
-HIDDEN size_t heaps_live, heaps_mapped;
 /* in .bss: the first thread pays no page for its head (internal.h) */
 static union {
 	struct heap h;
@@ -47,6 +46,13 @@ static unsigned char *heap_chunk;
 static size_t heap_chunk_left;
 static pthread_key_t heap_key;
 static int heap_key_ok;
+
+/* The forked child's dirty accounting (dirty.c); os.c's own handler
+ * resets the lock. */
+__attribute__((constructor)) static void heap_constructor(void)
+{
+	pthread_atfork(0, 0, dirty_fork_child);
+}
 
 /* Cache depth per class: deep for small objects, one slot for the biggest
  * (whose pages a free gives back: the cached one keeps them for the next
@@ -138,7 +144,7 @@ static void heap_destroy(void *arg)
 	os_lock();
 	h->next_free = free_heaps;
 	free_heaps = h;
-	heaps_live--;
+	os_count.heaps_live--;
 	os_unlock();
 	meta_close(w);
 }
@@ -158,9 +164,9 @@ struct heap *heap_get(void)
 	} else {
 		if (heap_chunk_left < HEAP_SLOT) {
 			size_t len = 16 * PAGE;
-			heap_chunk = os_map(len);
+			heap_chunk = span_map(len);
 			heap_chunk_left = heap_chunk ? len : 0;
-			heaps_mapped += heap_chunk_left;
+			os_count.heaps_mapped += heap_chunk_left;
 		}
 		if (heap_chunk) {
 			h = (struct heap *)heap_chunk;
@@ -168,7 +174,7 @@ struct heap *heap_get(void)
 			heap_chunk_left -= HEAP_SLOT;
 		}
 	}
-	heaps_live += h != 0;
+	os_count.heaps_live += h != 0;
 	os_unlock();
 	if (!h) return 0;
 	heap_init(h);
@@ -176,7 +182,7 @@ struct heap *heap_get(void)
 	 * system's random bytes (nothing of the keys, nothing of addresses) */
 	if (opt.random)
 		while (!h->rng) os_random(&h->rng, sizeof h->rng);
-	if (opt.quarantine && !h->quar) h->quar = os_map(2 * Q_CAP * sizeof(void *));
+	if (opt.quarantine && !h->quar) h->quar = span_map(2 * Q_CAP * sizeof(void *));
 	tl_heap = h;
 	if (heap_key_ok) pthread_setspecific(heap_key, h);
 	return h;
