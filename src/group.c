@@ -149,7 +149,7 @@ void group_release(struct meta *m)
 	os_lock();
 	meta_free(m);
 	os_unlock();
-	if (maplen) retire_span(mem, maplen);
+	if (maplen) span_retire(mem, maplen);
 	else free_container(mem);
 }
 

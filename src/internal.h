@@ -550,18 +550,9 @@ HIDDEN void group_abandon(struct meta *m);      /* lock held */
 HIDDEN int free_abandoned(struct meta *m, uint32_t bits);
 HIDDEN void free_slow_local(struct heap *h, struct meta *m);
 HIDDEN int abandoned_trim(void);
+
+/* ---- large objects (large.c) ---- */
 HIDDEN void *large_alloc(size_t n, size_t align, int zero);
-HIDDEN int large_cache_trim(int all);
-/* os_map, os_map_guarded, os_remap, retried once after the pools are
- * emptied (large_cache_trim) when the mapping fails: address space may be
- * short.  Legal with the lock held (the lock is recursive). */
-HIDDEN void *span_map(size_t len);
-HIDDEN void *span_map_guarded(size_t len);
-HIDDEN void *span_remap(void *p, size_t old, size_t len);
-HIDDEN void large_cache_decay(void);
-#define DECAY_TICKS 256         /* malloc_slow calls between decay checks */
-HIDDEN void retire_span(unsigned char *base, size_t len);
-HIDDEN unsigned char *map_group(size_t *len, int *dirty);
 HIDDEN void large_free(struct meta *m);
 HIDDEN void *large_realloc(struct slot *s, size_t n);
 
@@ -570,6 +561,21 @@ HIDDEN void *alloc_small(size_t n);
 HIDDEN void *malloc_slow(size_t n, int sc);
 HIDDEN void *enframe(struct meta *m, uint32_t avail, int idx, size_t n);
 HIDDEN void *alloc_aligned(size_t align, size_t n);
+
+/* ---- spans: address ranges without an owner (span.c) ---- */
+/* os_map, os_map_guarded, os_remap, retried once after span_trim(1) when
+ * the mapping fails: address space may be short.  Legal with the lock
+ * held (the lock is recursive). */
+HIDDEN void *span_map(size_t len);
+HIDDEN void *span_map_guarded(size_t len);
+HIDDEN void *span_remap(void *p, size_t old, size_t len);
+HIDDEN int span_trim(int all);
+HIDDEN void span_decay(void);
+#define DECAY_TICKS 256         /* malloc_slow calls between decay checks */
+HIDDEN void span_retire(unsigned char *base, size_t len);
+HIDDEN unsigned char *map_group(size_t *len, int *dirty);
+HIDDEN unsigned char *span_map_cached(size_t len, size_t *got, int *fresh, unsigned char **origin);
+HIDDEN void span_unmap_cached(unsigned char *base, size_t len, unsigned char *origin);
 
 /* ---- options.c ---- */
 struct options {

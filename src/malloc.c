@@ -167,7 +167,7 @@ void *malloc_slow(size_t n, int sc)
 	}
 	struct meta *m;
 	if (unlikely(++h->slow_ticks % DECAY_TICKS == 0)) {
-		large_cache_decay();
+		span_decay();
 		remote_batch_flush(h);
 		collect_remote(h);
 		dirty_purge(h, 0);

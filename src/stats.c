@@ -255,7 +255,7 @@ EXPORT int malloc_trim(size_t pad)
 	int w = meta_open();
 	int n = heap_trim(tl_heap);
 	n += abandoned_trim();
-	n += large_cache_trim(0);
+	n += span_trim(0);
 	meta_close(w);
 	return n > 0;
 }
