@@ -89,7 +89,7 @@ struct meta *group_create(struct heap *h, int sc)
 	unsigned char *mem;
 	int dirty = 1;          /* mem may hold old data */
 	if (bytes <= NEST_MAX) {
-		if ((mem = alloc_small(bytes))) container_seal(mem, bytes);
+		if ((mem = heap_alloc_slot(bytes))) container_seal(mem, bytes);
 	} else {
 		maplen = page_round(bytes);
 		mem = map_group(&maplen, &dirty);
@@ -143,7 +143,7 @@ void group_release(struct meta *m)
 	size_t maplen = m->mapped ? m->maplen : 0;
 	struct heap *h = tl_heap;
 	if (m->dirty) dirty_forget(__atomic_load_n(&m->owner, __ATOMIC_RELAXED), m);
-	if (h->probe >= mem && h->probe < mem + maplen) h->probe = 0;  /* malloc.c */
+	if (h->probe >= mem && h->probe < mem + maplen) h->probe = 0;  /* populate.c */
 	*(uint32_t *)mem = 0;
 	atomic_fetch_add_explicit(&os_count.released, 1, memory_order_relaxed);
 	os_lock();

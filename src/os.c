@@ -245,7 +245,7 @@ static void fork_parent(void) { os_unlock(); }
 /* The child has one thread: the lock holder is gone, so reset it.  Heaps of
  * threads that did not survive the fork are simply never used again (the
  * heap layer registers a child handler of its own, which runs after this
- * one: thread.c). */
+ * one: heap.c). */
 static void fork_child(void)
 {
 	lock_held = 0;

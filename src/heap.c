@@ -1,4 +1,6 @@
-/* thread.c - per-thread heaps.
+/* heap.c - per-thread heaps: their groups, the refill of a class
+ * (malloc_slow), and what a group that empties or regains a slot becomes
+ * (free_slow_local).
  *
  * A heap owns groups: per class, a ring of groups that may have free slots
  * (cur[sc] is the one malloc takes from, &dummy_meta when the ring is empty),
@@ -12,6 +14,7 @@
  * their groups are released when empty, otherwise abandoned to the global
  * lists where any thread can adopt them.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
 #include "internal.h"
@@ -189,7 +192,7 @@ struct heap *heap_get(void)
 }
 
 /* A heap for a thread whose first call frees another thread's object (a
- * consumer), for its remote batch (free.c).  Its thread cache stays off
+ * consumer), for its remote batch (release.c).  Its thread cache stays off
  * until the thread allocates from a class (malloc_slow turns it on), so
  * that a thread that only frees pins no other thread's slots there. */
 struct heap *heap_for_free(void)
@@ -230,4 +233,192 @@ int heap_trim(struct heap *h)
 		}
 	}
 	return released;
+}
+
+static void full_push(struct heap *h, int sc, struct meta *m)
+{
+	m->in_full = 1;
+	m->prev = 0;
+	m->next = h->full[sc];
+	if (m->next) m->next->prev = m;
+	h->full[sc] = m;
+}
+
+static void full_remove(struct heap *h, int sc, struct meta *m)
+{
+	if (m->prev) m->prev->next = m->next;
+	else h->full[sc] = m->next;
+	if (m->next) m->next->prev = m->prev;
+	m->in_full = 0;
+	m->next = m->prev = 0;
+}
+
+/* Move groups that other threads freed slots into back to the ring. */
+static void reclaim_remote(struct heap *h, int sc)
+{
+	for (struct meta *m = h->full[sc], *nx; m; m = nx) {
+		nx = m->next;
+		if (atomic_load_explicit(&m->remote, memory_order_relaxed)) {
+			m->avail |= atomic_exchange(&m->remote, 0);
+			full_remove(h, sc, m);
+			ring_insert(h, sc, m);
+		}
+	}
+}
+
+/* Other threads' frees into h's groups of classes that h no longer
+ * allocates from would wait in their remote masks for good (only this
+ * thread takes them, when it needs a group of the class): every
+ * DECAY_TICKS malloc_slow calls, each class with a remote hint has them
+ * collected, and a group they emptied goes (free_slow_local). */
+static void collect_remote(struct heap *h)
+{
+	for (int sc = 0; sc < NCLASS; sc++) {
+		if (!atomic_load_explicit(&h->remote_hint[sc], memory_order_relaxed)) continue;
+		atomic_store_explicit(&h->remote_hint[sc], 0, memory_order_relaxed);
+		for (struct meta *m = h->full[sc], *nx; m; m = nx) {
+			nx = m->next;
+			if (atomic_load_explicit(&m->remote, memory_order_relaxed))
+				free_slow_local(h, m);
+		}
+		struct meta *cur = h->cur[sc];
+		if (cur == &dummy_meta) continue;
+		for (struct meta *m = cur->next, *nx; m != cur; m = nx) {
+			nx = m->next;
+			if (atomic_load_explicit(&m->remote, memory_order_relaxed))
+				free_slow_local(h, m);
+		}
+	}
+}
+
+void *malloc_slow(size_t n, int sc)
+{
+	struct heap *h = tl_heap;
+	if (h == &empty_heap) {
+		if (!(h = heap_get())) {
+			errno = ENOMEM;
+			return 0;
+		}
+		/* the class table may have been empty when sc was computed */
+		sc = size_to_class(n);
+		/* the first heap initialised the options: they may need the
+		 * checked path (and its meta window) from this call on */
+		if (opt_slow) return malloc_hardened(n, sc);
+	}
+	struct meta *m;
+	if (unlikely(++h->slow_ticks % DECAY_TICKS == 0)) {
+		span_decay();
+		remote_batch_flush(h);
+		collect_remote(h);
+		dirty_purge(h, 0);
+	}
+	tc_set_limit(h, sc, tc_default(sc));
+	for (;;) {
+		/* the ring: collect remote frees, retire exhausted groups */
+		while ((m = h->cur[sc]) != &dummy_meta) {
+			if (atomic_load_explicit(&m->remote, memory_order_relaxed))
+				m->avail |= atomic_exchange(&m->remote, 0);
+			if (m->avail) goto found;
+			ring_remove(h, sc, m);
+			full_push(h, sc, m);
+		}
+		if (atomic_load_explicit(&h->remote_hint[sc], memory_order_relaxed)) {
+			atomic_store_explicit(&h->remote_hint[sc], 0, memory_order_relaxed);
+			reclaim_remote(h, sc);
+			if (h->cur[sc] != &dummy_meta) continue;
+		}
+		break;
+	}
+	if ((m = h->spare[sc])) {
+		h->spare[sc] = 0;
+	} else if (!(m = group_adopt(h, sc)) && !(m = group_create(h, sc))) {
+		errno = ENOMEM;
+		return 0;
+	}
+	ring_insert(h, sc, m);
+	h->cur[sc] = m;
+found:;
+	uint32_t a = m->avail;
+	return enframe(m, a, __builtin_ctz(a), n);
+}
+
+/* Called by free when a slot went back to a group that was on the full
+ * list or became entirely free.  The current group is kept even when empty
+ * (hysteresis), but a big one gives its pages back; one other small (or
+ * one-slot) empty group per class is kept as a spare, any other empty
+ * group is released. */
+void free_slow_local(struct heap *h, struct meta *m)
+{
+	int sc = m->sc;
+	if (m->in_full) {
+		full_remove(h, sc, m);
+		ring_insert(h, sc, m);
+	}
+	if (atomic_load_explicit(&m->remote, memory_order_relaxed))
+		m->avail |= atomic_exchange(&m->remote, 0);
+	if (m->avail != full_mask(m)) return;
+	h->released++;
+	tc_set_limit(h, sc, 0);
+	if (m == h->cur[sc]) {
+		/* its pages go back now, or from dirty.c's list: a big
+		 * class's freed slots are there, a small one's group may go */
+		if (m->mapped && m->maplen > PURGE_MIN && !m->dirty &&
+		    (class_stride[sc] >= SLOT_PURGE_MIN || !dirty_keep_group(h, m)))
+			os_purge(m->mem + PAGE, m->maplen - PAGE), m->untouched = full_mask(m);
+		return;
+	}
+	ring_remove(h, sc, m);
+	/* the spare: a small group, or a big class's group of one slot (the
+	 * first a heap makes: another, bigger, took over when a second
+	 * object came, and this one emptying says nothing of shrinking; its
+	 * slot's pages are on dirty.c's list, bounded) */
+	if (!h->spare[sc] && (group_bytes(sc, m->cnt) <= PURGE_MIN ||
+			      (m->cnt == 1 && class_stride[sc] >= SLOT_PURGE_MIN))) {
+		h->spare[sc] = m;
+		return;
+	}
+	h->ngroups[sc]--;
+	group_release(m);       /* (unlists m first: its pages go with it) */
+	/* a heap that releases a group of a big class is shrinking: its other
+	 * kept slots go too (not for small groups, which a program that
+	 * churns small objects releases all the time) */
+	if (class_stride[sc] >= SLOT_PURGE_MIN) dirty_purge(h, 1);
+}
+
+/* The checked allocation (options that need the slow paths; harden.c has
+ * the checked free): inside a meta window, a random free slot with option
+ * random, junk with option junk. */
+static uint64_t next_random(struct heap *h)
+{
+	uint64_t x = h->rng;
+	x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+	return h->rng = x;
+}
+
+void *malloc_hardened(size_t n, int sc)
+{
+	int w = meta_open();
+	struct heap *h = tl_heap;
+	struct meta *m = h->cur[sc];
+	unsigned char *p;
+	uint32_t a = m->avail;
+	if (a && opt.random && h != &empty_heap) {
+		int k = __builtin_popcount(a), pick = next_random(h) % k;
+		while (pick--) a &= a - 1;
+		p = enframe(m, m->avail, __builtin_ctz(a), n);
+	} else if (a) {
+		p = enframe(m, a, __builtin_ctz(a), n);
+	} else {
+		p = malloc_slow(n, sc);
+	}
+	meta_close(w);
+	if (p && opt.junk) memset(p, JUNK_ALLOC, n);
+	return p;
+}
+
+/* The slot that holds a nested group of n bytes (group.c): what malloc
+ * would give. */
+void *heap_alloc_slot(size_t n)
+{
+	return alloc_class(size_to_class(n), n);
 }
