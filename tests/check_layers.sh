@@ -5,7 +5,8 @@
 # entry points aside: malloc.c names them all for static links), except in
 # the core layer ("loop" in the table).  The table is src/layers.txt.  Prints
 # one line per violation; exit 1 if there is one (0 with LAYERS_REPORT_ONLY
-# set), 77 (skipped) without nm or without the objects.
+# set), 77 (skipped) without nm or without the objects.  An object of a
+# file that src/layers.txt does not list is a violation too.
 #
 # LAYERS_TABLE   the table (default: src/layers.txt beside this script)
 # LAYERS_OBJDIR  the directory of libmallocng_la-*.o (default: src/.libs
@@ -21,8 +22,10 @@ command -v nm >/dev/null 2>&1 || { echo "nm not found: skipped"; exit 77; }
 out=$(mktemp) || exit 1
 trap 'rm -f "$out"' EXIT
 # Lines "D sym file" (defined) and "U sym file" (referenced), then the table.
+srcdir=$(dirname "$table")
 for o in "$objdir"/libmallocng_la-*.o; do
 	f=${o##*/libmallocng_la-}; f=${f%.o}
+	[ -f "$srcdir/$f.c" ] || continue       # left over from a renamed file
 	nm --defined-only "$o" | awk -v f="$f" 'NF == 3 && $2 ~ /[TDBRCV]/ { print "D", $3, f }'
 	# exported (default visibility) definitions: the API
 	readelf -sW "$o" 2>/dev/null |
