@@ -157,7 +157,7 @@ struct heap *heap_get(void)
 	struct heap *h = tl_heap;
 	if (h != &empty_heap) return h;
 	os_lock();
-	if (!secret) meta_init_secret();
+	if (!secret) init_secret();
 	if (!heap_key_ok) heap_key_ok = !pthread_key_create(&heap_key, heap_destroy);
 	if ((h = free_heaps)) {
 		free_heaps = h->next_free;

@@ -147,6 +147,7 @@ static inline int size_to_class(size_t n)
 	return 8 + (b - 7) * 4 + (int)((x >> (b - 2)) & 3);
 }
 HIDDEN void size_class_init(void);
+HIDDEN void stats_collect(struct mallocng_stats *st);  /* stats.c */
 extern HIDDEN _Atomic uint32_t meta_limit;
 #define BOOT_RECS 8             /* area 0 (meta.c): header + 7 records */
 extern HIDDEN uint32_t area0_recs;
@@ -161,7 +162,7 @@ static inline int meta_index_used(uint32_t i)
 
 HIDDEN struct meta *meta_alloc(void);   /* lock held */
 HIDDEN void meta_free(struct meta *m);  /* lock held */
-HIDDEN void meta_init_secret(void);
+HIDDEN void init_secret(void);         /* init.c, lock held */
 extern HIDDEN int opt_protect;   /* option protect_meta */
 /* Option protect_meta: meta areas are read-only except inside a window,
  * which holds the global lock.  meta_open returns whether it opened one;

@@ -37,29 +37,6 @@ static unsigned char boot_gens[BOOT_RECS * GENS_PER_REC] COLD_BSS;
 HIDDEN uint32_t area0_recs = AREA_RECS;  /* records that exist in area 0 */
 
 
-/* First use of the heap (lock held): options, then the secret. */
-void meta_init_secret(void)
-{
-	uint64_t k[4] = { 0 };
-	options_init();
-	size_class_init();
-	while (!k[0]) os_random(k, sizeof k);
-	ro.key[1] = k[1] | 1;           /* odd: the products lose no bit */
-	ro.key[2] = k[2];
-	ro.key[3] = k[3] | 1;
-	ro.key[0] = k[0];               /* last: the flag that init is done */
-	__builtin_memset(k, 0, sizeof k);
-	__asm__ volatile("" : : "r"(k) : "memory");   /* no copy left on the stack */
-	os_protect(&ro, sizeof ro, 0);
-}
-
-void init_slow(void)
-{
-	os_lock();
-	if (!secret) meta_init_secret();
-	os_unlock();
-}
-
 struct meta *meta_alloc(void)
 {
 	struct meta *m = pool.free_metas;
@@ -68,7 +45,7 @@ struct meta *meta_alloc(void)
 		m->next = m->prev = 0;
 		return m;
 	}
-	if (!secret) meta_init_secret();
+	if (!secret) init_secret();
 	uint32_t i = pool.next_index;
 	if (i == area0_recs) i = AREA_RECS;     /* boot_area is full */
 	if ((i & (AREA_RECS - 1)) == 0) {
