@@ -1,6 +1,6 @@
 /* free.c - free, free_sized, free_aligned_sized, malloc_usable_size.
  *
- * free makes lookup's checks (slot.c, internal.h), in the order that lets
+ * free makes lookup's checks (slot.c, heap.h), in the order that lets
  * a small object that passes them all go straight to the thread cache;
  * anything else takes the full lookup and its diagnosis.  The way back to
  * a group is release.c's.

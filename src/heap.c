@@ -21,7 +21,7 @@
 
 HIDDEN struct meta dummy_meta;
 /* never written (its cache limits are 0 and malloc_slow replaces it
- * first): read-only after relocation, and off the .data page (internal.h) */
+ * first): read-only after relocation, and off the .data page (os.h: COLD_BSS) */
 HIDDEN struct heap empty_heap __attribute__((section(".data.rel.ro"))) = {
 	.tc_top = { [0 ... NCLASS - 1] = offsetof(struct heap, full) },
 	.tc_end = { [0 ... NCLASS - 1] = offsetof(struct heap, full) },
@@ -33,7 +33,7 @@ HIDDEN __thread struct heap *tl_heap = &empty_heap;
  * it a new heap for its remote batch (heap_for_free). */
 static __thread unsigned char tl_exiting;
 
-/* in .bss: the first thread pays no page for its head (internal.h) */
+/* in .bss: the first thread pays no page for its head (os.h: COLD_BSS) */
 static union {
 	struct heap h;
 	unsigned char bytes[HEAP_BYTES];

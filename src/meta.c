@@ -3,7 +3,7 @@
  * Invariants:
  * - every meta record lives in an area of AREA_RECS records mapped on its
  *   own (area 0: boot_area, below), followed by the records' slot
- *   generations (GENS_PER_REC bytes each, internal.h), between guard
+ *   generations (GENS_PER_REC bytes each, meta.h), between guard
  *   pages; record 0 of each area is the area header (AREA_MAGIC, its
  *   first index: no secret); protect_meta seals the records, not the
  *   generations, which every free writes;
@@ -13,7 +13,7 @@
  * - a free record has mem == NULL and sits on free_metas (lock held).
  * - area 0 is boot_area, BOOT_RECS records in .bss next to the other
  *   globals, so that a process that mallocs a little touches no meta
- *   page of its own (the first malloc: 8 KiB, see internal.h); its
+ *   page of its own (the first malloc: 8 KiB, see os.h: COLD_BSS); its
  *   indices BOOT_RECS..AREA_RECS-1 are never handed out
  *   (meta_index_used).  Under protect_meta area 0 is mapped like the
  *   others, since boot_area shares its page with globals that must stay

@@ -1,6 +1,6 @@
 /* populate.c - whether a fresh slot's pages are faulted in at once: the
  * probe and its verdict, fresh_pages, fresh_group.  slot_fresh, which says
- * whether a slot's pages are fresh, is inline in internal.h (alloc_paged).
+ * whether a slot's pages are fresh, is inline in heap.h (alloc_paged).
  *
  * A request of POPULATE_MIN (8 KiB) or more whose slot's pages are not
  * resident may have them populated in one call (os_populate), which costs

@@ -7,7 +7,7 @@
 #include "internal.h"
 
 /* In COLD_BSS, after .bss: its page alignment would otherwise align .bss
- * and cost the first malloc a page (internal.h). */
+ * and cost the first malloc a page (os.h: COLD_BSS). */
 HIDDEN struct ro_globals ro COLD_BSS;
 
 /* Fill the class table (before the first use of the heap, before ro is

@@ -1,6 +1,6 @@
 /* slot.c - what a slot is: taking a free one (enframe), and validating a
  * pointer (slot_lookup).  The inline halves, which the entry points build
- * their fast paths from, are in internal.h ("slots").
+ * their fast paths from, are in heap.h ("slots").
  *
  * slot_lookup trusts nothing in user memory until it is proven: the slot
  * header must carry a tag that only the secret can produce; the meta index

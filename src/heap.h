@@ -1,0 +1,343 @@
+/* heap.h - the small-object core (layer 3: slot.c, heap.c, release.c,
+ * group.c, dirty.c, populate.c) and what the layers above call: struct
+ * heap and its thread cache, struct slot, the inline steps of the fast
+ * paths; large.c, harden.c and the entry points' own declarations. */
+#ifndef MALLOCNG_HEAP_H
+#define MALLOCNG_HEAP_H
+
+#include "meta.h"
+
+/* A validated view of one live allocation. */
+struct slot {
+	struct meta *meta;
+	unsigned char *p;
+	size_t n;       /* bytes requested */
+	int idx;
+	int aligned;    /* p is not the start of its slot */
+};
+
+HIDDEN void free_slot(struct slot *s);  /* free.c */
+/* release.c */
+HIDDEN void free_container(void *p);     /* a nested group's slot (group.c) */
+HIDDEN void slot_give_back(struct heap *h, struct meta *m, int idx, unsigned char *p);
+HIDDEN void slot_release_to(struct heap *h, struct meta *m, int idx, unsigned char *p);
+static inline void slot_release(struct heap *h, struct meta *m, int idx)
+{
+	slot_release_to(h, m, idx, 0);
+}
+
+/* ---- per-thread heaps (heap.c) ---- */
+/* The thread cache: per class, a stack of freed slots (still counted as
+ * allocated by their groups) that malloc reuses before touching any group.
+ * A class's stack is TC_STRIDE entries of tc[], the first a NULL sentinel.
+ * tc_top is the byte offset in the heap of the top slot, or of the
+ * sentinel when the stack is empty, so that malloc's pop needs no count
+ * (it stops at NULL); free may push while tc_top < tc_end (the sentinel's
+ * offset + 8 x the class's limit).  Offsets, not pointers: 4 bytes each,
+ * which keeps the first heap's head on the page it shares with the other
+ * globals (see above; with pointers a first malloc cost a page more).
+ * In empty_heap every tc_top and tc_end is the offset of full[0], NULL
+ * there and never written: a thread without a heap caches nothing. */
+#define TC_CAP 64
+#define TC_STRIDE (TC_CAP + 1)
+#define RB_N 32         /* the classes up to 1 KiB have an entry each */
+#define DIRTY_N 16
+#define DIRTY_MAX (4u << 20)    /* bytes of freed big slots a heap keeps */
+#define DIRTY_SMALL_MAX (256u << 10) /* of those, emptied small groups */
+#define DIRTY_TOTAL_MAX (16u << 20) /* all heaps together (dirty_total) */
+struct heap {
+	uint32_t tc_top[NCLASS];
+	uint32_t tc_end[NCLASS];
+	struct meta *cur[NCLASS];   /* ring of groups with free slots */
+	struct meta *full[NCLASS];  /* groups found without free slots */
+	struct meta *spare[NCLASS]; /* one detached empty group kept for reuse */
+	uint16_t ngroups[NCLASS];   /* groups owned, drives new group sizes */
+	_Atomic uint8_t remote_hint[NCLASS]; /* set by remote frees, per class */
+	struct heap *next_free;
+	uint64_t rng;               /* random slot choice (option random) */
+	size_t released;            /* empty groups seen by free_slow_local */
+	uint32_t slow_ticks;        /* malloc_slow calls, for the decay check */
+	uint32_t dirty_n;           /* entries of dirty[] (dirty.c) */
+	size_t dirty_bytes;         /* their slots' bytes (dirty.c) */
+	unsigned char *probe;       /* a big slot left unpopulated (populate.c) */
+	uint32_t probe_n;           /* its request */
+	int8_t pop_score;           /* populate big slots while > 0 */
+	uint8_t big_n;              /* big requests, picks the probes */
+	void **quar;                /* quarantine ring (option quarantine) */
+	uint32_t q_head, q_count;
+	size_t q_bytes;
+	/* slots freed into other threads' groups, not yet handed over: one
+	 * group per entry (its record's index; 0, an area header's, for
+	 * none), at its class mod RB_N (release.c).  8 bytes an entry: with
+	 * pointers, 32 entries moved the first heap's thread cache across a
+	 * page, and a first malloc cost 12 KiB */
+	struct remote_batch {
+		uint32_t mi;
+		uint32_t bits;
+	} rb[RB_N];
+	/* groups with freed big slots whose pages are kept (dirty.c): the
+	 * first dirty_n entries; heap_init clears the heap up to here */
+	struct dirty_entry {
+		struct meta *m;
+		long stamp;         /* ms, when listed */
+	} dirty[DIRTY_N];
+	/* last, so that a thread that never frees never touches it; a
+	 * flexible array, so that empty_heap (which caches nothing) carries
+	 * no storage for it: a heap takes HEAP_BYTES */
+	void *tc[];                 /* NCLASS stacks of TC_STRIDE */
+} __attribute__((aligned(64)));     /* heaps of two threads share no line */
+#define HEAP_BYTES ((offsetof(struct heap, tc) + NCLASS * TC_STRIDE * sizeof(void *) + 63) & ~(size_t)63)
+
+extern HIDDEN struct heap empty_heap;
+/* The offset of the sentinel below class sc's stack, and its address (not
+ * for empty_heap). */
+static inline unsigned tc_bottom_off(int sc)
+{
+	return (unsigned)(offsetof(struct heap, tc) + (size_t)sc * TC_STRIDE * sizeof(void *));
+}
+static inline void **tc_at(struct heap *h, unsigned off)
+{
+	return (void **)((char *)h + off);
+}
+static inline void **tc_bottom(struct heap *h, int sc)
+{
+	return tc_at(h, tc_bottom_off(sc));
+}
+/* Push p on class sc's stack, which has room (below tc_end). */
+static inline void tc_push(struct heap *h, size_t sc, void *p)
+{
+	unsigned top = h->tc_top[sc] + (unsigned)sizeof(void *);
+	*tc_at(h, top) = p;
+	h->tc_top[sc] = top;
+}
+static inline unsigned tc_count(struct heap *h, int sc)
+{
+	return h == &empty_heap ? 0 : (h->tc_top[sc] - tc_bottom_off(sc)) / sizeof(void *);
+}
+static inline unsigned tc_limit(struct heap *h, int sc)
+{
+	return h == &empty_heap ? 0 : (h->tc_end[sc] - tc_bottom_off(sc)) / sizeof(void *);
+}
+static inline void tc_set_limit(struct heap *h, int sc, unsigned limit)
+{
+	h->tc_end[sc] = (uint32_t)(tc_bottom_off(sc) + limit * sizeof(void *));
+}
+extern HIDDEN struct meta dummy_meta;
+extern HIDDEN __thread struct heap *tl_heap;
+
+HIDDEN struct heap *heap_get(void);
+HIDDEN void *malloc_slow(size_t n, int sc);
+HIDDEN struct heap *heap_for_free(void);
+HIDDEN void remote_batch_flush(struct heap *h);
+HIDDEN void tc_flush(struct heap *h, int sc, int keep);
+HIDDEN int tc_default(int sc);
+HIDDEN int heap_trim(struct heap *h);
+HIDDEN void dirty_add(struct heap *h, struct meta *m, uint32_t bits);
+HIDDEN void dirty_trim(struct heap *h);
+HIDDEN void dirty_forget(struct heap *h, struct meta *m);
+HIDDEN int dirty_keep_group(struct heap *h, struct meta *m);
+HIDDEN int dirty_purge(struct heap *h, int all);
+HIDDEN void dirty_fork_child(void);
+enum { FRESH_SLOT, FRESH_ZEROED, FRESH_LARGE };
+HIDDEN void fresh_pages(void *p, size_t n, size_t room, int how);
+HIDDEN void fresh_group(struct heap *h, struct meta *m);
+/* Freed pages may be kept (dirty.c): not on the checked paths (hardening
+ * options), nor with decay_ms=0, which promises to give them back at once. */
+#define dirty_on() (!opt_slow && opt.decay_ms > 0)
+
+/* ---- the opt-in checked paths: malloc_hardened (heap.c), free_hardened
+ * (harden.c), the quarantine ring (release.c) ---- */
+#define Q_CAP 1024
+#define JUNK_ALLOC 0xa5
+#define JUNK_FREE 0x5a
+HIDDEN void *malloc_hardened(size_t n, int sc);
+HIDDEN void free_hardened(struct heap *h, struct slot *s);
+HIDDEN void quarantine_drain(struct heap *h, size_t keep_bytes);
+HIDDEN void quarantine_push(struct heap *h, unsigned char *p, size_t n);
+HIDDEN void *heap_alloc_slot(size_t n);
+HIDDEN void ring_insert(struct heap *h, int sc, struct meta *m);
+HIDDEN void ring_remove(struct heap *h, int sc, struct meta *m);
+
+/* ---- groups (group.c) ---- */
+HIDDEN struct meta *group_create(struct heap *h, int sc);
+HIDDEN void group_release(struct meta *m);      /* lock not held */
+HIDDEN struct meta *group_adopt(struct heap *h, int sc);
+HIDDEN void group_abandon(struct meta *m);      /* lock held */
+HIDDEN int free_abandoned(struct meta *m, uint32_t bits);
+HIDDEN void free_slow_local(struct heap *h, struct meta *m);
+HIDDEN int abandoned_trim(void);
+
+/* ---- large objects (large.c) ---- */
+HIDDEN void *large_alloc(size_t n, size_t align, int zero);
+HIDDEN void large_free(struct meta *m);
+HIDDEN void *large_realloc(struct slot *s, size_t n);
+
+/* ---- malloc.c, stats.c ---- */
+HIDDEN void stats_collect(struct mallocng_stats *st);  /* stats.c */
+HIDDEN void *alloc_small(size_t n);
+HIDDEN void *alloc_aligned(size_t align, size_t n);
+
+/* ---- slots (slot.c) ---- */
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+HIDDEN struct meta *slot_lookup(void *p, struct slot *s);
+HIDDEN void *enframe(struct meta *m, uint32_t avail, int idx, size_t n);
+#ifdef __clang__
+#define NOIPA __attribute__((noinline))
+#else
+#define NOIPA __attribute__((noipa))
+#endif
+/* A slot taken from a group's bitmap must really be free: its header is
+ * zero (never used, or its pages given back), a freed one, or the voided
+ * start of an aligned object.  A live header there means the bitmap was
+ * rewritten (or the slot freed without passing free). */
+HIDDEN NOIPA __attribute__((cold)) void *slot_not_free(void *p);
+/* Not known to the compiler as noreturn (noipa), so that the call is a
+ * jump and malloc's fast path needs no stack frame. */
+HIDDEN NOIPA __attribute__((cold)) void *write_after_free(void *p);
+HIDDEN __attribute__((noinline)) int next_header_ok(const struct meta *m, const unsigned char *q,
+						    int nidx, size_t room);
+HIDDEN _Noreturn __attribute__((noinline, cold)) void bad_header(uint64_t hdr, unsigned char *p);
+
+/* Take slot idx of m, whose free slots are a (the owner's m->avail):
+ * the header first, then the bit, with release order, so that a thread
+ * that reads the bit cleared then reads the header written (a zero header
+ * of a slot in use is an overflow: next_header_ok).
+ * m comes from the heap's ring, which is ordinary memory: it must be the
+ * record that its own index names through the read-only area table, so
+ * that a rewritten group pointer cannot make malloc follow a record
+ * forged outside the meta areas. */
+static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m, uint32_t a, int idx,
+								  size_t n)
+{
+	uint32_t mi = m->index & ((MAX_AREAS << AREA_SHIFT) - 1);
+	if (unlikely(meta_at_index(mi) != m)) return slot_not_free(m);
+	unsigned char *p = m->mem + GROUP_HDR + (size_t)idx * class_stride[m->sc];
+	uint64_t old = *header_of(p);
+	if (unlikely(old != 0) && unlikely(!freed_ok(old, p)) && !sealed(old, p, 0, K_VOID))
+		return slot_not_free(p);
+	frame(p, m->index, idx, n, class_room[m->sc], K_LIVE);
+	__atomic_store_n(&m->avail, a & ~(1u << idx), __ATOMIC_RELEASE);
+	return p;
+}
+
+/* Reuse the slot on top of the thread cache (p, at top): its freed header
+ * must still verify (else something wrote to it after free); the slot
+ * index and record it names are kept. */
+static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t sc, unsigned top,
+							   unsigned char *p, size_t n)
+{
+	h->tc_top[sc] = (uint32_t)(top - sizeof(void *));     /* first: h and top die here */
+	uint64_t freed = *header_of(p);
+	if (unlikely(!freed_ok(freed, p))) return write_after_free(p);
+	frame(p, H_META(freed), H_IDX(freed), n, class_room[sc], K_LIVE);
+	return p;
+}
+
+/* Full validation of p as a header of `kind` (K_LIVE for the entry points,
+ * K_CONTAINER for free_container).  The record that the header names is
+ * read before the tag is verified (the tag covers the size, which takes
+ * the record's class): its index can only name a record of one of our
+ * areas (the area table is read-only), whose fields are checked before
+ * use.  A tag that fails is an invalid pointer, or a corrupted header;
+ * a tag that verifies with a record that does not match p is corrupted
+ * metadata. */
+ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned kind)
+{
+	unsigned char *p = ptr;
+	if ((uintptr_t)p & (UNIT - 1)) fail("invalid pointer", p);
+	if (unlikely(((uintptr_t)p & (PAGE - 1)) <= GROUP_HDR) && is_tomb(p)) fail("double free", p);
+	uint64_t hdr = *header_of(p);
+	if (!hdr || freed_ok(hdr, p)) bad_header(hdr, p);
+	int idx = H_IDX(hdr);
+	uint32_t mi = H_META(hdr);
+	struct meta_area *a = meta_areas[mi >> AREA_SHIFT].recs;
+	if (!a) bad_header(hdr, p);
+	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
+	size_t off = p - m->mem;    /* huge if p is below mem or mem is NULL */
+	size_t n = (size_t)-1, room = 0;
+	if (!m->mem || idx >= m->cnt) bad_header(hdr, p);
+	if (m->sc == SC_LARGE) {
+		if (off < SLOT_HDR || off >= m->maplen || H_R(hdr)) bad_header(hdr, p);
+		room = m->maplen - off;
+		if (m->size < room) n = m->size;
+		if (!sealed(hdr, p, 0, kind)) bad_header(hdr, p);
+		if (n == (size_t)-1) fail("corrupted metadata", p);
+	} else if (m->sc < NCLASS) {
+		size_t stride = class_stride[m->sc];
+		/* p in slot idx (d < stride: off < start wraps to a huge d) */
+		size_t d = off - (GROUP_HDR + (size_t)idx * stride);
+		if (d < stride - SLOT_HDR) {
+			room = stride - SLOT_HDR - d;
+			n = object_size(p, hdr, room);
+		}
+		if (n == (size_t)-1 || !sealed(hdr, p, n, kind)) bad_header(hdr, p);
+		/* a genuine header on a slot its group lists as free: written
+		 * back after the free (a replayed header) */
+		if ((__atomic_load_n(&m->avail, __ATOMIC_RELAXED) |
+		     atomic_load_explicit(&m->remote, memory_order_relaxed)) >> idx & 1)
+			fail("double free", p);
+	} else {
+		fail("corrupted metadata", p);
+	}
+	size_t slack = room - n;
+	unsigned r = m->sc == SC_LARGE ? 0 : H_R(hdr);
+	size_t clen = m->sc == SC_LARGE ? (slack < 4 ? slack : 4) : canary_len(slack, r);
+	if (clen ? !canary_ok(p + n, H_TAG(hdr), clen)
+		 : m->sc != SC_LARGE && !next_header_ok(m, p + n + SLOT_HDR, idx + 1, class_stride[m->sc] - SLOT_HDR))
+		fail("heap overflow", p);
+	s->meta = m;
+	s->p = p;
+	s->n = n;
+	s->idx = idx;
+	s->aligned = m->sc != SC_LARGE && off != GROUP_HDR + (size_t)idx * class_stride[m->sc];
+	return m;
+}
+
+/* The live-to-freed transition: the slot's generation advances (the live
+ * header, and any copy of it, stops verifying), then one compare-and-swap
+ * from the verified live header to the freed one, so that of two threads
+ * freeing one pointer at the same moment only one succeeds; the other
+ * sees a changed header.  (If both advanced the generation, the winner's
+ * freed header may carry the later one: it still verifies, since the
+ * freed header is sealed after the store it reads.) */
+ALWAYS_INLINE void seal_freed(unsigned char *p, uint64_t hdr)
+{
+	unsigned char *g = gen_at(H_META(hdr), H_IDX(hdr));
+	unsigned gen = (unsigned char)(__atomic_load_n(g, __ATOMIC_RELAXED) + 1);
+	__atomic_store_n(g, (unsigned char)gen, __ATOMIC_RELAXED);
+	uint64_t low = hdr & (H_META(~0ull) << H_MI_SHIFT | 31);
+	uint64_t freed = low | (uint64_t)mac(low, p, 0, K_FREED, gen) << 32;
+	uint64_t expect = hdr;
+	if (unlikely(!__atomic_compare_exchange_n(header_of(p), &expect, freed, 0,
+						  __ATOMIC_RELEASE, __ATOMIC_RELAXED)))
+		fail("double free", p);
+}
+
+/* malloc's steps for class sc: the thread cache, the checked path, the
+ * current group, the refill. */
+static inline __attribute__((always_inline)) void *alloc_class(size_t sc, size_t n)
+{
+	struct heap *h = tl_heap;
+	unsigned top = h->tc_top[sc];
+	unsigned char *p = *tc_at(h, top);  /* NULL: the sentinel, empty */
+	if (likely(p)) return tc_pop(h, sc, top, p, n);
+	if (unlikely(opt_slow)) return malloc_hardened(n, (int)sc);
+	struct meta *m = h->cur[sc];
+	uint32_t a = m->avail;
+	if (likely(a)) return enframe_inline(m, a, __builtin_ctz(a), n);
+	return malloc_slow(n, (int)sc);
+}
+
+/* ---- populate.c ---- */
+/* Slot i of m has no resident page (populate.c); the test forgets an
+ * untouched slot's mark, as it is handed out now. */
+static inline int slot_fresh(struct meta *m, int i)
+{
+	uint32_t bit = 1u << i;
+	if (class_stride[m->sc] >= SLOT_PURGE_MIN) return !(m->dirty & bit);
+	int fresh = (m->untouched & bit) != 0;
+	m->untouched &= ~bit;
+	return fresh;
+}
+
+#endif

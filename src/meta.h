@@ -1,0 +1,367 @@
+/* meta.h - layers 1 and 2: the class table (size_class.c), spans
+ * (span.c), meta records and areas (meta.c), first use (init.c), and the
+ * slot header's encoding and tag, which name a record. */
+#ifndef MALLOCNG_META_H
+#define MALLOCNG_META_H
+
+#include "os.h"
+
+/* ---- size classes (size_class.c) ---- */
+
+/* ---- meta records (meta.c) ---- */
+struct heap;
+struct meta {
+	union {
+		struct meta *prev; /* ring / full list / abandoned list */
+		unsigned char *origin; /* large: the mapping mem was cut from */
+	};
+	struct meta *next;
+	unsigned char *mem;        /* group base; NULL while the record is free */
+	struct heap *owner;        /* NULL: abandoned, guarded by the lock */
+	union {
+		uint32_t avail;    /* free slots; written by the owner only */
+		uint32_t rsv_pages; /* guarded large: PROT_NONE pages reserved
+		                     * past maplen for growth, before the guard */
+	};
+	_Atomic uint32_t remote;   /* slots freed by other threads */
+	uint32_t index;            /* this record's own index */
+	uint8_t sc;                /* size class, or SC_LARGE */
+	uint8_t cnt;               /* slots in the group, 1..32; 0 while free */
+	uint8_t mapped;            /* mem is its own mapping of maplen bytes */
+	uint8_t in_full;           /* on the owner's full list */
+	size_t maplen;             /* bytes mapped (mapped groups, large) */
+	union {
+		size_t size;       /* large: bytes requested */
+		struct {
+			uint32_t dirty;     /* group: freed slots that may keep
+			                     * pages (dirty.c); the owner's only */
+			uint32_t untouched; /* mapped group: slots whose pages
+			                     * past the first were never written
+			                     * since mapped or given back (malloc.c:
+			                     * alloc_paged); the owner's only */
+		};
+	};
+};
+
+#define AREA_SHIFT 14           /* 16384 records of 64 bytes per area */
+#define AREA_RECS (1u << AREA_SHIFT)
+#define MAX_AREAS 1024          /* every 24-bit index has a table entry */
+_Static_assert(MAX_AREAS << AREA_SHIFT == 1 << 24, "meta index is 24 bits");
+
+/* The first record of every area is its header (it holds nothing of the
+ * secret: an over-read of the area learns no key). */
+struct meta_area {
+	uint64_t magic;            /* AREA_MAGIC: identifies an area in a dump */
+	uint32_t first;
+	uint32_t pad[13];          /* zero: read as a record, mem is NULL */
+};
+#define AREA_MAGIC 0x6d6574612d617265ull
+_Static_assert(offsetof(struct meta, mem) >= offsetof(struct meta_area, pad) &&
+	       offsetof(struct meta, cnt) >= offsetof(struct meta_area, pad),
+	       "an area header reads as a free record (mem NULL, cnt 0)");
+
+/* The secret, the class table and the area table are written at
+ * initialisation and when an area is added, and are read-only (mprotect)
+ * the rest of the time: a stray or malicious write cannot forge the secret,
+ * change a stride the checks rely on, or redirect an index (size_class.c). */
+#define CLASS_OF_MAX 4096      /* class_of covers n + SLOT_HDR - 1 below this */
+struct ro_globals {
+	uint64_t key[4];                   /* mac's keys (key[1], key[3] odd);
+	                                    * key[0] is never 0: also the
+	                                    * "initialised" flag (secret) */
+	uint32_t stride[256];              /* class_stride; 0 past NCLASS: every
+	                                    * value of a record's sc byte */
+	uint32_t room[NCLASS];             /* class_room: stride - SLOT_HDR, the
+	                                    * most user bytes of a slot */
+	uint8_t class_of[CLASS_OF_MAX / UNIT];
+	struct area_ref {
+		struct meta_area *recs;    /* the area's records */
+		unsigned char *gens;       /* its slot generations (meta.c) */
+	} areas[MAX_AREAS];
+} __attribute__((aligned(PAGE)));    /* whole pages, shared with nothing */
+extern HIDDEN struct ro_globals ro;
+#define secret (ro.key[0])
+#define class_stride (ro.stride)
+#define class_room (ro.room)
+#define meta_areas (ro.areas)
+
+/* Smallest class whose stride holds n user bytes plus SLOT_HDR.
+ * Requires n <= MAX_SMALL.  Before initialisation (secret == 0) the table
+ * is zero and small sizes map to class 0: malloc_slow recomputes. */
+#define TABLE_MAX (CLASS_OF_MAX - SLOT_HDR)     /* the table covers n <= this */
+static inline int table_class(size_t n)
+{
+	return ro.class_of[(n + SLOT_HDR - 1) >> 4];
+}
+static inline int size_to_class(size_t n)
+{
+	if (likely(n <= TABLE_MAX)) return table_class(n);
+	size_t x = n + SLOT_HDR - 1;
+	int b = 63 - __builtin_clzl(x);
+	return 8 + (b - 7) * 4 + (int)((x >> (b - 2)) & 3);
+}
+HIDDEN void size_class_init(void);
+extern HIDDEN _Atomic uint32_t meta_limit;
+#define BOOT_RECS 8             /* area 0 (meta.c): header + 7 records */
+extern HIDDEN uint32_t area0_recs;
+
+/* Whether index i names a record that exists and may have been handed
+ * out (stats walk records by index; area headers are not records). */
+static inline int meta_index_used(uint32_t i)
+{
+	return (i & (AREA_RECS - 1)) && i < atomic_load_explicit(&meta_limit, memory_order_relaxed) &&
+	       (i >= AREA_RECS || i < area0_recs);
+}
+
+HIDDEN struct meta *meta_alloc(void);   /* lock held */
+HIDDEN void meta_free(struct meta *m);  /* lock held */
+HIDDEN void init_secret(void);         /* init.c, lock held */
+extern HIDDEN int opt_protect;   /* option protect_meta */
+/* Option protect_meta: meta areas are read-only except inside a window,
+ * which holds the global lock.  meta_open returns whether it opened one;
+ * pass that to meta_close.  Both cost one test when the option is off. */
+HIDDEN int meta_window_open(void);
+HIDDEN void meta_window_close(void);
+static inline int meta_open(void)
+{
+	return unlikely(opt_protect) ? meta_window_open() : 0;
+}
+static inline void meta_close(int opened)
+{
+	if (unlikely(opened)) meta_window_close();
+}
+static inline void ensure_init(void)
+{
+	extern HIDDEN void init_slow(void);
+	if (unlikely(!secret)) init_slow();
+}
+
+/* Record of index mi; only for indices below meta_limit. */
+static inline struct meta *meta_at_index(uint32_t mi)
+{
+	return (struct meta *)meta_areas[mi >> AREA_SHIFT].recs + (mi & (AREA_RECS - 1));
+}
+
+static inline uint32_t full_mask(const struct meta *m)
+{
+	return (uint32_t)((2ull << (m->cnt - 1)) - 1);
+}
+
+static inline size_t group_bytes(int sc, int cnt)
+{
+	return GROUP_HDR + (size_t)cnt * class_stride[sc];
+}
+
+/* ---- slot header ----
+ * bits  0..4   slot index
+ * bits  5..7   slack code r (small objects; 0 for large): the bytes from
+ *              p + n to the next slot's header (the object's slack) when
+ *              below 7; 7 means 7 or more, the exact count then being the
+ *              32-bit word that ends the slot (slack_word)
+ * bits  8..31  index of the group's meta record: its record number in the
+ *              area (bits 8..21), its area number (bits 22..31)
+ * bits 32..63  tag: a keyed hash (mac, below) of p, the object's size n,
+ *              bits 0..31, and the header's kind
+ * A header is genuine only if its tag verifies against the secret keys.
+ * The kind is an input of the hash, not a bit of the header: turning a
+ * live header into a freed one (free) or back (malloc from the thread
+ * cache) takes the keys, and so does forging either.  The requested size
+ * is an input too (stored in r and the slack word, both in-band): a
+ * rewritten size makes the tag fail.
+ *
+ * Kinds: a live object's header (n its size; for a large object the size
+ * is in its record and the hash takes n = 0); a freed slot's (n = 0, r =
+ * 0); the slot of a nested group (container: only free_container accepts
+ * it); the voided start of a slot whose object was moved up for alignment
+ * (void).  No genuine header is zero: a zero header is a slot never used
+ * or whose pages were given back. */
+#define H_R_SHIFT 5
+#define H_R_ESC 7
+#define H_MI_SHIFT 8
+#define H_LOW 0xffffffffull
+#define H_META(h) ((uint32_t)((h) >> H_MI_SHIFT) & 0xffffff)
+#define H_IDX(h) ((int)(h) & 31)
+#define H_R(h) ((unsigned)((h) >> H_R_SHIFT) & 7)
+#define H_AREA(h) ((uint32_t)((h) >> (H_MI_SHIFT + AREA_SHIFT)) & (MAX_AREAS - 1))
+/* the record's byte offset in its area (record number x 64) */
+#define H_REC_OFF(h) (((h) >> (H_MI_SHIFT - 6)) & ((uint64_t)(AREA_RECS - 1) << 6))
+_Static_assert(sizeof(struct meta) == 64, "H_REC_OFF is the record's offset");
+#define H_TAG(h) ((uint32_t)((h) >> 32))
+enum { K_LIVE, K_FREED, K_CONTAINER, K_VOID };
+
+/* The keyed hash: multiply and xor-shift rounds over 128 bits of input
+ * (p, n and the kind in one word, the low header bits in the other) with
+ * four 64-bit keys; the tag is the top half of the last product, in which
+ * every input and key bit has been multiplied through.  Not linear in the
+ * keys (products of key-dependent terms, with carries and shifts
+ * between), and with a last xor-shift and product after the header bits
+ * go in, so that no xor or additive difference of header bits gives a
+ * predictable difference of tags; 32 bits wide, so that a blind guess
+ * passes with probability 2^-32.  Not a proven pseudo-random function
+ * (doc/security.md).  p < 2^48 and is a multiple of UNIT, n < 2^18 for
+ * a small object (0 for the others): the first word is injective. */
+static inline uint32_t mac(uint64_t low, const void *p, size_t n, unsigned kind, unsigned gen)
+{
+	uint64_t x = ((uint64_t)(uintptr_t)p << 16 | (uint64_t)n << 2 | kind) ^ ro.key[0];
+	x *= ro.key[1];
+	x ^= x >> 29;
+	x = (x ^ low ^ (uint64_t)gen << 32 ^ ro.key[2]) * ro.key[3];
+	x = (x ^ x >> 32) * ro.key[1];
+	return (uint32_t)(x >> 32);
+}
+
+/* ---- slot generations ----
+ * Every slot (and every large object, as slot 0 of its record) has a
+ * generation byte, out of band: 32 bytes per record, in an array of each
+ * meta area's own (ro.areas[].gens, meta.c).  It is an input of the tag,
+ * and free advances it before it seals the freed header: a header saved
+ * while the object was live no longer verifies once the object is freed,
+ * wherever the slot then waits (a thread cache, its group), and neither
+ * does any header of an earlier use of the record.  (8 bits: it repeats
+ * after 256 frees of one slot.)  Voided starts of aligned objects are
+ * sealed with generation 0: they are never accepted as live. */
+#define GENS_PER_REC 32
+static inline unsigned char *gen_at(uint32_t mi, unsigned idx)
+{
+	unsigned char *g = ro.areas[(mi >> AREA_SHIFT) & (MAX_AREAS - 1)].gens;
+	return g + (size_t)(mi & (AREA_RECS - 1)) * GENS_PER_REC + (idx & 31);
+}
+/* The generation of the slot that header bits low name; 0 where their
+ * area does not exist (the tag then fails anyway). */
+static inline unsigned gen_of(uint64_t low)
+{
+	uint32_t mi = (uint32_t)(low >> H_MI_SHIFT) & 0xffffff;
+	if (unlikely(!ro.areas[(mi >> AREA_SHIFT) & (MAX_AREAS - 1)].gens)) return 0;
+	return __atomic_load_n(gen_at(mi, (unsigned)low & 31), __ATOMIC_RELAXED);
+}
+static inline unsigned kind_gen(uint64_t low, unsigned kind)
+{
+	return kind == K_VOID ? 0 : gen_of(low);
+}
+
+static inline uint64_t seal(uint64_t low, const void *p, size_t n, unsigned kind)
+{
+	return low | (uint64_t)mac(low, p, n, kind, kind_gen(low, kind)) << 32;
+}
+
+static inline int sealed(uint64_t hdr, const void *p, size_t n, unsigned kind)
+{
+	return H_TAG(hdr) == mac(hdr & H_LOW, p, n, kind, kind_gen(hdr, kind));
+}
+
+/* The header of a freed slot, and whether hdr is one for p. */
+static inline uint64_t freed_header(uint64_t hdr, const void *p)
+{
+	return seal(hdr & (H_META(~0ull) << H_MI_SHIFT | 31), p, 0, K_FREED);
+}
+static inline int freed_ok(uint64_t hdr, const void *p)
+{
+	return (hdr & (7u << H_R_SHIFT)) == 0 && sealed(hdr, p, 0, K_FREED);
+}
+
+static inline uint64_t *header_of(const void *p)
+{
+	return (uint64_t *)((char *)p - SLOT_HDR);
+}
+
+/* Every write of a slot header is one relaxed atomic store (a plain mov):
+ * the free of a neighbouring object that fills its slot may be reading it
+ * (next_header_ok in slot.c).  Race checkers know it by this name. */
+static inline __attribute__((always_inline)) void header_store(const void *p, uint64_t h)
+{
+	__atomic_store_n(header_of(p), h, __ATOMIC_RELAXED);
+}
+
+/* The 32-bit word that ends an object's room, holding its slack when the
+ * slack code is H_R_ESC (unaligned: rooms are multiples of 8 only). */
+static inline uint32_t slack_word(const unsigned char *p, size_t room)
+{
+	uint32_t w;
+	__builtin_memcpy(&w, p + room - 4, 4);
+	return w;
+}
+
+/* The check value: the bytes past the object, up to 4, are the tag's
+ * (little-endian order); with an escaped slack code the slack word's 4
+ * bytes are not among them.  An overflow cannot rewrite them blindly. */
+static inline size_t canary_len(size_t slack, unsigned r)
+{
+	size_t k = r == H_R_ESC ? slack - 4 : slack;
+	return k < 4 ? k : 4;
+}
+/* The tag as 4 bytes in little-endian order, read as a native word. */
+static inline uint32_t canary_word(uint32_t tag)
+{
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	return __builtin_bswap32(tag);
+#else
+	return tag;
+#endif
+}
+static inline void put_canary(unsigned char *q, uint32_t tag, size_t len)
+{
+	if (len == 4) __builtin_memcpy(q, &(uint32_t){ canary_word(tag) }, 4);
+	else for (size_t i = 0; i < len; i++) q[i] = (unsigned char)(tag >> (8 * i));
+}
+static inline int canary_ok(const unsigned char *q, uint32_t tag, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (q[i] != (unsigned char)(tag >> (8 * i))) return 0;
+	return 1;
+}
+
+/* Write the header of kind K_LIVE (or K_CONTAINER) of an object of n
+ * bytes at p whose room (the bytes from p to the next slot's header) is
+ * room, with its slack code, its slack word and its check value.  The
+ * header goes last, with release order: a reader of the header with
+ * acquire order (next_header_ok) sees the slack word that goes with it. */
+static inline __attribute__((always_inline)) void frame(unsigned char *p, uint32_t mi, int idx,
+							size_t n, size_t room, unsigned kind)
+{
+	size_t slack = room - n;
+	unsigned r = slack < H_R_ESC ? (unsigned)slack : H_R_ESC;
+	uint64_t low = (uint64_t)idx | (uint64_t)r << H_R_SHIFT | (uint64_t)mi << H_MI_SHIFT;
+	uint64_t h = seal(low, p, n, kind);
+	if (r == H_R_ESC) {
+		uint32_t w = (uint32_t)slack;
+		__builtin_memcpy(p + room - 4, &w, 4);
+	}
+	put_canary(p + n, H_TAG(h), canary_len(slack, r));
+	__atomic_store_n(header_of(p), h, __ATOMIC_RELEASE);
+}
+
+/* A large object: its size is in its record, the header has r = 0 and
+ * the hash takes n = 0; its check value is as long as the mapping allows. */
+static inline void frame_large(unsigned char *p, uint32_t mi, size_t n, size_t room)
+{
+	uint64_t h = seal((uint64_t)mi << H_MI_SHIFT, p, 0, K_LIVE);
+	put_canary(p + n, H_TAG(h), room - n < 4 ? room - n : 4);
+	header_store(p, h);
+}
+
+/* The size of the small object at p whose header (verified or not) is
+ * hdr, given its room; (size_t)-1 if its slack code or word is impossible. */
+static inline size_t object_size(const unsigned char *p, uint64_t hdr, size_t room)
+{
+	unsigned r = H_R(hdr);
+	if (r != H_R_ESC) return r <= room ? room - r : (size_t)-1;
+	uint32_t slack = slack_word(p, room);
+	return slack >= H_R_ESC && slack <= room ? room - slack : (size_t)-1;
+}
+
+/* ---- spans: address ranges without an owner (span.c) ---- */
+/* os_map, os_map_guarded, os_remap, retried once after span_trim(1) when
+ * the mapping fails: address space may be short.  Legal with the lock
+ * held (the lock is recursive). */
+HIDDEN void *span_map(size_t len);
+HIDDEN void *span_map_guarded(size_t len);
+HIDDEN void *span_remap(void *p, size_t old, size_t len);
+HIDDEN int span_trim(int all);
+HIDDEN void span_decay(void);
+#define DECAY_TICKS 256         /* malloc_slow calls between decay checks */
+HIDDEN void span_retire(unsigned char *base, size_t len);
+HIDDEN unsigned char *map_group(size_t *len, int *dirty);
+HIDDEN unsigned char *span_map_cached(size_t len, size_t *got, int *fresh, unsigned char **origin);
+HIDDEN void span_unmap_cached(unsigned char *base, size_t len, unsigned char *origin);
+
+#endif

@@ -1,0 +1,107 @@
+/* os.h - the ground floor (layer 0): attributes, sizes, the options
+ * (options.c), and what os.c offers: mappings, protections, the lock,
+ * tombstones, the process counters, the fatal-error line. */
+#ifndef MALLOCNG_OS_H
+#define MALLOCNG_OS_H
+
+#include "config.h"
+#include <stddef.h>
+#include <stdint.h>
+#include <stdatomic.h>
+#include "mallocng.h"
+
+#define HIDDEN __attribute__((visibility("hidden")))
+#define EXPORT __attribute__((visibility("default")))
+/* The pages of a first malloc.  ld.so dirties the page where .data ends
+ * and .bss begins (it zeroes the .bss part of it) in every process, so the
+ * globals that a first malloc writes cost nothing there: .data is small
+ * (empty_heap is in .data.rel.ro) and the first .bss bytes hold the lock,
+ * the counters, the boot meta records and the first heap's head.  What is
+ * page aligned (ro) or only written by large objects goes to COLD_BSS, a
+ * NOBITS section after .bss (x86-64's .lbss), so that it neither aligns
+ * .bss to a page nor pushes the first heap's head off that page.  The
+ * first malloc then writes two new pages: ro's first and its group's.
+ * Elsewhere COLD_BSS is an ordinary .bss section and it writes three. */
+#if defined(__x86_64__) && defined(__ELF__)
+#define COLD_BSS __attribute__((section(".lbss")))
+#else
+#define COLD_BSS __attribute__((section(".bss.mallocng_cold")))
+#endif
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define UNIT 16                 /* alignment of every pointer */
+#define GROUP_HDR 16            /* bytes before slot 0's user pointer */
+#define SLOT_HDR 8              /* in-band header, just before p */
+/* A small object needs n + SLOT_HDR bytes of its slot.  The check value
+ * (up to 4 bytes at p[n]) is written when the slot has room for it; an
+ * object that fills its slot ends right at the next slot's header, which
+ * then stands in for it (see next_header_ok in slot.c). */
+#define NCLASS 48
+#define SC_LARGE 63             /* meta of an individually mapped object */
+#define MAX_SMALL (131072 - SLOT_HDR)
+#define PAGE 4096
+#define NEST_MAX 4096           /* groups up to this size live in a slot */
+
+/* ---- options.c ---- */
+struct options {
+	int stats, verbose, junk, zero_free, guard, random, hardened, decay_ms;
+	int protect_meta, populate;
+	size_t quarantine;
+	long fail_mmap;             /* testing: make the Nth mmap fail */
+	int stats_fd;               /* copy of stderr taken at start (stats) */
+	char stats_file[256], heap_map[256];
+};
+extern HIDDEN struct options opt;
+extern HIDDEN int opt_slow;     /* a knob needs the checked (slow) paths */
+HIDDEN void options_changed(void);
+HIDDEN void options_init(void);
+
+/* ---- os.c ---- */
+HIDDEN void *os_map(size_t len);
+HIDDEN void os_populate(void *p, size_t len);
+HIDDEN int os_readable(const void *p, size_t len);
+HIDDEN void os_unmap(void *p, size_t len);
+HIDDEN void *os_map_guarded(size_t len);
+HIDDEN void os_purge(void *p, size_t len);
+HIDDEN void os_guard(void *p, size_t len);
+HIDDEN int os_unguard(void *p, size_t len);
+HIDDEN void os_decommit(void *p, size_t len);
+HIDDEN int os_map_failing(void);
+HIDDEN long os_now_ms(void);     /* CLOCK_MONOTONIC_COARSE, in ms */
+#define PURGE_MIN (16 << 10)    /* empty groups above this give pages back */
+#define SLOT_PURGE_MIN (32 << 10) /* freed slots from this stride on too */
+#define POPULATE_MIN 8192       /* malloc.c: alloc_paged from this size */
+#define REALLOC_MAP_MIN (32 << 10) /* realloc growth from here: a mapping */
+#define TOMBS 64
+extern HIDDEN _Atomic uintptr_t tombstones[TOMBS];
+HIDDEN void tomb_set(const void *p);
+HIDDEN void tomb_clear(const void *p, size_t len);
+static inline int is_tomb(const void *p)
+{
+	return atomic_load_explicit(&tombstones[((uintptr_t)p >> 12) % TOMBS],
+				    memory_order_relaxed) == (uintptr_t)p;
+}
+HIDDEN void os_unmap_guarded(void *p, size_t len);
+HIDDEN void os_protect(void *p, size_t len, int writable);
+HIDDEN void *os_remap(void *p, size_t old, size_t len);
+HIDDEN void os_lock(void);
+HIDDEN void os_unlock(void);
+HIDDEN int os_random(void *buf, size_t len);
+HIDDEN _Noreturn void fail(const char *what, const void *p);
+
+struct os_counters {
+	_Atomic size_t mmaps, munmaps, mremaps, madvises;
+	_Atomic size_t mapped;      /* bytes currently mapped by us */
+	_Atomic size_t released;    /* groups given back */
+	_Atomic long map_calls;     /* for fault injection */
+	/* lock held: */
+	size_t heaps_live;          /* heaps of live threads (heap.c) */
+	size_t heaps_mapped;        /* bytes mapped for heaps (heap.c) */
+	size_t meta_bytes_mapped;   /* bytes mapped for meta areas (meta.c) */
+};
+extern HIDDEN struct os_counters os_count;
+
+static inline size_t page_round(size_t n) { return (n + PAGE - 1) & ~(size_t)(PAGE - 1); }
+
+#endif
