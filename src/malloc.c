@@ -37,7 +37,7 @@ static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m
 	uint64_t old = *header_of(p);
 	if (unlikely(old != 0) && unlikely(!freed_ok(old, p)) && !sealed(old, p, 0, K_VOID))
 		return slot_not_free(p);
-	frame(p, m->index, idx, n, class_room[m->sc], K_LIVE);
+	frame(p, m->index, idx, n, class_room[m->sc], K_LIVE, *gen_at(m->index, idx));
 	__atomic_store_n(&m->avail, a & ~(1u << idx), __ATOMIC_RELEASE);
 	return p;
 }
@@ -67,8 +67,15 @@ static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t
 {
 	h->tc_top[sc] = (uint32_t)(top - sizeof(void *));     /* first: h and top die here */
 	uint64_t freed = *header_of(p);
-	if (unlikely(!freed_ok(freed, p))) return write_after_free(p);
-	frame(p, H_META(freed), H_IDX(freed), n, class_room[sc], K_LIVE);
+	uint32_t mi = H_META(freed);
+	/* the header may have been rewritten: its record index must name an
+	 * area before the generation is read */
+	const unsigned char *gens = meta_areas[mi >> AREA_SHIFT].gens;
+	if (unlikely(!gens)) return write_after_free(p);
+	unsigned gen = gens[(size_t)(mi & (AREA_RECS - 1)) * GENS_PER_REC + H_IDX(freed)];
+	if (unlikely(H_R(freed)) || unlikely(H_TAG(freed) != mac(freed & H_LOW, p, 0, K_FREED, gen)))
+		return write_after_free(p);
+	frame(p, mi, H_IDX(freed), n, class_room[sc], K_LIVE, gen);
 	return p;
 }
 
