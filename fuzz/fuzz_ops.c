@@ -21,7 +21,8 @@
  *   12        memalign / valloc / pvalloc       slot, kind, align, size
  *   13        reallocarray(obj, n, size/n)      slot, size, n
  *   14        check stats and object overlap    -
- *   15        malloc_trim(0) or free a run      kind, slot
+ *   15        malloc_trim(0), free a run, or    kind, slot, what, bit
+ *             corrupt an object in a child
  *
  * "slot" is an index in a table of at most 256 live objects (an operation
  * that needs an object on an empty entry allocates one instead).  Sizes are
@@ -38,6 +39,13 @@
  * figure taken when the input started, so libFuzzer's own allocations made
  * outside the callback do not matter), bytes_live by at least their bytes.
  *
+ * Corruption (op 15, kind 2 or 6): in a forked child, the object's header
+ * gets one bit flipped (its own, or the freed header after a free), or the
+ * byte just past it (its check value, or the next slot's header) gets
+ * another value; then the object is freed, reallocated or freed with its
+ * size.  The child must die by SIGABRT: a child that exits normally means
+ * the allocator accepted a corrupted header or check value.
+ *
  * Any violation prints one line and aborts; libFuzzer keeps the input.
  * Built with -DFUZZ_STANDALONE_MAIN this file has a main() that runs the
  * files named on the command line (or stdin): used by `make check` to replay
@@ -45,6 +53,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <malloc.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -262,6 +273,49 @@ static void release(struct obj *o, int how)
 	drop(o);
 }
 
+/* Corrupt o in a child (see the head of the file); the child must abort. */
+static void corrupt_in_child(struct obj *o, unsigned what, unsigned bit)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) return;
+	if (pid == 0) {
+		/* libFuzzer's handler would turn abort() into an exit */
+		signal(SIGABRT, SIG_DFL);
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0) dup2(null, 2);
+		unsigned char *p = o->p;
+		uint64_t h;
+		switch (what % 3) {
+		case 0:                         /* a live header's bit */
+			memcpy(&h, p - 8, 8), h ^= 1ull << (bit % 64), memcpy(p - 8, &h, 8);
+			break;
+		case 1:                         /* a freed header's bit, then again */
+			free(p);
+			memcpy(&h, p - 8, 8), h ^= 1ull << (bit % 64), memcpy(p - 8, &h, 8);
+			break;
+		default:                        /* the byte past the object */
+			p[o->n] ^= (unsigned char)(1 + bit % 255);
+			break;
+		}
+		switch ((what / 3) % 3) {
+		case 0: free(p); break;
+		case 1: free(realloc(p, o->n + 1)); break;
+		default: free_sized(p, o->n); break;
+		}
+		_exit(0);
+	}
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT) {
+		char m[96];
+		snprintf(m, sizeof m, "corruption %u/bit %u of an object of %zu bytes not detected",
+			 what % 9, bit % 64, o->n);
+		die(m, o, 0);
+	}
+}
+
 static void run(const uint8_t *data, size_t size)
 {
 	struct in in = { data, size, 0 };
@@ -356,7 +410,11 @@ static void run(const uint8_t *data, size_t size)
 		}
 		case 14: check_all(); break;
 		case 15:
-			if (o->p && byte(&in) & 1) {
+			a = byte(&in);
+			if (o->p && (a & 3) == 2) {
+				unsigned what = byte(&in);
+				corrupt_in_child(o, what, byte(&in));
+			} else if (o->p && a & 1) {
 				/* free a run of objects: empties groups, releases them */
 				for (struct obj *e = objs + MAX_OBJ; o < e && o->p; o++) release(o, 0);
 			} else {

@@ -31,7 +31,7 @@ void *alloc_aligned(size_t align, size_t n)
 	/* the slot's start keeps a header of its own kind (void): a free of q
 	 * fails, and the slot reads as not live (malloc, stats) */
 	if (p != q) header_store(q, seal(hdr & ((uint64_t)0xffffff << H_MI_SHIFT | 31), q, 0, K_VOID));
-	frame(p, H_META(hdr), H_IDX(hdr), n, room, K_LIVE);
+	frame(p, H_META(hdr), H_IDX(hdr), n, room, K_LIVE, *gen_at(H_META(hdr), H_IDX(hdr)));
 	return p;
 }
 

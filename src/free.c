@@ -57,9 +57,10 @@ static __attribute__((noinline)) void free_uncached(struct heap *h, unsigned cha
 /* The end of every free of a small object that passed its checks: seal
  * the header as freed, then the thread cache (not for an aligned object,
  * whose p is not its slot's), or back to the group. */
-ALWAYS_INLINE void free_checked(unsigned char *p, uint64_t hdr, size_t n, size_t sc, int aligned)
+ALWAYS_INLINE void free_checked(unsigned char *p, uint64_t hdr, size_t n, size_t sc, int aligned,
+				unsigned char *g)
 {
-	seal_freed(p, hdr);
+	seal_freed(p, hdr, g);
 	struct heap *h = tl_heap;
 	if (likely(h->tc_top[sc] < h->tc_end[sc]) && !aligned) {
 		tc_push(h, sc, p);
@@ -72,12 +73,14 @@ ALWAYS_INLINE void release(struct slot *s)
 {
 	struct meta *m = s->meta;
 	if (m->sc == SC_LARGE) {
-		seal_freed(s->p, *header_of(s->p));
+		uint64_t hdr = *header_of(s->p);
+		seal_freed(s->p, hdr, gen_at(H_META(hdr), 0));
 		tomb_set(s->p);
 		large_free(m);
 		return;
 	}
-	free_checked(s->p, *header_of(s->p), s->n, m->sc, s->aligned);
+	uint64_t hdr = *header_of(s->p);
+	free_checked(s->p, hdr, s->n, m->sc, s->aligned, gen_at(H_META(hdr), H_IDX(hdr)));
 }
 
 void free_slot(struct slot *s)
@@ -102,7 +105,7 @@ static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr
 {
 	const struct meta *m = meta_at_index(H_META(hdr));     /* verified */
 	if (unlikely(!next_header_ok(m, p + stride, H_IDX(hdr) + 1, stride - SLOT_HDR))) free_general(p);
-	else free_checked(p, hdr, n, sc, 0);
+	else free_checked(p, hdr, n, sc, 0, gen_at(H_META(hdr), H_IDX(hdr)));
 }
 
 /* Whether hdr (not yet verified) names a record in use whose slot idx
@@ -113,11 +116,15 @@ static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr
  * Fails for anything else, large objects (whose stride is 0) and aligned
  * ones included.  The free masks share the record's line with the fields
  * read here; another thread may be changing other bits of them. */
-ALWAYS_INLINE int small_record(unsigned char *p, uint64_t hdr, size_t *sc, size_t *stride)
+ALWAYS_INLINE int small_record(unsigned char *p, uint64_t hdr, size_t *sc, size_t *stride,
+				unsigned char **g)
 {
 	size_t idx = hdr & 31;          /* H_IDX, unsigned */
-	struct meta_area *a = meta_areas[H_AREA(hdr)].recs;
+	const struct area_ref *ar = &meta_areas[H_AREA(hdr)];
+	struct meta_area *a = ar->recs;
 	if (unlikely(!a)) return 0;
+	/* the slot's generation: the area's array, 32 bytes a record */
+	*g = ar->gens + (H_REC_OFF(hdr) >> 1) + idx;
 	struct meta *m = (struct meta *)((char *)a + H_REC_OFF(hdr));
 	if (unlikely(idx >= m->cnt)) return 0;
 	*sc = m->sc;                    /* < 256: within class_stride */
@@ -130,11 +137,13 @@ ALWAYS_INLINE int small_record(unsigned char *p, uint64_t hdr, size_t *sc, size_
 
 /* The size of the small object at p (slot start, stride known) if its
  * header verifies, else (size_t)-1.  *clen: the check value's length. */
-ALWAYS_INLINE size_t verified_size(unsigned char *p, uint64_t hdr, size_t stride, size_t *slack)
+ALWAYS_INLINE size_t verified_size(unsigned char *p, uint64_t hdr, size_t stride, size_t *slack,
+				   const unsigned char *g)
 {
 	size_t room = stride - SLOT_HDR;
 	size_t n = object_size(p, hdr, room);
-	if (unlikely(n == (size_t)-1) || unlikely(H_TAG(hdr) != mac(hdr & H_LOW, p, n, K_LIVE, gen_of(hdr))))
+	unsigned gen = __atomic_load_n(g, __ATOMIC_RELAXED);
+	if (unlikely(n == (size_t)-1) || unlikely(H_TAG(hdr) != mac(hdr & H_LOW, p, n, K_LIVE, gen)))
 		return (size_t)-1;
 	*slack = room - n;
 	return n;
@@ -161,21 +170,28 @@ EXPORT void free(void *ptr)
 	uint64_t hdr;
 	__builtin_memcpy(&hdr, p - SLOT_HDR, sizeof hdr);
 	size_t stride, sc, slack;
-	if (unlikely(!small_record(p, hdr, &sc, &stride))) goto general;
-	size_t n = verified_size(p, hdr, stride, &slack);
+	unsigned char *g;
+	if (unlikely(!small_record(p, hdr, &sc, &stride, &g))) goto general;
+	size_t n = verified_size(p, hdr, stride, &slack, g);
 	if (unlikely(n == (size_t)-1)) goto general;
-	/* a full check value: 4 bytes, clear of an escaped slack word */
-	if (likely(slack >= (H_R(hdr) == H_R_ESC ? 8u : 4u))) {
+	/* the check value: 4 bytes in one load, or the 1..3 bytes of a short
+	 * one one by one (the bytes past them may be the next slot's header,
+	 * which another thread may be writing) */
+	size_t clen = canary_len(slack, H_R(hdr));
+	if (likely(clen == 4)) {
 		uint32_t c;
 		__builtin_memcpy(&c, p + n, 4);
 		if (unlikely(c != canary_word(H_TAG(hdr)))) goto general;
-		free_checked(p, hdr, n, sc, 0);
+		free_checked(p, hdr, n, sc, 0, g);
 		return;
 	}
-	if (slack == 0) {
-		free_filled(p, hdr, n, sc, stride);
+	if (clen) {
+		if (unlikely(!canary_ok(p + n, H_TAG(hdr), clen))) goto general;
+		free_checked(p, hdr, n, sc, 0, g);
 		return;
 	}
+	free_filled(p, hdr, n, sc, stride);
+	return;
 general:
 	free_general(p);
 }
@@ -210,8 +226,9 @@ EXPORT size_t malloc_usable_size(void *ptr)
 		uint64_t hdr;
 		__builtin_memcpy(&hdr, p - SLOT_HDR, sizeof hdr);
 		size_t stride, sc, slack, n;
-		if (small_record(p, hdr, &sc, &stride) &&
-		    (n = verified_size(p, hdr, stride, &slack)) != (size_t)-1 &&
+		unsigned char *g;
+		if (small_record(p, hdr, &sc, &stride, &g) &&
+		    (n = verified_size(p, hdr, stride, &slack, g)) != (size_t)-1 &&
 		    (slack ? canary_ok(p + n, H_TAG(hdr), canary_len(slack, H_R(hdr)))
 			   : next_header_ok(meta_at_index(H_META(hdr)), p + stride, H_IDX(hdr) + 1,
 					    stride - SLOT_HDR)))

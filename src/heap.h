@@ -215,7 +215,7 @@ static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m
 	uint64_t old = *header_of(p);
 	if (unlikely(old != 0) && unlikely(!freed_ok(old, p)) && !sealed(old, p, 0, K_VOID))
 		return slot_not_free(p);
-	frame(p, m->index, idx, n, class_room[m->sc], K_LIVE);
+	frame(p, m->index, idx, n, class_room[m->sc], K_LIVE, *gen_at(m->index, idx));
 	__atomic_store_n(&m->avail, a & ~(1u << idx), __ATOMIC_RELEASE);
 	return p;
 }
@@ -228,8 +228,15 @@ static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t
 {
 	h->tc_top[sc] = (uint32_t)(top - sizeof(void *));     /* first: h and top die here */
 	uint64_t freed = *header_of(p);
-	if (unlikely(!freed_ok(freed, p))) return write_after_free(p);
-	frame(p, H_META(freed), H_IDX(freed), n, class_room[sc], K_LIVE);
+	uint32_t mi = H_META(freed);
+	/* the header may have been rewritten: its record index must name an
+	 * area before the generation is read */
+	const unsigned char *gens = meta_areas[mi >> AREA_SHIFT].gens;
+	if (unlikely(!gens)) return write_after_free(p);
+	unsigned gen = gens[(size_t)(mi & (AREA_RECS - 1)) * GENS_PER_REC + H_IDX(freed)];
+	if (unlikely(H_R(freed)) || unlikely(H_TAG(freed) != mac(freed & H_LOW, p, 0, K_FREED, gen)))
+		return write_after_free(p);
+	frame(p, mi, H_IDX(freed), n, class_room[sc], K_LIVE, gen);
 	return p;
 }
 
@@ -300,9 +307,8 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned kind)
  * sees a changed header.  (If both advanced the generation, the winner's
  * freed header may carry the later one: it still verifies, since the
  * freed header is sealed after the store it reads.) */
-ALWAYS_INLINE void seal_freed(unsigned char *p, uint64_t hdr)
+ALWAYS_INLINE void seal_freed(unsigned char *p, uint64_t hdr, unsigned char *g)
 {
-	unsigned char *g = gen_at(H_META(hdr), H_IDX(hdr));
 	unsigned gen = (unsigned char)(__atomic_load_n(g, __ATOMIC_RELAXED) + 1);
 	__atomic_store_n(g, (unsigned char)gen, __ATOMIC_RELAXED);
 	uint64_t low = hdr & (H_META(~0ull) << H_MI_SHIFT | 31);

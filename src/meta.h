@@ -189,25 +189,39 @@ _Static_assert(sizeof(struct meta) == 64, "H_REC_OFF is the record's offset");
 #define H_TAG(h) ((uint32_t)((h) >> 32))
 enum { K_LIVE, K_FREED, K_CONTAINER, K_VOID };
 
-/* The keyed hash: multiply and xor-shift rounds over 128 bits of input
- * (p, n and the kind in one word, the low header bits in the other) with
- * four 64-bit keys; the tag is the top half of the last product, in which
- * every input and key bit has been multiplied through.  Not linear in the
- * keys (products of key-dependent terms, with carries and shifts
- * between), and with a last xor-shift and product after the header bits
- * go in, so that no xor or additive difference of header bits gives a
- * predictable difference of tags; 32 bits wide, so that a blind guess
- * passes with probability 2^-32.  Not a proven pseudo-random function
- * (doc/security.md).  p < 2^48 and is a multiple of UNIT, n < 2^18 for
- * a small object (0 for the others): the first word is injective. */
+/* The keyed hash: two rounds of a full 64 x 64 -> 128-bit product whose
+ * halves are xored (mum), over two key-masked words: p, n and the kind in
+ * the first, the header's low 32 bits and the slot's generation in the
+ * second; the second round multiplies the first's result, masked with a
+ * third key, by a fourth.  Each output bit depends on every input and
+ * key bit through a product of key-dependent terms: not linear in the
+ * keys, and no xor or additive difference of inputs gives a predictable
+ * difference of tags.  32 bits wide, so that a blind guess passes with
+ * probability 2^-32.  Not a proven pseudo-random function
+ * (doc/security.md).  p < 2^48 and is a multiple of UNIT, n < 2^18 for a
+ * small object (0 for the others): the first word is injective. */
+/* The 128-bit product of a and b, its halves xored. */
+static inline uint64_t mum(uint64_t a, uint64_t b)
+{
+#ifdef __SIZEOF_INT128__
+	unsigned __int128 r = (unsigned __int128)a * b;
+	return (uint64_t)r ^ (uint64_t)(r >> 64);
+#else
+	uint64_t ah = a >> 32, al = (uint32_t)a, bh = b >> 32, bl = (uint32_t)b;
+	uint64_t ll = al * bl, lh = al * bh, hl = ah * bl, hh = ah * bh;
+	uint64_t mid = (ll >> 32) + (uint32_t)lh + (uint32_t)hl;
+	uint64_t lo = (uint32_t)ll | mid << 32;
+	uint64_t hi = hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
+	return lo ^ hi;
+#endif
+}
+
 static inline uint32_t mac(uint64_t low, const void *p, size_t n, unsigned kind, unsigned gen)
 {
-	uint64_t x = ((uint64_t)(uintptr_t)p << 16 | (uint64_t)n << 2 | kind) ^ ro.key[0];
-	x *= ro.key[1];
-	x ^= x >> 29;
-	x = (x ^ low ^ (uint64_t)gen << 32 ^ ro.key[2]) * ro.key[3];
-	x = (x ^ x >> 32) * ro.key[1];
-	return (uint32_t)(x >> 32);
+	uint64_t a = ((uint64_t)(uintptr_t)p << 16 | (uint64_t)n << 2 | kind) ^ ro.key[0];
+	uint64_t b = (low | (uint64_t)gen << 32) ^ ro.key[1];
+	uint64_t x = mum(a, b);
+	return (uint32_t)(mum(x ^ ro.key[2], ro.key[3]) >> 32);
 }
 
 /* ---- slot generations ----
@@ -312,16 +326,18 @@ static inline int canary_ok(const unsigned char *q, uint32_t tag, size_t len)
 
 /* Write the header of kind K_LIVE (or K_CONTAINER) of an object of n
  * bytes at p whose room (the bytes from p to the next slot's header) is
- * room, with its slack code, its slack word and its check value.  The
- * header goes last, with release order: a reader of the header with
- * acquire order (next_header_ok) sees the slack word that goes with it. */
+ * room, with its slack code, its slack word and its check value; gen is
+ * the slot's generation (*gen_at(mi, idx)).  The header goes last, with
+ * release order: a reader of the header with acquire order
+ * (next_header_ok) sees the slack word that goes with it. */
 static inline __attribute__((always_inline)) void frame(unsigned char *p, uint32_t mi, int idx,
-							size_t n, size_t room, unsigned kind)
+							size_t n, size_t room, unsigned kind,
+							unsigned gen)
 {
 	size_t slack = room - n;
 	unsigned r = slack < H_R_ESC ? (unsigned)slack : H_R_ESC;
 	uint64_t low = (uint64_t)idx | (uint64_t)r << H_R_SHIFT | (uint64_t)mi << H_MI_SHIFT;
-	uint64_t h = seal(low, p, n, kind);
+	uint64_t h = low | (uint64_t)mac(low, p, n, kind, gen) << 32;
 	if (r == H_R_ESC) {
 		uint32_t w = (uint32_t)slack;
 		__builtin_memcpy(p + room - 4, &w, 4);
