@@ -36,3 +36,10 @@ text = json.dumps(data)
 words = sorted(set(text.split(",")))[:5]
 print("python3 built", len(data), "lists,", len(text), "bytes of JSON; first:", words[0])
 '
+
+echo
+echo "== built in $PWD; nothing is installed yet =="
+echo "run the tests:  make check -j2   (about 1 min on 2 cores)"
+echo "install:        sudo make install && sudo ldconfig   (into /usr/local;"
+echo "                undo with sudo make uninstall), or build the Debian or"
+echo "                RPM packages: see Installing in README"

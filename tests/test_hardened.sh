@@ -3,13 +3,40 @@
 # the optional hardening (junk, guard pages, random slots, quarantine,
 # read-only meta areas) and the decay/zeroing settings must not change any
 # documented behaviour.
+#
+# Usage: test_hardened.sh [SET]...
+#   SET names an option set (below); with none, every set is run in turn.
+# `make check` runs one thin wrapper per set (hardened_preset.sh,
+# hardened_junk.sh, hardened_random.sh, hardened_protect_meta.sh), so that
+# the parallel harness runs them side by side and reports each as it ends.
 # Prints one line per suite and option set.
 
 suites="test_malloc test_realloc test_aligned test_death test_interpose test_fork test_stats test_attack"
+all_sets="preset junk random protect_meta"
+
+# The option set of each name.
+set_options() {
+	case $1 in
+	preset) echo hardened ;;
+	junk) echo "decay_ms=0,junk=1,zero_free=1" ;;
+	random) echo "random=1,quarantine=4m,decay_ms=50" ;;
+	protect_meta) echo protect_meta=1 ;;
+	*) return 1 ;;
+	esac
+}
+
+test $# -gt 0 || set -- $all_sets
+for name in "$@"; do
+	set_options "$name" >/dev/null || {
+		echo "test_hardened.sh: unknown option set '$name' (known: $all_sets)" >&2
+		exit 99
+	}
+done
+
 ran=0
 failed=0
-for opts in hardened "decay_ms=0,junk=1,zero_free=1" "random=1,quarantine=4m,decay_ms=50" \
-	protect_meta=1; do
+for name in "$@"; do
+	opts=$(set_options "$name")
 	for t in $suites; do
 		# fork is slow (test_attack forks 6 000 times); once (hardened)
 		# is enough
