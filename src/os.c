@@ -257,13 +257,66 @@ __attribute__((constructor)) static void os_constructor(void)
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
+/* The program's short name (argv[0] without its directory, as glibc keeps
+ * it; /proc/self/comm elsewhere), at most cap - 1 bytes, each byte outside
+ * printable ASCII replaced with '?' so that the report stays one line a
+ * terminal shows as it is.  No allocation: callers are the fatal-error
+ * path and the verbose lines, which may run inside malloc. */
+size_t os_progname(char *buf, size_t cap)
+{
+	size_t n = 0;
+#ifdef __GLIBC__
+	const char *s = program_invocation_short_name;
+	for (; s && s[n] && n + 1 < cap; n++) buf[n] = s[n];
+#else
+	int e = errno, fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t r = read(fd, buf, cap - 1);
+		n = r > 0 ? (size_t)r : 0;
+		if (n && buf[n - 1] == '\n') n--;
+		close(fd);
+	}
+	errno = e;
+#endif
+	if (!n) buf[n++] = '?';
+	for (size_t i = 0; i < n; i++)
+		if (buf[i] < 0x20 || buf[i] > 0x7e) buf[i] = '?';
+	buf[n] = 0;
+	return n;
+}
+
+/* Decimal digits of v at buf; returns their count. */
+size_t os_utoa(char *buf, unsigned long long v)
+{
+	char t[24];
+	size_t n = 0, k = 0;
+	do t[n++] = (char)('0' + v % 10), v /= 10; while (v);
+	while (n) buf[k++] = t[--n];
+	return k;
+}
+
+/* The fatal-error line, one write(2) and then abort(), never an allocation
+ * (the heap is not to be trusted any more):
+ *
+ *   mallocng: <program>[<pid>]: <what> at 0x<address> (see mallocng(7))
+ *
+ * The tests (tests/util.c, test_options.c, fuzz/misuse.sh) parse what
+ * follows "]: " and the hexadecimal after " at 0x": keep both.  The
+ * caller's address is not given: most checks run inlined in free's fast
+ * path, where neither __builtin_return_address(0) here nor a frame walk
+ * (no frame pointers) names the program's call reliably; a core dump or a
+ * debugger's backtrace at the abort does.  mallocng(7) says so. */
 _Noreturn void fail(const char *what, const void *p)
 {
-	char buf[128];
+	char buf[192];
 	static const char hex[] = "0123456789abcdef";
 	size_t n = 0, wl = strlen(what);
 	memcpy(buf, "mallocng: ", 10), n = 10;
-	if (wl > 80) wl = 80;
+	n += os_progname(buf + n, 33);
+	buf[n++] = '[';
+	n += os_utoa(buf + n, (unsigned long long)getpid());
+	buf[n++] = ']', buf[n++] = ':', buf[n++] = ' ';
+	if (wl > 60) wl = 60;
 	memcpy(buf + n, what, wl), n += wl;
 	memcpy(buf + n, " at 0x", 6), n += 6;
 	uintptr_t v = (uintptr_t)p;
@@ -272,7 +325,7 @@ _Noreturn void fail(const char *what, const void *p)
 		int d = (v >> s) & 15;
 		if (d || started || s == 0) buf[n++] = hex[d], started = 1;
 	}
-	buf[n++] = '\n';
+	memcpy(buf + n, " (see mallocng(7))\n", 19), n += 19;
 	(void)!write(2, buf, n);
 	abort();
 }

@@ -89,6 +89,8 @@ HIDDEN void os_lock(void);
 HIDDEN void os_unlock(void);
 HIDDEN int os_random(void *buf, size_t len);
 HIDDEN _Noreturn void fail(const char *what, const void *p);
+HIDDEN size_t os_progname(char *buf, size_t cap);    /* no allocation */
+HIDDEN size_t os_utoa(char *buf, unsigned long long v);
 
 struct os_counters {
 	_Atomic size_t mmaps, munmaps, mremaps, madvises;

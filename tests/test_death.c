@@ -1,5 +1,6 @@
 /* test_death.c - every detected misuse must abort with a diagnostic line
- * "mallocng: <what> at 0x<address>" on stderr.  Each case runs in its own
+ * "mallocng: <program>[<pid>]: <what> at 0x<address> (see mallocng(7))" on
+ * stderr.  Each case runs in its own
  * forked child whose stderr is captured and checked. */
 #define _GNU_SOURCE
 #include <check.h>

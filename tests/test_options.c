@@ -493,10 +493,13 @@ static void expect_signal(const char *options, const char *scenario, int sig,
 	              "MALLOCNG_OPTIONS=%s, %s: expected signal %d, status 0x%x; stderr: <%s>",
 	              options ? options : "(unset)", scenario, sig, st, err);
 	if (words) {
+		/* "mallocng: <program>[<pid>]: <words> at 0x..." (os.c, fail) */
 		char line[128];
-		snprintf(line, sizeof line, "mallocng: %s at 0x", words);
-		ck_assert_msg(strstr(err, line) != NULL, "%s: no \"%s\" line in <%s>",
-		              scenario, line, err);
+		snprintf(line, sizeof line, "]: %s at 0x", words);
+		const char *l = strstr(err, line), *start = l;
+		while (start && start > err && start[-1] != '\n') start--;
+		ck_assert_msg(l && !strncmp(start, "mallocng: ", 10),
+		              "%s: no \"mallocng: ...%s\" line in <%s>", scenario, line, err);
 	}
 }
 

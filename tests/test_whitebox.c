@@ -142,7 +142,7 @@ START_TEST(test_forged_current_group)
 {
 	char err[512];
 	int st = run_in_child(forge_cur, NULL, 10, err, sizeof err);
-	ck_assert_msg(WIFSIGNALED(st) && strstr(err, "mallocng: corrupted metadata"),
+	ck_assert_msg(WIFSIGNALED(st) && strstr(err, "mallocng: ") && strstr(err, "]: corrupted metadata at 0x"),
 		      "status %d: %s", st, err);
 }
 END_TEST
@@ -170,7 +170,7 @@ START_TEST(test_forged_avail_bit)
 {
 	char err[512];
 	int st = run_in_child(forge_avail, NULL, 10, err, sizeof err);
-	ck_assert_msg(WIFSIGNALED(st) && strstr(err, "mallocng: corrupted metadata"),
+	ck_assert_msg(WIFSIGNALED(st) && strstr(err, "mallocng: ") && strstr(err, "]: corrupted metadata at 0x"),
 		      "status %d: %s", st, err);
 }
 END_TEST

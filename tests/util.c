@@ -129,7 +129,12 @@ static int abort_matches(const char *file, int line, const char *name,
 		one[ll] = 0;
 		if (strncmp(one, "mallocng: ", 10)) continue;
 		if (!(at = strstr(one, " at 0x"))) continue;
-		if (words && !strstr(one + 10, words)) continue;
+		/* "mallocng: <program>[<pid>]: <what> at 0x<address> (see
+		 * mallocng(7))": what follows "]: " (src/os.c, fail) */
+		const char *what = strstr(one, "]: ");
+		if (!what || what > at) continue;
+		if (words && !strstr(what + 3, words)) continue;
+		if (!strstr(at, " (see mallocng(7))")) continue;
 		if (addr) {
 			unsigned long long v = strtoull(at + 6, NULL, 16);
 			if (v != (unsigned long long)(uintptr_t)addr) {
@@ -145,7 +150,7 @@ static int abort_matches(const char *file, int line, const char *name,
 		       found ? (int)(strchr(found, '\n') ? strchr(found, '\n') - found : (long)strlen(found)) : 0,
 		       found ? found : "");
 	if (!found) {
-		snprintf(msg, cap, "%s:%d: case '%s': no diagnostic line \"mallocng: ...%s... at 0x%s\"%s; "
+		snprintf(msg, cap, "%s:%d: case '%s': no diagnostic line \"mallocng: prog[pid]: ...%s... at 0x%s (see mallocng(7))\"%s; "
 		         "stderr was: <%s>", file, line, name, words ? words : "",
 		         addr ? "<pointer>" : "...",
 		         wrong_addr ? " (a line matched except for the address)" : "", err);
