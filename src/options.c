@@ -20,15 +20,25 @@ HIDDEN struct options opt = { .decay_ms = 1000, .populate = 1 };
 HIDDEN int opt_slow;
 HIDDEN int opt_protect;
 
-static void warn(const char *what, const char *s, size_t len)
+/* One warning line: "mallocng: <what><s>' in MALLOCNG_OPTIONS ignored"
+ * and, when accepted is not NULL, " (accepted: <accepted>)", so that a
+ * user learns the valid values from the line itself. */
+static void warn(const char *what, const char *s, size_t len, const char *accepted)
 {
-	char buf[160];
-	size_t n = 0, wl = strlen(what);
+	char buf[400];
+	size_t n = 0, wl = strlen(what), al = accepted ? strlen(accepted) : 0;
 	if (len > 64) len = 64;
+	if (al > 250) al = 250;
 	memcpy(buf, "mallocng: ", 10), n = 10;
 	memcpy(buf + n, what, wl), n += wl;
 	memcpy(buf + n, s, len), n += len;
-	memcpy(buf + n, "' in MALLOCNG_OPTIONS ignored\n", 30), n += 30;
+	memcpy(buf + n, "' in MALLOCNG_OPTIONS ignored", 29), n += 29;
+	if (al) {
+		memcpy(buf + n, " (", 2), n += 2;
+		memcpy(buf + n, accepted, al), n += al;
+		buf[n++] = ')';
+	}
+	buf[n++] = '\n';
 	(void)!write(2, buf, n);
 }
 
@@ -74,6 +84,7 @@ static void apply(struct options *o, const char *k, size_t kl, const char *v, si
 		{ "protect_meta", offsetof(struct options, protect_meta) },
 		{ "populate", offsetof(struct options, populate) },
 	};
+	const char *accepted = "accepted: 0 or 1";
 	long long n = number(v, vl);
 	for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {
 		if (strlen(flags[i].name) != kl || memcmp(flags[i].name, k, kl)) continue;
@@ -83,28 +94,36 @@ static void apply(struct options *o, const char *k, size_t kl, const char *v, si
 	}
 #define IS(name) (kl == sizeof name - 1 && !memcmp(k, name, kl))
 	if (IS("verbose")) {
+		accepted = "accepted: 0, 1 or 2";
 		if (n < 0 || n > 2) goto bad_value;
 		o->verbose = (int)n;
 	} else if (IS("quarantine")) {
+		accepted = "accepted: bytes, a decimal with an optional k, m or g suffix";
 		if (n < 0) goto bad_value;
 		o->quarantine = (size_t)n;
 	} else if (IS("decay_ms")) {
+		accepted = "accepted: 0 to 3600000";
 		if (n < 0 || n > 3600000) goto bad_value;
 		o->decay_ms = (int)n;
 	} else if (IS("fail_mmap")) {
+		accepted = "accepted: a count, 0 for off";
 		if (n < 0) goto bad_value;
 		o->fail_mmap = (long)n;
 	} else if (IS("stats_file")) {
+		accepted = "accepted: a path of 1 to 255 bytes without ','";
 		if (set_path(o->stats_file, v, vl)) goto bad_value;
 		o->stats = 1;
 	} else if (IS("heap_map")) {
+		accepted = "accepted: a path of 1 to 255 bytes without ','";
 		if (set_path(o->heap_map, v, vl)) goto bad_value;
 	} else {
-		warn("unknown option '", k, kl);
+		warn("unknown option '", k, kl, "known: stats, stats_file, heap_map, verbose, junk, "
+		     "zero_free, guard, random, quarantine, hardened, protect_meta, populate, decay_ms; "
+		     "see mallocng(7)");
 	}
 	return;
 bad_value:
-	warn("bad value in option '", k, kl + 1 + vl);
+	warn("bad value in option '", k, kl + 1 + vl, accepted);
 }
 
 /* not const: in .data, whose pages are resident anyway, rather than on a
@@ -184,7 +203,8 @@ void options_init(void)
 		if (!opt.quarantine) opt.quarantine = 1 << 20;
 	}
 	/* programs may close stderr before our exit handler runs */
-	if (opt.stats && !opt.stats_file[0]) opt.stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+	if ((opt.stats && !opt.stats_file[0]) || opt.verbose >= 2)
+		opt.stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
 	options_changed();
 }
 

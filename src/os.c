@@ -60,6 +60,41 @@ void tomb_clear(const void *p, size_t len)
 	}
 }
 
+/* The bytes mapped now and their peak.  Only mappings raise the peak, so
+ * it is kept here, on the system-call path, and never on malloc's or
+ * free's: a compare-and-swap loop only when a new peak is reached. */
+static void mapped_add(size_t len)
+{
+	size_t now = atomic_fetch_add_explicit(&os_count.mapped, len, memory_order_relaxed) + len;
+	size_t peak = atomic_load_explicit(&os_count.mapped_peak, memory_order_relaxed);
+	while ((ptrdiff_t)(now - peak) > 0 &&
+	       !atomic_compare_exchange_weak_explicit(&os_count.mapped_peak, &peak, now,
+						      memory_order_relaxed, memory_order_relaxed))
+		;
+}
+
+/* When the allocator started (CLOCK_MONOTONIC, ns): the first of its
+ * constructor and its first use, so that the statistics can say how long
+ * the process ran.  A racing second store writes a time just as close. */
+void os_mark_start(void)
+{
+	if (atomic_load_explicit(&os_count.start_ns, memory_order_relaxed)) return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	atomic_store_explicit(&os_count.start_ns, (long long)ts.tv_sec * 1000000000 + ts.tv_nsec,
+			      memory_order_relaxed);
+}
+
+/* Nanoseconds since os_mark_start, 0 before it. */
+long long os_elapsed_ns(void)
+{
+	long long t0 = atomic_load_explicit(&os_count.start_ns, memory_order_relaxed);
+	struct timespec ts;
+	if (!t0) return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000 + ts.tv_nsec - t0;
+}
+
 void *os_map(size_t len)
 {
 	int e = errno;
@@ -69,13 +104,23 @@ void *os_map(size_t len)
 	}
 	void *p = mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED) {
+		if (opt.verbose >= 2) {
+			char buf[192];  /* line start <= 66, the rest <= 60 */
+			size_t n = os_line_start(buf, sizeof buf);
+			memcpy(buf + n, "mmap of ", 8), n += 8;
+			n += os_utoa(buf + n, len);
+			memcpy(buf + n, " bytes failed, errno ", 21), n += 21;
+			n += os_utoa(buf + n, (unsigned)errno);
+			buf[n++] = '\n';
+			(void)!write(2, buf, n);
+		}
 		errno = ENOMEM;
 		return 0;
 	}
 	errno = e;
 	tomb_clear(p, len);
 	atomic_fetch_add_explicit(&os_count.mmaps, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&os_count.mapped, len, memory_order_relaxed);
+	mapped_add(len);
 	return p;
 }
 
@@ -193,7 +238,7 @@ void *os_remap(void *p, size_t old, size_t len)
 	if (q == MAP_FAILED) return 0;
 	tomb_clear(q, len);
 	atomic_fetch_add_explicit(&os_count.mremaps, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&os_count.mapped, len - old, memory_order_relaxed);
+	mapped_add(len - old);  /* modulo 2^64: a shrink subtracts */
 	return q;
 }
 
@@ -250,10 +295,15 @@ static void fork_child(void)
 {
 	lock_held = 0;
 	atomic_store(&lock_word, 0);
+	/* a new process: its statistics count their time from here; its
+	 * mappings, inherited, stay its peak so far */
+	atomic_store_explicit(&os_count.start_ns, 0, memory_order_relaxed);
+	os_mark_start();
 }
 
 __attribute__((constructor)) static void os_constructor(void)
 {
+	os_mark_start();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
@@ -285,6 +335,19 @@ size_t os_progname(char *buf, size_t cap)
 	return n;
 }
 
+/* "mallocng: <program>[<pid>]: " at buf (cap >= 48): the start of every
+ * line that names the process (the fatal error, the verbose lines). */
+size_t os_line_start(char *buf, size_t cap)
+{
+	size_t n = 10;
+	memcpy(buf, "mallocng: ", 10);
+	n += os_progname(buf + n, cap - n - 26 < 33 ? cap - n - 26 : 33);
+	buf[n++] = '[';
+	n += os_utoa(buf + n, (unsigned long long)getpid());
+	buf[n++] = ']', buf[n++] = ':', buf[n++] = ' ';
+	return n;
+}
+
 /* Decimal digits of v at buf; returns their count. */
 size_t os_utoa(char *buf, unsigned long long v)
 {
@@ -310,12 +373,7 @@ _Noreturn void fail(const char *what, const void *p)
 {
 	char buf[192];
 	static const char hex[] = "0123456789abcdef";
-	size_t n = 0, wl = strlen(what);
-	memcpy(buf, "mallocng: ", 10), n = 10;
-	n += os_progname(buf + n, 33);
-	buf[n++] = '[';
-	n += os_utoa(buf + n, (unsigned long long)getpid());
-	buf[n++] = ']', buf[n++] = ':', buf[n++] = ' ';
+	size_t n = os_line_start(buf, sizeof buf), wl = strlen(what);
 	if (wl > 60) wl = 60;
 	memcpy(buf + n, what, wl), n += wl;
 	memcpy(buf + n, " at 0x", 6), n += 6;

@@ -55,19 +55,41 @@ static struct meta *meta_at(uint32_t i)
 	return m->mem ? m : 0;
 }
 
-static size_t resident_bytes(void)
+/* The process's resident set now and at its peak, from /proc/self/status
+ * (VmRSS, VmHWM, in kB): the whole process, not only the allocator's
+ * memory, and the peak is the kernel's, so it costs nothing until it is
+ * read.  Read into a buffer on the stack (no allocation); 0 when /proc is
+ * not mounted. */
+struct resident { size_t now, peak; };
+
+static size_t status_kib(const char *buf, const char *key)
 {
-	char buf[128];
-	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-	if (fd < 0) return 0;
-	ssize_t r = read(fd, buf, sizeof buf - 1);
+	const char *s = strstr(buf, key);
+	size_t v = 0;
+	if (!s) return 0;
+	for (s += strlen(key); *s == ' ' || *s == '\t'; s++)
+		;
+	for (; *s >= '0' && *s <= '9'; s++) v = v * 10 + (size_t)(*s - '0');
+	return v << 10;
+}
+
+static struct resident resident_bytes(void)
+{
+	struct resident r = { 0, 0 };
+	char buf[4096];
+	int e = errno, fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		errno = e;
+		return r;
+	}
+	ssize_t len = read(fd, buf, sizeof buf - 1);
 	close(fd);
-	if (r <= 0) return 0;
-	buf[r] = 0;
-	char *s = strchr(buf, ' ');
-	size_t pages = 0;
-	for (s = s ? s + 1 : buf; *s >= '0' && *s <= '9'; s++) pages = pages * 10 + (*s - '0');
-	return pages * (size_t)sysconf(_SC_PAGESIZE);
+	errno = e;
+	if (len <= 0) return r;
+	buf[len] = 0;
+	r.now = status_kib(buf, "\nVmRSS:");
+	r.peak = status_kib(buf, "\nVmHWM:");
+	return r;
 }
 
 void stats_collect(struct mallocng_stats *st)
@@ -112,7 +134,7 @@ void stats_collect(struct mallocng_stats *st)
 		st->bytes_slots += c->slots_used * c->slot_size;
 	}
 	st->bytes_mapped = os_count.mapped;
-	st->bytes_resident = resident_bytes();
+	st->bytes_resident = resident_bytes().now;
 	st->groups_released = os_count.released;
 	st->mmap_calls = os_count.mmaps;
 	st->munmap_calls = os_count.munmaps;
@@ -152,31 +174,102 @@ static double pct(size_t a, size_t b)
 	return b ? 100.0 * a / b : 0;
 }
 
+/* v bytes in human units: "512 B", "12.5 KiB", "3.0 MiB", "1.2 GiB"
+ * (binary units, 1 KiB = 1024 bytes), at most 11 characters. */
+static const char *human(char buf[16], size_t v)
+{
+	static const char *unit[] = { "KiB", "MiB", "GiB", "TiB" };
+	if (v < 1024) {
+		snprintf(buf, 16, "%zu B", v);
+		return buf;
+	}
+	double x = v / 1024.0;
+	int u = 0;
+	while (x >= 1024 && u < 3) x /= 1024, u++;
+	snprintf(buf, 16, "%.1f %s", x, unit[u]);
+	return buf;
+}
+
+/* The figures of the report that the public struct does not carry: they
+ * come from the OS layer's counters and from /proc, never from malloc's or
+ * free's paths. */
+struct extra {
+	size_t mapped_peak;
+	struct resident res;
+	double elapsed_s;
+	char prog[33];
+};
+
+static void extra_collect(struct extra *x)
+{
+	x->mapped_peak = atomic_load_explicit(&os_count.mapped_peak, memory_order_relaxed);
+	x->res = resident_bytes();
+	x->elapsed_s = os_elapsed_ns() / 1e9;
+	os_progname(x->prog, sizeof x->prog);
+}
+
+/* The report of stats=1, mallocng_print_stats and `mallocng --stats`.
+ * Every line is explained in mallocng(7), STATISTICS: keep the two in
+ * step.  Written with write(2) line by line, allocating nothing (the
+ * program may be inside a failed allocation, or at exit). */
 EXPORT void mallocng_print_stats(int fd)
 {
 	struct mallocng_stats st;
+	struct extra x;
+	char a[16], b[16], c[16];
 	stats_collect(&st);
-	out(fd, "mallocng %s statistics (pid %d)\n", PACKAGE_VERSION, (int)getpid());
-	out(fd, "%8s %7s %9s %9s %7s %12s %12s %6s\n", "class", "groups", "slots",
-	    "used", "cached", "live bytes", "slot bytes", "waste");
+	extra_collect(&x);
+	size_t small_mapped = st.bytes_mapped > st.large_bytes + st.bytes_meta ?
+			      st.bytes_mapped - st.large_bytes - st.bytes_meta : 0;
+	out(fd, "mallocng %s statistics of %s[%d], %.3f s after start\n", PACKAGE_VERSION, x.prog,
+	    (int)getpid(), x.elapsed_s);
+	out(fd, "%-10s %11s %11s\n", "", "now", "peak");
+	out(fd, "%-10s %11s %11s  %zu objects requested and not freed (peak not tracked)\n", "live",
+	    human(a, st.bytes_live), "-", st.objects_live);
+	out(fd, "%-10s %11s %11s  by the allocator, %zu mmap and %zu munmap calls so far\n", "mapped",
+	    human(a, st.bytes_mapped), human(b, x.mapped_peak), st.mmap_calls, st.munmap_calls);
+	out(fd, "%-10s %11s %11s  the whole process (VmRSS, VmHWM)\n", "resident",
+	    human(a, x.res.now), human(b, x.res.peak));
+	out(fd, "mapped now: %s in %zu groups of small objects, %s in %zu large objects, %s of metadata\n",
+	    human(a, small_mapped), st.groups, human(b, st.large_bytes), st.large_count,
+	    human(c, st.bytes_meta));
+	out(fd, "overhead: %.1f%% of mapped is not live data; fragmentation: %.1f%% of the small "
+	    "objects' mapping is outside live slots\n",
+	    pct(st.bytes_mapped > st.bytes_live ? st.bytes_mapped - st.bytes_live : 0, st.bytes_mapped),
+	    pct(small_mapped > st.bytes_slots ? small_mapped - st.bytes_slots : 0, small_mapped));
+	out(fd, "threads: %zu with a heap; groups released: %zu; OS calls: mmap %zu, munmap %zu, "
+	    "mremap %zu, madvise %zu\n", st.threads, st.groups_released, st.mmap_calls,
+	    st.munmap_calls, st.mremap_calls, st.madvise_calls);
+	out(fd, "allocation and free counts: not kept (a count on every malloc and free would "
+	    "cost the fast paths; see mallocng(7))\n");
+	out(fd, "%9s %7s %7s %7s %7s %11s %11s %6s\n", "class", "groups", "slots",
+	    "used", "cached", "live", "slots", "waste");
 	for (int sc = 0; sc < NCLASS; sc++) {
-		struct mallocng_class_stats *c = &st.classes[sc];
-		if (!c->groups) continue;
-		size_t total = c->slots * c->slot_size;
-		out(fd, "%8zu %7zu %9zu %9zu %7zu %12zu %12zu %5.1f%%\n", c->slot_size, c->groups,
-		    c->slots, c->slots_used, c->slots_cached, c->bytes_live, total,
-		    pct(total - c->bytes_live, total));
+		struct mallocng_class_stats *k = &st.classes[sc];
+		if (!k->groups) continue;
+		size_t total = k->slots * k->slot_size;
+		out(fd, "%7zu B %7zu %7zu %7zu %7zu %11s %11s %5.1f%%\n", k->slot_size, k->groups,
+		    k->slots, k->slots_used, k->slots_cached, human(a, k->bytes_live),
+		    human(b, total), pct(total - k->bytes_live, total));
 	}
-	out(fd, "large objects: %zu using %zu bytes mapped\n", st.large_count, st.large_bytes);
-	out(fd, "live: %zu bytes in %zu objects; mapped: %zu; resident (process): %zu\n",
-	    st.bytes_live, st.objects_live, st.bytes_mapped, st.bytes_resident);
-	out(fd, "metadata: %zu bytes mapped; overhead: %.1f%% of mapped; fragmentation: %.1f%% of slots\n",
-	    st.bytes_meta, pct(st.bytes_mapped + st.bytes_meta - st.bytes_live, st.bytes_mapped + st.bytes_meta),
-	    pct(st.bytes_slots ? st.bytes_mapped - st.large_bytes - st.bytes_slots : 0,
-		st.bytes_mapped - st.large_bytes));
-	out(fd, "threads: %zu; groups: %zu, %zu released; syscalls: mmap %zu munmap %zu mremap %zu madvise %zu\n",
-	    st.threads, st.groups, st.groups_released, st.mmap_calls, st.munmap_calls,
-	    st.mremap_calls, st.madvise_calls);
+}
+
+/* verbose >= 2: one line at exit with what the OS layer counted, cheap
+ * (no walk of the records): mapped and resident bytes now and at their
+ * peak, and the system calls. */
+static void verbose_exit_line(int fd)
+{
+	struct extra x;
+	char a[16], b[16], c[16], d[16], line[80];
+	extra_collect(&x);
+	size_t n = os_line_start(line, sizeof line);
+	line[n] = 0;
+	out(fd, "%sat exit after %.3f s: mapped %s (peak %s), resident %s (peak %s); "
+	    "mmap %zu, munmap %zu, mremap %zu, madvise %zu calls; %zu groups released\n",
+	    line, x.elapsed_s, human(a, os_count.mapped), human(b, x.mapped_peak),
+	    human(c, x.res.now), human(d, x.res.peak), (size_t)os_count.mmaps,
+	    (size_t)os_count.munmaps, (size_t)os_count.mremaps, (size_t)os_count.madvises,
+	    (size_t)os_count.released);
 }
 
 /* ---- output files ---- */
@@ -271,6 +364,7 @@ EXPORT int mallocng_heap_map(const char *path)
 
 __attribute__((destructor)) static void stats_at_exit(void)
 {
+	if (opt.verbose >= 2) verbose_exit_line(opt.stats_fd > 0 ? opt.stats_fd : 2);
 	if (opt.stats) {
 		int fd = opt.stats_fd > 0 ? opt.stats_fd : 2;
 		if (opt.stats_file[0]) fd = open_output(opt.stats_file, 1, "statistics");

@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <malloc.h>
+#include "mallocng.h"
 #include "util.h"
 
 #define SAY(...) (fprintf(stderr, "FAIL: " __VA_ARGS__), fputc('\n', stderr), 1)
@@ -579,13 +580,28 @@ START_TEST(test_option_warnings)
 {
 	int st = run_self("bogus=1,junk=1", "junk_only", 30, err, sizeof err);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x <%s>", st, err);
-	ck_assert_msg(strstr(err, "mallocng: unknown option 'bogus' in MALLOCNG_OPTIONS ignored\n"),
+	ck_assert_msg(strstr(err, "mallocng: unknown option 'bogus' in MALLOCNG_OPTIONS ignored (known: "),
 	              "no warning for an unknown option: <%s>", err);
 
 	st = run_self("junk=7", "first_not_junk", 30, err, sizeof err);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x <%s>", st, err);
-	ck_assert_msg(strstr(err, "mallocng: bad value in option 'junk=7' in MALLOCNG_OPTIONS ignored\n"),
+	ck_assert_msg(strstr(err, "mallocng: bad value in option 'junk=7' in MALLOCNG_OPTIONS ignored "
+	                     "(accepted: 0 or 1)\n"),
 	              "no warning for a bad value: <%s>", err);
+	/* each warning names what is accepted (options.c) */
+	static const struct { const char *opt, *line; } bad[] = {
+		{ "verbose=5", "option 'verbose=5' in MALLOCNG_OPTIONS ignored (accepted: 0, 1 or 2)\n" },
+		{ "decay_ms=99999999", "(accepted: 0 to 3600000)\n" },
+		{ "quarantine=1x", "(accepted: bytes, a decimal with an optional k, m or g suffix)\n" },
+		{ "nosuch=1", "mallocng: unknown option 'nosuch' in MALLOCNG_OPTIONS ignored "
+		              "(known: stats, stats_file, heap_map, verbose, junk," },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		st = run_self(bad[i].opt, "plain", 30, err, sizeof err);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x <%s>", st, err);
+		ck_assert_msg(strstr(err, bad[i].line), "%s: no \"%s\" in <%s>", bad[i].opt,
+		              bad[i].line, err);
+	}
 
 	/* later settings override earlier ones */
 	expect_ok("junk=1,junk=0", "first_not_junk");
@@ -601,6 +617,13 @@ START_TEST(test_stats_at_exit)
 	int st = run_self("stats=1", "plain", 30, err, sizeof err);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x <%s>", st, err);
 	ck_assert_msg(strlen(err) > 100, "stats=1 printed only <%s>", err);
+	/* the report a person reads (stats.c, mallocng(7) STATISTICS) */
+	static const char *lines[] = { "mallocng " MALLOCNG_VERSION_STRING " statistics of ",
+		"\nlive ", "\nmapped ", "\nresident ", "\nmapped now: ", "\noverhead: ",
+		"\nthreads: ", "\nallocation and free counts: ", "    class  groups" };
+	for (size_t i = 0; i < sizeof lines / sizeof *lines; i++)
+		ck_assert_msg(strstr(err, lines[i]), "stats=1: no \"%s\" in <%s>", lines[i], err);
+	ck_assert_msg(strstr(err, " KiB") || strstr(err, " MiB"), "stats=1: no units in <%s>", err);
 
 	char path[] = "/tmp/mallocng-statsfile-XXXXXX";
 	int fd = mkstemp(path);
@@ -632,6 +655,52 @@ START_TEST(test_stats_at_exit)
 	fclose(f);
 	unlink(map);
 	ck_assert_msg(n > 0 && strstr(head, "<svg"), "heap_map file: <%.200s>", head);
+}
+END_TEST
+
+/* A line "mallocng: <program>[<pid>]: <rest>" whose rest starts with
+ * start, or NULL. */
+static const char *named_line(const char *text, const char *start)
+{
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		const char *r = strstr(l, "]: "), *end = strchr(l, '\n');
+		if (!strncmp(l, "mallocng: ", 10) && r && (!end || r < end) && strchr(l, '[') < r &&
+		    !strncmp(r + 3, start, strlen(start)))
+			return l;
+	}
+	return NULL;
+}
+
+/* verbose=1: the version and every option in effect, one line at the
+ * first allocation; verbose=2: also one line at exit.  Without verbose,
+ * nothing (expect_ok). */
+START_TEST(test_verbose)
+{
+	int st = run_self("verbose=1,junk=1,decay_ms=5", "junk_only", 30, err, sizeof err);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x <%s>", st, err);
+	const char *l = named_line(err, "mallocng " MALLOCNG_VERSION_STRING ", options: ");
+	ck_assert_msg(l != NULL, "verbose=1: no version line in <%s>", err);
+	char one[1024] = { 0 };
+	memcpy(one, l, strchr(l, '\n') ? (size_t)(strchr(l, '\n') - l) : strlen(l));
+	static const char *want[] = { " stats=0 ", " verbose=1 ", " junk=1 ", " guard=0 ",
+	                              " quarantine=0 ", " populate=1 ", " decay_ms=5" };
+	for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+		ck_assert_msg(strstr(one, want[i]), "verbose=1: no \"%s\" in <%s>", want[i], one);
+	ck_assert_msg(!named_line(err, "at exit"), "verbose=1 printed the exit line: <%s>", err);
+	/* the hardened preset is shown as it applies */
+	st = run_self("verbose=1,hardened=1", "plain", 30, err, sizeof err);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x <%s>", st, err);
+	ck_assert_msg(strstr(err, " junk=1 zero_free=0 guard=1 random=1 quarantine=1048576 hardened=1 "),
+	              "verbose=1,hardened=1: <%s>", err);
+
+	st = run_self("verbose=2", "plain", 30, err, sizeof err);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x <%s>", st, err);
+	ck_assert_msg(named_line(err, "mallocng " MALLOCNG_VERSION_STRING ", options: "),
+	              "verbose=2: no version line in <%s>", err);
+	l = named_line(err, "at exit after ");
+	ck_assert_msg(l && strstr(l, " mapped ") && strstr(l, "(peak ") && strstr(l, " resident ") &&
+	              strstr(l, " mmap "), "verbose=2: no exit line in <%s>", err);
+	ck_assert_msg(!strstr(err, "statistics"), "verbose=2 printed the statistics: <%s>", err);
 }
 END_TEST
 
@@ -688,6 +757,7 @@ static Suite *options_suite(void)
 	tcase_add_test(tc, test_quarantine);
 	tcase_add_test(tc, test_random);
 	tcase_add_test(tc, test_option_warnings);
+	tcase_add_test(tc, test_verbose);
 	tcase_add_test(tc, test_stats_at_exit);
 	tcase_add_test(tc, test_malloc_trim);
 	tcase_add_test(tc, test_decay_zero);
