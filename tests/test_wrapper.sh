@@ -1,0 +1,80 @@
+#!/bin/sh
+# test_wrapper.sh - the mallocng command (src/mallocng.in): a program that
+# would run without mallocng is not started (status 125, one line saying
+# why); a program that can is started with the library preloaded.
+#
+# MALLOCNG_LIB (tests/Makefile.am) is the freshly built library; the
+# command is run from its template, which is plain sh (MALLOCNG_LIB spares
+# it the substituted default).
+
+lib=${MALLOCNG_LIB:-}
+cmd=${MALLOCNG_WRAPPER_IN:-$(dirname "$0")/../src/mallocng.in}
+if test -z "$lib" || test ! -f "$lib"; then
+	echo "SKIP: no shared library ($lib)"
+	exit 77
+fi
+test -f "$cmd" || { echo "FAIL: no command template $cmd"; exit 99; }
+case $cmd in /*) ;; *) cmd=$PWD/$cmd ;; esac
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mallocng-wrapper.XXXXXX") || exit 99
+trap 'rm -rf "$tmp"' EXIT INT TERM
+failed=0
+
+# expect STATUS WORDS COMMAND...: the command's exit status is STATUS and,
+# unless WORDS is empty, its standard error has a line with WORDS.
+expect() {
+	want=$1 words=$2
+	shift 2
+	"$@" >"$tmp/out" 2>"$tmp/err"
+	st=$?
+	if test "$st" -ne "$want"; then
+		echo "FAIL: $*: status $st, expected $want"
+		sed 's/^/  stderr: /' "$tmp/err" | head -5
+		failed=$((failed + 1))
+	elif test -n "$words" && ! grep -q -- "$words" "$tmp/err"; then
+		echo "FAIL: $*: no \"$words\" on stderr"
+		sed 's/^/  stderr: /' "$tmp/err" | head -5
+		failed=$((failed + 1))
+	else
+		echo "PASS: $* -> $st${words:+ ($words)}"
+	fi
+}
+
+run() { MALLOCNG_LIB=${L-$lib} MALLOCNG_OPTIONS= sh "$cmd" "$@"; }
+
+# a dynamically linked program runs, with the library: verbose=1 names the
+# process at its first allocation
+expect 0 "" run true
+expect 0 "]: mallocng .*, options: " run --options verbose=1 ls /
+
+# the library must be a readable ELF shared object
+L=$tmp/none expect 125 "allocator library not found" run true
+printf 'not a library\n' >"$tmp/text.so"
+L=$tmp/text.so expect 125 "not a shared library" run true
+# a relative library path works (made absolute for the children)
+cp "$lib" "$tmp/libcopy.so"
+(cd "$tmp" && L=libcopy.so expect 0 "]: mallocng .*, options: " run --options verbose=1 ls / &&
+	test $failed -eq 0) || failed=$((failed + 1))
+
+# a statically linked program does not read LD_PRELOAD: not started
+printf 'int main(void) { return 3; }\n' >"$tmp/static.c"
+if ${CC:-cc} -static -o "$tmp/static" "$tmp/static.c" 2>/dev/null; then
+	expect 125 "statically linked" run "$tmp/static"
+	test "$(cat "$tmp/out")" = "" || { echo "FAIL: the static program ran"; failed=$((failed + 1)); }
+else
+	echo "SKIP: no static C library to build a static program"
+fi
+
+# set-user-ID or set-group-ID to someone else: ld.so ignores LD_PRELOAD
+true_bin=$(command -v env)
+if test "$(id -u)" = 0 && cp "$true_bin" "$tmp/suid" && chown 65534:65534 "$tmp/suid" 2>/dev/null; then
+	chmod 4755 "$tmp/suid"
+	expect 125 "set-user-ID" run "$tmp/suid" true
+	chmod 2755 "$tmp/suid"
+	expect 125 "set-group-ID" run "$tmp/suid" true
+	# the owner itself runs it normally (no AT_SECURE)
+	chown 0:0 "$tmp/suid" && chmod 4755 "$tmp/suid" && expect 0 "" run "$tmp/suid" true
+else
+	echo "SKIP: set-user-ID cases need root"
+fi
+
+test $failed -eq 0
