@@ -307,6 +307,10 @@ static int open_output(const char *path, int append, const char *what)
 
 /* ---- heap map: one row of slots per group, grouped by class ---- */
 
+/* At most ROWS_PER_CLASS groups of a class are drawn, one row each (the
+ * first ones in record order); the others are not dropped silently: one
+ * line under the class says how many there are and sums their slots by
+ * state, and the title gives the totals. */
 static int heap_map(const char *path, const char *what)
 {
 	int fd = open_output(path, 0, what);
@@ -317,43 +321,99 @@ static int heap_map(const char *path, const char *what)
 	os_lock();
 	uint32_t lim = meta_limit;
 	int per_class[NCLASS] = { 0 };
+	size_t groups[NCLASS] = { 0 }, all_groups = 0, hidden_groups = 0;
 	for (uint32_t i = 0; i < lim; i++) {
 		struct meta *m = meta_at(i);
-		if (m && m->sc < NCLASS && per_class[m->sc] < ROWS_PER_CLASS) per_class[m->sc]++, rows++;
+		if (!m || m->sc >= NCLASS) continue;
+		groups[m->sc]++, all_groups++;
+		if (per_class[m->sc] < ROWS_PER_CLASS) per_class[m->sc]++, rows++;
 	}
-	int classes = 0;
-	for (int sc = 0; sc < NCLASS; sc++) classes += per_class[sc] != 0;
-	int height = 40 + rows * (CELL + 2) + classes * 14;
+	int classes = 0, summaries = 0;
+	for (int sc = 0; sc < NCLASS; sc++) {
+		classes += per_class[sc] != 0;
+		summaries += groups[sc] > (size_t)per_class[sc];
+		hidden_groups += groups[sc] - per_class[sc];
+	}
+	int height = 58 + rows * (CELL + 2) + classes * 14 + summaries * 14;
 	out(fd, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" "
 	    "width=\"%d\" height=\"%d\" font-family=\"monospace\" font-size=\"11\">\n",
-	    LEFT + 32 * (CELL + 1) + 260, height);
-	out(fd, "<text x=\"4\" y=\"14\">mallocng heap map, pid %d: grey free, blue live, "
-	    "orange cached, dark nested group</text>\n", (int)getpid());
-	int y = 30;
+	    LEFT + 32 * (CELL + 1) + 360, height);
+	char prog[33];
+	os_progname(prog, sizeof prog);
+	out(fd, "<text x=\"4\" y=\"14\">mallocng heap map of %s[%d]: grey free, blue live, "
+	    "orange cached, dark nested group</text>\n", prog, (int)getpid());
+	out(fd, "<text x=\"4\" y=\"28\">%zu groups of small objects, %zu drawn (at most %d "
+	    "a class), %zu summed up under their class</text>\n", all_groups,
+	    all_groups - hidden_groups, ROWS_PER_CLASS, hidden_groups);
+	int y = 44;
 	for (int sc = 0; sc < NCLASS; sc++) {
 		if (!per_class[sc]) continue;
 		out(fd, "<text x=\"4\" y=\"%d\">class %u B</text>\n", y + 10, class_stride[sc]);
 		y += 14;
 		int drawn = 0;
-		for (uint32_t i = 0; i < lim && drawn < per_class[sc]; i++) {
+		size_t count[4] = { 0 };
+		for (uint32_t i = 0; i < lim; i++) {
 			struct meta *m = meta_at(i);
 			if (!m || m->sc != sc) continue;
+			if (drawn == per_class[sc]) {
+				/* not drawn: counted */
+				for (int k = 0; k < m->cnt; k++) {
+					size_t n = 0;
+					count[slot_state(m, k, &n)]++;
+				}
+				continue;
+			}
 			drawn++;
 			out(fd, "<g><title>group %p, %d slots</title>\n", (void *)m->mem, m->cnt);
 			for (int k = 0; k < m->cnt; k++) {
 				size_t n = 0;
-				int s = slot_state(m, k, &n);
+				int st = slot_state(m, k, &n);
 				out(fd, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>\n",
-				    LEFT + k * (CELL + 1), y, CELL, CELL, colour[s]);
+				    LEFT + k * (CELL + 1), y, CELL, CELL, colour[st]);
 			}
 			out(fd, "</g>\n");
 			y += CELL + 2;
+		}
+		if (groups[sc] > (size_t)drawn) {
+			out(fd, "<text x=\"%d\" y=\"%d\">+ %zu more groups of this class, not drawn: "
+			    "%zu slots, %zu live, %zu cached, %zu nested groups, %zu free</text>\n",
+			    LEFT, y + 10, groups[sc] - drawn, count[0] + count[1] + count[2] + count[3],
+			    count[S_LIVE], count[S_CACHED], count[S_NESTED], count[S_FREE]);
+			y += 14;
 		}
 	}
 	os_unlock();
 	out(fd, "</svg>\n");
 	close(fd);
 	return 0;
+}
+
+/* The path of an output file named by an option: "%p" stands for the
+ * process ID (so that each process of a pipeline or script, which inherit
+ * MALLOCNG_OPTIONS, writes its own file) and "%%" for "%"; any other "%"
+ * is kept.  Returns dst, or NULL (with a warning) if the result does not
+ * fit. */
+static const char *expand_path(char *dst, size_t cap, const char *pat, const char *what)
+{
+	size_t n = 0;
+	for (const char *s = pat; *s; s++) {
+		char num[24];
+		const char *add = s, *end = s + 1;
+		if (s[0] == '%' && s[1] == 'p') {
+			num[os_utoa(num, (unsigned long long)getpid())] = 0;
+			add = num, end = num + strlen(num), s++;
+		} else if (s[0] == '%' && s[1] == '%') {
+			end = s + 1, s++;
+		}
+		size_t l = (size_t)(end - add);
+		if (n + l >= cap) {
+			out(2, "mallocng: not writing %s to '%s': the path is too long\n", what, pat);
+			return NULL;
+		}
+		memcpy(dst + n, add, l), n += l;
+	}
+	dst[n] = 0;
+	return dst;
 }
 
 /* The caller sees the error; the options at exit warn instead. */
@@ -364,12 +424,17 @@ EXPORT int mallocng_heap_map(const char *path)
 
 __attribute__((destructor)) static void stats_at_exit(void)
 {
+	char path[512];
 	if (opt.verbose >= 2) verbose_exit_line(opt.stats_fd > 0 ? opt.stats_fd : 2);
 	if (opt.stats) {
 		int fd = opt.stats_fd > 0 ? opt.stats_fd : 2;
-		if (opt.stats_file[0]) fd = open_output(opt.stats_file, 1, "statistics");
+		if (opt.stats_file[0]) {
+			const char *p = expand_path(path, sizeof path, opt.stats_file, "statistics");
+			fd = p ? open_output(p, 1, "statistics") : -1;
+		}
 		if (fd >= 0) mallocng_print_stats(fd);
 		if (fd > 2) close(fd);
 	}
-	if (opt.heap_map[0]) heap_map(opt.heap_map, "the heap map");
+	if (opt.heap_map[0] && expand_path(path, sizeof path, opt.heap_map, "the heap map"))
+		heap_map(path, "the heap map");
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <malloc.h>
 #include "mallocng.h"
 #include "util.h"
@@ -655,6 +656,39 @@ START_TEST(test_stats_at_exit)
 	fclose(f);
 	unlink(map);
 	ck_assert_msg(n > 0 && strstr(head, "<svg"), "heap_map file: <%.200s>", head);
+
+	/* %p: the process ID (stats.c, expand_path); the title line counts
+	 * the groups drawn and summed up */
+	char dir[] = "/tmp/mallocng-heapmap-dir-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(opt, sizeof opt, "heap_map=%s/m-%%p-%%%%.svg", dir);
+	expect_ok(opt, "plain");
+	DIR *d = opendir(dir);
+	ck_assert_ptr_nonnull(d);
+	struct dirent *e;
+	char found[512] = "";
+	int files = 0;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.') continue;
+		files++;
+		unsigned long pid = 0;
+		char tail[16] = "";
+		if (sscanf(e->d_name, "m-%lu-%15s", &pid, tail) == 2 && pid > 0 && !strcmp(tail, "%.svg"))
+			snprintf(found, sizeof found, "%s/%s", dir, e->d_name);
+		else
+			ck_abort_msg("heap_map=m-%%p-%%%%.svg wrote %s", e->d_name);
+	}
+	closedir(d);
+	ck_assert_msg(files == 1 && found[0], "heap_map=m-%%p-%%%%.svg: %d files", files);
+	f = fopen(found, "r");
+	ck_assert_ptr_nonnull(f);
+	n = fread(head, 1, sizeof head - 1, f);
+	head[n] = 0;
+	fclose(f);
+	unlink(found);
+	rmdir(dir);
+	ck_assert_msg(strstr(head, " groups of small objects, ") && strstr(head, " summed up under their class"),
+	              "heap map title: <%.400s>", head);
 }
 END_TEST
 

@@ -77,4 +77,26 @@ else
 	echo "SKIP: set-user-ID cases need root"
 fi
 
+# --heap-map: a path the library would refuse at exit is refused at once;
+# %p gives one file per process
+expect 125 "no directory" run --heap-map /nonexistent-dir/map.svg true
+ln -s "$tmp/elsewhere" "$tmp/link.svg"
+expect 125 "symbolic link" run --heap-map "$tmp/link.svg" true
+expect 125 "not a regular file" run --heap-map "$tmp" true
+mkdir "$tmp/maps"
+# two children of the shell (which itself leaves by _exit): two maps
+expect 0 "" run --heap-map "$tmp/maps/map-%p.svg" sh -c 'ls / >/dev/null; ls / >/dev/null'
+n=0
+for m in "$tmp"/maps/*; do
+	case ${m##*/} in
+	map-[0-9]*.svg) grep -q "groups of small objects" "$m" && n=$((n + 1)) ;;
+	esac
+done
+if test $n -ge 2; then
+	echo "PASS: --heap-map map-%p.svg: one map per process ($(ls "$tmp/maps" | tr '\n' ' '))"
+else
+	echo "FAIL: --heap-map map-%p.svg: $n maps for two processes: $(ls "$tmp/maps")"
+	failed=$((failed + 1))
+fi
+
 test $failed -eq 0
