@@ -40,6 +40,7 @@ static void print_options(void)
 	put_opt(b, &n, "protect_meta", opt.protect_meta);
 	put_opt(b, &n, "populate", opt.populate);
 	put_opt(b, &n, "decay_ms", opt.decay_ms);
+	if (opt.report_pid) put_opt(b, &n, "report_pid", (unsigned long long)opt.report_pid);
 	if (opt.fail_mmap) put_opt(b, &n, "fail_mmap", opt.fail_mmap);
 	put(b, &n, "\n");
 	(void)!write(2, b, n);

@@ -105,6 +105,10 @@ static void apply(struct options *o, const char *k, size_t kl, const char *v, si
 		accepted = "accepted: 0 to 3600000";
 		if (n < 0 || n > 3600000) goto bad_value;
 		o->decay_ms = (int)n;
+	} else if (IS("report_pid")) {
+		accepted = "accepted: a process ID, 0 for every process";
+		if (n < 0 || n > 0x7fffffff) goto bad_value;
+		o->report_pid = (long)n;
 	} else if (IS("fail_mmap")) {
 		accepted = "accepted: a count, 0 for off";
 		if (n < 0) goto bad_value;
@@ -118,7 +122,8 @@ static void apply(struct options *o, const char *k, size_t kl, const char *v, si
 		if (set_path(o->heap_map, v, vl)) goto bad_value;
 	} else {
 		warn("unknown option '", k, kl, "known: stats, stats_file, heap_map, verbose, junk, "
-		     "zero_free, guard, random, quarantine, hardened, protect_meta, populate, decay_ms; "
+		     "zero_free, guard, random, quarantine, hardened, protect_meta, populate, decay_ms, "
+		     "report_pid; "
 		     "see mallocng(7)");
 	}
 	return;
@@ -144,7 +149,7 @@ static void parse(struct options *o, const char *s)
 	}
 }
 
-/* buf has room for the names of all 7 options below, their separators
+/* buf has room for the names of all 8 options below, their separators
  * and a newline */
 static void add_name(char *buf, size_t *n, const char *name)
 {
@@ -162,7 +167,7 @@ static void add_name(char *buf, size_t *n, const char *name)
  * create or overwrite files with the program's privileges or read its heap
  * statistics; fail_mmap makes allocations fail where privileged code may
  * not expect it; decay_ms and populate are tuning with nothing to gain
- * there.  So the rule is "only what tightens", which also keeps an option
+ * there; report_pid only selects output that is not written there anyway.  So the rule is "only what tightens", which also keeps an option
  * added later out until it is classified here.  The options ignored are
  * named in one line on stderr, if stderr is open (the C library reopens a
  * closed one on /dev/null in such a process; the test costs one call). */
@@ -181,6 +186,7 @@ static void secure_merge(const struct options *o)
 	if (o->heap_map[0]) add_name(names, &n, "heap_map");
 	if (o->verbose != opt.verbose) add_name(names, &n, "verbose");
 	if (o->fail_mmap != opt.fail_mmap) add_name(names, &n, "fail_mmap");
+	if (o->report_pid != opt.report_pid) add_name(names, &n, "report_pid");
 	if (o->decay_ms != opt.decay_ms) add_name(names, &n, "decay_ms");
 	if (o->populate != opt.populate) add_name(names, &n, "populate");
 	if (!n || fcntl(2, F_GETFD) < 0) return;
@@ -202,7 +208,9 @@ void options_init(void)
 		opt.junk = opt.guard = opt.random = 1;
 		if (!opt.quarantine) opt.quarantine = 1 << 20;
 	}
-	/* programs may close stderr before our exit handler runs */
+	/* programs may close stderr before our exit handler runs (the copy is
+	 * taken in every process: a child forked before it exits is not the
+	 * one report_pid names, but an exec keeps the process ID) */
 	if ((opt.stats && !opt.stats_file[0]) || opt.verbose >= 2)
 		opt.stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
 	options_changed();

@@ -49,6 +49,7 @@ struct options {
 	int protect_meta, populate;
 	size_t quarantine;
 	long fail_mmap;             /* testing: make the Nth mmap fail */
+	long report_pid;            /* stats and heap map at exit only in this process */
 	int stats_fd;               /* copy of stderr taken at start (stats) */
 	char stats_file[256], heap_map[256];
 };

@@ -426,6 +426,9 @@ __attribute__((destructor)) static void stats_at_exit(void)
 {
 	char path[512];
 	if (opt.verbose >= 2) verbose_exit_line(opt.stats_fd > 0 ? opt.stats_fd : 2);
+	/* report_pid: the process the mallocng command started (an exec keeps
+	 * its ID), not the children that inherited the options */
+	if (opt.report_pid && opt.report_pid != (long)getpid()) return;
 	if (opt.stats) {
 		int fd = opt.stats_fd > 0 ? opt.stats_fd : 2;
 		if (opt.stats_file[0]) {

@@ -618,6 +618,12 @@ START_TEST(test_stats_at_exit)
 	int st = run_self("stats=1", "plain", 30, err, sizeof err);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x <%s>", st, err);
 	ck_assert_msg(strlen(err) > 100, "stats=1 printed only <%s>", err);
+	/* report_pid names another process: no report (the child runs
+	 * with another ID than 1) */
+	st = run_self("stats=1,report_pid=1", "plain", 30, err, sizeof err);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0 && !strstr(err, "statistics"),
+	              "stats=1,report_pid=1: status 0x%x <%s>", st, err);
+	st = run_self("stats=1", "plain", 30, err, sizeof err);
 	/* the report a person reads (stats.c, mallocng(7) STATISTICS) */
 	static const char *lines[] = { "mallocng " MALLOCNG_VERSION_STRING " statistics of ",
 		"\nlive ", "\nmapped ", "\nresident ", "\nmapped now: ", "\noverhead: ",

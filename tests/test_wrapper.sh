@@ -85,7 +85,7 @@ expect 125 "symbolic link" run --heap-map "$tmp/link.svg" true
 expect 125 "not a regular file" run --heap-map "$tmp" true
 mkdir "$tmp/maps"
 # two children of the shell (which itself leaves by _exit): two maps
-expect 0 "" run --heap-map "$tmp/maps/map-%p.svg" sh -c 'ls / >/dev/null; ls / >/dev/null'
+expect 0 "" run --all-processes --heap-map "$tmp/maps/map-%p.svg" sh -c 'ls / >/dev/null; ls / >/dev/null'
 n=0
 for m in "$tmp"/maps/*; do
 	case ${m##*/} in
@@ -98,5 +98,16 @@ else
 	echo "FAIL: --heap-map map-%p.svg: $n maps for two processes: $(ls "$tmp/maps")"
 	failed=$((failed + 1))
 fi
+
+# --stats reports for PROGRAM (report_pid, kept across exec), not for the
+# children that inherit the options, unless --all-processes
+expect 0 "" run --stats sh -c 'ls / >/dev/null; exec ls / >/dev/null'
+n=$(grep -c "statistics of ls\[" "$tmp/err")
+if test "$n" = 1; then echo "PASS: --stats: one report"; else
+	echo "FAIL: --stats: $n reports for the exec'd program, expected 1"; failed=$((failed + 1)); fi
+expect 0 "" run --stats --all-processes sh -c 'ls / >/dev/null; exec ls / >/dev/null'
+n=$(grep -c "statistics of ls\[" "$tmp/err")
+if test "$n" = 2; then echo "PASS: --stats --all-processes: two reports"; else
+	echo "FAIL: --stats --all-processes: $n reports, expected 2"; failed=$((failed + 1)); fi
 
 test $failed -eq 0
