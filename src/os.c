@@ -295,10 +295,14 @@ static void fork_child(void)
 {
 	lock_held = 0;
 	atomic_store(&lock_word, 0);
-	/* a new process: its statistics count their time from here; its
-	 * mappings, inherited, stay its peak so far */
+	/* a new process: its statistics count their time from here, and its
+	 * peak of mapped bytes from the mappings it inherited (the parent's
+	 * earlier peak is not its own) */
 	atomic_store_explicit(&os_count.start_ns, 0, memory_order_relaxed);
 	os_mark_start();
+	atomic_store_explicit(&os_count.mapped_peak,
+			      atomic_load_explicit(&os_count.mapped, memory_order_relaxed),
+			      memory_order_relaxed);
 }
 
 __attribute__((constructor)) static void os_constructor(void)
