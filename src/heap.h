@@ -215,14 +215,14 @@ static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m
 	uint64_t old = *header_of(p);
 	if (unlikely(old != 0) && unlikely(!freed_ok(old, p)) && !sealed(old, p, 0, K_VOID))
 		return slot_not_free(p);
-	frame(p, m->index, idx, n, class_room[m->sc], K_LIVE, *gen_at(m->index, idx));
+	frame(p, m->index, m->sc, n, class_room[m->sc], K_LIVE, *gen_at(m->index, idx));
 	__atomic_store_n(&m->avail, a & ~(1u << idx), __ATOMIC_RELEASE);
 	return p;
 }
 
 /* Reuse the slot on top of the thread cache (p, at top): its freed header
- * must still verify (else something wrote to it after free); the slot
- * index and record it names are kept. */
+ * must still verify (else something wrote to it after free); the record
+ * it names is kept, the class is the cache's. */
 static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t sc, unsigned top,
 							   unsigned char *p, size_t n)
 {
@@ -233,10 +233,10 @@ static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t
 	 * area before the generation is read */
 	const unsigned char *gens = meta_areas[mi >> AREA_SHIFT].gens;
 	if (unlikely(!gens)) return write_after_free(p);
-	unsigned gen = gens[(size_t)(mi & (AREA_RECS - 1)) * GENS_PER_REC + H_IDX(freed)];
+	unsigned gen = gens[(H_REC_OFF(freed) >> 1) + H_IDX(freed)];
 	if (unlikely(H_R(freed)) || unlikely(H_TAG(freed) != mac(freed & H_LOW, p, 0, K_FREED, gen)))
 		return write_after_free(p);
-	frame(p, mi, H_IDX(freed), n, class_room[sc], K_LIVE, gen);
+	frame(p, mi, (unsigned)sc, n, class_room[sc], K_LIVE, gen);
 	return p;
 }
 
@@ -255,14 +255,19 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned kind)
 	if (unlikely(((uintptr_t)p & (PAGE - 1)) <= GROUP_HDR) && is_tomb(p)) fail("double free", p);
 	uint64_t hdr = *header_of(p);
 	if (!hdr || freed_ok(hdr, p)) bad_header(hdr, p);
-	int idx = H_IDX(hdr);
 	uint32_t mi = H_META(hdr);
+	unsigned c = H_CLASS(hdr);
 	struct meta_area *a = meta_areas[mi >> AREA_SHIFT].recs;
 	if (!a) bad_header(hdr, p);
 	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
 	size_t off = p - m->mem;    /* huge if p is below mem or mem is NULL */
 	size_t n = (size_t)-1, room = 0;
+	/* the slot that holds p (0 for a large object: its reciprocal is 0) */
+	int idx = (int)(slot_of(off - GROUP_HDR, c) & 63);
 	if (!m->mem || idx >= m->cnt) bad_header(hdr, p);
+	/* a class other than the record's: the slot's geometry is unknown,
+	 * so nothing in-band (the slack word) is read */
+	if (c != m->sc) bad_header(hdr, p);
 	if (m->sc == SC_LARGE) {
 		if (off < SLOT_HDR || off >= m->maplen || H_R(hdr)) bad_header(hdr, p);
 		room = m->maplen - off;
@@ -307,11 +312,11 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned kind)
  * sees a changed header.  (If both advanced the generation, the winner's
  * freed header may carry the later one: it still verifies, since the
  * freed header is sealed after the store it reads.) */
-ALWAYS_INLINE void seal_freed(unsigned char *p, uint64_t hdr, unsigned char *g)
+ALWAYS_INLINE void seal_freed(unsigned char *p, uint64_t hdr, unsigned char *g, size_t idx)
 {
 	unsigned gen = (unsigned char)(__atomic_load_n(g, __ATOMIC_RELAXED) + 1);
 	__atomic_store_n(g, (unsigned char)gen, __ATOMIC_RELAXED);
-	uint64_t low = hdr & (H_META(~0ull) << H_MI_SHIFT | 31);
+	uint64_t low = (hdr & H_MI_MASK) | idx;
 	uint64_t freed = low | (uint64_t)mac(low, p, 0, K_FREED, gen) << 32;
 	uint64_t expect = hdr;
 	if (unlikely(!__atomic_compare_exchange_n(header_of(p), &expect, freed, 0,

@@ -44,7 +44,9 @@ static __attribute__((noinline)) void *alloc_paged(size_t n, int zero)
 		p = alloc_class(sc, n);
 		if (p && !cached && !opt_slow) {
 			uint64_t hdr = *header_of(p);
-			if (slot_fresh(meta_at_index(H_META(hdr)), H_IDX(hdr))) fresh_pages(p, n, class_room[sc], how);
+			struct meta *pm = meta_at_index(H_META(hdr));
+			int i = (int)slot_of((size_t)(p - GROUP_HDR - pm->mem), (unsigned)sc);
+			if (slot_fresh(pm, i)) fresh_pages(p, n, class_room[sc], how);
 		}
 	}
 	if (p && zero) memset(p, 0, n);
