@@ -228,15 +228,20 @@ static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t
 {
 	h->tc_top[sc] = (uint32_t)(top - sizeof(void *));     /* first: h and top die here */
 	uint64_t freed = *header_of(p);
-	uint32_t mi = H_META(freed);
+	size_t room = class_room[sc];
 	/* the header may have been rewritten: its record index must name an
 	 * area before the generation is read */
-	const unsigned char *gens = meta_areas[mi >> AREA_SHIFT].gens;
+	const unsigned char *gens = meta_areas[H_AREA(freed)].gens;
 	if (unlikely(!gens)) return write_after_free(p);
 	unsigned gen = gens[(H_REC_OFF(freed) >> 1) + H_IDX(freed)];
+	/* the live header's class and record, and the generation above them
+	 * as mac takes it, in one register before the first tag: with fewer
+	 * values live across it, malloc needs no callee-saved register */
+	uint64_t base = (freed & H_MI_MASK) | sc | (uint64_t)gen << 32;
+	__asm__("" : "+r"(base));
 	if (unlikely(H_R(freed)) || unlikely(H_TAG(freed) != mac(freed & H_LOW, p, 0, K_FREED, gen)))
 		return write_after_free(p);
-	frame(p, mi, (unsigned)sc, n, class_room[sc], K_LIVE, gen);
+	frame_bits(p, base, n, room, K_LIVE, 0);      /* gen: in base */
 	return p;
 }
 
@@ -324,19 +329,19 @@ ALWAYS_INLINE void seal_freed(unsigned char *p, uint64_t hdr, unsigned char *g, 
 		fail("double free", p);
 }
 
-/* malloc's steps for class sc: the thread cache, the checked path, the
- * current group, the refill. */
+/* malloc's steps for class sc after the thread cache: the checked path,
+ * the current group, the refill (heap.c). */
+HIDDEN void *alloc_uncached(size_t sc, size_t n);
+/* malloc's steps for class sc: the thread cache, else alloc_uncached, out
+ * of line, so that the cache's path needs no callee-saved register and
+ * malloc no stack frame. */
 static inline __attribute__((always_inline)) void *alloc_class(size_t sc, size_t n)
 {
 	struct heap *h = tl_heap;
 	unsigned top = h->tc_top[sc];
 	unsigned char *p = *tc_at(h, top);  /* NULL: the sentinel, empty */
 	if (likely(p)) return tc_pop(h, sc, top, p, n);
-	if (unlikely(opt_slow)) return malloc_hardened(n, (int)sc);
-	struct meta *m = h->cur[sc];
-	uint32_t a = m->avail;
-	if (likely(a)) return enframe_inline(m, a, __builtin_ctz(a), n);
-	return malloc_slow(n, (int)sc);
+	return alloc_uncached(sc, n);
 }
 
 /* ---- populate.c ---- */

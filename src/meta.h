@@ -233,7 +233,13 @@ enum { K_LIVE, K_FREED, K_CONTAINER, K_VOID };
 /* The 128-bit product of a and b, its halves xored. */
 static inline uint64_t mum(uint64_t a, uint64_t b)
 {
-#ifdef __SIZEOF_INT128__
+#if defined(__x86_64__) && defined(__GNUC__)
+	/* one mul, its two halves in rax and rdx: gcc's __int128 keeps the
+	 * halves on the stack (two stores, two loads per tag) */
+	uint64_t lo, hi;
+	__asm__("mulq %3" : "=a"(lo), "=d"(hi) : "%0"(a), "rm"(b) : "cc");
+	return lo ^ hi;
+#elif defined(__SIZEOF_INT128__)
 	unsigned __int128 r = (unsigned __int128)a * b;
 	return (uint64_t)r ^ (uint64_t)(r >> 64);
 #else
@@ -246,12 +252,32 @@ static inline uint64_t mum(uint64_t a, uint64_t b)
 #endif
 }
 
+/* The keys are operands in memory of the xors and of the last mul (x86-64):
+ * kept in registers across the two tags of one malloc or free, they cost
+ * the fast paths four registers, and malloc its stack frame.  key_xor is
+ * x ^ ro.key[i]; mum_key3 is mum(x, ro.key[3]). */
+#if defined(__x86_64__) && defined(__GNUC__)
+static inline uint64_t key_xor(uint64_t x, int i)
+{
+	__asm__("xorq %1, %0" : "+r"(x) : "m"(ro.key[i]) : "cc");
+	return x;
+}
+static inline uint64_t mum_key3(uint64_t x)
+{
+	uint64_t lo, hi;
+	__asm__("mulq %2" : "=a"(lo), "=d"(hi) : "m"(ro.key[3]), "0"(x) : "cc");
+	return lo ^ hi;
+}
+#else
+#define key_xor(x, i) ((x) ^ ro.key[i])
+#define mum_key3(x) mum(x, ro.key[3])
+#endif
 static inline uint32_t mac(uint64_t low, const void *p, size_t n, unsigned kind, unsigned gen)
 {
-	uint64_t a = ((uint64_t)(uintptr_t)p << 16 | (uint64_t)n << 2 | kind) ^ ro.key[0];
-	uint64_t b = (low | (uint64_t)gen << 32) ^ ro.key[1];
+	uint64_t a = key_xor((uint64_t)(uintptr_t)p << 16 | (uint64_t)n << 2 | kind, 0);
+	uint64_t b = key_xor(low | (uint64_t)gen << 32, 1);
 	uint64_t x = mum(a, b);
-	return (uint32_t)(mum(x ^ ro.key[2], ro.key[3]) >> 32);
+	return (uint32_t)(mum_key3(key_xor(x, 2)) >> 32);
 }
 
 /* ---- slot generations ----
@@ -354,8 +380,20 @@ static inline uint32_t canary_word(uint32_t tag)
 }
 static inline void put_canary(unsigned char *q, uint32_t tag, size_t len)
 {
-	if (len == 4) __builtin_memcpy(q, &(uint32_t){ canary_word(tag) }, 4);
-	else for (size_t i = 0; i < len; i++) q[i] = (unsigned char)(tag >> (8 * i));
+	if (len == 4) {
+		__builtin_memcpy(q, &(uint32_t){ canary_word(tag) }, 4);
+	} else if (len == 1) {
+		/* 1..3 bytes: no loop (a register for the count) and no
+		 * store of a second byte alone (%bh: rbx, callee-saved) */
+		q[0] = (unsigned char)tag;
+	} else if (len) {
+		uint16_t w = (uint16_t)tag;
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+		w = __builtin_bswap16(w);
+#endif
+		__builtin_memcpy(q, &w, 2);
+		if (len == 3) q[2] = (unsigned char)(tag >> 16);
+	}
 }
 static inline int canary_ok(const unsigned char *q, uint32_t tag, size_t len)
 {
@@ -366,24 +404,34 @@ static inline int canary_ok(const unsigned char *q, uint32_t tag, size_t len)
 
 /* Write the header of kind K_LIVE (or K_CONTAINER) of an object of n
  * bytes at p whose room (the bytes from p to the next slot's header) is
- * room, in a slot of class sc, with its slack code, its slack word and
- * its check value; gen is the slot's generation (*gen_at(mi, idx)).  The header goes last, with
- * release order: a reader of the header with acquire order
- * (next_header_ok) sees the slack word that goes with it. */
-static inline __attribute__((always_inline)) void frame(unsigned char *p, uint32_t mi, unsigned sc,
-							size_t n, size_t room, unsigned kind,
-							unsigned gen)
+ * room, with its slack code, its slack word and its check value; base is
+ * the header's class and record bits (frame: of sc and mi), gen the
+ * slot's generation (*gen_at(mi, idx)), or 0 with the generation in bits
+ * 32..39 of base, as mac takes it.  The header goes last, with release
+ * order: a reader of the header with acquire order (next_header_ok) sees
+ * the slack word that goes with it. */
+static inline __attribute__((always_inline)) void frame_bits(unsigned char *p, uint64_t base,
+							     size_t n, size_t room, unsigned kind,
+							     unsigned gen)
 {
 	size_t slack = room - n;
 	unsigned r = slack < H_R_ESC ? (unsigned)slack : H_R_ESC;
-	uint64_t low = (uint64_t)sc | (uint64_t)r << H_R_SHIFT | (uint64_t)mi << H_MI_SHIFT;
-	uint64_t h = low | (uint64_t)mac(low, p, n, kind, gen) << 32;
+	uint64_t low = base | (uint64_t)r << H_R_SHIFT;
+	uint64_t h = (low & H_LOW) | (uint64_t)mac(low, p, n, kind, gen) << 32;
 	if (r == H_R_ESC) {
 		uint32_t w = (uint32_t)slack;
 		__builtin_memcpy(p + room - 4, &w, 4);
 	}
 	put_canary(p + n, H_TAG(h), canary_len(slack, r));
 	__atomic_store_n(header_of(p), h, __ATOMIC_RELEASE);
+}
+
+/* frame_bits with the header's record index mi and class sc */
+static inline __attribute__((always_inline)) void frame(unsigned char *p, uint32_t mi, unsigned sc,
+							size_t n, size_t room, unsigned kind,
+							unsigned gen)
+{
+	frame_bits(p, (uint64_t)sc | (uint64_t)mi << H_MI_SHIFT, n, room, kind, gen);
 }
 
 /* A large object: its size is in its record, the header has r = 0 and
