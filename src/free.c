@@ -97,13 +97,41 @@ static __attribute__((noinline)) void free_general(void *p)
 	release(&s);
 }
 
+/* free_checked for free's fast path: fbase holds the freed header's bits
+ * and the next generation (freed_bits).  The class comes again from the
+ * header (after the compare-and-swap, which needs the header anyway), so
+ * that no register keeps it across the tags. */
+ALWAYS_INLINE void free_fast_end(unsigned char *p, uint64_t hdr, unsigned char *g, uint64_t fbase,
+				 size_t n)
+{
+	seal_freed_bits(p, hdr, g, fbase);
+	__asm__("" : "+r"(hdr));
+	size_t sc = H_CLASS(hdr);
+	struct heap *h = tl_heap;
+	if (likely(h->tc_top[sc] < h->tc_end[sc])) {
+		tc_push(h, sc, p);
+		return;
+	}
+	free_uncached(h, p, hdr, n, 0);
+}
+
+/* free of an object with a check value of 1..3 bytes, its header
+ * verified: out of line, so that the common path keeps no register for
+ * the bytes' loop */
+static __attribute__((noinline)) void free_short(unsigned char *p, uint64_t hdr, size_t n, size_t clen,
+						  unsigned char *g, uint64_t fbase)
+{
+	if (unlikely(!canary_ok(p + n, H_TAG(hdr), clen))) free_general(p);
+	else free_fast_end(p, hdr, g, fbase, n);
+}
+
 /* free of an object that fills its slot (no check value): its own
  * function, so that the common path keeps no registers for the next
  * header's check */
-static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr, size_t n, size_t sc,
-						   size_t stride)
+static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr, size_t n)
 {
-	const struct meta *m = meta_at_index(H_META(hdr));     /* verified */
+	size_t sc = H_CLASS(hdr), stride = class_stride[sc];  /* verified */
+	const struct meta *m = meta_at_index(H_META(hdr));
 	unsigned idx = (unsigned)slot_of((size_t)(p - GROUP_HDR - m->mem), (unsigned)sc);
 	if (unlikely(!next_header_ok(m, p + stride, (int)idx + 1, stride - SLOT_HDR))) free_general(p);
 	else free_checked(p, hdr, n, sc, 0, gen_at(H_META(hdr), idx), idx);
@@ -176,28 +204,47 @@ EXPORT void free(void *ptr)
 	 * which is defined for a misaligned p (one mov). */
 	uint64_t hdr;
 	__builtin_memcpy(&hdr, p - SLOT_HDR, sizeof hdr);
-	size_t stride, sc, slack, idx;
+	size_t stride, sc, idx, n, clen;
 	unsigned char *g;
 	if (unlikely(!small_record(p, hdr, &sc, &stride, &g, &idx))) goto general;
-	size_t n = verified_size(p, hdr, stride, &slack, g);
-	if (unlikely(n == (size_t)-1)) goto general;
+	/* verified_size and canary_len, for a stride of a class (>= 16,
+	 * small_record tested it): the room is at least 8, so any r below 7
+	 * gives a size */
+	size_t room = stride - SLOT_HDR;
+	unsigned r = H_R(hdr);
+	if (likely(r != H_R_ESC)) {
+		n = room - r;
+		clen = r < 4 ? r : 4;
+	} else {
+		uint32_t w = slack_word(p, room);
+		if (unlikely(w < H_R_ESC) || unlikely(w > room)) goto general;
+		n = room - w;
+		clen = w - 4 < 4 ? w - 4 : 4;
+	}
+	unsigned gen = __atomic_load_n(g, __ATOMIC_RELAXED);
+	/* the freed header's bits, before the tag: fewer values live across
+	 * it (seal_freed) */
+	uint64_t fbase = freed_bits(hdr, idx, gen);
+	__asm__("" : "+r"(fbase));
+	uint32_t tag = mac(hdr & H_LOW, p, n, K_LIVE, gen);
+	/* hdr and p, as if new (an empty asm): the tag's bits and p << 16 are
+	 * computed again after the tag, not kept in registers across it */
+	uint64_t hv = hdr;
+	__asm__("" : "+r"(hv), "+r"(p));
+	if (unlikely(H_TAG(hv) != tag)) goto general;
 	/* the check value: 4 bytes in one load, or the 1..3 bytes of a short
 	 * one one by one (the bytes past them may be the next slot's header,
 	 * which another thread may be writing) */
-	size_t clen = canary_len(slack, H_R(hdr));
 	if (likely(clen == 4)) {
 		uint32_t c;
 		__builtin_memcpy(&c, p + n, 4);
-		if (unlikely(c != canary_word(H_TAG(hdr)))) goto general;
-		free_checked(p, hdr, n, sc, 0, g, idx);
-		return;
+		if (unlikely(c != canary_word(H_TAG(hv)))) goto general;
+		free_fast_end(p, hdr, g, fbase, n);
+	} else if (clen) {
+		free_short(p, hdr, n, clen, g, fbase);
+	} else {
+		free_filled(p, hdr, n);
 	}
-	if (clen) {
-		if (unlikely(!canary_ok(p + n, H_TAG(hdr), clen))) goto general;
-		free_checked(p, hdr, n, sc, 0, g, idx);
-		return;
-	}
-	free_filled(p, hdr, n, sc, stride);
 	return;
 general:
 	free_general(p);

@@ -314,19 +314,31 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned kind)
  * header, and any copy of it, stops verifying), then one compare-and-swap
  * from the verified live header to the freed one, so that of two threads
  * freeing one pointer at the same moment only one succeeds; the other
- * sees a changed header.  (If both advanced the generation, the winner's
- * freed header may carry the later one: it still verifies, since the
- * freed header is sealed after the store it reads.) */
-ALWAYS_INLINE void seal_freed(unsigned char *p, uint64_t hdr, unsigned char *g, size_t idx)
+ * sees a changed header.  fbase (freed_bits) holds the freed header's low
+ * bits and the generation after the one the live header verified with
+ * (free's fast path reads it once, for both tags; seal_freed reads it
+ * again).  If both threads advanced the generation, each stored the value
+ * its own freed header carries, and the winner's store is the one that
+ * stays unless the loser's came later: the loser then aborts (double
+ * free) at its compare-and-swap, and nothing runs after it. */
+ALWAYS_INLINE void seal_freed_bits(unsigned char *p, uint64_t hdr, unsigned char *g, uint64_t fbase)
 {
-	unsigned gen = (unsigned char)(__atomic_load_n(g, __ATOMIC_RELAXED) + 1);
-	__atomic_store_n(g, (unsigned char)gen, __ATOMIC_RELAXED);
-	uint64_t low = (hdr & H_MI_MASK) | idx;
-	uint64_t freed = low | (uint64_t)mac(low, p, 0, K_FREED, gen) << 32;
+	__atomic_store_n(g, (unsigned char)(fbase >> 32), __ATOMIC_RELAXED);
+	uint64_t freed = (fbase & H_LOW) | (uint64_t)mac(fbase, p, 0, K_FREED, 0) << 32;
 	uint64_t expect = hdr;
 	if (unlikely(!__atomic_compare_exchange_n(header_of(p), &expect, freed, 0,
 						  __ATOMIC_RELEASE, __ATOMIC_RELAXED)))
 		fail("double free", p);
+}
+/* The freed header's low bits (record and slot index idx) and, above them
+ * as mac takes it, the slot's next generation after gen (g's value). */
+static inline uint64_t freed_bits(uint64_t hdr, size_t idx, unsigned gen)
+{
+	return (hdr & H_MI_MASK) | idx | (uint64_t)(unsigned char)(gen + 1) << 32;
+}
+ALWAYS_INLINE void seal_freed(unsigned char *p, uint64_t hdr, unsigned char *g, size_t idx)
+{
+	seal_freed_bits(p, hdr, g, freed_bits(hdr, idx, __atomic_load_n(g, __ATOMIC_RELAXED)));
 }
 
 /* malloc's steps for class sc after the thread cache: the checked path,
