@@ -30,8 +30,9 @@ void *alloc_aligned(size_t align, size_t n)
 	size_t room = class_room[m->sc] - (size_t)(p - q);
 	/* the slot's start keeps a header of its own kind (void): a free of q
 	 * fails, and the slot reads as not live (malloc, stats) */
-	if (p != q) header_store(q, seal(hdr & ((uint64_t)0xffffff << H_MI_SHIFT | 31), q, 0, K_VOID));
-	frame(p, H_META(hdr), H_IDX(hdr), n, room, K_LIVE, *gen_at(H_META(hdr), H_IDX(hdr)));
+	unsigned idx = (unsigned)slot_of((size_t)(q - GROUP_HDR - m->mem), m->sc);
+	if (p != q) header_store(q, seal(hdr & H_KEEP, q, 0, K_VOID));
+	frame(p, H_META(hdr), m->sc, n, room, K_LIVE, *gen_at(H_META(hdr), idx));
 	return p;
 }
 

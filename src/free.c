@@ -46,7 +46,7 @@ static __attribute__((noinline)) void free_uncached(struct heap *h, unsigned cha
 						     size_t n, int aligned)
 {
 	struct meta *m = meta_at_index(H_META(hdr));
-	int sc = m->sc, idx = H_IDX(hdr);
+	int sc = m->sc, idx = (int)slot_of((size_t)(p - GROUP_HDR - m->mem), (unsigned)sc);
 	size_t k = tc_count(h, sc), limit = aligned ? 0 : tc_limit(h, sc);
 	if (likely(!opt_slow && class_stride[sc] < SLOT_PURGE_MIN && (limit || !k)))
 		slot_release_to(h, m, idx, limit ? p : NULL);
@@ -58,9 +58,9 @@ static __attribute__((noinline)) void free_uncached(struct heap *h, unsigned cha
  * the header as freed, then the thread cache (not for an aligned object,
  * whose p is not its slot's), or back to the group. */
 ALWAYS_INLINE void free_checked(unsigned char *p, uint64_t hdr, size_t n, size_t sc, int aligned,
-				unsigned char *g)
+				unsigned char *g, size_t idx)
 {
-	seal_freed(p, hdr, g);
+	seal_freed(p, hdr, g, idx);
 	struct heap *h = tl_heap;
 	if (likely(h->tc_top[sc] < h->tc_end[sc]) && !aligned) {
 		tc_push(h, sc, p);
@@ -74,13 +74,13 @@ ALWAYS_INLINE void release(struct slot *s)
 	struct meta *m = s->meta;
 	if (m->sc == SC_LARGE) {
 		uint64_t hdr = *header_of(s->p);
-		seal_freed(s->p, hdr, gen_at(H_META(hdr), 0));
+		seal_freed(s->p, hdr, gen_at(H_META(hdr), 0), 0);   /* (slot 0) */
 		tomb_set(s->p);
 		large_free(m);
 		return;
 	}
 	uint64_t hdr = *header_of(s->p);
-	free_checked(s->p, hdr, s->n, m->sc, s->aligned, gen_at(H_META(hdr), H_IDX(hdr)));
+	free_checked(s->p, hdr, s->n, m->sc, s->aligned, gen_at(H_META(hdr), (unsigned)s->idx), (size_t)s->idx);
 }
 
 void free_slot(struct slot *s)
@@ -97,42 +97,77 @@ static __attribute__((noinline)) void free_general(void *p)
 	release(&s);
 }
 
+/* free_checked for free's fast path: fbase holds the freed header's bits
+ * and the next generation (freed_bits).  The class comes again from the
+ * header (after the compare-and-swap, which needs the header anyway), so
+ * that no register keeps it across the tags. */
+ALWAYS_INLINE void free_fast_end(unsigned char *p, uint64_t hdr, unsigned char *g, uint64_t fbase,
+				 size_t n)
+{
+	seal_freed_bits(p, hdr, g, fbase);
+	__asm__("" : "+r"(hdr));
+	size_t sc = H_CLASS(hdr);
+	struct heap *h = tl_heap;
+	if (likely(h->tc_top[sc] < h->tc_end[sc])) {
+		tc_push(h, sc, p);
+		return;
+	}
+	free_uncached(h, p, hdr, n, 0);
+}
+
+/* free of an object with a check value of 1..3 bytes, its header
+ * verified: out of line, so that the common path keeps no register for
+ * the bytes' loop */
+static __attribute__((noinline)) void free_short(unsigned char *p, uint64_t hdr, size_t n, size_t clen,
+						  unsigned char *g, uint64_t fbase)
+{
+	if (unlikely(!canary_ok(p + n, H_TAG(hdr), clen))) free_general(p);
+	else free_fast_end(p, hdr, g, fbase, n);
+}
+
 /* free of an object that fills its slot (no check value): its own
  * function, so that the common path keeps no registers for the next
  * header's check */
-static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr, size_t n, size_t sc,
-						   size_t stride)
+static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr, size_t n)
 {
-	const struct meta *m = meta_at_index(H_META(hdr));     /* verified */
-	if (unlikely(!next_header_ok(m, p + stride, H_IDX(hdr) + 1, stride - SLOT_HDR))) free_general(p);
-	else free_checked(p, hdr, n, sc, 0, gen_at(H_META(hdr), H_IDX(hdr)));
+	size_t sc = H_CLASS(hdr), stride = class_stride[sc];  /* verified */
+	const struct meta *m = meta_at_index(H_META(hdr));
+	unsigned idx = (unsigned)slot_of((size_t)(p - GROUP_HDR - m->mem), (unsigned)sc);
+	if (unlikely(!next_header_ok(m, p + stride, (int)idx + 1, stride - SLOT_HDR))) free_general(p);
+	else free_checked(p, hdr, n, sc, 0, gen_at(H_META(hdr), idx), idx);
 }
 
-/* Whether hdr (not yet verified) names a record in use whose slot idx
- * starts at p and is not free in its group: a free record, like an area's
- * header, has cnt 0, so no slot index passes (no separate test of mem).
- * Gives the class (within the stride table, which has an entry for every
- * value of the byte, even if the record is corrupted) and the stride.
- * Fails for anything else, large objects (whose stride is 0) and aligned
- * ones included.  The free masks share the record's line with the fields
- * read here; another thread may be changing other bits of them. */
+/* Whether hdr (not yet verified) names a record in use with a slot idx
+ * below its count that starts at p and is not free in its group: a free
+ * record, like an area's header, has cnt 0, so no slot index passes (no
+ * separate test of mem).  The class and its stride come from the header
+ * (the stride table has an entry for each of its values, 0 past the
+ * small classes), the slot index from p, the record's mem and the stride
+ * (slot_of; the position test makes it exact), when the class is the
+ * record's.  Fails for anything else, large objects (whose stride is 0)
+ * and aligned ones included.  The free masks share the record's line
+ * with the fields read here; another thread may be changing other bits
+ * of them. */
 ALWAYS_INLINE int small_record(unsigned char *p, uint64_t hdr, size_t *sc, size_t *stride,
-				unsigned char **g)
+				unsigned char **g, size_t *pidx)
 {
-	size_t idx = hdr & 31;          /* H_IDX, unsigned */
+	*sc = H_CLASS(hdr);
+	*stride = class_stride[*sc];
 	const struct area_ref *ar = &meta_areas[H_AREA(hdr)];
 	struct meta_area *a = ar->recs;
 	if (unlikely(!a)) return 0;
+	struct meta *m = (struct meta *)((char *)a + H_REC_OFF(hdr));
+	size_t off = (size_t)(p - GROUP_HDR - m->mem);
+	size_t idx = slot_of(off, (unsigned)*sc);
+	*pidx = idx;
 	/* the slot's generation: the area's array, 32 bytes a record */
 	*g = ar->gens + (H_REC_OFF(hdr) >> 1) + idx;
-	struct meta *m = (struct meta *)((char *)a + H_REC_OFF(hdr));
-	if (unlikely(idx >= m->cnt)) return 0;
-	*sc = m->sc;                    /* < 256: within class_stride */
-	*stride = class_stride[*sc];
+	/* the record's class: the slot lies inside its group, and so does
+	 * the slack word that the caller reads (at p + stride - 12) */
+	if (unlikely(idx >= m->cnt) || unlikely(*sc != m->sc)) return 0;
 	uint32_t free_bits = __atomic_load_n(&m->avail, __ATOMIC_RELAXED) |
 			     atomic_load_explicit(&m->remote, memory_order_relaxed);
-	return likely((size_t)(p - GROUP_HDR - m->mem) == idx * *stride) && likely(*stride) &&
-	       likely(!(free_bits >> idx & 1));
+	return likely(off == idx * *stride) && likely(*stride) && likely(!(free_bits >> idx & 1));
 }
 
 /* The size of the small object at p (slot start, stride known) if its
@@ -169,28 +204,47 @@ EXPORT void free(void *ptr)
 	 * which is defined for a misaligned p (one mov). */
 	uint64_t hdr;
 	__builtin_memcpy(&hdr, p - SLOT_HDR, sizeof hdr);
-	size_t stride, sc, slack;
+	size_t stride, sc, idx, n, clen;
 	unsigned char *g;
-	if (unlikely(!small_record(p, hdr, &sc, &stride, &g))) goto general;
-	size_t n = verified_size(p, hdr, stride, &slack, g);
-	if (unlikely(n == (size_t)-1)) goto general;
+	if (unlikely(!small_record(p, hdr, &sc, &stride, &g, &idx))) goto general;
+	/* verified_size and canary_len, for a stride of a class (>= 16,
+	 * small_record tested it): the room is at least 8, so any r below 7
+	 * gives a size */
+	size_t room = stride - SLOT_HDR;
+	unsigned r = H_R(hdr);
+	if (likely(r != H_R_ESC)) {
+		n = room - r;
+		clen = r < 4 ? r : 4;
+	} else {
+		uint32_t w = slack_word(p, room);
+		if (unlikely(w < H_R_ESC) || unlikely(w > room)) goto general;
+		n = room - w;
+		clen = w - 4 < 4 ? w - 4 : 4;
+	}
+	unsigned gen = __atomic_load_n(g, __ATOMIC_RELAXED);
+	/* the freed header's bits, before the tag: fewer values live across
+	 * it (seal_freed) */
+	uint64_t fbase = freed_bits(hdr, idx, gen);
+	__asm__("" : "+r"(fbase));
+	uint32_t tag = mac(hdr & H_LOW, p, n, K_LIVE, gen);
+	/* hdr and p, as if new (an empty asm): the tag's bits and p << 16 are
+	 * computed again after the tag, not kept in registers across it */
+	uint64_t hv = hdr;
+	__asm__("" : "+r"(hv), "+r"(p));
+	if (unlikely(H_TAG(hv) != tag)) goto general;
 	/* the check value: 4 bytes in one load, or the 1..3 bytes of a short
 	 * one one by one (the bytes past them may be the next slot's header,
 	 * which another thread may be writing) */
-	size_t clen = canary_len(slack, H_R(hdr));
 	if (likely(clen == 4)) {
 		uint32_t c;
 		__builtin_memcpy(&c, p + n, 4);
-		if (unlikely(c != canary_word(H_TAG(hdr)))) goto general;
-		free_checked(p, hdr, n, sc, 0, g);
-		return;
+		if (unlikely(c != canary_word(H_TAG(hv)))) goto general;
+		free_fast_end(p, hdr, g, fbase, n);
+	} else if (clen) {
+		free_short(p, hdr, n, clen, g, fbase);
+	} else {
+		free_filled(p, hdr, n);
 	}
-	if (clen) {
-		if (unlikely(!canary_ok(p + n, H_TAG(hdr), clen))) goto general;
-		free_checked(p, hdr, n, sc, 0, g);
-		return;
-	}
-	free_filled(p, hdr, n, sc, stride);
 	return;
 general:
 	free_general(p);
@@ -225,13 +279,13 @@ EXPORT size_t malloc_usable_size(void *ptr)
 	if (likely(((uintptr_t)p & (PAGE - 1)) > GROUP_HDR)) {
 		uint64_t hdr;
 		__builtin_memcpy(&hdr, p - SLOT_HDR, sizeof hdr);
-		size_t stride, sc, slack, n;
+		size_t stride, sc, slack, n, idx;
 		unsigned char *g;
-		if (small_record(p, hdr, &sc, &stride, &g) &&
+		if (small_record(p, hdr, &sc, &stride, &g, &idx) &&
 		    (n = verified_size(p, hdr, stride, &slack, g)) != (size_t)-1 &&
 		    (slack ? canary_ok(p + n, H_TAG(hdr), canary_len(slack, H_R(hdr)))
-			   : next_header_ok(meta_at_index(H_META(hdr)), p + stride, H_IDX(hdr) + 1,
-					    stride - SLOT_HDR)))
+			   : next_header_ok(meta_at_index(H_META(hdr)), p + stride,
+					    (int)idx + 1, stride - SLOT_HDR)))
 			return n;
 	}
 	slot_lookup(p, &s);

@@ -79,8 +79,8 @@ static void container_seal(unsigned char *mem, size_t bytes)
 {
 	uint64_t hdr = *header_of(mem);
 	struct meta *c = meta_at_index(H_META(hdr));
-	frame(mem, H_META(hdr), H_IDX(hdr), bytes, class_room[c->sc], K_CONTAINER,
-	      *gen_at(H_META(hdr), H_IDX(hdr)));
+	unsigned idx = (unsigned)slot_of((size_t)(mem - GROUP_HDR - c->mem), c->sc);
+	frame(mem, H_META(hdr), c->sc, bytes, class_room[c->sc], K_CONTAINER, *gen_at(H_META(hdr), idx));
 }
 
 struct meta *group_create(struct heap *h, int sc)

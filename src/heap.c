@@ -422,3 +422,15 @@ void *heap_alloc_slot(size_t n)
 {
 	return alloc_class(size_to_class(n), n);
 }
+
+/* malloc's steps for class sc after the thread cache (alloc_class, heap.h):
+ * the checked path, the current group, the refill. */
+__attribute__((noinline)) void *alloc_uncached(size_t sc, size_t n)
+{
+	if (unlikely(opt_slow)) return malloc_hardened(n, (int)sc);
+	struct heap *h = tl_heap;
+	struct meta *m = h->cur[sc];
+	uint32_t a = m->avail;
+	if (likely(a)) return enframe_inline(m, a, __builtin_ctz(a), n);
+	return malloc_slow(n, (int)sc);
+}

@@ -215,28 +215,33 @@ static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m
 	uint64_t old = *header_of(p);
 	if (unlikely(old != 0) && unlikely(!freed_ok(old, p)) && !sealed(old, p, 0, K_VOID))
 		return slot_not_free(p);
-	frame(p, m->index, idx, n, class_room[m->sc], K_LIVE, *gen_at(m->index, idx));
+	frame(p, m->index, m->sc, n, class_room[m->sc], K_LIVE, *gen_at(m->index, idx));
 	__atomic_store_n(&m->avail, a & ~(1u << idx), __ATOMIC_RELEASE);
 	return p;
 }
 
 /* Reuse the slot on top of the thread cache (p, at top): its freed header
- * must still verify (else something wrote to it after free); the slot
- * index and record it names are kept. */
+ * must still verify (else something wrote to it after free); the record
+ * it names is kept, the class is the cache's. */
 static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t sc, unsigned top,
 							   unsigned char *p, size_t n)
 {
 	h->tc_top[sc] = (uint32_t)(top - sizeof(void *));     /* first: h and top die here */
 	uint64_t freed = *header_of(p);
-	uint32_t mi = H_META(freed);
+	size_t room = class_room[sc];
 	/* the header may have been rewritten: its record index must name an
 	 * area before the generation is read */
-	const unsigned char *gens = meta_areas[mi >> AREA_SHIFT].gens;
+	const unsigned char *gens = meta_areas[H_AREA(freed)].gens;
 	if (unlikely(!gens)) return write_after_free(p);
-	unsigned gen = gens[(size_t)(mi & (AREA_RECS - 1)) * GENS_PER_REC + H_IDX(freed)];
+	unsigned gen = gens[(H_REC_OFF(freed) >> 1) + H_IDX(freed)];
+	/* the live header's class and record, and the generation above them
+	 * as mac takes it, in one register before the first tag: with fewer
+	 * values live across it, malloc needs no callee-saved register */
+	uint64_t base = (freed & H_MI_MASK) | sc | (uint64_t)gen << 32;
+	__asm__("" : "+r"(base));
 	if (unlikely(H_R(freed)) || unlikely(H_TAG(freed) != mac(freed & H_LOW, p, 0, K_FREED, gen)))
 		return write_after_free(p);
-	frame(p, mi, H_IDX(freed), n, class_room[sc], K_LIVE, gen);
+	frame_bits(p, base, n, room, K_LIVE, 0);      /* gen: in base */
 	return p;
 }
 
@@ -255,14 +260,19 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned kind)
 	if (unlikely(((uintptr_t)p & (PAGE - 1)) <= GROUP_HDR) && is_tomb(p)) fail("double free", p);
 	uint64_t hdr = *header_of(p);
 	if (!hdr || freed_ok(hdr, p)) bad_header(hdr, p);
-	int idx = H_IDX(hdr);
 	uint32_t mi = H_META(hdr);
+	unsigned c = H_CLASS(hdr);
 	struct meta_area *a = meta_areas[mi >> AREA_SHIFT].recs;
 	if (!a) bad_header(hdr, p);
 	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
 	size_t off = p - m->mem;    /* huge if p is below mem or mem is NULL */
 	size_t n = (size_t)-1, room = 0;
+	/* the slot that holds p (0 for a large object: its reciprocal is 0) */
+	int idx = (int)(slot_of(off - GROUP_HDR, c) & 63);
 	if (!m->mem || idx >= m->cnt) bad_header(hdr, p);
+	/* a class other than the record's: the slot's geometry is unknown,
+	 * so nothing in-band (the slack word) is read */
+	if (c != m->sc) bad_header(hdr, p);
 	if (m->sc == SC_LARGE) {
 		if (off < SLOT_HDR || off >= m->maplen || H_R(hdr)) bad_header(hdr, p);
 		room = m->maplen - off;
@@ -304,34 +314,46 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned kind)
  * header, and any copy of it, stops verifying), then one compare-and-swap
  * from the verified live header to the freed one, so that of two threads
  * freeing one pointer at the same moment only one succeeds; the other
- * sees a changed header.  (If both advanced the generation, the winner's
- * freed header may carry the later one: it still verifies, since the
- * freed header is sealed after the store it reads.) */
-ALWAYS_INLINE void seal_freed(unsigned char *p, uint64_t hdr, unsigned char *g)
+ * sees a changed header.  fbase (freed_bits) holds the freed header's low
+ * bits and the generation after the one the live header verified with
+ * (free's fast path reads it once, for both tags; seal_freed reads it
+ * again).  If both threads advanced the generation, each stored the value
+ * its own freed header carries, and the winner's store is the one that
+ * stays unless the loser's came later: the loser then aborts (double
+ * free) at its compare-and-swap, and nothing runs after it. */
+ALWAYS_INLINE void seal_freed_bits(unsigned char *p, uint64_t hdr, unsigned char *g, uint64_t fbase)
 {
-	unsigned gen = (unsigned char)(__atomic_load_n(g, __ATOMIC_RELAXED) + 1);
-	__atomic_store_n(g, (unsigned char)gen, __ATOMIC_RELAXED);
-	uint64_t low = hdr & (H_META(~0ull) << H_MI_SHIFT | 31);
-	uint64_t freed = low | (uint64_t)mac(low, p, 0, K_FREED, gen) << 32;
+	__atomic_store_n(g, (unsigned char)(fbase >> 32), __ATOMIC_RELAXED);
+	uint64_t freed = (fbase & H_LOW) | (uint64_t)mac(fbase, p, 0, K_FREED, 0) << 32;
 	uint64_t expect = hdr;
 	if (unlikely(!__atomic_compare_exchange_n(header_of(p), &expect, freed, 0,
 						  __ATOMIC_RELEASE, __ATOMIC_RELAXED)))
 		fail("double free", p);
 }
+/* The freed header's low bits (record and slot index idx) and, above them
+ * as mac takes it, the slot's next generation after gen (g's value). */
+static inline uint64_t freed_bits(uint64_t hdr, size_t idx, unsigned gen)
+{
+	return (hdr & H_MI_MASK) | idx | (uint64_t)(unsigned char)(gen + 1) << 32;
+}
+ALWAYS_INLINE void seal_freed(unsigned char *p, uint64_t hdr, unsigned char *g, size_t idx)
+{
+	seal_freed_bits(p, hdr, g, freed_bits(hdr, idx, __atomic_load_n(g, __ATOMIC_RELAXED)));
+}
 
-/* malloc's steps for class sc: the thread cache, the checked path, the
- * current group, the refill. */
+/* malloc's steps for class sc after the thread cache: the checked path,
+ * the current group, the refill (heap.c). */
+HIDDEN void *alloc_uncached(size_t sc, size_t n);
+/* malloc's steps for class sc: the thread cache, else alloc_uncached, out
+ * of line, so that the cache's path needs no callee-saved register and
+ * malloc no stack frame. */
 static inline __attribute__((always_inline)) void *alloc_class(size_t sc, size_t n)
 {
 	struct heap *h = tl_heap;
 	unsigned top = h->tc_top[sc];
 	unsigned char *p = *tc_at(h, top);  /* NULL: the sentinel, empty */
 	if (likely(p)) return tc_pop(h, sc, top, p, n);
-	if (unlikely(opt_slow)) return malloc_hardened(n, (int)sc);
-	struct meta *m = h->cur[sc];
-	uint32_t a = m->avail;
-	if (likely(a)) return enframe_inline(m, a, __builtin_ctz(a), n);
-	return malloc_slow(n, (int)sc);
+	return alloc_uncached(sc, n);
 }
 
 /* ---- populate.c ---- */

@@ -44,17 +44,28 @@ static __attribute__((noinline)) void *alloc_paged(size_t n, int zero)
 		p = alloc_class(sc, n);
 		if (p && !cached && !opt_slow) {
 			uint64_t hdr = *header_of(p);
-			if (slot_fresh(meta_at_index(H_META(hdr)), H_IDX(hdr))) fresh_pages(p, n, class_room[sc], how);
+			struct meta *pm = meta_at_index(H_META(hdr));
+			int i = (int)slot_of((size_t)(p - GROUP_HDR - pm->mem), (unsigned)sc);
+			if (slot_fresh(pm, i)) fresh_pages(p, n, class_room[sc], how);
 		}
 	}
 	if (p && zero) memset(p, 0, n);
 	return p;
 }
 
+static void *malloc_big(size_t n);
+
 EXPORT void *malloc(size_t n)
 {
 	/* the sizes of the class table first: one comparison */
 	if (likely(n <= TABLE_MAX)) return alloc_class(table_class(n), n);
+	return malloc_big(n);
+}
+
+/* malloc above the class table's sizes, out of line (malloc's own path
+ * keeps no register for it) */
+static __attribute__((noinline)) void *malloc_big(size_t n)
+{
 	if (likely(n < POPULATE_MIN)) return alloc_fast(n);
 	if (likely(n <= MAX_SMALL)) return alloc_paged(n, 0);
 	return large_alloc(n, UNIT, 0);

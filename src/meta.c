@@ -49,7 +49,7 @@ struct meta *meta_alloc(void)
 	uint32_t i = pool.next_index;
 	if (i == area0_recs) i = AREA_RECS;     /* boot_area is full */
 	if ((i & (AREA_RECS - 1)) == 0) {
-		if ((i >> AREA_SHIFT) >= MAX_AREAS) return 0;
+		if ((i >> AREA_SHIFT) >= MAX_AREAS) return 0;   /* 8 M: 23-bit index */
 		struct meta_area *a;
 		unsigned char *gens;
 		if (i == 0 && !opt_protect) {

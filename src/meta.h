@@ -45,8 +45,8 @@ struct meta {
 
 #define AREA_SHIFT 14           /* 16384 records of 64 bytes per area */
 #define AREA_RECS (1u << AREA_SHIFT)
-#define MAX_AREAS 1024          /* every 24-bit index has a table entry */
-_Static_assert(MAX_AREAS << AREA_SHIFT == 1 << 24, "meta index is 24 bits");
+#define MAX_AREAS 512           /* every 23-bit index has a table entry */
+_Static_assert(MAX_AREAS << AREA_SHIFT == 1 << 23, "meta index is 23 bits");
 
 /* The first record of every area is its header (it holds nothing of the
  * secret: an over-read of the area learns no key). */
@@ -73,6 +73,9 @@ struct ro_globals {
 	                                    * value of a record's sc byte */
 	uint32_t room[NCLASS];             /* class_room: stride - SLOT_HDR, the
 	                                    * most user bytes of a slot */
+	uint64_t recip[64];                /* class_recip: slot_of's reciprocal
+	                                    * of the stride; 0 past NCLASS: every
+	                                    * value of a header's class field */
 	uint8_t class_of[CLASS_OF_MAX / UNIT];
 	struct area_ref {
 		struct meta_area *recs;    /* the area's records */
@@ -83,6 +86,7 @@ extern HIDDEN struct ro_globals ro;
 #define secret (ro.key[0])
 #define class_stride (ro.stride)
 #define class_room (ro.room)
+#define class_recip (ro.recip)
 #define meta_areas (ro.areas)
 
 /* Smallest class whose stride holds n user bytes plus SLOT_HDR.
@@ -147,22 +151,41 @@ static inline uint32_t full_mask(const struct meta *m)
 	return (uint32_t)((2ull << (m->cnt - 1)) - 1);
 }
 
+/* The slot of a group at mem, class sc, that holds the byte at mem +
+ * GROUP_HDR + off: off / stride by a reciprocal (RECIP_SHIFT), exact for
+ * off below 32 strides, every group's size (size_class_init checks it,
+ * and test_whitebox).  Any other off (p below mem, a corrupted header)
+ * gives some number: callers test idx < cnt and the position. */
+#define RECIP_SHIFT 40
+static inline size_t slot_of(size_t off, unsigned sc)
+{
+	return (size_t)(((uint64_t)off * class_recip[sc & 63]) >> RECIP_SHIFT);
+}
+
 static inline size_t group_bytes(int sc, int cnt)
 {
 	return GROUP_HDR + (size_t)cnt * class_stride[sc];
 }
 
 /* ---- slot header ----
- * bits  0..4   slot index
- * bits  5..7   slack code r (small objects; 0 for large): the bytes from
+ * bits  0..5   size class of the slot (0..NCLASS-1), SC_LARGE for a large
+ *              object; any other value fails (its stride is 0).  In a
+ *              freed header: the slot index (bits 0..4, H_IDX), which
+ *              malloc needs for the generation before it can trust the
+ *              record, while the thread cache knows the class
+ * bits  6..8   slack code r (small objects; 0 for large): the bytes from
  *              p + n to the next slot's header (the object's slack) when
  *              below 7; 7 means 7 or more, the exact count then being the
  *              32-bit word that ends the slot (slack_word)
- * bits  8..31  index of the group's meta record: its record number in the
- *              area (bits 8..21), its area number (bits 22..31)
+ * bits  9..31  index of the group's meta record: its record number in the
+ *              area (bits 9..22), its area number (bits 23..31)
  * bits 32..63  tag: a keyed hash (mac, below) of p, the object's size n,
- *              bits 0..31, and the header's kind
+ *              bits 0..31, the slot's generation and the header's kind
  * A header is genuine only if its tag verifies against the secret keys.
+ * A live header has no slot index: it follows from p, the record's mem
+ * and the class's stride (slot_of); the class gives the stride, so the
+ * slack word's address (and the object's size) follows from the header
+ * alone, without waiting for the record.
  * The kind is an input of the hash, not a bit of the header: turning a
  * live header into a freed one (free) or back (malloc from the thread
  * cache) takes the keys, and so does forging either.  The requested size
@@ -175,18 +198,25 @@ static inline size_t group_bytes(int sc, int cnt)
  * it); the voided start of a slot whose object was moved up for alignment
  * (void).  No genuine header is zero: a zero header is a slot never used
  * or whose pages were given back. */
-#define H_R_SHIFT 5
+#define H_C_MASK 63
+#define H_R_SHIFT 6
 #define H_R_ESC 7
-#define H_MI_SHIFT 8
+#define H_MI_SHIFT 9
+#define H_MI_MASK ((uint64_t)((MAX_AREAS << AREA_SHIFT) - 1) << H_MI_SHIFT)
 #define H_LOW 0xffffffffull
-#define H_META(h) ((uint32_t)((h) >> H_MI_SHIFT) & 0xffffff)
-#define H_IDX(h) ((int)(h) & 31)
+#define H_META(h) ((uint32_t)((h) >> H_MI_SHIFT) & ((MAX_AREAS << AREA_SHIFT) - 1))
+#define H_CLASS(h) ((unsigned)(h) & H_C_MASK)
+#define H_IDX(h) ((unsigned)(h) & 31)          /* freed headers only */
 #define H_R(h) ((unsigned)((h) >> H_R_SHIFT) & 7)
 #define H_AREA(h) ((uint32_t)((h) >> (H_MI_SHIFT + AREA_SHIFT)) & (MAX_AREAS - 1))
 /* the record's byte offset in its area (record number x 64) */
 #define H_REC_OFF(h) (((h) >> (H_MI_SHIFT - 6)) & ((uint64_t)(AREA_RECS - 1) << 6))
 _Static_assert(sizeof(struct meta) == 64, "H_REC_OFF is the record's offset");
+_Static_assert(NCLASS <= SC_LARGE && SC_LARGE <= H_C_MASK, "classes fit the header");
+_Static_assert(H_MI_SHIFT + AREA_SHIFT + 9 == 32 && MAX_AREAS == 1 << 9, "meta index ends at bit 31");
 #define H_TAG(h) ((uint32_t)((h) >> 32))
+/* The low bits of a live header that a void one keeps: class and record */
+#define H_KEEP (H_MI_MASK | H_C_MASK)
 enum { K_LIVE, K_FREED, K_CONTAINER, K_VOID };
 
 /* The keyed hash: two rounds of a full 64 x 64 -> 128-bit product whose
@@ -203,7 +233,13 @@ enum { K_LIVE, K_FREED, K_CONTAINER, K_VOID };
 /* The 128-bit product of a and b, its halves xored. */
 static inline uint64_t mum(uint64_t a, uint64_t b)
 {
-#ifdef __SIZEOF_INT128__
+#if defined(__x86_64__) && defined(__GNUC__)
+	/* one mul, its two halves in rax and rdx: gcc's __int128 keeps the
+	 * halves on the stack (two stores, two loads per tag) */
+	uint64_t lo, hi;
+	__asm__("mulq %3" : "=a"(lo), "=d"(hi) : "%0"(a), "rm"(b) : "cc");
+	return lo ^ hi;
+#elif defined(__SIZEOF_INT128__)
 	unsigned __int128 r = (unsigned __int128)a * b;
 	return (uint64_t)r ^ (uint64_t)(r >> 64);
 #else
@@ -216,12 +252,32 @@ static inline uint64_t mum(uint64_t a, uint64_t b)
 #endif
 }
 
+/* The keys are operands in memory of the xors and of the last mul (x86-64):
+ * kept in registers across the two tags of one malloc or free, they cost
+ * the fast paths four registers, and malloc its stack frame.  key_xor is
+ * x ^ ro.key[i]; mum_key3 is mum(x, ro.key[3]). */
+#if defined(__x86_64__) && defined(__GNUC__)
+static inline uint64_t key_xor(uint64_t x, int i)
+{
+	__asm__("xorq %1, %0" : "+r"(x) : "m"(ro.key[i]) : "cc");
+	return x;
+}
+static inline uint64_t mum_key3(uint64_t x)
+{
+	uint64_t lo, hi;
+	__asm__("mulq %2" : "=a"(lo), "=d"(hi) : "m"(ro.key[3]), "0"(x) : "cc");
+	return lo ^ hi;
+}
+#else
+#define key_xor(x, i) ((x) ^ ro.key[i])
+#define mum_key3(x) mum(x, ro.key[3])
+#endif
 static inline uint32_t mac(uint64_t low, const void *p, size_t n, unsigned kind, unsigned gen)
 {
-	uint64_t a = ((uint64_t)(uintptr_t)p << 16 | (uint64_t)n << 2 | kind) ^ ro.key[0];
-	uint64_t b = (low | (uint64_t)gen << 32) ^ ro.key[1];
+	uint64_t a = key_xor((uint64_t)(uintptr_t)p << 16 | (uint64_t)n << 2 | kind, 0);
+	uint64_t b = key_xor(low | (uint64_t)gen << 32, 1);
 	uint64_t x = mum(a, b);
-	return (uint32_t)(mum(x ^ ro.key[2], ro.key[3]) >> 32);
+	return (uint32_t)(mum_key3(key_xor(x, 2)) >> 32);
 }
 
 /* ---- slot generations ----
@@ -240,34 +296,44 @@ static inline unsigned char *gen_at(uint32_t mi, unsigned idx)
 	unsigned char *g = ro.areas[(mi >> AREA_SHIFT) & (MAX_AREAS - 1)].gens;
 	return g + (size_t)(mi & (AREA_RECS - 1)) * GENS_PER_REC + (idx & 31);
 }
-/* The generation of the slot that header bits low name; 0 where their
- * area does not exist (the tag then fails anyway). */
-static inline unsigned gen_of(uint64_t low)
+/* The generation of the slot that the bits low of a freed header name;
+ * 0 where their area does not exist (the tag then fails anyway). */
+static inline unsigned gen_of_freed(uint64_t low)
 {
-	uint32_t mi = (uint32_t)(low >> H_MI_SHIFT) & 0xffffff;
+	uint32_t mi = H_META(low);
 	if (unlikely(!ro.areas[(mi >> AREA_SHIFT) & (MAX_AREAS - 1)].gens)) return 0;
-	return __atomic_load_n(gen_at(mi, (unsigned)low & 31), __ATOMIC_RELAXED);
+	return __atomic_load_n(gen_at(mi, H_IDX(low)), __ATOMIC_RELAXED);
 }
-static inline unsigned kind_gen(uint64_t low, unsigned kind)
+/* The generation of the slot at p whose live (or container) header bits
+ * low name its record (the index from p and the record's mem); 0 where
+ * their area does not exist. */
+static inline unsigned gen_of(uint64_t low, const void *p)
 {
-	return kind == K_VOID ? 0 : gen_of(low);
+	uint32_t mi = H_META(low);
+	const struct area_ref *ar = &ro.areas[(mi >> AREA_SHIFT) & (MAX_AREAS - 1)];
+	if (unlikely(!ar->gens)) return 0;
+	const struct meta *m = (const struct meta *)ar->recs + (mi & (AREA_RECS - 1));
+	unsigned char *mem = __atomic_load_n(&((struct meta *)m)->mem, __ATOMIC_RELAXED);
+	size_t idx = slot_of((size_t)((const unsigned char *)p - GROUP_HDR - mem), H_CLASS(low)) & 31;
+	return __atomic_load_n(ar->gens + (size_t)(mi & (AREA_RECS - 1)) * GENS_PER_REC + idx,
+			       __ATOMIC_RELAXED);
+}
+static inline unsigned kind_gen(uint64_t low, const void *p, unsigned kind)
+{
+	return kind == K_VOID ? 0 : kind == K_FREED ? gen_of_freed(low) : gen_of(low, p);
 }
 
 static inline uint64_t seal(uint64_t low, const void *p, size_t n, unsigned kind)
 {
-	return low | (uint64_t)mac(low, p, n, kind, kind_gen(low, kind)) << 32;
+	return low | (uint64_t)mac(low, p, n, kind, kind_gen(low, p, kind)) << 32;
 }
 
 static inline int sealed(uint64_t hdr, const void *p, size_t n, unsigned kind)
 {
-	return H_TAG(hdr) == mac(hdr & H_LOW, p, n, kind, kind_gen(hdr, kind));
+	return H_TAG(hdr) == mac(hdr & H_LOW, p, n, kind, kind_gen(hdr, p, kind));
 }
 
-/* The header of a freed slot, and whether hdr is one for p. */
-static inline uint64_t freed_header(uint64_t hdr, const void *p)
-{
-	return seal(hdr & (H_META(~0ull) << H_MI_SHIFT | 31), p, 0, K_FREED);
-}
+/* Whether hdr is a freed header for p. */
 static inline int freed_ok(uint64_t hdr, const void *p)
 {
 	return (hdr & (7u << H_R_SHIFT)) == 0 && sealed(hdr, p, 0, K_FREED);
@@ -314,8 +380,20 @@ static inline uint32_t canary_word(uint32_t tag)
 }
 static inline void put_canary(unsigned char *q, uint32_t tag, size_t len)
 {
-	if (len == 4) __builtin_memcpy(q, &(uint32_t){ canary_word(tag) }, 4);
-	else for (size_t i = 0; i < len; i++) q[i] = (unsigned char)(tag >> (8 * i));
+	if (len == 4) {
+		__builtin_memcpy(q, &(uint32_t){ canary_word(tag) }, 4);
+	} else if (len == 1) {
+		/* 1..3 bytes: no loop (a register for the count) and no
+		 * store of a second byte alone (%bh: rbx, callee-saved) */
+		q[0] = (unsigned char)tag;
+	} else if (len) {
+		uint16_t w = (uint16_t)tag;
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+		w = __builtin_bswap16(w);
+#endif
+		__builtin_memcpy(q, &w, 2);
+		if (len == 3) q[2] = (unsigned char)(tag >> 16);
+	}
 }
 static inline int canary_ok(const unsigned char *q, uint32_t tag, size_t len)
 {
@@ -326,18 +404,20 @@ static inline int canary_ok(const unsigned char *q, uint32_t tag, size_t len)
 
 /* Write the header of kind K_LIVE (or K_CONTAINER) of an object of n
  * bytes at p whose room (the bytes from p to the next slot's header) is
- * room, with its slack code, its slack word and its check value; gen is
- * the slot's generation (*gen_at(mi, idx)).  The header goes last, with
- * release order: a reader of the header with acquire order
- * (next_header_ok) sees the slack word that goes with it. */
-static inline __attribute__((always_inline)) void frame(unsigned char *p, uint32_t mi, int idx,
-							size_t n, size_t room, unsigned kind,
-							unsigned gen)
+ * room, with its slack code, its slack word and its check value; base is
+ * the header's class and record bits (frame: of sc and mi), gen the
+ * slot's generation (*gen_at(mi, idx)), or 0 with the generation in bits
+ * 32..39 of base, as mac takes it.  The header goes last, with release
+ * order: a reader of the header with acquire order (next_header_ok) sees
+ * the slack word that goes with it. */
+static inline __attribute__((always_inline)) void frame_bits(unsigned char *p, uint64_t base,
+							     size_t n, size_t room, unsigned kind,
+							     unsigned gen)
 {
 	size_t slack = room - n;
 	unsigned r = slack < H_R_ESC ? (unsigned)slack : H_R_ESC;
-	uint64_t low = (uint64_t)idx | (uint64_t)r << H_R_SHIFT | (uint64_t)mi << H_MI_SHIFT;
-	uint64_t h = low | (uint64_t)mac(low, p, n, kind, gen) << 32;
+	uint64_t low = base | (uint64_t)r << H_R_SHIFT;
+	uint64_t h = (low & H_LOW) | (uint64_t)mac(low, p, n, kind, gen) << 32;
 	if (r == H_R_ESC) {
 		uint32_t w = (uint32_t)slack;
 		__builtin_memcpy(p + room - 4, &w, 4);
@@ -346,11 +426,19 @@ static inline __attribute__((always_inline)) void frame(unsigned char *p, uint32
 	__atomic_store_n(header_of(p), h, __ATOMIC_RELEASE);
 }
 
+/* frame_bits with the header's record index mi and class sc */
+static inline __attribute__((always_inline)) void frame(unsigned char *p, uint32_t mi, unsigned sc,
+							size_t n, size_t room, unsigned kind,
+							unsigned gen)
+{
+	frame_bits(p, (uint64_t)sc | (uint64_t)mi << H_MI_SHIFT, n, room, kind, gen);
+}
+
 /* A large object: its size is in its record, the header has r = 0 and
  * the hash takes n = 0; its check value is as long as the mapping allows. */
 static inline void frame_large(unsigned char *p, uint32_t mi, size_t n, size_t room)
 {
-	uint64_t h = seal((uint64_t)mi << H_MI_SHIFT, p, 0, K_LIVE);
+	uint64_t h = seal((uint64_t)mi << H_MI_SHIFT | SC_LARGE, p, 0, K_LIVE);
 	put_canary(p + n, H_TAG(h), room - n < 4 ? room - n : 4);
 	header_store(p, h);
 }

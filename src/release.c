@@ -183,7 +183,7 @@ void free_container(void *p)
 	struct meta *m = lookup(p, &s, K_CONTAINER);
 	struct heap *h = tl_heap;
 	uint64_t hdr = *header_of(s.p);
-	seal_freed(s.p, hdr, gen_at(H_META(hdr), H_IDX(hdr)));
+	seal_freed(s.p, hdr, gen_at(H_META(hdr), (unsigned)s.idx), (size_t)s.idx);
 	int sparse = __atomic_load_n(&m->owner, __ATOMIC_RELAXED) == h && m->mapped &&
 		     m->maplen >= (64u << 10) && m != h->cur[m->sc] &&
 		     __builtin_popcount(m->avail | 1u << s.idx) == m->cnt - 1;

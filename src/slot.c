@@ -57,11 +57,11 @@ int next_header_ok(const struct meta *m, const unsigned char *q, int nidx, size_
 		} else {
 			/* the generation read may be one ahead of the header
 			 * read (a free of that slot between the two loads) */
-			unsigned g = gen_of(h);
+			unsigned gf = gen_of_freed(h), g = gen_of(h, q);
 			uint64_t low = h & H_LOW;
 			size_t n = object_size(q, h, room);
-			for (unsigned k = 0; k < 2; k++, g = (unsigned char)(g - 1)) {
-				if (!H_R(h) && H_TAG(h) == mac(low, q, 0, K_FREED, g)) return 1;
+			for (unsigned k = 0; k < 2; k++, g = (unsigned char)(g - 1), gf = (unsigned char)(gf - 1)) {
+				if (!H_R(h) && H_TAG(h) == mac(low, q, 0, K_FREED, gf)) return 1;
 				if (n != (size_t)-1 && (H_TAG(h) == mac(low, q, n, K_LIVE, g) ||
 							H_TAG(h) == mac(low, q, n, K_CONTAINER, g)))
 					return 1;

@@ -138,6 +138,25 @@ static void forge_cur(void *arg)
 	if (p == target + GROUP_HDR) fprintf(stderr, "malloc returned the chosen address\n");
 }
 
+/* The slot index is not in the header: slot_of's reciprocal must give
+ * off / stride exactly for every offset in a group of 32 slots of every
+ * class (multiples of UNIT), and a header's class must reach every small
+ * class and SC_LARGE. */
+START_TEST(test_slot_of_exact)
+{
+	free(malloc(1));        /* initialised */
+	for (unsigned sc = 0; sc < NCLASS; sc++) {
+		size_t stride = class_stride[sc];
+		for (size_t off = 0; off < 32 * stride; off += UNIT)
+			ck_assert_msg(slot_of(off, sc) == off / stride, "class %u off %zu", sc, off);
+		ck_assert_uint_eq(H_CLASS(sc), sc);
+	}
+	ck_assert_uint_eq(H_CLASS(SC_LARGE), SC_LARGE);
+	ck_assert_uint_eq(class_stride[SC_LARGE], 0);
+	ck_assert_uint_eq(slot_of(12345 * UNIT, SC_LARGE), 0);
+}
+END_TEST
+
 START_TEST(test_forged_current_group)
 {
 	char err[512];
@@ -157,7 +176,8 @@ static void forge_avail(void *arg)
 	struct heap *h = tl_heap;
 	int sc = m->sc;
 	while (*tc_at(h, h->tc_top[sc])) (void)malloc(48);
-	m->avail |= 1u << H_IDX(hdr);           /* a, live, listed as free */
+	int idx = (int)slot_of((size_t)((unsigned char *)a - GROUP_HDR - m->mem), m->sc);
+	m->avail |= 1u << idx;                  /* a, live, listed as free */
 	h->cur[sc] = m;
 	for (int i = 0; i < 40; i++) {
 		void *q = malloc(48);
@@ -183,6 +203,7 @@ static Suite *whitebox_suite(void)
 	tcase_add_test(tc, test_no_copy_of_the_keys);
 	tcase_add_test(tc, test_meta_area_guarded);
 	tcase_add_test(tc, test_tag_not_linear);
+	tcase_add_test(tc, test_slot_of_exact);
 	tcase_add_test(tc, test_forged_current_group);
 	tcase_add_test(tc, test_forged_avail_bit);
 	suite_add_tcase(s, tc);
