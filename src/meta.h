@@ -12,36 +12,44 @@
 struct heap;
 struct meta {
 	union {
-		struct meta *prev; /* ring / full list / abandoned list */
-		unsigned char *origin; /* large: the mapping mem was cut from */
-	};
-	struct meta *next;
-	unsigned char *mem;        /* group base; NULL while the record is free */
-	struct heap *owner;        /* NULL: abandoned, guarded by the lock */
-	union {
-		uint32_t avail;    /* free slots; written by the owner only */
-		uint32_t rsv_pages; /* guarded large: PROT_NONE pages reserved
-		                     * past maplen for growth, before the guard */
-	};
-	_Atomic uint32_t remote;   /* slots freed by other threads */
-	uint32_t index;            /* this record's own index */
-	uint8_t sc;                /* size class, or SC_LARGE */
-	uint8_t cnt;               /* slots in the group, 1..32; 0 while free */
-	uint8_t mapped;            /* mem is its own mapping of maplen bytes */
-	uint8_t in_full;           /* on the owner's full list */
-	size_t maplen;             /* bytes mapped (mapped groups, large) */
-	union {
-		size_t size;       /* large: bytes requested */
 		struct {
-			uint32_t dirty;     /* group: freed slots that may keep
-			                     * pages (dirty.c); the owner's only */
-			uint32_t untouched; /* mapped group: slots whose pages
-			                     * past the first were never written
-			                     * since mapped or given back (malloc.c:
-			                     * alloc_paged); the owner's only */
+		union {
+			struct meta *prev; /* ring / full list / abandoned list */
+			unsigned char *origin; /* large: the mapping mem was cut from */
 		};
+		struct meta *next;
+		unsigned char *mem;        /* group base; NULL while the record is free */
+		struct heap *owner;        /* NULL: abandoned, guarded by the lock */
+		union {
+			uint32_t avail;    /* free slots; written by the owner only */
+			uint32_t rsv_pages; /* guarded large: PROT_NONE pages reserved
+			                     * past maplen for growth, before the guard */
+		};
+		_Atomic uint32_t remote;   /* slots freed by other threads */
+		uint32_t index;            /* this record's own index */
+		uint8_t sc;                /* size class, or SC_LARGE */
+		uint8_t cnt;               /* slots in the group, 1..32; 0 while free */
+		uint8_t mapped;            /* mem is its own mapping of maplen bytes */
+		uint8_t in_full;           /* on the owner's full list */
+		size_t maplen;             /* bytes mapped (mapped groups, large) */
+		union {
+			size_t size;       /* large: bytes requested */
+			struct {
+				uint32_t dirty;     /* group: freed slots that may keep
+				                     * pages (dirty.c); the owner's only */
+				uint32_t untouched; /* mapped group: slots whose pages
+				                     * past the first were never written
+				                     * since mapped or given back (malloc.c:
+				                     * alloc_paged); the owner's only */
+			};
+		};
+		};
+		/* 64 bytes on every ABI (a header's record offset is its
+		 * number x 64; ILP32 pointers and size_t leave 20 unused) */
+		unsigned char bytes_[64];
 	};
 };
+_Static_assert(sizeof(struct meta) == 64, "a record is 64 bytes");
 
 #define AREA_SHIFT 14           /* 16384 records of 64 bytes per area */
 #define AREA_RECS (1u << AREA_SHIFT)
@@ -51,14 +59,15 @@ _Static_assert(MAX_AREAS << AREA_SHIFT == 1 << 23, "meta index is 23 bits");
 /* The first record of every area is its header (it holds nothing of the
  * secret: an over-read of the area learns no key). */
 struct meta_area {
-	uint64_t magic;            /* AREA_MAGIC: identifies an area in a dump */
-	uint32_t first;
-	uint32_t pad[13];          /* zero: read as a record, mem is NULL */
+	uint32_t pad[14];          /* zero: read as a record, mem is NULL */
+	uint32_t first;            /* its first record's index */
+	uint32_t magic;            /* AREA_MAGIC: identifies an area in a dump */
 };
-#define AREA_MAGIC 0x6d6574612d617265ull
-_Static_assert(offsetof(struct meta, mem) >= offsetof(struct meta_area, pad) &&
-	       offsetof(struct meta, cnt) >= offsetof(struct meta_area, pad),
-	       "an area header reads as a free record (mem NULL, cnt 0)");
+#define AREA_MAGIC 0x6d657461u
+_Static_assert(sizeof(struct meta_area) == sizeof(struct meta) &&
+	       offsetof(struct meta, mem) + sizeof(void *) <= offsetof(struct meta_area, first) &&
+	       offsetof(struct meta, cnt) < offsetof(struct meta_area, first),
+	       "an area header reads as a free record (mem NULL, cnt 0), on every ABI");
 
 /* The secret, the class table and the area table are written at
  * initialisation and when an area is added, and are read-only (mprotect)
@@ -101,7 +110,7 @@ static inline int size_to_class(size_t n)
 {
 	if (likely(n <= TABLE_MAX)) return table_class(n);
 	size_t x = n + SLOT_HDR - 1;
-	int b = 63 - __builtin_clzl(x);
+	int b = (int)(sizeof x * 8 - 1) - __builtin_clzl(x);    /* x: size_t, as long */
 	return 8 + (b - 7) * 4 + (int)((x >> (b - 2)) & 3);
 }
 HIDDEN void size_class_init(void);

@@ -260,6 +260,24 @@ int os_random(void *buf, size_t len)
 /* The global lock: 0 free, 1 held, 2 held with waiters (futex). */
 static _Atomic int lock_word __attribute__((aligned(64)));
 
+/* A hint to the core that this is a spin-wait loop (it yields the
+ * pipeline to a sibling hardware thread and saves power); a compiler
+ * barrier where the architecture has no such instruction. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__) || (defined(__arm__) && __ARM_ARCH >= 7)
+	__asm__ volatile("yield" ::: "memory");
+#elif defined(__powerpc__) || defined(__powerpc64__)
+	__asm__ volatile("or 27,27,27" ::: "memory");   /* lower thread priority */
+#elif defined(__riscv) && defined(__riscv_zihintpause)
+	__asm__ volatile("pause" ::: "memory");
+#else
+	__asm__ volatile("" ::: "memory");
+#endif
+}
+
 /* Recursive for its holder: an open meta window (option protect_meta)
  * holds the lock around code that takes it again. */
 void os_lock(void)
@@ -272,7 +290,7 @@ void os_lock(void)
 		if (atomic_load_explicit(&lock_word, memory_order_relaxed) == 0 &&
 		    atomic_compare_exchange_weak(&lock_word, &c, 1))
 			return;
-		__builtin_ia32_pause();
+		cpu_relax();
 	}
 	while (atomic_exchange(&lock_word, 2) != 0)
 		syscall(SYS_futex, &lock_word, FUTEX_WAIT_PRIVATE, 2, 0, 0, 0);

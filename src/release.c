@@ -202,7 +202,8 @@ void tc_flush(struct heap *h, int sc, int keep)
 		uint64_t hdr = *header_of(p);
 		if (!freed_ok(hdr, p)) fail("write after free", p);
 		struct meta *m = meta_at_index(H_META(hdr));
-		if (p - m->mem != GROUP_HDR + H_IDX(hdr) * class_stride[sc]) fail("corrupted metadata", p);
+		if ((size_t)(p - m->mem) != GROUP_HDR + (size_t)H_IDX(hdr) * class_stride[sc])
+			fail("corrupted metadata", p);
 		slot_give_back(h, m, H_IDX(hdr), p);
 		/* groups are emptying: the program is freeing, not churning, so
 		 * let the cache pin no group (this flush returns everything) */
@@ -216,7 +217,8 @@ static void release_to_group(struct heap *h, unsigned char *p)
 {
 	uint64_t hdr = *header_of(p);
 	struct meta *m = meta_at_index(H_META(hdr));
-	if (p - m->mem != GROUP_HDR + H_IDX(hdr) * class_stride[m->sc]) fail("corrupted metadata", p);
+	if ((size_t)(p - m->mem) != GROUP_HDR + (size_t)H_IDX(hdr) * class_stride[m->sc])
+		fail("corrupted metadata", p);
 	slot_release(h, m, H_IDX(hdr));
 }
 
