@@ -51,8 +51,8 @@ static size_t group_footprint(int sc, int n)
 /* Of cnt/2..cnt slots, the count whose group fills what it takes best (ties
  * to the larger count).  32 slots of 32 bytes (1 040 bytes with the header)
  * would take a 1 280-byte slot, 81 % used; 31 fill a 1 024-byte one, 97 %.
- * 32 slots of 160 bytes would take 2 pages, 62 % used; 25 fill a 4 KiB
- * slot, 98 %.  Such a container group (32 slots of 4 KiB) could then be
+ * 32 slots of 160 bytes would take 2 pages, 62 % used; 19 fill a 3 KiB
+ * slot, 99 % (test_group).  Such a container group (32 slots of 4 KiB) could then be
  * pinned whole by its last nested group: free_container gives back the
  * rest of its pages. */
 static int group_fit(int sc, int cnt)
