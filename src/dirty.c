@@ -2,10 +2,9 @@
  *
  * A slot of SLOT_PURGE_MIN or more that its owner frees is not given back
  * at once: a program that cycles a few 32..128 KiB buffers would otherwise
- * pay a madvise and a page fault per page on every cycle (bench buffers:
- * 1.8 s without any kept, 0.87 s with a 512 KiB bound, 0.011 s with
- * 2 MiB, 0.006 s with 4 MiB: 8 classes of 1..4 buffers cycle through
- * about 3 MiB of slots).  Instead the slot's bit is set in its group's `dirty` mask and
+ * pay a madvise and a page fault per page on every cycle (the bound is
+ * sized so that a few buffers in each big class fit; figures in
+ * doc/performance.md).  Instead the slot's bit is set in its group's `dirty` mask and
  * the group is listed in its owner's heap; the pages go back later, in
  * one madvise per run of adjacent free slots:
  * - when the heap's dirty bytes pass DIRTY_MAX, or all heaps' together
@@ -15,8 +14,8 @@
  *   rest: many threads cannot keep DIRTY_MAX each);
  * - all of them when the heap releases an emptied group of a big class:
  *   the program frees more big objects than it takes again, it is
- *   shrinking, and what it freed last should not stay (bench frag: RSS
- *   after freeing everything).  Not for small classes' groups, which a
+ *   shrinking, and what it freed last should not stay (the RSS after a
+ *   program frees everything).  Not for small classes' groups, which a
  *   program churning small objects releases all the time, nor for a
  *   class's first group of one slot, which becomes the spare;
  * - when an entry is older than decay_ms, at malloc_slow's decay check;

@@ -100,8 +100,8 @@ void fresh_pages(void *p, size_t n, size_t room, int how)
 
 /* A new group of a class below POPULATE_MIN in fresh pages, not the
  * class's first: the program filled one, and will hand out this one's
- * slots too, which would fault its pages in one by one (bench frag: 7 000
- * faults).  Populated at once if the verdict is on. */
+ * slots too, which would fault its pages in one by one.  Populated at once
+ * if the verdict is on. */
 void fresh_group(struct heap *h, struct meta *m)
 {
 	if (opt_slow || !opt.populate || h->pop_score <= 0) return;

@@ -221,7 +221,7 @@ static void retire_all(struct span *s, int k)
  * pool is over its bounds: a heap that frees everything releases its
  * groups in no particular order, and spans given back joined cost one
  * madvise (one TLB flush of every core running the process) for what
- * took one per group (mt-churn-2's drain: 765 calls, ~20 ms). */
+ * took one per group. */
 static int warm_put(struct span s, struct span *out, int room)
 {
 	int k = 0;
@@ -251,8 +251,7 @@ static int warm_put(struct span s, struct span *out, int room)
  * a heap: each madvise then also interrupts the cores that run the
  * process's other threads (a TLB shootdown), so a thread that frees what
  * it built should not give it back piece by piece while they run
- * (mt-churn-2: 468 calls -> 18; the first thread's drain 4.0-5.1 ms ->
- * 0.3-2.8 ms with the other thread running; test_warm_spans_threads). */
+ * (test_warm_spans_threads; figures in doc/performance.md). */
 void span_retire(unsigned char *base, size_t len)
 {
 	struct span old[BATCH];
