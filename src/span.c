@@ -423,26 +423,26 @@ void span_unmap_cached(unsigned char *base, size_t len, unsigned char *origin)
 	if (s.base) span_retire(s.base, s.len);
 }
 
-void *span_map(size_t len)
+/* map(len), and once more after the pools gave their ranges back */
+static void *map_retrying(void *(*map)(size_t), size_t len)
 {
 	int e = errno;
-	void *p = os_map(len);
+	void *p = map(len);
 	if (!p && !os_map_failing() && span_trim(1)) {
-		p = os_map(len);
+		p = map(len);
 		if (p) errno = e;
 	}
 	return p;
 }
 
+void *span_map(size_t len)
+{
+	return map_retrying(os_map, len);
+}
+
 void *span_map_guarded(size_t len)
 {
-	int e = errno;
-	void *p = os_map_guarded(len);
-	if (!p && !os_map_failing() && span_trim(1)) {
-		p = os_map_guarded(len);
-		if (p) errno = e;
-	}
-	return p;
+	return map_retrying(os_map_guarded, len);
 }
 
 void *span_remap(void *p, size_t old, size_t len)

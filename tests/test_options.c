@@ -454,7 +454,7 @@ static int sc_decay_zero(void)
 	return bad;
 }
 
-static const struct { const char *name; int (*fn)(void); } scenarios[] = {
+static const struct scenario scenarios[] = {
 	{ "junk", sc_junk }, { "junk_large", sc_junk_large }, 
 	{ "zero_free", sc_zero_free }, { "perturb", sc_perturb },
 	{ "populate", sc_populate }, { "populate_off", sc_populate_off },
@@ -810,11 +810,6 @@ static Suite *options_suite(void)
 int main(int argc, char **argv)
 {
 	const char *sc = self_scenario(argc, argv);
-	if (sc) {
-		for (size_t i = 0; i < sizeof scenarios / sizeof *scenarios; i++)
-			if (!strcmp(scenarios[i].name, sc)) return scenarios[i].fn();
-		fprintf(stderr, "unknown scenario %s\n", sc);
-		return 99;
-	}
+	if (sc) return run_scenario_named(sc, scenarios, sizeof scenarios / sizeof *scenarios);
 	return run_suite(options_suite());
 }

@@ -71,7 +71,7 @@ static int sc_heap_map_api(void)
 	return 0;
 }
 
-static const struct { const char *name; int (*fn)(void); } scenarios[] = {
+static const struct scenario scenarios[] = {
 	{ "junk", sc_junk }, { "plain", sc_plain }, { "heap_map_api", sc_heap_map_api },
 };
 
@@ -395,11 +395,6 @@ static Suite *secure_suite(void)
 int main(int argc, char **argv)
 {
 	const char *sc = self_scenario(argc, argv);
-	if (sc) {
-		for (size_t i = 0; i < sizeof scenarios / sizeof *scenarios; i++)
-			if (!strcmp(scenarios[i].name, sc)) return scenarios[i].fn();
-		fprintf(stderr, "unknown scenario %s\n", sc);
-		return 99;
-	}
+	if (sc) return run_scenario_named(sc, scenarios, sizeof scenarios / sizeof *scenarios);
 	return run_suite(secure_suite());
 }

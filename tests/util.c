@@ -223,6 +223,14 @@ const char *self_scenario(int argc, char **argv)
 	return argc == 3 && !strcmp(argv[1], "--scenario") ? argv[2] : NULL;
 }
 
+int run_scenario_named(const char *name, const struct scenario *table, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(table[i].name, name)) return table[i].fn();
+	fprintf(stderr, "unknown scenario %s\n", name);
+	return 99;
+}
+
 int run_suite(Suite *s)
 {
 	SRunner *sr = srunner_create(s);

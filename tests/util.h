@@ -94,6 +94,14 @@ int run_self(const char *options, const char *scenario, unsigned timeout_s,
              char *err, size_t errcap);
 const char *self_scenario(int argc, char **argv);
 
+/* A table of named scenarios for run_self; run_scenario_named runs the
+ * one called name (exit status 99 for an unknown name). */
+struct scenario {
+	const char *name;
+	int (*fn)(void);
+};
+int run_scenario_named(const char *name, const struct scenario *table, size_t n);
+
 /* Run a Check suite; returns the process exit status. */
 struct Suite;
 int run_suite(struct Suite *s);
