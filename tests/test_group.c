@@ -170,10 +170,9 @@ START_TEST(test_group_fit_examples)
 	ck_assert_int_eq(m->cnt, 31);
 	ck_assert(!m->mapped);
 	ck_assert_uint_eq(footprint(s32, 31), 1024);
-	/* the comment's 25 in a 4 KiB slot (98 %) is one good fit; group_fit
-	 * takes the best of 16..32, which may do better still (19 slots,
-	 * 3 056 bytes, fill a 3 072-byte slot): nested, and at least as
-	 * well used as 25 in 4 KiB */
+	/* group_fit takes the best of 16..32 slots: 19 (3 056 bytes) fill a
+	 * 3 072-byte slot, as group.c's comment says; the test asks for a
+	 * nested group at least as well used as 25 slots in 4 KiB */
 	ck_assert_uint_eq(footprint(s160, 25), 4096);
 	ck_assert_uint_gt(footprint(s160, 32), 4096);
 	m = make(h, s160, 4);
