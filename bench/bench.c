@@ -15,6 +15,7 @@
  *     <metric> <value>        memory figures (KiB, bytes, ratios)
  *
  * Workloads: st-churn mt-churn-1 mt-churn-2 xthread larson realloc-growth
+ *            mt-churn-8 mt-churn-32 xthread-8 xthread-32 larson-8 larson-32
  *            large buffers frag once-none once-malloc spin-1 spin-2 whoami
  *            thread-rounds[-N] thread-leftover thread-oversub (threads that
  *            come and go: time, peak RSS = VmHWM, RSS at the end)
@@ -52,6 +53,40 @@ static double now(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The global lock's acquisitions so far, when the allocator is mallocng
+ * (found by name: the benchmark links against no allocator); 0 otherwise.
+ * The struct's first fields and its version-2 tail, as <mallocng.h> has
+ * them: size, version, 15 totals, 48 classes of 6 words, then the lock
+ * counts. */
+static size_t lock_count(void)
+{
+	static int (*get)(void *);
+	static int looked;
+	if (!looked) {
+		get = (int (*)(void *))dlsym(RTLD_DEFAULT, "mallocng_get_stats");
+		looked = 1;
+	}
+	size_t st[2 + 15 + 48 * 6 + 2];
+	if (!get)
+		return 0;
+	memset(st, 0, sizeof st);
+	st[0] = sizeof st;
+	if (get(st) != 0 || st[1] < 2 || st[0] < sizeof st)
+		return 0;
+	return st[2 + 15 + 48 * 6];
+}
+
+/* Prints the acquisitions of the global lock between start and now, with
+ * the allocator calls (malloc, free, realloc) made meanwhile: run.sh
+ * reports acquisitions per million calls.  (The count includes the
+ * acquisition of the statistics call itself.) */
+static void report_locks(size_t start, uint64_t calls)
+{
+	size_t end = lock_count();
+	if (end || start)
+		printf("locks %zu\ncalls %llu\n", end - start, (unsigned long long)calls);
 }
 
 /* xorshift64* with a fixed seed per stream. */
@@ -213,11 +248,19 @@ static struct churn *churn_new(unsigned seed)
 	return c;
 }
 
+/* mt-churn's threads meet before and after their loops, so that the
+ * lock count covers the loops alone (the steady state) */
+static pthread_barrier_t churn_meet;
+
 static void *churn_thread(void *arg)
 {
 	struct churn *c = arg;
 	churn_fill(c);
+	pthread_barrier_wait(&churn_meet);
+	pthread_barrier_wait(&churn_meet);
 	churn_loop(c);
+	pthread_barrier_wait(&churn_meet);
+	pthread_barrier_wait(&churn_meet);
 	churn_drain(c);
 	sink += c->acc;
 	return NULL;
@@ -227,28 +270,48 @@ static void w_st_churn(void)
 {
 	struct churn *c = churn_new(0);
 	churn_fill(c);
+	size_t l0 = lock_count();
 	double t0 = now();
 	churn_loop(c);
 	double t1 = now();
+	report_locks(l0, 2 * c->ops);
 	churn_drain(c);
 	sink += c->acc;
 	printf("time %.6f\nops %llu\n", t1 - t0, (unsigned long long)c->ops);
 }
 
 /* same per-thread work on T threads; the time includes fill and drain */
+#define MAX_THREADS 32
+
+/* Up to 2 threads: each does st-churn's work.  More (8, 32 on the
+ * machine's cores): the work of two split between them, so that the
+ * rows take as long as mt-churn-2 and show what sharing the cores costs. */
 static void w_mt_churn(int nthreads)
 {
-	pthread_t th[2];
-	struct churn *c[2];
-	for (int i = 0; i < nthreads; i++)
-		c[i] = churn_new((unsigned)i);
+	pthread_t th[MAX_THREADS];
+	static struct churn cs[MAX_THREADS];
+	struct churn *c[MAX_THREADS];
+	for (int i = 0; i < nthreads; i++) {
+		c[i] = &cs[i];
+		memset(c[i], 0, sizeof *c[i]);
+		rng_seed(&c[i]->rng, 1000 + (unsigned)i);
+		c[i]->ops = scaled(CHURN_OPS) * (nthreads > 2 ? 2 : nthreads) / nthreads;
+	}
+	pthread_barrier_init(&churn_meet, NULL, (unsigned)nthreads + 1);
 	double t0 = now();
 	for (int i = 0; i < nthreads; i++)
 		if (pthread_create(&th[i], NULL, churn_thread, c[i]))
 			die("pthread_create");
+	pthread_barrier_wait(&churn_meet);      /* all filled */
+	size_t l0 = lock_count();
+	pthread_barrier_wait(&churn_meet);
+	pthread_barrier_wait(&churn_meet);      /* all looped */
+	report_locks(l0, (uint64_t)nthreads * 2 * c[0]->ops);
+	pthread_barrier_wait(&churn_meet);
 	for (int i = 0; i < nthreads; i++)
 		pthread_join(th[i], NULL);
 	double t1 = now();
+	pthread_barrier_destroy(&churn_meet);
 	printf("time %.6f\nops %llu\nthreads %d\n", t1 - t0,
 	       (unsigned long long)c[0]->ops, nthreads);
 }
@@ -259,12 +322,14 @@ static void w_mt_churn(int nthreads)
 #define RING 4096 /* power of two */
 #define XT_OBJS 1500000ull
 
-static struct {
+/* one ring per producer-consumer pair */
+static struct xt_ring {
 	_Alignas(64) _Atomic uint64_t head; /* written by producer */
 	_Alignas(64) _Atomic uint64_t tail; /* written by consumer */
 	_Alignas(64) void *slot[RING];
 	uint64_t total;
-} ring;
+	unsigned seed;
+} rings[MAX_THREADS / 2];
 
 static inline void spin_pause(unsigned *spins)
 {
@@ -278,9 +343,10 @@ static inline void spin_pause(unsigned *spins)
 
 static void *xt_producer(void *arg)
 {
+	struct xt_ring *ring = arg;
 	rng_t rng;
-	rng_seed(&rng, 77);
-	uint64_t total = ring.total;
+	rng_seed(&rng, ring->seed);
+	uint64_t total = ring->total;
 	for (uint64_t i = 0; i < total; i++) {
 		size_t sz = rng_range(&rng, 8, 1024);
 		char *p = malloc(sz);
@@ -289,26 +355,27 @@ static void *xt_producer(void *arg)
 		p[0] = (char)i;
 		p[sz - 1] = (char)i;
 		unsigned spins = 0;
-		uint64_t h = atomic_load_explicit(&ring.head, memory_order_relaxed);
-		while (h - atomic_load_explicit(&ring.tail, memory_order_acquire) >= RING)
+		uint64_t h = atomic_load_explicit(&ring->head, memory_order_relaxed);
+		while (h - atomic_load_explicit(&ring->tail, memory_order_acquire) >= RING)
 			spin_pause(&spins);
-		ring.slot[h & (RING - 1)] = p;
-		atomic_store_explicit(&ring.head, h + 1, memory_order_release);
+		ring->slot[h & (RING - 1)] = p;
+		atomic_store_explicit(&ring->head, h + 1, memory_order_release);
 	}
 	return arg;
 }
 
 static void *xt_consumer(void *arg)
 {
-	uint64_t total = ring.total;
+	struct xt_ring *ring = arg;
+	uint64_t total = ring->total;
 	uintptr_t acc = 0;
 	for (uint64_t i = 0; i < total; i++) {
 		unsigned spins = 0;
-		uint64_t t = atomic_load_explicit(&ring.tail, memory_order_relaxed);
-		while (atomic_load_explicit(&ring.head, memory_order_acquire) == t)
+		uint64_t t = atomic_load_explicit(&ring->tail, memory_order_relaxed);
+		while (atomic_load_explicit(&ring->head, memory_order_acquire) == t)
 			spin_pause(&spins);
-		char *p = ring.slot[t & (RING - 1)];
-		atomic_store_explicit(&ring.tail, t + 1, memory_order_release);
+		char *p = ring->slot[t & (RING - 1)];
+		atomic_store_explicit(&ring->tail, t + 1, memory_order_release);
 		acc += (unsigned char)p[0];
 		free(p);
 	}
@@ -316,18 +383,32 @@ static void *xt_consumer(void *arg)
 	return arg;
 }
 
-static void w_xthread(void)
+/* nthreads / 2 pairs, each a producer that mallocs and a consumer that
+ * frees; the objects of xthread (one pair) split between the pairs */
+static void w_xthread(int nthreads)
 {
-	pthread_t a, b;
-	ring.total = scaled(XT_OBJS);
+	int pairs = nthreads / 2;
+	pthread_t a[MAX_THREADS / 2], b[MAX_THREADS / 2];
+	for (int i = 0; i < pairs; i++) {
+		atomic_store(&rings[i].head, 0);
+		atomic_store(&rings[i].tail, 0);
+		rings[i].total = scaled(XT_OBJS) / (uint64_t)pairs;
+		rings[i].seed = 77 + (unsigned)i;
+	}
+	size_t l0 = lock_count();
 	double t0 = now();
-	if (pthread_create(&b, NULL, xt_consumer, NULL) ||
-	    pthread_create(&a, NULL, xt_producer, NULL))
-		die("pthread_create");
-	pthread_join(a, NULL);
-	pthread_join(b, NULL);
+	for (int i = 0; i < pairs; i++)
+		if (pthread_create(&b[i], NULL, xt_consumer, &rings[i]) ||
+		    pthread_create(&a[i], NULL, xt_producer, &rings[i]))
+			die("pthread_create");
+	for (int i = 0; i < pairs; i++) {
+		pthread_join(a[i], NULL);
+		pthread_join(b[i], NULL);
+	}
 	double t1 = now();
-	printf("time %.6f\nops %llu\n", t1 - t0, (unsigned long long)ring.total);
+	uint64_t total = rings[0].total * (uint64_t)pairs;
+	report_locks(l0, 2 * total);
+	printf("time %.6f\nops %llu\n", t1 - t0, (unsigned long long)total);
 }
 
 /* ------------------------------------------------------------------ */
@@ -336,7 +417,6 @@ static void w_xthread(void)
 /* and threads come and go in generations (thread exit with live data).  */
 
 #define LA_SLOTS 20000
-#define LA_THREADS 2
 #define LA_GENS 4
 #define LA_OPS 600000ull /* per thread per generation */
 
@@ -373,11 +453,13 @@ static void *la_thread(void *argp)
 	return NULL;
 }
 
-static void w_larson(void)
+/* nthreads at a time (2, or 8 and 32 with the operations of 2 split
+ * between them) */
+static void w_larson(int nthreads)
 {
-	struct la_arg args[LA_THREADS];
-	pthread_t th[LA_THREADS];
-	uint64_t ops = scaled(LA_OPS);
+	struct la_arg args[MAX_THREADS];
+	pthread_t th[MAX_THREADS];
+	uint64_t ops = scaled(LA_OPS) * 2 / (uint64_t)nthreads;
 	/* initial population by the main thread */
 	rng_t rng;
 	rng_seed(&rng, 5);
@@ -388,22 +470,24 @@ static void w_larson(void)
 		p[0] = 1;
 		atomic_store(&la_slot[i], p);
 	}
+	size_t l0 = lock_count();
 	double t0 = now();
 	for (int g = 0; g < LA_GENS; g++) {
-		for (int i = 0; i < LA_THREADS; i++) {
-			args[i].seed = (unsigned)(100 + g * LA_THREADS + i);
+		for (int i = 0; i < nthreads; i++) {
+			args[i].seed = (unsigned)(100 + g * nthreads + i);
 			args[i].ops = ops;
 			if (pthread_create(&th[i], NULL, la_thread, &args[i]))
 				die("pthread_create");
 		}
-		for (int i = 0; i < LA_THREADS; i++)
+		for (int i = 0; i < nthreads; i++)
 			pthread_join(th[i], NULL);
 	}
 	double t1 = now();
+	report_locks(l0, 2 * ops * (uint64_t)nthreads * LA_GENS);
 	for (int i = 0; i < LA_SLOTS; i++)
 		free(atomic_load(&la_slot[i]));
 	printf("time %.6f\nops %llu\n", t1 - t0,
-	       (unsigned long long)(ops * LA_THREADS * LA_GENS));
+	       (unsigned long long)(ops * (uint64_t)nthreads * LA_GENS));
 }
 
 /* ------------------------------------------------------------------ */
@@ -1050,6 +1134,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: bench WORKLOAD [SCALE]\n"
 		"workloads: st-churn mt-churn-1 mt-churn-2 xthread larson\n"
+		"           mt-churn-8 mt-churn-32 xthread-8 xthread-32 larson-8\n"
+		"             larson-32 (8 and 32 threads doing the 2-thread work)\n"
 		"           realloc-growth large buffers frag once-none once-malloc\n"
 		"           spin-1 spin-2 (no malloc: CPU scaling baseline) whoami\n"
 		"           thread-rounds[-N] (N rounds of 4 short-lived threads, default\n"
@@ -1087,10 +1173,22 @@ int main(int argc, char **argv)
 		w_mt_churn(1);
 	else if (!strcmp(w, "mt-churn-2"))
 		w_mt_churn(2);
+	else if (!strcmp(w, "mt-churn-8"))
+		w_mt_churn(8);
+	else if (!strcmp(w, "mt-churn-32"))
+		w_mt_churn(32);
 	else if (!strcmp(w, "xthread"))
-		w_xthread();
+		w_xthread(2);
+	else if (!strcmp(w, "xthread-8"))
+		w_xthread(8);
+	else if (!strcmp(w, "xthread-32"))
+		w_xthread(32);
 	else if (!strcmp(w, "larson"))
-		w_larson();
+		w_larson(2);
+	else if (!strcmp(w, "larson-8"))
+		w_larson(8);
+	else if (!strcmp(w, "larson-32"))
+		w_larson(32);
 	else if (!strcmp(w, "realloc-growth"))
 		w_realloc_growth();
 	else if (!strcmp(w, "large"))

@@ -36,7 +36,10 @@ CC=${CC:-gcc}
 MUSL_GCC=${MUSL_GCC:-musl-gcc}
 MALLOCNG_LIB=${MALLOCNG_LIB:-$SRCDIR/../src/.libs/libmallocng.so}
 ALLOCATORS=${BENCH_ALLOCATORS:-mallocng glibc jemalloc mimalloc tcmalloc musl}
-WORKLOADS=${BENCH_WORKLOADS:-st-churn mt-churn-1 mt-churn-2 xthread larson realloc-growth large buffers frag once thread-rounds thread-leftover thread-oversub}
+WORKLOADS=${BENCH_WORKLOADS:-st-churn mt-churn-1 mt-churn-2 xthread larson realloc-growth large buffers frag once thread-rounds thread-leftover thread-oversub mt-churn-8 mt-churn-32 xthread-8 xthread-32 larson-8 larson-32}
+# 8 and 32 threads on the machine's cores (the 2-thread work split between
+# them): time rows and lock counts, not in the geometric mean, which keeps
+# the rows it has always had
 # threads that come and go (issue 18): time and memory rows, not in the
 # geometric mean; run BENCH_THREAD_REPS times only.  "thread-rounds" runs
 # thread-rounds-200 once, whose checkpoints give the 25/100/200-round rows.
@@ -335,6 +338,8 @@ END {
 	}
 	if (has("xthread"))        row("xthread", "xthread", "time", "s", 1)
 	if (has("larson"))         row("larson", "larson", "time", "s", 1)
+	split("mt-churn-8 mt-churn-32 xthread-8 xthread-32 larson-8 larson-32", MW, " ")
+	for (j = 1; j <= 6; j++) if (has(MW[j])) row(MW[j], MW[j], "time", "s", 0)
 	if (has("realloc-growth")) row("realloc-growth", "realloc-growth", "time", "s", 1)
 	if (has("large"))          row("large", "large", "time", "s", 1)
 	if (has("buffers"))        row("buffers", "buffers", "time", "s", 1)
@@ -364,6 +369,14 @@ END {
 		row("thread-oversub time", "thread-oversub", "time", "s", 0)
 		row("thread-oversub peak RSS", "thread-oversub", "hwm_kib", "K", 1)
 	}
+	# the global lock (mallocng only: its statistics count acquisitions),
+	# per million allocator calls in the measured part
+	split("st-churn mt-churn-2 mt-churn-8 mt-churn-32 xthread xthread-8 xthread-32 larson larson-8 larson-32", LW, " ")
+	for (j = 1; j <= 10; j++) { w = LW[j]
+		if (!has(w)) continue
+		for (i = 1; i <= na; i++) { a = A[i]
+			if ((a, w, "locks") in M && M[a, w, "calls"] > 0) M[a, w, "lock_pm"] = M[a, w, "locks"] * 1e6 / M[a, w, "calls"] }
+		if ((ref, w, "lock_pm") in M) row(w " locks/M calls", w, "lock_pm", "i", 0) }
 	if (have_cg == 1) {
 		if (has("st-churn"))       row("st-churn instr/op", "st-churn", "cg_ir_per_op", "i", 1)
 		if (has("realloc-growth")) row("realloc-growth instr/op", "realloc-growth", "cg_ir_per_op", "i", 1)
@@ -409,9 +422,10 @@ END {
 
 {
 	echo
-	echo "workloads: st-churn = 8M free+malloc pairs (8..1024 B, 10k live); mt-churn-N = same per thread on N threads;"
-	echo "  xthread = 1.5M objects malloc'd by a producer and freed by a consumer thread; larson = 2 threads x 4 generations"
-	echo "  replacing random slots of a shared 20k-slot array; realloc-growth = 4 buffers grown to 1 MiB by 16..496 B steps;"
+	echo "workloads: st-churn = 8M free+malloc pairs (8..1024 B, 10k live); mt-churn-N = same per thread on N threads (8, 32: the 2-thread work split between them);"
+	echo "  xthread = 1.5M objects malloc'd by a producer and freed by a consumer thread (-8, -32: 4, 16 pairs sharing them); larson = 2 threads (-8, -32: 8, 32 sharing the work) x 4 generations"
+	echo "  replacing random slots of a shared 20k-slot array; locks/M calls = acquisitions of mallocng's global lock per
+  million malloc/free calls in the measured part (mt-churn: the loops only, after every thread has filled); realloc-growth = 4 buffers grown to 1 MiB by 16..496 B steps;"
 	echo "  large = 600 x malloc/touch/free of 64 KiB..16 MiB; buffers = 20k rounds of 1..4 buffers of 32..128 KiB taken,"
 	echo "  every page written, given back; frag = ~136 MiB of mixed sizes freed/re-allocated in patterns;"
 	echo "  once = RSS after one malloc(1) (dRSS = minus the same process without malloc, ASLR off; total RSS"

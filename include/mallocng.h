@@ -27,7 +27,7 @@ const char *mallocng_version(void);
  * to sizeof(struct mallocng_stats) as they know it, and the library fills
  * no more than that.  Figures are a snapshot taken under the allocator's
  * lock; other threads keep running. */
-#define MALLOCNG_STATS_VERSION 1
+#define MALLOCNG_STATS_VERSION 2
 #define MALLOCNG_NCLASS 48
 
 struct mallocng_class_stats {
@@ -55,6 +55,9 @@ struct mallocng_stats {
 	size_t threads;        /* thread heaps in use */
 	size_t mmap_calls, munmap_calls, mremap_calls, madvise_calls;
 	struct mallocng_class_stats classes[MALLOCNG_NCLASS];
+	/* version 2 */
+	size_t lock_acquisitions; /* of the global lock, since start */
+	size_t lock_contended;    /* of those, found it held by another thread */
 };
 
 /* Fill *st (st->size must be set); returns 0, or -1 if st->size is too

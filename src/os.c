@@ -280,13 +280,14 @@ static inline void cpu_relax(void)
 
 /* Recursive for its holder: an open meta window (option protect_meta)
  * holds the lock around code that takes it again. */
-void os_lock(void)
+/* Every outermost acquisition is counted (os_count.lock_taken), and those
+ * that found the lock held (lock_waited): the statistics report them, so
+ * that a workload's trips to the shared state can be seen per operation.
+ * Both are written by the holder only. */
+static void lock_wait(void)
 {
-	int c = 0;
-	if (lock_held++) return;
-	if (atomic_compare_exchange_strong(&lock_word, &c, 1)) return;
 	for (int spin = 0; spin < 100; spin++) {
-		c = 0;
+		int c = 0;
 		if (atomic_load_explicit(&lock_word, memory_order_relaxed) == 0 &&
 		    atomic_compare_exchange_weak(&lock_word, &c, 1))
 			return;
@@ -294,6 +295,17 @@ void os_lock(void)
 	}
 	while (atomic_exchange(&lock_word, 2) != 0)
 		syscall(SYS_futex, &lock_word, FUTEX_WAIT_PRIVATE, 2, 0, 0, 0);
+}
+
+void os_lock(void)
+{
+	int c = 0;
+	if (lock_held++) return;
+	if (!atomic_compare_exchange_strong(&lock_word, &c, 1)) {
+		lock_wait();
+		os_count.lock_waited++;
+	}
+	os_count.lock_taken++;
 }
 
 void os_unlock(void)

@@ -104,6 +104,8 @@ struct os_counters {
 	_Atomic size_t released;    /* groups given back */
 	_Atomic long map_calls;     /* for fault injection */
 	/* lock held: */
+	size_t lock_taken;          /* acquisitions of the global lock */
+	size_t lock_waited;         /* of those, found the lock held */
 	size_t heaps_live;          /* heaps of live threads (heap.c) */
 	size_t heaps_mapped;        /* bytes mapped for heaps (heap.c) */
 	size_t meta_bytes_mapped;   /* bytes mapped for meta areas (meta.c) */

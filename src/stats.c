@@ -124,6 +124,9 @@ void stats_collect(struct mallocng_stats *st)
 	}
 	st->bytes_meta = os_count.meta_bytes_mapped + os_count.heaps_mapped;
 	st->threads = os_count.heaps_live;
+	/* this acquisition included */
+	st->lock_acquisitions = os_count.lock_taken;
+	st->lock_contended = os_count.lock_waited;
 	os_unlock();
 	for (int sc = 0; sc < NCLASS; sc++) {
 		struct mallocng_class_stats *c = &st->classes[sc];
@@ -240,6 +243,8 @@ EXPORT void mallocng_print_stats(int fd)
 	out(fd, "threads: %zu with a heap; groups released: %zu; OS calls: mmap %zu, munmap %zu, "
 	    "mremap %zu, madvise %zu\n", st.threads, st.groups_released, st.mmap_calls,
 	    st.munmap_calls, st.mremap_calls, st.madvise_calls);
+	out(fd, "global lock: taken %zu times, %zu of them found it held\n", st.lock_acquisitions,
+	    st.lock_contended);
 	out(fd, "allocation and free counts: not kept (a count on every malloc and free would "
 	    "cost the fast paths; see mallocng(7))\n");
 	out(fd, "%9s %7s %7s %7s %7s %11s %11s %6s\n", "class", "groups", "slots",

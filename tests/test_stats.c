@@ -390,6 +390,47 @@ START_TEST(test_malloc_stats)
 }
 END_TEST
 
+/* The global lock's count: a loop that the thread cache serves takes no
+ * lock (the statistics call takes one), a large object takes it, and two
+ * threads that keep making large objects meet on it at times. */
+static void *large_loop(void *arg)
+{
+	for (int i = 0; i < 2000; i++) {
+		void *p = malloc(300 << 10);
+		ck_assert_ptr_nonnull(p);
+		free(p);
+	}
+	return arg;
+}
+
+START_TEST(test_lock_counted)
+{
+	struct mallocng_stats a, b;
+	free(malloc(100));
+	snap(&a);
+	for (int i = 0; i < 100000; i++) {
+		void *p = malloc(100);
+		ck_assert_ptr_nonnull(p);
+		free(p);
+	}
+	snap(&b);
+	ck_assert_uint_eq(b.version, 2);
+	ck_assert_uint_eq(b.lock_acquisitions - a.lock_acquisitions, 1);
+	void *big = malloc(1 << 20);
+	ck_assert_ptr_nonnull(big);
+	free(big);
+	snap(&a);
+	ck_assert_uint_ge(a.lock_acquisitions - b.lock_acquisitions, 3);
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, large_loop, NULL), 0);
+	for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+	snap(&b);
+	ck_assert_uint_ge(b.lock_acquisitions - a.lock_acquisitions, 4000);
+	ck_assert_uint_le(b.lock_contended, b.lock_acquisitions);
+	ck_assert_uint_le(a.lock_contended, b.lock_contended);
+}
+END_TEST
+
 static Suite *stats_suite(void)
 {
 	Suite *s = suite_create("stats");
@@ -406,6 +447,7 @@ static Suite *stats_suite(void)
 	tcase_add_test(tc, test_glibc_introspection);
 	tcase_add_test(tc, test_malloc_stats);
 	tcase_add_test(tc, test_aligned_counted);
+	tcase_add_test(tc, test_lock_counted);
 	suite_add_tcase(s, tc);
 	return s;
 }
