@@ -391,7 +391,8 @@ START_TEST(test_malloc_stats)
 END_TEST
 
 /* The global lock's count: a loop that the thread cache serves takes no
- * lock (the statistics call takes one), a large object takes it, and two
+ * lock with the default options (the statistics call takes one), a large
+ * object takes it, and two
  * threads that keep making large objects meet on it at times. */
 static void *large_loop(void *arg)
 {
@@ -415,7 +416,11 @@ START_TEST(test_lock_counted)
 	}
 	snap(&b);
 	ck_assert_uint_eq(b.version, 2);
-	ck_assert_uint_eq(b.lock_acquisitions - a.lock_acquisitions, 1);
+	/* (the hardened runs' options take the checked paths, which hold the
+	 * lock around each call) */
+	const char *opts = getenv("MALLOCNG_OPTIONS");
+	if (!opts || !*opts) ck_assert_uint_eq(b.lock_acquisitions - a.lock_acquisitions, 1);
+	else ck_assert_uint_ge(b.lock_acquisitions - a.lock_acquisitions, 1);
 	void *big = malloc(1 << 20);
 	ck_assert_ptr_nonnull(big);
 	free(big);
