@@ -60,7 +60,7 @@ static void account(struct heap *h, ptrdiff_t d)
 static void unlist(struct heap *h, int i)
 {
 	struct meta *m = h->dirty[i].m;
-	account(h, -(ptrdiff_t)(__builtin_popcount(m->dirty) * class_stride[m->sc]));
+	account(h, -(ptrdiff_t)(__builtin_popcount(m->dirty) * class_stride(m->sc)));
 	m->dirty = 0;
 	h->dirty_n--;
 	for (; i < (int)h->dirty_n; i++) h->dirty[i] = h->dirty[i + 1];
@@ -73,7 +73,7 @@ static void unlist(struct heap *h, int i)
 static void purge_entry(struct heap *h, int i)
 {
 	struct meta *m = h->dirty[i].m;
-	uint32_t stride = class_stride[m->sc];
+	uint32_t stride = class_stride(m->sc);
 	uint64_t bits = m->dirty & m->avail;
 	uintptr_t mem = (uintptr_t)m->mem;
 	if (m->avail == full_mask(m)) {
@@ -103,7 +103,7 @@ static void purge_entry(struct heap *h, int i)
 
 void dirty_add(struct heap *h, struct meta *m, uint32_t bits)
 {
-	uint32_t stride = class_stride[m->sc], fresh = bits & ~m->dirty;
+	uint32_t stride = class_stride(m->sc), fresh = bits & ~m->dirty;
 	if (!m->dirty) {
 		if (h->dirty_n == DIRTY_N) purge_entry(h, 0);
 		h->dirty[h->dirty_n++] = (struct dirty_entry){ m, os_now_ms() };
@@ -134,7 +134,7 @@ int dirty_keep_group(struct heap *h, struct meta *m)
 	if (m->dirty || !dirty_on()) return 0;
 	for (unsigned i = 0; i < h->dirty_n; i++) {
 		struct meta *k = h->dirty[i].m;
-		if (class_stride[k->sc] < SLOT_PURGE_MIN) kept += group_bytes(k->sc, k->cnt);
+		if (class_stride(k->sc) < SLOT_PURGE_MIN) kept += group_bytes(k->sc, k->cnt);
 	}
 	if (kept > DIRTY_SMALL_MAX) return 0;
 	dirty_add(h, m, full_mask(m));

@@ -48,7 +48,7 @@ static __attribute__((noinline)) void free_uncached(struct heap *h, unsigned cha
 	struct meta *m = meta_at_index(H_META(hdr));
 	int sc = m->sc, idx = (int)slot_of((size_t)(p - GROUP_HDR - m->mem), (unsigned)sc);
 	size_t k = tc_count(h, sc), limit = aligned ? 0 : tc_limit(h, sc);
-	if (likely(!opt_slow && class_stride[sc] < SLOT_PURGE_MIN && (limit || !k)))
+	if (likely(!opt_slow && class_stride(sc) < SLOT_PURGE_MIN && (limit || !k)))
 		slot_release_to(h, m, idx, limit ? p : NULL);
 	else
 		release_slow(h, m, p, n, idx, aligned);
@@ -130,7 +130,7 @@ static __attribute__((noinline)) void free_short(unsigned char *p, uint64_t hdr,
  * header's check */
 static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr, size_t n)
 {
-	size_t sc = H_CLASS(hdr), stride = class_stride[sc];  /* verified */
+	size_t sc = H_CLASS(hdr), stride = class_stride(sc);  /* verified */
 	const struct meta *m = meta_at_index(H_META(hdr));
 	unsigned idx = (unsigned)slot_of((size_t)(p - GROUP_HDR - m->mem), (unsigned)sc);
 	if (unlikely(!next_header_ok(m, p + stride, (int)idx + 1, stride - SLOT_HDR))) free_general(p);
@@ -152,8 +152,8 @@ ALWAYS_INLINE int small_record(unsigned char *p, uint64_t hdr, size_t *sc, size_
 				unsigned char **g, size_t *pidx)
 {
 	*sc = H_CLASS(hdr);
-	*stride = class_stride[*sc];
-	const struct area_ref *ar = &meta_areas[H_AREA(hdr)];
+	*stride = class_stride(*sc);
+	const struct area_ref *ar = &ro.areas[H_AREA(hdr)];
 	struct meta_area *a = ar->recs;
 	if (unlikely(!a)) return 0;
 	struct meta *m = (struct meta *)((char *)a + H_REC_OFF(hdr));
@@ -186,7 +186,7 @@ ALWAYS_INLINE size_t verified_size(unsigned char *p, uint64_t hdr, size_t stride
 
 /* The checks of lookup, in the order that lets a slot that passes them all
  * go straight to the thread cache: the stride of a large object's record
- * is 0 (class_stride[SC_LARGE]), so large and aligned objects, like any
+ * is 0 (class_stride(SC_LARGE)), so large and aligned objects, like any
  * pointer that fails a check, fall to free_general. */
 EXPORT void free(void *ptr)
 {

@@ -30,7 +30,7 @@ static _Atomic int abandoned_n;  /* groups on the lists (a hint outside the lock
  * classes stay below about 1 MiB. */
 static int group_cnt(struct heap *h, int sc)
 {
-	uint32_t stride = class_stride[sc];
+	uint32_t stride = class_stride(sc);
 	int u = h->ngroups[sc];
 	int cnt = u == 0 ? 4 : u == 1 ? 8 : u < 4 ? 16 : 32;
 	if (cnt < (int)(1024 / stride)) cnt = 1024 / stride;
@@ -45,7 +45,7 @@ static int group_cnt(struct heap *h, int sc)
 static size_t group_footprint(int sc, int n)
 {
 	size_t b = group_bytes(sc, n);
-	return b <= NEST_MAX ? class_stride[size_to_class(b)] : page_round(b);
+	return b <= NEST_MAX ? class_stride(size_to_class(b)) : page_round(b);
 }
 
 /* Of cnt/2..cnt slots, the count whose group fills what it takes best (ties
@@ -80,7 +80,7 @@ static void container_seal(unsigned char *mem, size_t bytes)
 	uint64_t hdr = *header_of(mem);
 	struct meta *c = meta_at_index(H_META(hdr));
 	unsigned idx = (unsigned)slot_of((size_t)(mem - GROUP_HDR - c->mem), c->sc);
-	frame(mem, H_META(hdr), c->sc, bytes, class_room[c->sc], K_CONTAINER, *gen_at(H_META(hdr), idx));
+	frame(mem, H_META(hdr), c->sc, bytes, class_room(c->sc), K_CONTAINER, *gen_at(H_META(hdr), idx));
 }
 
 struct meta *group_create(struct heap *h, int sc)
@@ -116,7 +116,7 @@ struct meta *group_create(struct heap *h, int sc)
 	atomic_store_explicit(&m->remote, 0, memory_order_relaxed);
 	m->untouched = maplen && !dirty ? full_mask(m) : 0;
 	/* (before the header is written, which would fault its page) */
-	if (m->untouched && class_stride[sc] < POPULATE_MIN && h->ngroups[sc] > 0)
+	if (m->untouched && class_stride(sc) < POPULATE_MIN && h->ngroups[sc] > 0)
 		fresh_group(h, m);
 	group_header_init(m);
 	/* every slot header, and the 8 bytes after the last slot, is zero or
@@ -125,12 +125,12 @@ struct meta *group_create(struct heap *h, int sc)
 	 * other data, a dirty retired span held another group */
 	if (dirty)
 		for (int i = 1; i <= cnt; i++)
-			*(uint64_t *)(mem + GROUP_HDR + (size_t)i * class_stride[sc] - SLOT_HDR) = 0;
+			*(uint64_t *)(mem + GROUP_HDR + (size_t)i * class_stride(sc) - SLOT_HDR) = 0;
 	h->ngroups[sc]++;
 	/* a big class's group in a warm span: its slots' pages are listed
 	 * like freed ones, to go back in time */
 	m->dirty = 0;
-	if (maplen && dirty && class_stride[sc] >= SLOT_PURGE_MIN && dirty_on()) {
+	if (maplen && dirty && class_stride(sc) >= SLOT_PURGE_MIN && dirty_on()) {
 		dirty_add(h, m, full_mask(m));
 		dirty_trim(h);
 	}

@@ -62,7 +62,7 @@ __attribute__((constructor)) static void heap_constructor(void)
  * malloc of its class; tc_flush gives them back when it leaves). */
 int tc_default(int sc)
 {
-	uint32_t s = class_stride[sc];
+	uint32_t s = class_stride(sc);
 	return opt_slow ? 0 : s <= 1024 ? TC_CAP : s <= 4096 ? 8 : s <= 16384 ? 2 : s >= SLOT_PURGE_MIN;
 }
 
@@ -157,7 +157,7 @@ struct heap *heap_get(void)
 	struct heap *h = tl_heap;
 	if (h != &empty_heap) return h;
 	os_lock();
-	if (!secret) init_secret();
+	if (!init_done()) init_secret();
 	if (!heap_key_ok) heap_key_ok = !pthread_key_create(&heap_key, heap_destroy);
 	if ((h = free_heaps)) {
 		free_heaps = h->next_free;
@@ -363,7 +363,7 @@ void free_slow_local(struct heap *h, struct meta *m)
 		/* its pages go back now, or from dirty.c's list: a big
 		 * class's freed slots are there, a small one's group may go */
 		if (m->mapped && m->maplen > PURGE_MIN && !m->dirty &&
-		    (class_stride[sc] >= SLOT_PURGE_MIN || !dirty_keep_group(h, m)))
+		    (class_stride(sc) >= SLOT_PURGE_MIN || !dirty_keep_group(h, m)))
 			os_purge(m->mem + PAGE, m->maplen - PAGE), m->untouched = full_mask(m);
 		return;
 	}
@@ -373,7 +373,7 @@ void free_slow_local(struct heap *h, struct meta *m)
 	 * object came, and this one emptying says nothing of shrinking; its
 	 * slot's pages are on dirty.c's list, bounded) */
 	if (!h->spare[sc] && (group_bytes(sc, m->cnt) <= PURGE_MIN ||
-			      (m->cnt == 1 && class_stride[sc] >= SLOT_PURGE_MIN))) {
+			      (m->cnt == 1 && class_stride(sc) >= SLOT_PURGE_MIN))) {
 		h->spare[sc] = m;
 		return;
 	}
@@ -382,7 +382,7 @@ void free_slow_local(struct heap *h, struct meta *m)
 	/* a heap that releases a group of a big class is shrinking: its other
 	 * kept slots go too (not for small groups, which a program that
 	 * churns small objects releases all the time) */
-	if (class_stride[sc] >= SLOT_PURGE_MIN) dirty_purge(h, 1);
+	if (class_stride(sc) >= SLOT_PURGE_MIN) dirty_purge(h, 1);
 }
 
 /* The checked allocation (options that need the slow paths; harden.c has

@@ -211,11 +211,11 @@ static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m
 {
 	uint32_t mi = m->index & ((MAX_AREAS << AREA_SHIFT) - 1);
 	if (unlikely(meta_at_index(mi) != m)) return slot_not_free(m);
-	unsigned char *p = m->mem + GROUP_HDR + (size_t)idx * class_stride[m->sc];
+	unsigned char *p = m->mem + GROUP_HDR + (size_t)idx * class_stride(m->sc);
 	uint64_t old = *header_of(p);
 	if (unlikely(old != 0) && unlikely(!freed_ok(old, p)) && !sealed(old, p, 0, K_VOID))
 		return slot_not_free(p);
-	frame(p, m->index, m->sc, n, class_room[m->sc], K_LIVE, *gen_at(m->index, idx));
+	frame(p, m->index, m->sc, n, class_room(m->sc), K_LIVE, *gen_at(m->index, idx));
 	__atomic_store_n(&m->avail, a & ~(1u << idx), __ATOMIC_RELEASE);
 	return p;
 }
@@ -228,10 +228,10 @@ static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t
 {
 	h->tc_top[sc] = (uint32_t)(top - sizeof(void *));     /* first: h and top die here */
 	uint64_t freed = *header_of(p);
-	size_t room = class_room[sc];
+	size_t room = class_room(sc);
 	/* the header may have been rewritten: its record index must name an
 	 * area before the generation is read */
-	const unsigned char *gens = meta_areas[H_AREA(freed)].gens;
+	const unsigned char *gens = ro.areas[H_AREA(freed)].gens;
 	if (unlikely(!gens)) return write_after_free(p);
 	unsigned gen = gens[(H_REC_OFF(freed) >> 1) + H_IDX(freed)];
 	/* the live header's class and record, and the generation above them
@@ -262,7 +262,7 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned kind)
 	if (!hdr || freed_ok(hdr, p)) bad_header(hdr, p);
 	uint32_t mi = H_META(hdr);
 	unsigned c = H_CLASS(hdr);
-	struct meta_area *a = meta_areas[mi >> AREA_SHIFT].recs;
+	struct meta_area *a = ro.areas[mi >> AREA_SHIFT].recs;
 	if (!a) bad_header(hdr, p);
 	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
 	size_t off = p - m->mem;    /* huge if p is below mem or mem is NULL */
@@ -280,7 +280,7 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned kind)
 		if (!sealed(hdr, p, 0, kind)) bad_header(hdr, p);
 		if (n == (size_t)-1) fail("corrupted metadata", p);
 	} else if (m->sc < NCLASS) {
-		size_t stride = class_stride[m->sc];
+		size_t stride = class_stride(m->sc);
 		/* p in slot idx (d < stride: off < start wraps to a huge d) */
 		size_t d = off - (GROUP_HDR + (size_t)idx * stride);
 		if (d < stride - SLOT_HDR) {
@@ -300,13 +300,13 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned kind)
 	unsigned r = m->sc == SC_LARGE ? 0 : H_R(hdr);
 	size_t clen = m->sc == SC_LARGE ? (slack < 4 ? slack : 4) : canary_len(slack, r);
 	if (clen ? !canary_ok(p + n, H_TAG(hdr), clen)
-		 : m->sc != SC_LARGE && !next_header_ok(m, p + n + SLOT_HDR, idx + 1, class_stride[m->sc] - SLOT_HDR))
+		 : m->sc != SC_LARGE && !next_header_ok(m, p + n + SLOT_HDR, idx + 1, class_stride(m->sc) - SLOT_HDR))
 		fail("heap overflow", p);
 	s->meta = m;
 	s->p = p;
 	s->n = n;
 	s->idx = idx;
-	s->aligned = m->sc != SC_LARGE && off != GROUP_HDR + (size_t)idx * class_stride[m->sc];
+	s->aligned = m->sc != SC_LARGE && off != GROUP_HDR + (size_t)idx * class_stride(m->sc);
 	return m;
 }
 
@@ -362,7 +362,7 @@ static inline __attribute__((always_inline)) void *alloc_class(size_t sc, size_t
 static inline int slot_fresh(struct meta *m, int i)
 {
 	uint32_t bit = 1u << i;
-	if (class_stride[m->sc] >= SLOT_PURGE_MIN) return !(m->dirty & bit);
+	if (class_stride(m->sc) >= SLOT_PURGE_MIN) return !(m->dirty & bit);
 	int fresh = (m->untouched & bit) != 0;
 	m->untouched &= ~bit;
 	return fresh;

@@ -7,7 +7,7 @@
  *   pages; record 0 of each area is the area header (AREA_MAGIC, its
  *   first index: no secret); protect_meta seals the records, not the
  *   generations, which every free writes;
- * - record index i lives at meta_areas[i >> AREA_SHIFT].recs, slot i & (AREA_RECS-1);
+ * - record index i lives at ro.areas[i >> AREA_SHIFT].recs, slot i & (AREA_RECS-1);
  *   only indices below meta_limit have ever been handed out, so a group
  *   header can be resolved to a record without trusting any pointer in it;
  * - a free record has mem == NULL and sits on free_metas (lock held).
@@ -45,7 +45,7 @@ struct meta *meta_alloc(void)
 		m->next = m->prev = 0;
 		return m;
 	}
-	if (!secret) init_secret();
+	if (!init_done()) init_secret();
 	uint32_t i = pool.next_index;
 	if (i == area0_recs) i = AREA_RECS;     /* boot_area is full */
 	if ((i & (AREA_RECS - 1)) == 0) {
@@ -66,13 +66,13 @@ struct meta *meta_alloc(void)
 		a->magic = AREA_MAGIC;
 		a->first = i;
 		os_protect(&ro, sizeof ro, 1);
-		meta_areas[i >> AREA_SHIFT].recs = a;
-		meta_areas[i >> AREA_SHIFT].gens = gens;
+		ro.areas[i >> AREA_SHIFT].recs = a;
+		ro.areas[i >> AREA_SHIFT].gens = gens;
 		os_protect(&ro, sizeof ro, 0);
 		i++;
 	}
 	pool.next_index = i + 1;
-	m = (struct meta *)meta_areas[i >> AREA_SHIFT].recs + (i & (AREA_RECS - 1));
+	m = (struct meta *)ro.areas[i >> AREA_SHIFT].recs + (i & (AREA_RECS - 1));
 	m->index = i;
 	atomic_store_explicit(&meta_limit, pool.next_index, memory_order_release);
 	return m;
@@ -93,8 +93,8 @@ static void areas_protect(int writable)
 {
 	uint32_t limit = atomic_load_explicit(&meta_limit, memory_order_relaxed);
 	for (uint32_t a = 0; a < MAX_AREAS && (a << AREA_SHIFT) < limit; a++)
-		if (meta_areas[a].recs != (struct meta_area *)boot_area)
-			os_protect(meta_areas[a].recs, AREA_RECS * sizeof(struct meta), writable);
+		if (ro.areas[a].recs != (struct meta_area *)boot_area)
+			os_protect(ro.areas[a].recs, AREA_RECS * sizeof(struct meta), writable);
 }
 
 int meta_window_open(void)

@@ -16,7 +16,7 @@
  * read as zero, like those of slots never used. */
 static __attribute__((noinline)) void group_purge_sparse(struct meta *m)
 {
-	uint32_t stride = class_stride[m->sc];
+	uint32_t stride = class_stride(m->sc);
 	int live = __builtin_ctz(~m->avail & full_mask(m));
 	uintptr_t mem = (uintptr_t)m->mem, page = PAGE;
 	uintptr_t lo = mem + GROUP_HDR + (size_t)live * stride - SLOT_HDR, hi = lo + stride;
@@ -153,7 +153,7 @@ __attribute__((noinline)) void slot_release_to(struct heap *h, struct meta *m, i
  * page after p's header on. */
 void slot_give_back(struct heap *h, struct meta *m, int idx, unsigned char *p)
 {
-	uint32_t stride = class_stride[m->sc];
+	uint32_t stride = class_stride(m->sc);
 	if (stride < SLOT_PURGE_MIN) {
 		slot_release(h, m, idx);
 	} else if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) == h && h != &empty_heap &&
@@ -202,7 +202,7 @@ void tc_flush(struct heap *h, int sc, int keep)
 		uint64_t hdr = *header_of(p);
 		if (!freed_ok(hdr, p)) fail("write after free", p);
 		struct meta *m = meta_at_index(H_META(hdr));
-		if ((size_t)(p - m->mem) != GROUP_HDR + (size_t)H_IDX(hdr) * class_stride[sc])
+		if ((size_t)(p - m->mem) != GROUP_HDR + (size_t)H_IDX(hdr) * class_stride(sc))
 			fail("corrupted metadata", p);
 		slot_give_back(h, m, H_IDX(hdr), p);
 		/* groups are emptying: the program is freeing, not churning, so
@@ -217,7 +217,7 @@ static void release_to_group(struct heap *h, unsigned char *p)
 {
 	uint64_t hdr = *header_of(p);
 	struct meta *m = meta_at_index(H_META(hdr));
-	if ((size_t)(p - m->mem) != GROUP_HDR + (size_t)H_IDX(hdr) * class_stride[m->sc])
+	if ((size_t)(p - m->mem) != GROUP_HDR + (size_t)H_IDX(hdr) * class_stride(m->sc))
 		fail("corrupted metadata", p);
 	slot_release(h, m, H_IDX(hdr));
 }
