@@ -75,7 +75,6 @@ static void purge_entry(struct heap *h, int i)
 	struct meta *m = h->dirty[i].m;
 	uint32_t stride = class_stride(m->sc);
 	uint64_t bits = m->dirty & m->avail;
-	uintptr_t mem = (uintptr_t)m->mem;
 	if (m->avail == full_mask(m)) {
 		/* all free: every page but the header's, including the first
 		 * pages of slots given back one by one before */
@@ -88,8 +87,8 @@ static void purge_entry(struct heap *h, int i)
 	while (bits) {
 		int a = __builtin_ctzll(bits);
 		int b = a + __builtin_ctzll(~(bits >> a));      /* run a..b-1 */
-		uintptr_t from = page_round(mem + GROUP_HDR + (size_t)a * stride);
-		uintptr_t end = (mem + GROUP_HDR + (size_t)b * stride) & -(uintptr_t)PAGE;
+		uintptr_t from = page_round((uintptr_t)slot_at(m, (size_t)a));
+		uintptr_t end = (uintptr_t)slot_at(m, (size_t)b) & -(uintptr_t)PAGE;
 		/* the pages a run shares with free neighbours (slot a's header
 		 * and the tail of slot a - 1, slot b's header and head) go too:
 		 * nothing in them is in use */

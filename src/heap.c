@@ -78,30 +78,16 @@ static void heap_init(struct heap *h)
 	}
 }
 
-void ring_insert(struct heap *h, int sc, struct meta *m)
+/* The ring of class sc's groups with room: in after the current group,
+ * out moving the current group on (heap.h: ring_insert, ring_remove). */
+static void heap_ring_insert(struct heap *h, int sc, struct meta *m)
 {
-	struct meta *c = h->cur[sc];
-	if (c == &dummy_meta) {
-		m->next = m->prev = m;
-		h->cur[sc] = m;
-		return;
-	}
-	m->prev = c;
-	m->next = c->next;
-	c->next->prev = m;
-	c->next = m;
+	ring_insert(&h->cur[sc], m, &dummy_meta);
 }
 
-void ring_remove(struct heap *h, int sc, struct meta *m)
+static void heap_ring_remove(struct heap *h, int sc, struct meta *m)
 {
-	if (m->next == m) {
-		h->cur[sc] = &dummy_meta;
-	} else {
-		m->prev->next = m->next;
-		m->next->prev = m->prev;
-		if (h->cur[sc] == m) h->cur[sc] = m->next;
-	}
-	m->next = m->prev = 0;
+	ring_remove(&h->cur[sc], m, &dummy_meta);
 }
 
 /* Hand every group back; called at thread exit with the heap detached. */
@@ -128,7 +114,7 @@ static void heap_destroy(void *arg)
 				nx = m->next;
 				__atomic_store_n(&m->owner, (struct heap *)0, __ATOMIC_RELAXED);
 				m->in_full = 0;
-				m->avail |= atomic_exchange(&m->remote, 0);
+				group_collect_remote(m);
 				if (m->avail == full_mask(m)) {
 					m->next = release;
 					release = m;
@@ -224,10 +210,9 @@ int heap_trim(struct heap *h)
 			group_release(m), released++;
 		}
 		while ((m = h->cur[sc]) != &dummy_meta) {
-			if (atomic_load_explicit(&m->remote, memory_order_relaxed))
-				m->avail |= atomic_exchange(&m->remote, 0);
+			group_collect_remote(m);
 			if (m->avail != full_mask(m)) break;
-			ring_remove(h, sc, m);
+			heap_ring_remove(h, sc, m);
 			h->ngroups[sc]--;
 			group_release(m), released++;
 		}
@@ -238,19 +223,13 @@ int heap_trim(struct heap *h)
 static void full_push(struct heap *h, int sc, struct meta *m)
 {
 	m->in_full = 1;
-	m->prev = 0;
-	m->next = h->full[sc];
-	if (m->next) m->next->prev = m;
-	h->full[sc] = m;
+	list_push(&h->full[sc], m);
 }
 
 static void full_remove(struct heap *h, int sc, struct meta *m)
 {
-	if (m->prev) m->prev->next = m->next;
-	else h->full[sc] = m->next;
-	if (m->next) m->next->prev = m->prev;
+	list_remove(&h->full[sc], m);
 	m->in_full = 0;
-	m->next = m->prev = 0;
 }
 
 /* Move groups that other threads freed slots into back to the ring. */
@@ -258,10 +237,9 @@ static void reclaim_remote(struct heap *h, int sc)
 {
 	for (struct meta *m = h->full[sc], *nx; m; m = nx) {
 		nx = m->next;
-		if (atomic_load_explicit(&m->remote, memory_order_relaxed)) {
-			m->avail |= atomic_exchange(&m->remote, 0);
+		if (group_collect_remote(m)) {
 			full_remove(h, sc, m);
-			ring_insert(h, sc, m);
+			heap_ring_insert(h, sc, m);
 		}
 	}
 }
@@ -316,10 +294,9 @@ void *malloc_slow(size_t n, int sc)
 	for (;;) {
 		/* the ring: collect remote frees, retire exhausted groups */
 		while ((m = h->cur[sc]) != &dummy_meta) {
-			if (atomic_load_explicit(&m->remote, memory_order_relaxed))
-				m->avail |= atomic_exchange(&m->remote, 0);
+			group_collect_remote(m);
 			if (m->avail) goto found;
-			ring_remove(h, sc, m);
+			heap_ring_remove(h, sc, m);
 			full_push(h, sc, m);
 		}
 		if (atomic_load_explicit(&h->remote_hint[sc], memory_order_relaxed)) {
@@ -335,7 +312,7 @@ void *malloc_slow(size_t n, int sc)
 		errno = ENOMEM;
 		return 0;
 	}
-	ring_insert(h, sc, m);
+	heap_ring_insert(h, sc, m);
 	h->cur[sc] = m;
 found:;
 	uint32_t a = m->avail;
@@ -352,22 +329,21 @@ void free_slow_local(struct heap *h, struct meta *m)
 	int sc = m->sc;
 	if (m->in_full) {
 		full_remove(h, sc, m);
-		ring_insert(h, sc, m);
+		heap_ring_insert(h, sc, m);
 	}
-	if (atomic_load_explicit(&m->remote, memory_order_relaxed))
-		m->avail |= atomic_exchange(&m->remote, 0);
+	group_collect_remote(m);
 	if (m->avail != full_mask(m)) return;
 	h->released++;
 	tc_set_limit(h, sc, 0);
 	if (m == h->cur[sc]) {
 		/* its pages go back now, or from dirty.c's list: a big
 		 * class's freed slots are there, a small one's group may go */
-		if (m->mapped && m->maplen > PURGE_MIN && !m->dirty &&
+		if (m->mapped != MEM_NESTED && m->maplen > PURGE_MIN && !m->dirty &&
 		    (class_stride(sc) >= SLOT_PURGE_MIN || !dirty_keep_group(h, m)))
 			os_purge(m->mem + PAGE, m->maplen - PAGE), m->untouched = full_mask(m);
 		return;
 	}
-	ring_remove(h, sc, m);
+	heap_ring_remove(h, sc, m);
 	/* the spare: a small group, or a big class's group of one slot (the
 	 * first a heap makes: another, bigger, took over when a second
 	 * object came, and this one emptying says nothing of shrinking; its

@@ -155,8 +155,64 @@ HIDDEN void free_hardened(struct heap *h, struct slot *s);
 HIDDEN void quarantine_drain(struct heap *h, size_t keep_bytes);
 HIDDEN void quarantine_push(struct heap *h, unsigned char *p, size_t n);
 HIDDEN void *heap_alloc_slot(size_t n);
-HIDDEN void ring_insert(struct heap *h, int sc, struct meta *m);
-HIDDEN void ring_remove(struct heap *h, int sc, struct meta *m);
+
+/* ---- lists of records, over m->prev and m->next ----
+ * A list ends at NULL and takes new records at its head: a heap's full
+ * groups (heap.c), the abandoned groups with room (group.c).  A ring is
+ * circular, entered at *head, which is `none` when the ring is empty: a
+ * heap's groups with room (none: &dummy_meta, whose avail malloc reads
+ * without a test), the full abandoned groups (none: NULL). */
+static inline void list_push(struct meta **head, struct meta *m)
+{
+	m->prev = 0;
+	m->next = *head;
+	if (m->next) m->next->prev = m;
+	*head = m;
+}
+static inline void list_remove(struct meta **head, struct meta *m)
+{
+	if (m->prev) m->prev->next = m->next;
+	else *head = m->next;
+	if (m->next) m->next->prev = m->prev;
+	m->next = m->prev = 0;
+}
+/* Insert m after *head, or as the ring's only record. */
+static inline void ring_insert(struct meta **head, struct meta *m, struct meta *none)
+{
+	struct meta *c = *head;
+	if (c == none) {
+		m->next = m->prev = m;
+		*head = m;
+		return;
+	}
+	m->prev = c;
+	m->next = c->next;
+	c->next->prev = m;
+	c->next = m;
+}
+/* Take m out; *head moves on to m's next if it was m. */
+static inline void ring_remove(struct meta **head, struct meta *m, struct meta *none)
+{
+	if (m->next == m) {
+		*head = none;
+	} else {
+		m->prev->next = m->next;
+		m->next->prev = m->prev;
+		if (*head == m) *head = m->next;
+	}
+	m->next = m->prev = 0;
+}
+
+/* Move the slots other threads freed into m's group (its remote mask) to
+ * its free slots; returns whether there were any.  The owner's, or the
+ * lock holder's for an abandoned group.  The load first: the exchange
+ * writes the record's line, which other threads' frees read. */
+static inline int group_collect_remote(struct meta *m)
+{
+	if (!atomic_load_explicit(&m->remote, memory_order_relaxed)) return 0;
+	m->avail |= atomic_exchange(&m->remote, 0);
+	return 1;
+}
 
 /* ---- groups (group.c) ---- */
 HIDDEN struct meta *group_create(struct heap *h, int sc);
@@ -211,7 +267,7 @@ static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m
 {
 	uint32_t mi = m->index & ((MAX_AREAS << AREA_SHIFT) - 1);
 	if (unlikely(meta_at_index(mi) != m)) return slot_not_free(m);
-	unsigned char *p = m->mem + GROUP_HDR + (size_t)idx * class_stride(m->sc);
+	unsigned char *p = slot_at(m, (size_t)idx);
 	uint64_t old = *header_of(p);
 	if (unlikely(old != 0) && unlikely(!freed_ok(old, p)) && !sealed(old, p, 0, K_VOID))
 		return slot_not_free(p);

@@ -33,7 +33,7 @@ static __attribute__((noinline)) void *alloc_paged(size_t n, int zero)
 		 * the header and the check byte are written: else those two
 		 * writes fault their pages in one by one */
 		int i = __builtin_ctz(a);
-		p = m->mem + GROUP_HDR + (size_t)i * class_stride(sc);
+		p = m->mem + GROUP_HDR + (size_t)i * class_stride(sc);     /* slot_at, sc known */
 		if (slot_fresh(m, i)) fresh_pages(p, n, class_room(sc), how);
 		enframe_inline(m, a, i, n);
 	} else {

@@ -29,7 +29,7 @@ struct meta {
 		uint32_t index;            /* this record's own index */
 		uint8_t sc;                /* size class, or SC_LARGE */
 		uint8_t cnt;               /* slots in the group, 1..32; 0 while free */
-		uint8_t mapped;            /* mem is its own mapping of maplen bytes */
+		uint8_t mapped;            /* enum record_mem: where mem lives */
 		uint8_t in_full;           /* on the owner's full list */
 		size_t maplen;             /* bytes mapped (mapped groups, large) */
 		union {
@@ -50,6 +50,13 @@ struct meta {
 	};
 };
 _Static_assert(sizeof(struct meta) == 64, "a record is 64 bytes");
+/* Where a record's memory lives (its `mapped` byte; 0 reads as false). */
+enum record_mem {
+	MEM_NESTED,     /* a group inside a slot of a bigger class (group.c) */
+	MEM_MAPPED,     /* its own mapping of maplen bytes */
+	MEM_GUARDED,    /* a large object's own mapping between guard pages,
+	                 * rsv_pages more PROT_NONE past maplen (large.c) */
+};
 
 #define AREA_SHIFT 14           /* 16384 records of 64 bytes per area */
 #define AREA_RECS (1u << AREA_SHIFT)
@@ -181,6 +188,13 @@ static inline size_t slot_of(size_t off, unsigned sc)
 static inline size_t group_bytes(int sc, int cnt)
 {
 	return GROUP_HDR + (size_t)cnt * class_stride(sc);
+}
+
+/* The user pointer of slot i of m's group (the slot's start: an aligned
+ * object lies further in); slot cnt is the group's end. */
+static inline unsigned char *slot_at(const struct meta *m, size_t i)
+{
+	return m->mem + GROUP_HDR + i * class_stride(m->sc);
 }
 
 /* ---- slot header ----

@@ -19,7 +19,7 @@ static __attribute__((noinline)) void group_purge_sparse(struct meta *m)
 	uint32_t stride = class_stride(m->sc);
 	int live = __builtin_ctz(~m->avail & full_mask(m));
 	uintptr_t mem = (uintptr_t)m->mem, page = PAGE;
-	uintptr_t lo = mem + GROUP_HDR + (size_t)live * stride - SLOT_HDR, hi = lo + stride;
+	uintptr_t lo = (uintptr_t)header_of(slot_at(m, (size_t)live)), hi = lo + stride;
 	uintptr_t a0 = mem + page, a1 = lo & -page;
 	uintptr_t b0 = (hi + page - 1) & -page, b1 = mem + m->maplen;
 	if (a1 > a0) os_purge((void *)a0, a1 - a0);
@@ -184,11 +184,25 @@ void free_container(void *p)
 	struct heap *h = tl_heap;
 	uint64_t hdr = *header_of(s.p);
 	seal_freed(s.p, hdr, gen_at(H_META(hdr), (unsigned)s.idx), (size_t)s.idx);
-	int sparse = __atomic_load_n(&m->owner, __ATOMIC_RELAXED) == h && m->mapped &&
+	int sparse = __atomic_load_n(&m->owner, __ATOMIC_RELAXED) == h && m->mapped != MEM_NESTED &&
 		     m->maplen >= (64u << 10) && m != h->cur[m->sc] &&
 		     __builtin_popcount(m->avail | 1u << s.idx) == m->cnt - 1;
 	slot_give_back(h, m, s.idx, s.p);
 	if (sparse) group_purge_sparse(m);
+}
+
+/* The group of p, a freed slot that waited (thread cache, quarantine) and
+ * goes back now, and its index in *idx: its freed header must still
+ * verify (else something wrote to it after free), and name p's position
+ * in a group of class sc (the cache's; -1: the record's). */
+static inline struct meta *freed_slot_group(unsigned char *p, int sc, int *idx)
+{
+	uint64_t hdr = *header_of(p);
+	if (!freed_ok(hdr, p)) fail("write after free", p);
+	struct meta *m = meta_at_index(H_META(hdr));
+	*idx = (int)H_IDX(hdr);
+	if ((sc >= 0 && m->sc != sc) || p != slot_at(m, (size_t)*idx)) fail("corrupted metadata", p);
+	return m;
 }
 
 /* Return all but the `keep` most recent cached slots of a class. */
@@ -199,27 +213,15 @@ void tc_flush(struct heap *h, int sc, int keep)
 	size_t released = h->released;
 	for (int i = 0; i < out; i++) {
 		unsigned char *p = slots[i];
-		uint64_t hdr = *header_of(p);
-		if (!freed_ok(hdr, p)) fail("write after free", p);
-		struct meta *m = meta_at_index(H_META(hdr));
-		if ((size_t)(p - m->mem) != GROUP_HDR + (size_t)H_IDX(hdr) * class_stride(sc))
-			fail("corrupted metadata", p);
-		slot_give_back(h, m, H_IDX(hdr), p);
+		int idx;
+		struct meta *m = freed_slot_group(p, sc, &idx);
+		slot_give_back(h, m, idx, p);
 		/* groups are emptying: the program is freeing, not churning, so
 		 * let the cache pin no group (this flush returns everything) */
 		if (i == out - 1 && h->released != released && out < k) out = k, keep = 0;
 	}
 	for (int i = 0; i < keep; i++) slots[i] = slots[out + i];
 	h->tc_top[sc] = (uint32_t)(tc_bottom_off(sc) + keep * sizeof(void *));
-}
-
-static void release_to_group(struct heap *h, unsigned char *p)
-{
-	uint64_t hdr = *header_of(p);
-	struct meta *m = meta_at_index(H_META(hdr));
-	if ((size_t)(p - m->mem) != GROUP_HDR + (size_t)H_IDX(hdr) * class_stride(m->sc))
-		fail("corrupted metadata", p);
-	slot_release(h, m, H_IDX(hdr));
 }
 
 void quarantine_drain(struct heap *h, size_t keep_bytes)
@@ -229,11 +231,12 @@ void quarantine_drain(struct heap *h, size_t keep_bytes)
 		size_t n = (size_t)h->quar[Q_CAP + h->q_head];
 		h->q_head = (h->q_head + 1) % Q_CAP;
 		h->q_count--;
-		if (!freed_ok(*header_of(p), p)) fail("write after free", p);
+		int idx;
+		struct meta *m = freed_slot_group(p, -1, &idx);
 		h->q_bytes -= n;
 		for (size_t i = 0; i < n; i++)
 			if (p[i] != JUNK_FREE) fail("write after free", p);
-		release_to_group(h, p);
+		slot_release(h, m, idx);
 	}
 }
 

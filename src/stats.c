@@ -33,7 +33,7 @@ static int slot_state(struct meta *m, int i, size_t *n)
 			 atomic_load_explicit(&m->remote, memory_order_relaxed);
 	if (freed >> i & 1) return S_FREE;
 	size_t stride = class_stride(m->sc);
-	unsigned char *p = m->mem + GROUP_HDR + i * stride;
+	unsigned char *p = slot_at(m, (size_t)i);
 	uint64_t hdr = *header_of(p);
 	if (freed_ok(hdr, p)) return S_CACHED;
 	/* a live object's size; the voided start of an aligned object (its
@@ -42,8 +42,7 @@ static int slot_state(struct meta *m, int i, size_t *n)
 	*n = sz != (size_t)-1 && sealed(hdr, p, sz, K_LIVE) ? sz : stride - SLOT_HDR;
 	uint32_t mi = *(uint32_t *)p;
 	if (stride >= 64 && meta_index_used(mi)) {
-		struct meta *g = (struct meta *)ro.areas[mi >> AREA_SHIFT].recs + (mi & (AREA_RECS - 1));
-		if (g->mem == p) return S_NESTED;
+		if (meta_at_index(mi)->mem == p) return S_NESTED;
 	}
 	return S_LIVE;
 }
@@ -51,7 +50,7 @@ static int slot_state(struct meta *m, int i, size_t *n)
 static struct meta *meta_at(uint32_t i)
 {
 	if (!meta_index_used(i)) return 0;
-	struct meta *m = (struct meta *)ro.areas[i >> AREA_SHIFT].recs + (i & (AREA_RECS - 1));
+	struct meta *m = meta_at_index(i);
 	return m->mem ? m : 0;
 }
 
