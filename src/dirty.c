@@ -41,9 +41,8 @@
  * - the list is in the order groups were listed (unlisting shifts the
  *   later entries down), so the oldest is entry 0.  Not by the stamps:
  *   the coarse clock gives many entries the same millisecond, and picking
- *   among them by position after swaps purged newer groups first (bench
- *   frag's peak varied from 1.150 to 1.174 the live bytes between runs;
- *   in order, 1.150-1.153).
+ *   among them by position after swaps purged newer groups first, and
+ *   the peak varied between runs (figures in doc/performance.md).
  */
 #include "internal.h"
 

@@ -146,7 +146,7 @@ void group_release(struct meta *m)
 	if (m->dirty) dirty_forget(__atomic_load_n(&m->owner, __ATOMIC_RELAXED), m);
 	if (h->probe >= mem && h->probe < mem + maplen) h->probe = 0;  /* populate.c */
 	*(uint32_t *)mem = 0;
-	atomic_fetch_add_explicit(&os_count.released, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&os_count.groups_released, 1, memory_order_relaxed);
 	os_lock();
 	meta_free(m);
 	os_unlock();
@@ -180,7 +180,7 @@ void group_abandon(struct meta *m)
 }
 
 /* Slots that other threads freed into a full abandoned group while its
- * owner was exiting (release_remote read the owner just before) wait in
+ * owner was exiting (slot_release_remote read the owner just before) wait in
  * its remote mask: before a new group is made, a few full groups are
  * looked at, in turn around the ring, so that every one is seen again
  * after at most (ring length / ADOPT_LOOK) new groups. */
@@ -227,7 +227,7 @@ struct meta *group_adopt(struct heap *h, int sc)
  * class takes the group from abandoned[] when it needs one (group_adopt).
  * Returns 0 if another thread adopted the group meanwhile (the caller then
  * frees the slots as remote ones). */
-int free_abandoned(struct meta *m, uint32_t bits)
+int abandoned_release_slots(struct meta *m, uint32_t bits)
 {
 	os_lock();
 	if (m->owner) {

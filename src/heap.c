@@ -1,6 +1,6 @@
 /* heap.c - per-thread heaps: their groups, the refill of a class
  * (malloc_slow), and what a group that empties or regains a slot becomes
- * (free_slow_local).
+ * (heap_group_regained).
  *
  * A heap owns groups: per class, a ring of groups that may have free slots
  * (cur[sc] is the one malloc takes from, &dummy_meta when the ring is empty),
@@ -248,7 +248,7 @@ static void reclaim_remote(struct heap *h, int sc)
  * allocates from would wait in their remote masks for good (only this
  * thread takes them, when it needs a group of the class): every
  * DECAY_TICKS malloc_slow calls, each class with a remote hint has them
- * collected, and a group they emptied goes (free_slow_local). */
+ * collected, and a group they emptied goes (heap_group_regained). */
 static void collect_remote(struct heap *h)
 {
 	for (int sc = 0; sc < NCLASS; sc++) {
@@ -257,14 +257,14 @@ static void collect_remote(struct heap *h)
 		for (struct meta *m = h->full[sc], *nx; m; m = nx) {
 			nx = m->next;
 			if (atomic_load_explicit(&m->remote, memory_order_relaxed))
-				free_slow_local(h, m);
+				heap_group_regained(h, m);
 		}
 		struct meta *cur = h->cur[sc];
 		if (cur == &dummy_meta) continue;
 		for (struct meta *m = cur->next, *nx; m != cur; m = nx) {
 			nx = m->next;
 			if (atomic_load_explicit(&m->remote, memory_order_relaxed))
-				free_slow_local(h, m);
+				heap_group_regained(h, m);
 		}
 	}
 }
@@ -324,7 +324,7 @@ found:;
  * (hysteresis), but a big one gives its pages back; one other small (or
  * one-slot) empty group per class is kept as a spare, any other empty
  * group is released. */
-void free_slow_local(struct heap *h, struct meta *m)
+void heap_group_regained(struct heap *h, struct meta *m)
 {
 	int sc = m->sc;
 	if (m->in_full) {
@@ -333,7 +333,7 @@ void free_slow_local(struct heap *h, struct meta *m)
 	}
 	group_collect_remote(m);
 	if (m->avail != full_mask(m)) return;
-	h->released++;
+	h->emptied++;
 	tc_set_limit(h, sc, 0);
 	if (m == h->cur[sc]) {
 		/* its pages go back now, or from dirty.c's list: a big

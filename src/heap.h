@@ -19,11 +19,11 @@ struct slot {
 HIDDEN void free_slot(struct slot *s);  /* free.c */
 /* release.c */
 HIDDEN void free_container(void *p);     /* a nested group's slot (group.c) */
-HIDDEN void slot_give_back(struct heap *h, struct meta *m, int idx, unsigned char *p);
-HIDDEN void slot_release_to(struct heap *h, struct meta *m, int idx, unsigned char *p);
+HIDDEN void slot_release_with_pages(struct heap *h, struct meta *m, int idx, unsigned char *p);
+HIDDEN void slot_release_or_cache(struct heap *h, struct meta *m, int idx, unsigned char *p);
 static inline void slot_release(struct heap *h, struct meta *m, int idx)
 {
-	slot_release_to(h, m, idx, 0);
+	slot_release_or_cache(h, m, idx, 0);
 }
 
 /* ---- per-thread heaps (heap.c) ---- */
@@ -55,7 +55,7 @@ struct heap {
 	_Atomic uint8_t remote_hint[NCLASS]; /* set by remote frees, per class */
 	struct heap *next_free;
 	uint64_t rng;               /* random slot choice (option random) */
-	size_t released;            /* empty groups seen by free_slow_local */
+	size_t emptied;             /* empty groups seen by heap_group_regained */
 	uint32_t slow_ticks;        /* malloc_slow calls, for the decay check */
 	uint32_t dirty_n;           /* entries of dirty[] (dirty.c) */
 	size_t dirty_bytes;         /* their slots' bytes (dirty.c) */
@@ -219,8 +219,8 @@ HIDDEN struct meta *group_create(struct heap *h, int sc);
 HIDDEN void group_release(struct meta *m);      /* lock not held */
 HIDDEN struct meta *group_adopt(struct heap *h, int sc);
 HIDDEN void group_abandon(struct meta *m);      /* lock held */
-HIDDEN int free_abandoned(struct meta *m, uint32_t bits);
-HIDDEN void free_slow_local(struct heap *h, struct meta *m);
+HIDDEN int abandoned_release_slots(struct meta *m, uint32_t bits);
+HIDDEN void heap_group_regained(struct heap *h, struct meta *m);
 HIDDEN int abandoned_trim(void);
 
 /* ---- large objects (large.c) ---- */

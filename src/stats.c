@@ -137,7 +137,7 @@ void stats_collect(struct mallocng_stats *st)
 	}
 	st->bytes_mapped = os_count.mapped;
 	st->bytes_resident = resident_bytes().now;
-	st->groups_released = os_count.released;
+	st->groups_released = os_count.groups_released;
 	st->mmap_calls = os_count.mmaps;
 	st->munmap_calls = os_count.munmaps;
 	st->mremap_calls = os_count.mremaps;
@@ -273,7 +273,7 @@ static void verbose_exit_line(int fd)
 	    line, x.elapsed_s, human(a, os_count.mapped), human(b, x.mapped_peak),
 	    human(c, x.res.now), human(d, x.res.peak), (size_t)os_count.mmaps,
 	    (size_t)os_count.munmaps, (size_t)os_count.mremaps, (size_t)os_count.madvises,
-	    (size_t)os_count.released);
+	    (size_t)os_count.groups_released);
 }
 
 /* ---- output files ---- */
