@@ -125,7 +125,7 @@ for tool in drd helgrind; do
 	# stays as a bound; a stall is reported, a race report fails the run.
 	# --vex-guest-chase=no: by default Valgrind translates a jump and the
 	# code it jumps to as one block, and may then report an access of a
-	# tail-called function (slot_release_to's relaxed owner load) at the
+	# tail-called function (slot_release_or_cache's relaxed owner load) at the
 	# caller's jump, under a frame no suppression names.
 	./libtool --mode=execute env LD_PRELOAD="$PWD/fuzz/vg_annotate.so" \
 		timeout -s KILL "${VALGRIND_TIMEOUT:-120}" valgrind --tool=$tool --fair-sched=yes --vex-guest-chase=no --soname-synonyms=somalloc=nouserintercepts \

@@ -10,6 +10,10 @@
 #
 # Environment: MALLOCNG_LIB (set by `make check`), MISUSE_DIR (directory
 # of the built programs, default ./misuse), MISUSE_VERBOSE=1 shows stderr.
+#
+# tests/test_death.c has overlapping cases in-process (linked, each in a
+# forked child): it checks the exact message of each check; these programs
+# the preloaded path, and the hardened mode.
 
 # case:mode   reason
 EXPECTED_MISS='

@@ -27,7 +27,7 @@ void *alloc_aligned(size_t align, size_t n)
 	uint64_t hdr = *header_of(q);
 	struct meta *m = meta_at_index(H_META(hdr));
 	unsigned char *p = (unsigned char *)(((uintptr_t)q + align - 1) & -align);
-	size_t room = class_room[m->sc] - (size_t)(p - q);
+	size_t room = class_room(m->sc) - (size_t)(p - q);
 	/* the slot's start keeps a header of its own kind (void): a free of q
 	 * fails, and the slot reads as not live (malloc, stats) */
 	unsigned idx = (unsigned)slot_of((size_t)(q - GROUP_HDR - m->mem), m->sc);

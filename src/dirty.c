@@ -41,9 +41,8 @@
  * - the list is in the order groups were listed (unlisting shifts the
  *   later entries down), so the oldest is entry 0.  Not by the stamps:
  *   the coarse clock gives many entries the same millisecond, and picking
- *   among them by position after swaps purged newer groups first (bench
- *   frag's peak varied from 1.150 to 1.174 the live bytes between runs;
- *   in order, 1.150-1.153).
+ *   among them by position after swaps purged newer groups first, and
+ *   the peak varied between runs (figures in doc/performance.md).
  */
 #include "internal.h"
 
@@ -60,7 +59,7 @@ static void account(struct heap *h, ptrdiff_t d)
 static void unlist(struct heap *h, int i)
 {
 	struct meta *m = h->dirty[i].m;
-	account(h, -(ptrdiff_t)(__builtin_popcount(m->dirty) * class_stride[m->sc]));
+	account(h, -(ptrdiff_t)(__builtin_popcount(m->dirty) * class_stride(m->sc)));
 	m->dirty = 0;
 	h->dirty_n--;
 	for (; i < (int)h->dirty_n; i++) h->dirty[i] = h->dirty[i + 1];
@@ -73,9 +72,8 @@ static void unlist(struct heap *h, int i)
 static void purge_entry(struct heap *h, int i)
 {
 	struct meta *m = h->dirty[i].m;
-	uint32_t stride = class_stride[m->sc];
+	uint32_t stride = class_stride(m->sc);
 	uint64_t bits = m->dirty & m->avail;
-	uintptr_t mem = (uintptr_t)m->mem;
 	if (m->avail == full_mask(m)) {
 		/* all free: every page but the header's, including the first
 		 * pages of slots given back one by one before */
@@ -88,8 +86,8 @@ static void purge_entry(struct heap *h, int i)
 	while (bits) {
 		int a = __builtin_ctzll(bits);
 		int b = a + __builtin_ctzll(~(bits >> a));      /* run a..b-1 */
-		uintptr_t from = page_round(mem + GROUP_HDR + (size_t)a * stride);
-		uintptr_t end = (mem + GROUP_HDR + (size_t)b * stride) & -(uintptr_t)PAGE;
+		uintptr_t from = page_round((uintptr_t)slot_at(m, (size_t)a));
+		uintptr_t end = (uintptr_t)slot_at(m, (size_t)b) & -(uintptr_t)PAGE;
 		/* the pages a run shares with free neighbours (slot a's header
 		 * and the tail of slot a - 1, slot b's header and head) go too:
 		 * nothing in them is in use */
@@ -103,7 +101,7 @@ static void purge_entry(struct heap *h, int i)
 
 void dirty_add(struct heap *h, struct meta *m, uint32_t bits)
 {
-	uint32_t stride = class_stride[m->sc], fresh = bits & ~m->dirty;
+	uint32_t stride = class_stride(m->sc), fresh = bits & ~m->dirty;
 	if (!m->dirty) {
 		if (h->dirty_n == DIRTY_N) purge_entry(h, 0);
 		h->dirty[h->dirty_n++] = (struct dirty_entry){ m, os_now_ms() };
@@ -134,7 +132,7 @@ int dirty_keep_group(struct heap *h, struct meta *m)
 	if (m->dirty || !dirty_on()) return 0;
 	for (unsigned i = 0; i < h->dirty_n; i++) {
 		struct meta *k = h->dirty[i].m;
-		if (class_stride[k->sc] < SLOT_PURGE_MIN) kept += group_bytes(k->sc, k->cnt);
+		if (class_stride(k->sc) < SLOT_PURGE_MIN) kept += group_bytes(k->sc, k->cnt);
 	}
 	if (kept > DIRTY_SMALL_MAX) return 0;
 	dirty_add(h, m, full_mask(m));

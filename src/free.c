@@ -9,7 +9,7 @@
 #include "internal.h"
 
 /* The opt-in checked path (options that need the slow paths). */
-static __attribute__((noinline)) void release_checked(struct heap *h, struct meta *m,
+static __attribute__((noinline)) void free_hardened_path(struct heap *h, struct meta *m,
 						       unsigned char *p, size_t n, int idx, int aligned)
 {
 	struct slot s = { m, p, n, idx, aligned };
@@ -19,45 +19,45 @@ static __attribute__((noinline)) void release_checked(struct heap *h, struct met
 }
 
 /* A class whose groups are emptying has its cache switched off (limit 0,
- * see free_slow_local) so that cached slots do not pin groups while the
+ * see heap_group_regained) so that cached slots do not pin groups while the
  * program frees; its next malloc_slow switches it back on. */
-static __attribute__((noinline)) void release_slow(struct heap *h, struct meta *m,
+static __attribute__((noinline)) void free_to_group(struct heap *h, struct meta *m,
 						    unsigned char *p, size_t n, int idx, int aligned)
 {
 	int sc = m->sc;
 	if (unlikely(opt_slow)) {
-		release_checked(h, m, p, n, idx, aligned);
+		free_hardened_path(h, m, p, n, idx, aligned);
 		return;
 	}
-	/* (a small class's full cache is handled by free_checked; a big
+	/* (a small class's full cache is handled by free_to_cache; a big
 	 * class keeps its one cached slot and this one goes back) */
-	slot_give_back(h, m, idx, p);
+	slot_release_with_pages(h, m, idx, p);
 	if (tc_count(h, sc) && !tc_limit(h, sc)) tc_flush(h, sc, 0);
 }
 
 
-/* free_checked's uncached end, out of line so that the fast path keeps no
+/* free_to_cache's uncached end, out of line so that the fast path keeps no
  * register for it: the record, the class and the rest come again from the
  * header, which the caller verified.  The cache is full (a slot of h's own
  * goes in after a flush), or off and empty (a thread without a heap, a
  * class whose groups empty): anything else, and any big slot (its pages go
- * back), release_slow. */
+ * back), free_to_group. */
 static __attribute__((noinline)) void free_uncached(struct heap *h, unsigned char *p, uint64_t hdr,
 						     size_t n, int aligned)
 {
 	struct meta *m = meta_at_index(H_META(hdr));
 	int sc = m->sc, idx = (int)slot_of((size_t)(p - GROUP_HDR - m->mem), (unsigned)sc);
 	size_t k = tc_count(h, sc), limit = aligned ? 0 : tc_limit(h, sc);
-	if (likely(!opt_slow && class_stride[sc] < SLOT_PURGE_MIN && (limit || !k)))
-		slot_release_to(h, m, idx, limit ? p : NULL);
+	if (likely(!opt_slow && class_stride(sc) < SLOT_PURGE_MIN && (limit || !k)))
+		slot_release_or_cache(h, m, idx, limit ? p : NULL);
 	else
-		release_slow(h, m, p, n, idx, aligned);
+		free_to_group(h, m, p, n, idx, aligned);
 }
 
 /* The end of every free of a small object that passed its checks: seal
  * the header as freed, then the thread cache (not for an aligned object,
  * whose p is not its slot's), or back to the group. */
-ALWAYS_INLINE void free_checked(unsigned char *p, uint64_t hdr, size_t n, size_t sc, int aligned,
+ALWAYS_INLINE void free_to_cache(unsigned char *p, uint64_t hdr, size_t n, size_t sc, int aligned,
 				unsigned char *g, size_t idx)
 {
 	seal_freed(p, hdr, g, idx);
@@ -69,7 +69,11 @@ ALWAYS_INLINE void free_checked(unsigned char *p, uint64_t hdr, size_t n, size_t
 	free_uncached(h, p, hdr, n, aligned);
 }
 
-ALWAYS_INLINE void release(struct slot *s)
+/* The end of every free that passed lookup's checks: a large object's
+ * mapping goes, a small object's slot to free_to_cache.  An external
+ * definition (heap.h declares it without inline) for free_sized,
+ * realloc and the others, and inline in free_with_lookup. */
+inline __attribute__((always_inline)) void free_slot(struct slot *s)
 {
 	struct meta *m = s->meta;
 	if (m->sc == SC_LARGE) {
@@ -80,24 +84,19 @@ ALWAYS_INLINE void release(struct slot *s)
 		return;
 	}
 	uint64_t hdr = *header_of(s->p);
-	free_checked(s->p, hdr, s->n, m->sc, s->aligned, gen_at(H_META(hdr), (unsigned)s->idx), (size_t)s->idx);
-}
-
-void free_slot(struct slot *s)
-{
-	release(s);
+	free_to_cache(s->p, hdr, s->n, m->sc, s->aligned, gen_at(H_META(hdr), (unsigned)s->idx), (size_t)s->idx);
 }
 
 /* Every pointer that is not the start of a small slot, and every pointer
  * that fails a check, takes this path and its full diagnosis. */
-static __attribute__((noinline)) void free_general(void *p)
+static __attribute__((noinline)) void free_with_lookup(void *p)
 {
 	struct slot s;
 	lookup(p, &s, K_LIVE);
-	release(&s);
+	free_slot(&s);
 }
 
-/* free_checked for free's fast path: fbase holds the freed header's bits
+/* free_to_cache for free's fast path: fbase holds the freed header's bits
  * and the next generation (freed_bits).  The class comes again from the
  * header (after the compare-and-swap, which needs the header anyway), so
  * that no register keeps it across the tags. */
@@ -121,7 +120,7 @@ ALWAYS_INLINE void free_fast_end(unsigned char *p, uint64_t hdr, unsigned char *
 static __attribute__((noinline)) void free_short(unsigned char *p, uint64_t hdr, size_t n, size_t clen,
 						  unsigned char *g, uint64_t fbase)
 {
-	if (unlikely(!canary_ok(p + n, H_TAG(hdr), clen))) free_general(p);
+	if (unlikely(!canary_ok(p + n, H_TAG(hdr), clen))) free_with_lookup(p);
 	else free_fast_end(p, hdr, g, fbase, n);
 }
 
@@ -130,11 +129,11 @@ static __attribute__((noinline)) void free_short(unsigned char *p, uint64_t hdr,
  * header's check */
 static __attribute__((noinline)) void free_filled(unsigned char *p, uint64_t hdr, size_t n)
 {
-	size_t sc = H_CLASS(hdr), stride = class_stride[sc];  /* verified */
+	size_t sc = H_CLASS(hdr), stride = class_stride(sc);  /* verified */
 	const struct meta *m = meta_at_index(H_META(hdr));
 	unsigned idx = (unsigned)slot_of((size_t)(p - GROUP_HDR - m->mem), (unsigned)sc);
-	if (unlikely(!next_header_ok(m, p + stride, (int)idx + 1, stride - SLOT_HDR))) free_general(p);
-	else free_checked(p, hdr, n, sc, 0, gen_at(H_META(hdr), idx), idx);
+	if (unlikely(!next_header_ok(m, p + stride, (int)idx + 1, stride - SLOT_HDR))) free_with_lookup(p);
+	else free_to_cache(p, hdr, n, sc, 0, gen_at(H_META(hdr), idx), idx);
 }
 
 /* Whether hdr (not yet verified) names a record in use with a slot idx
@@ -152,8 +151,8 @@ ALWAYS_INLINE int small_record(unsigned char *p, uint64_t hdr, size_t *sc, size_
 				unsigned char **g, size_t *pidx)
 {
 	*sc = H_CLASS(hdr);
-	*stride = class_stride[*sc];
-	const struct area_ref *ar = &meta_areas[H_AREA(hdr)];
+	*stride = class_stride(*sc);
+	const struct area_ref *ar = &ro.areas[H_AREA(hdr)];
 	struct meta_area *a = ar->recs;
 	if (unlikely(!a)) return 0;
 	struct meta *m = (struct meta *)((char *)a + H_REC_OFF(hdr));
@@ -186,8 +185,8 @@ ALWAYS_INLINE size_t verified_size(unsigned char *p, uint64_t hdr, size_t stride
 
 /* The checks of lookup, in the order that lets a slot that passes them all
  * go straight to the thread cache: the stride of a large object's record
- * is 0 (class_stride[SC_LARGE]), so large and aligned objects, like any
- * pointer that fails a check, fall to free_general. */
+ * is 0 (class_stride(SC_LARGE)), so large and aligned objects, like any
+ * pointer that fails a check, fall to free_with_lookup. */
 EXPORT void free(void *ptr)
 {
 	unsigned char *p = ptr;
@@ -247,7 +246,7 @@ EXPORT void free(void *ptr)
 	}
 	return;
 general:
-	free_general(p);
+	free_with_lookup(p);
 }
 EXPORT void free_sized(void *p, size_t n)
 {

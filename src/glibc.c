@@ -58,7 +58,7 @@ EXPORT int malloc_info(int options, FILE *f)
 		size_t nfree = c->slots - c->slots_used;
 		if (!c->groups) continue;
 		fprintf(f, "  <size from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n",
-			sc ? class_stride[sc - 1] - SLOT_HDR + 1 : 0, c->slot_size - SLOT_HDR,
+			sc ? class_stride(sc - 1) - SLOT_HDR + 1 : 0, c->slot_size - SLOT_HDR,
 			nfree * c->slot_size, nfree);
 		rest_n += nfree, rest_b += nfree * c->slot_size;
 	}

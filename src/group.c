@@ -4,7 +4,8 @@
  * - a group's first 4 bytes hold its meta record's index, and meta->mem
  *   points back at the group;
  * - groups of at most NEST_MAX bytes live inside a slot of a larger class
- *   (mapped == 0); bigger ones are their own mapping of maplen bytes;
+ *   (MEM_NESTED); bigger ones are their own mapping of maplen bytes
+ *   (MEM_MAPPED);
  * - owner == NULL  <=>  the group is abandoned (lock held to touch): on
  *   abandoned[sc] if it had a free slot when last looked at, else
  *   (in_full set) on the ring abandoned_full[sc];
@@ -30,7 +31,7 @@ static _Atomic int abandoned_n;  /* groups on the lists (a hint outside the lock
  * classes stay below about 1 MiB. */
 static int group_cnt(struct heap *h, int sc)
 {
-	uint32_t stride = class_stride[sc];
+	uint32_t stride = class_stride(sc);
 	int u = h->ngroups[sc];
 	int cnt = u == 0 ? 4 : u == 1 ? 8 : u < 4 ? 16 : 32;
 	if (cnt < (int)(1024 / stride)) cnt = 1024 / stride;
@@ -45,7 +46,7 @@ static int group_cnt(struct heap *h, int sc)
 static size_t group_footprint(int sc, int n)
 {
 	size_t b = group_bytes(sc, n);
-	return b <= NEST_MAX ? class_stride[size_to_class(b)] : page_round(b);
+	return b <= NEST_MAX ? class_stride(size_to_class(b)) : page_round(b);
 }
 
 /* Of cnt/2..cnt slots, the count whose group fills what it takes best (ties
@@ -80,7 +81,7 @@ static void container_seal(unsigned char *mem, size_t bytes)
 	uint64_t hdr = *header_of(mem);
 	struct meta *c = meta_at_index(H_META(hdr));
 	unsigned idx = (unsigned)slot_of((size_t)(mem - GROUP_HDR - c->mem), c->sc);
-	frame(mem, H_META(hdr), c->sc, bytes, class_room[c->sc], K_CONTAINER, *gen_at(H_META(hdr), idx));
+	frame(mem, H_META(hdr), c->sc, bytes, class_room(c->sc), K_CONTAINER, *gen_at(H_META(hdr), idx));
 }
 
 struct meta *group_create(struct heap *h, int sc)
@@ -109,14 +110,14 @@ struct meta *group_create(struct heap *h, int sc)
 	m->mem = mem;
 	m->sc = sc;
 	m->cnt = cnt;
-	m->mapped = maplen != 0;
+	m->mapped = maplen ? MEM_MAPPED : MEM_NESTED;
 	m->maplen = maplen;
 	__atomic_store_n(&m->owner, h, __ATOMIC_RELAXED);
 	m->avail = full_mask(m);
 	atomic_store_explicit(&m->remote, 0, memory_order_relaxed);
 	m->untouched = maplen && !dirty ? full_mask(m) : 0;
 	/* (before the header is written, which would fault its page) */
-	if (m->untouched && class_stride[sc] < POPULATE_MIN && h->ngroups[sc] > 0)
+	if (m->untouched && class_stride(sc) < POPULATE_MIN && h->ngroups[sc] > 0)
 		fresh_group(h, m);
 	group_header_init(m);
 	/* every slot header, and the 8 bytes after the last slot, is zero or
@@ -124,13 +125,12 @@ struct meta *group_create(struct heap *h, int sc)
 	 * retired span comes zeroed; a nested group lives in a slot that held
 	 * other data, a dirty retired span held another group */
 	if (dirty)
-		for (int i = 1; i <= cnt; i++)
-			*(uint64_t *)(mem + GROUP_HDR + (size_t)i * class_stride[sc] - SLOT_HDR) = 0;
+		for (int i = 1; i <= cnt; i++) *header_of(slot_at(m, (size_t)i)) = 0;
 	h->ngroups[sc]++;
 	/* a big class's group in a warm span: its slots' pages are listed
 	 * like freed ones, to go back in time */
 	m->dirty = 0;
-	if (maplen && dirty && class_stride[sc] >= SLOT_PURGE_MIN && dirty_on()) {
+	if (maplen && dirty && class_stride(sc) >= SLOT_PURGE_MIN && dirty_on()) {
 		dirty_add(h, m, full_mask(m));
 		dirty_trim(h);
 	}
@@ -141,12 +141,12 @@ struct meta *group_create(struct heap *h, int sc)
 void group_release(struct meta *m)
 {
 	unsigned char *mem = m->mem;
-	size_t maplen = m->mapped ? m->maplen : 0;
+	size_t maplen = m->mapped != MEM_NESTED ? m->maplen : 0;
 	struct heap *h = tl_heap;
 	if (m->dirty) dirty_forget(__atomic_load_n(&m->owner, __ATOMIC_RELAXED), m);
 	if (h->probe >= mem && h->probe < mem + maplen) h->probe = 0;  /* populate.c */
 	*(uint32_t *)mem = 0;
-	atomic_fetch_add_explicit(&os_count.released, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&os_count.groups_released, 1, memory_order_relaxed);
 	os_lock();
 	meta_free(m);
 	os_unlock();
@@ -157,52 +157,30 @@ void group_release(struct meta *m)
 static void abandoned_unlink(struct meta *m)
 {
 	atomic_fetch_sub_explicit(&abandoned_n, 1, memory_order_relaxed);
-	if (m->in_full) {
-		struct meta **head = &abandoned_full[m->sc];
-		if (m->next == m) {
-			*head = 0;
-		} else {
-			m->prev->next = m->next;
-			m->next->prev = m->prev;
-			if (*head == m) *head = m->next;
-		}
-		m->in_full = 0;
-	} else {
-		if (m->prev) m->prev->next = m->next;
-		else abandoned[m->sc] = m->next;
-		if (m->next) m->next->prev = m->prev;
-	}
-	m->next = m->prev = 0;
+	if (m->in_full) ring_remove(&abandoned_full[m->sc], m, 0);
+	else list_remove(&abandoned[m->sc], m);
+	m->in_full = 0;
 }
 
 /* Put m on the list its free slots say (lock held, owner already NULL). */
 void group_abandon(struct meta *m)
 {
 	atomic_fetch_add_explicit(&abandoned_n, 1, memory_order_relaxed);
-	m->avail |= atomic_exchange(&m->remote, 0);
+	group_collect_remote(m);
 	if (!m->avail) {
-		struct meta **head = &abandoned_full[m->sc];
+		/* at the front of the ring: in after the last, then the head */
+		struct meta **head = &abandoned_full[m->sc], *last = *head ? (*head)->prev : 0;
 		m->in_full = 1;
-		if (!*head) {
-			m->next = m->prev = m;
-		} else {
-			m->next = *head;
-			m->prev = (*head)->prev;
-			m->prev->next = m;
-			(*head)->prev = m;
-		}
+		ring_insert(&last, m, 0);
 		*head = m;
 		return;
 	}
 	m->in_full = 0;
-	m->prev = 0;
-	m->next = abandoned[m->sc];
-	if (m->next) m->next->prev = m;
-	abandoned[m->sc] = m;
+	list_push(&abandoned[m->sc], m);
 }
 
 /* Slots that other threads freed into a full abandoned group while its
- * owner was exiting (release_remote read the owner just before) wait in
+ * owner was exiting (slot_release_remote read the owner just before) wait in
  * its remote mask: before a new group is made, a few full groups are
  * looked at, in turn around the ring, so that every one is seen again
  * after at most (ring length / ADOPT_LOOK) new groups. */
@@ -212,9 +190,8 @@ static struct meta *adopt_from_full(int sc)
 	for (int k = 0; k < ADOPT_LOOK && abandoned_full[sc]; k++) {
 		struct meta *m = abandoned_full[sc];
 		abandoned_full[sc] = m->next;
-		if (atomic_load_explicit(&m->remote, memory_order_relaxed)) {
+		if (group_collect_remote(m)) {
 			abandoned_unlink(m);
-			m->avail |= atomic_exchange(&m->remote, 0);
 			return m;
 		}
 	}
@@ -229,7 +206,7 @@ struct meta *group_adopt(struct heap *h, int sc)
 	os_lock();
 	if ((got = abandoned[sc])) {
 		abandoned_unlink(got);
-		got->avail |= atomic_exchange(&got->remote, 0);
+		group_collect_remote(got);
 	} else {
 		got = adopt_from_full(sc);
 	}
@@ -250,7 +227,7 @@ struct meta *group_adopt(struct heap *h, int sc)
  * class takes the group from abandoned[] when it needs one (group_adopt).
  * Returns 0 if another thread adopted the group meanwhile (the caller then
  * frees the slots as remote ones). */
-int free_abandoned(struct meta *m, uint32_t bits)
+int abandoned_release_slots(struct meta *m, uint32_t bits)
 {
 	os_lock();
 	if (m->owner) {
@@ -258,7 +235,8 @@ int free_abandoned(struct meta *m, uint32_t bits)
 		return 0;
 	}
 	if (m->avail & bits) fail("double free", m->mem);
-	m->avail |= bits | atomic_exchange(&m->remote, 0);
+	m->avail |= bits;
+	group_collect_remote(m);
 	int empty = m->avail == full_mask(m);
 	if (empty) {
 		abandoned_unlink(m);
@@ -283,7 +261,7 @@ int abandoned_trim(void)
 	for (int sc = 0; sc < NCLASS; sc++) {
 		for (struct meta *m = abandoned[sc], *nx; m; m = nx) {
 			nx = m->next;
-			m->avail |= atomic_exchange(&m->remote, 0);
+			group_collect_remote(m);
 			if (m->avail == full_mask(m)) {
 				abandoned_unlink(m);
 				m->next = release;

@@ -1,6 +1,6 @@
 /* heap.c - per-thread heaps: their groups, the refill of a class
  * (malloc_slow), and what a group that empties or regains a slot becomes
- * (free_slow_local).
+ * (heap_group_regained).
  *
  * A heap owns groups: per class, a ring of groups that may have free slots
  * (cur[sc] is the one malloc takes from, &dummy_meta when the ring is empty),
@@ -62,7 +62,7 @@ __attribute__((constructor)) static void heap_constructor(void)
  * malloc of its class; tc_flush gives them back when it leaves). */
 int tc_default(int sc)
 {
-	uint32_t s = class_stride[sc];
+	uint32_t s = class_stride(sc);
 	return opt_slow ? 0 : s <= 1024 ? TC_CAP : s <= 4096 ? 8 : s <= 16384 ? 2 : s >= SLOT_PURGE_MIN;
 }
 
@@ -78,30 +78,16 @@ static void heap_init(struct heap *h)
 	}
 }
 
-void ring_insert(struct heap *h, int sc, struct meta *m)
+/* The ring of class sc's groups with room: in after the current group,
+ * out moving the current group on (heap.h: ring_insert, ring_remove). */
+static void heap_ring_insert(struct heap *h, int sc, struct meta *m)
 {
-	struct meta *c = h->cur[sc];
-	if (c == &dummy_meta) {
-		m->next = m->prev = m;
-		h->cur[sc] = m;
-		return;
-	}
-	m->prev = c;
-	m->next = c->next;
-	c->next->prev = m;
-	c->next = m;
+	ring_insert(&h->cur[sc], m, &dummy_meta);
 }
 
-void ring_remove(struct heap *h, int sc, struct meta *m)
+static void heap_ring_remove(struct heap *h, int sc, struct meta *m)
 {
-	if (m->next == m) {
-		h->cur[sc] = &dummy_meta;
-	} else {
-		m->prev->next = m->next;
-		m->next->prev = m->prev;
-		if (h->cur[sc] == m) h->cur[sc] = m->next;
-	}
-	m->next = m->prev = 0;
+	ring_remove(&h->cur[sc], m, &dummy_meta);
 }
 
 /* Hand every group back; called at thread exit with the heap detached. */
@@ -128,7 +114,7 @@ static void heap_destroy(void *arg)
 				nx = m->next;
 				__atomic_store_n(&m->owner, (struct heap *)0, __ATOMIC_RELAXED);
 				m->in_full = 0;
-				m->avail |= atomic_exchange(&m->remote, 0);
+				group_collect_remote(m);
 				if (m->avail == full_mask(m)) {
 					m->next = release;
 					release = m;
@@ -157,7 +143,7 @@ struct heap *heap_get(void)
 	struct heap *h = tl_heap;
 	if (h != &empty_heap) return h;
 	os_lock();
-	if (!secret) init_secret();
+	if (!init_done()) init_secret();
 	if (!heap_key_ok) heap_key_ok = !pthread_key_create(&heap_key, heap_destroy);
 	if ((h = free_heaps)) {
 		free_heaps = h->next_free;
@@ -224,10 +210,9 @@ int heap_trim(struct heap *h)
 			group_release(m), released++;
 		}
 		while ((m = h->cur[sc]) != &dummy_meta) {
-			if (atomic_load_explicit(&m->remote, memory_order_relaxed))
-				m->avail |= atomic_exchange(&m->remote, 0);
+			group_collect_remote(m);
 			if (m->avail != full_mask(m)) break;
-			ring_remove(h, sc, m);
+			heap_ring_remove(h, sc, m);
 			h->ngroups[sc]--;
 			group_release(m), released++;
 		}
@@ -238,19 +223,13 @@ int heap_trim(struct heap *h)
 static void full_push(struct heap *h, int sc, struct meta *m)
 {
 	m->in_full = 1;
-	m->prev = 0;
-	m->next = h->full[sc];
-	if (m->next) m->next->prev = m;
-	h->full[sc] = m;
+	list_push(&h->full[sc], m);
 }
 
 static void full_remove(struct heap *h, int sc, struct meta *m)
 {
-	if (m->prev) m->prev->next = m->next;
-	else h->full[sc] = m->next;
-	if (m->next) m->next->prev = m->prev;
+	list_remove(&h->full[sc], m);
 	m->in_full = 0;
-	m->next = m->prev = 0;
 }
 
 /* Move groups that other threads freed slots into back to the ring. */
@@ -258,10 +237,9 @@ static void reclaim_remote(struct heap *h, int sc)
 {
 	for (struct meta *m = h->full[sc], *nx; m; m = nx) {
 		nx = m->next;
-		if (atomic_load_explicit(&m->remote, memory_order_relaxed)) {
-			m->avail |= atomic_exchange(&m->remote, 0);
+		if (group_collect_remote(m)) {
 			full_remove(h, sc, m);
-			ring_insert(h, sc, m);
+			heap_ring_insert(h, sc, m);
 		}
 	}
 }
@@ -270,7 +248,7 @@ static void reclaim_remote(struct heap *h, int sc)
  * allocates from would wait in their remote masks for good (only this
  * thread takes them, when it needs a group of the class): every
  * DECAY_TICKS malloc_slow calls, each class with a remote hint has them
- * collected, and a group they emptied goes (free_slow_local). */
+ * collected, and a group they emptied goes (heap_group_regained). */
 static void collect_remote(struct heap *h)
 {
 	for (int sc = 0; sc < NCLASS; sc++) {
@@ -279,14 +257,14 @@ static void collect_remote(struct heap *h)
 		for (struct meta *m = h->full[sc], *nx; m; m = nx) {
 			nx = m->next;
 			if (atomic_load_explicit(&m->remote, memory_order_relaxed))
-				free_slow_local(h, m);
+				heap_group_regained(h, m);
 		}
 		struct meta *cur = h->cur[sc];
 		if (cur == &dummy_meta) continue;
 		for (struct meta *m = cur->next, *nx; m != cur; m = nx) {
 			nx = m->next;
 			if (atomic_load_explicit(&m->remote, memory_order_relaxed))
-				free_slow_local(h, m);
+				heap_group_regained(h, m);
 		}
 	}
 }
@@ -316,10 +294,9 @@ void *malloc_slow(size_t n, int sc)
 	for (;;) {
 		/* the ring: collect remote frees, retire exhausted groups */
 		while ((m = h->cur[sc]) != &dummy_meta) {
-			if (atomic_load_explicit(&m->remote, memory_order_relaxed))
-				m->avail |= atomic_exchange(&m->remote, 0);
+			group_collect_remote(m);
 			if (m->avail) goto found;
-			ring_remove(h, sc, m);
+			heap_ring_remove(h, sc, m);
 			full_push(h, sc, m);
 		}
 		if (atomic_load_explicit(&h->remote_hint[sc], memory_order_relaxed)) {
@@ -335,7 +312,7 @@ void *malloc_slow(size_t n, int sc)
 		errno = ENOMEM;
 		return 0;
 	}
-	ring_insert(h, sc, m);
+	heap_ring_insert(h, sc, m);
 	h->cur[sc] = m;
 found:;
 	uint32_t a = m->avail;
@@ -347,33 +324,32 @@ found:;
  * (hysteresis), but a big one gives its pages back; one other small (or
  * one-slot) empty group per class is kept as a spare, any other empty
  * group is released. */
-void free_slow_local(struct heap *h, struct meta *m)
+void heap_group_regained(struct heap *h, struct meta *m)
 {
 	int sc = m->sc;
 	if (m->in_full) {
 		full_remove(h, sc, m);
-		ring_insert(h, sc, m);
+		heap_ring_insert(h, sc, m);
 	}
-	if (atomic_load_explicit(&m->remote, memory_order_relaxed))
-		m->avail |= atomic_exchange(&m->remote, 0);
+	group_collect_remote(m);
 	if (m->avail != full_mask(m)) return;
-	h->released++;
+	h->emptied++;
 	tc_set_limit(h, sc, 0);
 	if (m == h->cur[sc]) {
 		/* its pages go back now, or from dirty.c's list: a big
 		 * class's freed slots are there, a small one's group may go */
-		if (m->mapped && m->maplen > PURGE_MIN && !m->dirty &&
-		    (class_stride[sc] >= SLOT_PURGE_MIN || !dirty_keep_group(h, m)))
+		if (m->mapped != MEM_NESTED && m->maplen > PURGE_MIN && !m->dirty &&
+		    (class_stride(sc) >= SLOT_PURGE_MIN || !dirty_keep_group(h, m)))
 			os_purge(m->mem + PAGE, m->maplen - PAGE), m->untouched = full_mask(m);
 		return;
 	}
-	ring_remove(h, sc, m);
+	heap_ring_remove(h, sc, m);
 	/* the spare: a small group, or a big class's group of one slot (the
 	 * first a heap makes: another, bigger, took over when a second
 	 * object came, and this one emptying says nothing of shrinking; its
 	 * slot's pages are on dirty.c's list, bounded) */
 	if (!h->spare[sc] && (group_bytes(sc, m->cnt) <= PURGE_MIN ||
-			      (m->cnt == 1 && class_stride[sc] >= SLOT_PURGE_MIN))) {
+			      (m->cnt == 1 && class_stride(sc) >= SLOT_PURGE_MIN))) {
 		h->spare[sc] = m;
 		return;
 	}
@@ -382,7 +358,7 @@ void free_slow_local(struct heap *h, struct meta *m)
 	/* a heap that releases a group of a big class is shrinking: its other
 	 * kept slots go too (not for small groups, which a program that
 	 * churns small objects releases all the time) */
-	if (class_stride[sc] >= SLOT_PURGE_MIN) dirty_purge(h, 1);
+	if (class_stride(sc) >= SLOT_PURGE_MIN) dirty_purge(h, 1);
 }
 
 /* The checked allocation (options that need the slow paths; harden.c has

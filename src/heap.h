@@ -19,11 +19,11 @@ struct slot {
 HIDDEN void free_slot(struct slot *s);  /* free.c */
 /* release.c */
 HIDDEN void free_container(void *p);     /* a nested group's slot (group.c) */
-HIDDEN void slot_give_back(struct heap *h, struct meta *m, int idx, unsigned char *p);
-HIDDEN void slot_release_to(struct heap *h, struct meta *m, int idx, unsigned char *p);
+HIDDEN void slot_release_with_pages(struct heap *h, struct meta *m, int idx, unsigned char *p);
+HIDDEN void slot_release_or_cache(struct heap *h, struct meta *m, int idx, unsigned char *p);
 static inline void slot_release(struct heap *h, struct meta *m, int idx)
 {
-	slot_release_to(h, m, idx, 0);
+	slot_release_or_cache(h, m, idx, 0);
 }
 
 /* ---- per-thread heaps (heap.c) ---- */
@@ -55,7 +55,7 @@ struct heap {
 	_Atomic uint8_t remote_hint[NCLASS]; /* set by remote frees, per class */
 	struct heap *next_free;
 	uint64_t rng;               /* random slot choice (option random) */
-	size_t released;            /* empty groups seen by free_slow_local */
+	size_t emptied;             /* empty groups seen by heap_group_regained */
 	uint32_t slow_ticks;        /* malloc_slow calls, for the decay check */
 	uint32_t dirty_n;           /* entries of dirty[] (dirty.c) */
 	size_t dirty_bytes;         /* their slots' bytes (dirty.c) */
@@ -155,16 +155,72 @@ HIDDEN void free_hardened(struct heap *h, struct slot *s);
 HIDDEN void quarantine_drain(struct heap *h, size_t keep_bytes);
 HIDDEN void quarantine_push(struct heap *h, unsigned char *p, size_t n);
 HIDDEN void *heap_alloc_slot(size_t n);
-HIDDEN void ring_insert(struct heap *h, int sc, struct meta *m);
-HIDDEN void ring_remove(struct heap *h, int sc, struct meta *m);
+
+/* ---- lists of records, over m->prev and m->next ----
+ * A list ends at NULL and takes new records at its head: a heap's full
+ * groups (heap.c), the abandoned groups with room (group.c).  A ring is
+ * circular, entered at *head, which is `none` when the ring is empty: a
+ * heap's groups with room (none: &dummy_meta, whose avail malloc reads
+ * without a test), the full abandoned groups (none: NULL). */
+static inline void list_push(struct meta **head, struct meta *m)
+{
+	m->prev = 0;
+	m->next = *head;
+	if (m->next) m->next->prev = m;
+	*head = m;
+}
+static inline void list_remove(struct meta **head, struct meta *m)
+{
+	if (m->prev) m->prev->next = m->next;
+	else *head = m->next;
+	if (m->next) m->next->prev = m->prev;
+	m->next = m->prev = 0;
+}
+/* Insert m after *head, or as the ring's only record. */
+static inline void ring_insert(struct meta **head, struct meta *m, struct meta *none)
+{
+	struct meta *c = *head;
+	if (c == none) {
+		m->next = m->prev = m;
+		*head = m;
+		return;
+	}
+	m->prev = c;
+	m->next = c->next;
+	c->next->prev = m;
+	c->next = m;
+}
+/* Take m out; *head moves on to m's next if it was m. */
+static inline void ring_remove(struct meta **head, struct meta *m, struct meta *none)
+{
+	if (m->next == m) {
+		*head = none;
+	} else {
+		m->prev->next = m->next;
+		m->next->prev = m->prev;
+		if (*head == m) *head = m->next;
+	}
+	m->next = m->prev = 0;
+}
+
+/* Move the slots other threads freed into m's group (its remote mask) to
+ * its free slots; returns whether there were any.  The owner's, or the
+ * lock holder's for an abandoned group.  The load first: the exchange
+ * writes the record's line, which other threads' frees read. */
+static inline int group_collect_remote(struct meta *m)
+{
+	if (!atomic_load_explicit(&m->remote, memory_order_relaxed)) return 0;
+	m->avail |= atomic_exchange(&m->remote, 0);
+	return 1;
+}
 
 /* ---- groups (group.c) ---- */
 HIDDEN struct meta *group_create(struct heap *h, int sc);
 HIDDEN void group_release(struct meta *m);      /* lock not held */
 HIDDEN struct meta *group_adopt(struct heap *h, int sc);
 HIDDEN void group_abandon(struct meta *m);      /* lock held */
-HIDDEN int free_abandoned(struct meta *m, uint32_t bits);
-HIDDEN void free_slow_local(struct heap *h, struct meta *m);
+HIDDEN int abandoned_release_slots(struct meta *m, uint32_t bits);
+HIDDEN void heap_group_regained(struct heap *h, struct meta *m);
 HIDDEN int abandoned_trim(void);
 
 /* ---- large objects (large.c) ---- */
@@ -211,11 +267,11 @@ static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m
 {
 	uint32_t mi = m->index & ((MAX_AREAS << AREA_SHIFT) - 1);
 	if (unlikely(meta_at_index(mi) != m)) return slot_not_free(m);
-	unsigned char *p = m->mem + GROUP_HDR + (size_t)idx * class_stride[m->sc];
+	unsigned char *p = slot_at(m, (size_t)idx);
 	uint64_t old = *header_of(p);
 	if (unlikely(old != 0) && unlikely(!freed_ok(old, p)) && !sealed(old, p, 0, K_VOID))
 		return slot_not_free(p);
-	frame(p, m->index, m->sc, n, class_room[m->sc], K_LIVE, *gen_at(m->index, idx));
+	frame(p, m->index, m->sc, n, class_room(m->sc), K_LIVE, *gen_at(m->index, idx));
 	__atomic_store_n(&m->avail, a & ~(1u << idx), __ATOMIC_RELEASE);
 	return p;
 }
@@ -228,10 +284,10 @@ static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t
 {
 	h->tc_top[sc] = (uint32_t)(top - sizeof(void *));     /* first: h and top die here */
 	uint64_t freed = *header_of(p);
-	size_t room = class_room[sc];
+	size_t room = class_room(sc);
 	/* the header may have been rewritten: its record index must name an
 	 * area before the generation is read */
-	const unsigned char *gens = meta_areas[H_AREA(freed)].gens;
+	const unsigned char *gens = ro.areas[H_AREA(freed)].gens;
 	if (unlikely(!gens)) return write_after_free(p);
 	unsigned gen = gens[(H_REC_OFF(freed) >> 1) + H_IDX(freed)];
 	/* the live header's class and record, and the generation above them
@@ -262,7 +318,7 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned kind)
 	if (!hdr || freed_ok(hdr, p)) bad_header(hdr, p);
 	uint32_t mi = H_META(hdr);
 	unsigned c = H_CLASS(hdr);
-	struct meta_area *a = meta_areas[mi >> AREA_SHIFT].recs;
+	struct meta_area *a = ro.areas[mi >> AREA_SHIFT].recs;
 	if (!a) bad_header(hdr, p);
 	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
 	size_t off = p - m->mem;    /* huge if p is below mem or mem is NULL */
@@ -280,7 +336,7 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned kind)
 		if (!sealed(hdr, p, 0, kind)) bad_header(hdr, p);
 		if (n == (size_t)-1) fail("corrupted metadata", p);
 	} else if (m->sc < NCLASS) {
-		size_t stride = class_stride[m->sc];
+		size_t stride = class_stride(m->sc);
 		/* p in slot idx (d < stride: off < start wraps to a huge d) */
 		size_t d = off - (GROUP_HDR + (size_t)idx * stride);
 		if (d < stride - SLOT_HDR) {
@@ -300,13 +356,13 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned kind)
 	unsigned r = m->sc == SC_LARGE ? 0 : H_R(hdr);
 	size_t clen = m->sc == SC_LARGE ? (slack < 4 ? slack : 4) : canary_len(slack, r);
 	if (clen ? !canary_ok(p + n, H_TAG(hdr), clen)
-		 : m->sc != SC_LARGE && !next_header_ok(m, p + n + SLOT_HDR, idx + 1, class_stride[m->sc] - SLOT_HDR))
+		 : m->sc != SC_LARGE && !next_header_ok(m, p + n + SLOT_HDR, idx + 1, class_stride(m->sc) - SLOT_HDR))
 		fail("heap overflow", p);
 	s->meta = m;
 	s->p = p;
 	s->n = n;
 	s->idx = idx;
-	s->aligned = m->sc != SC_LARGE && off != GROUP_HDR + (size_t)idx * class_stride[m->sc];
+	s->aligned = m->sc != SC_LARGE && off != GROUP_HDR + (size_t)idx * class_stride(m->sc);
 	return m;
 }
 
@@ -362,7 +418,7 @@ static inline __attribute__((always_inline)) void *alloc_class(size_t sc, size_t
 static inline int slot_fresh(struct meta *m, int i)
 {
 	uint32_t bit = 1u << i;
-	if (class_stride[m->sc] >= SLOT_PURGE_MIN) return !(m->dirty & bit);
+	if (class_stride(m->sc) >= SLOT_PURGE_MIN) return !(m->dirty & bit);
 	int fresh = (m->untouched & bit) != 0;
 	m->untouched &= ~bit;
 	return fresh;

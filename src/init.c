@@ -67,6 +67,6 @@ void init_secret(void)
 void init_slow(void)
 {
 	os_lock();
-	if (!secret) init_secret();
+	if (!init_done()) init_secret();
 	os_unlock();
 }

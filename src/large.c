@@ -4,9 +4,10 @@
  * Invariants:
  * - a large object has a one-slot meta of class SC_LARGE; its user pointer
  *   is mem + UNIT (or, aligned beyond a page, mem + PAGE) and its header
- *   lies inside the mapping; mapped == 2 means guard pages surround it:
- *   everything past maplen up to the end guard (rsv_pages, reserved for
- *   growth) is PROT_NONE too, so a linear overflow faults within a page;
+ *   lies inside the mapping; a MEM_GUARDED one (meta.h) has guard pages
+ *   around it: everything past maplen up to the end guard (rsv_pages,
+ *   reserved for growth) is PROT_NONE too, so a linear overflow faults
+ *   within a page;
  * - growing realloc reserves an eighth more, so that growth by small steps
  *   costs a logarithmic number of mremap calls.
  */
@@ -62,7 +63,7 @@ static void *large_alloc_in_window(size_t n, size_t align, int zero)
 	m->origin = origin;
 	m->sc = SC_LARGE;
 	m->cnt = 1;
-	m->mapped = guard ? 2 : 1;
+	m->mapped = guard ? MEM_GUARDED : MEM_MAPPED;
 	m->maplen = len;
 	m->size = n;
 	if (fresh && !guard && !zero && n <= POPULATE_MAX) fresh_pages(p, n, 0, FRESH_LARGE);
@@ -77,7 +78,7 @@ static void large_free_in_window(struct meta *m)
 {
 	unsigned char *mem = m->mem, *origin = m->origin;
 	size_t len = m->maplen;
-	int guarded = m->mapped == 2;
+	int guarded = m->mapped == MEM_GUARDED;
 	if (guarded) len += (size_t)m->rsv_pages * PAGE;
 	*(uint32_t *)mem = 0;
 	os_lock();
@@ -97,7 +98,7 @@ static void *large_realloc_in_window(struct slot *s, size_t n)
 	}
 	size_t len = page_round(off + n + 1);
 	unsigned char *mem = m->mem;
-	if (m->mapped == 2) {
+	if (m->mapped == MEM_GUARDED) {
 		/* guard pages cannot follow an mremap: grow into the reserve,
 		 * else move to a new guarded mapping with an eighth in reserve;
 		 * a shrink gives its pages to the reserve */
@@ -128,7 +129,7 @@ static void *large_realloc_in_window(struct slot *s, size_t n)
 			tomb_clear(s->p, 1);
 			return 0;
 		}
-	} else if (n < m->size && len + len / 4 < m->maplen && m->mapped != 2) {
+	} else if (n < m->size && len + len / 4 < m->maplen && m->mapped != MEM_GUARDED) {
 		os_unmap(mem + len, m->maplen - len);  /* shrink by a lot: give back */
 	} else {
 		len = m->maplen;

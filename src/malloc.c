@@ -33,8 +33,8 @@ static __attribute__((noinline)) void *alloc_paged(size_t n, int zero)
 		 * the header and the check byte are written: else those two
 		 * writes fault their pages in one by one */
 		int i = __builtin_ctz(a);
-		p = m->mem + GROUP_HDR + (size_t)i * class_stride[sc];
-		if (slot_fresh(m, i)) fresh_pages(p, n, class_room[sc], how);
+		p = m->mem + GROUP_HDR + (size_t)i * class_stride(sc);     /* slot_at, sc known */
+		if (slot_fresh(m, i)) fresh_pages(p, n, class_room(sc), how);
 		enframe_inline(m, a, i, n);
 	} else {
 		/* a slot from the thread cache is resident; one from a group
@@ -46,7 +46,7 @@ static __attribute__((noinline)) void *alloc_paged(size_t n, int zero)
 			uint64_t hdr = *header_of(p);
 			struct meta *pm = meta_at_index(H_META(hdr));
 			int i = (int)slot_of((size_t)(p - GROUP_HDR - pm->mem), (unsigned)sc);
-			if (slot_fresh(pm, i)) fresh_pages(p, n, class_room[sc], how);
+			if (slot_fresh(pm, i)) fresh_pages(p, n, class_room(sc), how);
 		}
 	}
 	if (p && zero) memset(p, 0, n);

@@ -7,10 +7,10 @@
  *   pages; record 0 of each area is the area header (AREA_MAGIC, its
  *   first index: no secret); protect_meta seals the records, not the
  *   generations, which every free writes;
- * - record index i lives at meta_areas[i >> AREA_SHIFT].recs, slot i & (AREA_RECS-1);
+ * - record index i lives at ro.areas[i >> AREA_SHIFT].recs, slot i & (AREA_RECS-1);
  *   only indices below meta_limit have ever been handed out, so a group
  *   header can be resolved to a record without trusting any pointer in it;
- * - a free record has mem == NULL and sits on free_metas (lock held).
+ * - a free record has mem == NULL and sits on records.free_list (lock held).
  * - area 0 is boot_area, BOOT_RECS records in .bss next to the other
  *   globals, so that a process that mallocs a little touches no meta
  *   page of its own (the first malloc: 8 KiB, see os.h: COLD_BSS); its
@@ -25,10 +25,12 @@
  * lines of their own, away from the counters and the lock. */
 HIDDEN _Atomic uint32_t meta_limit __attribute__((aligned(64)));
 
+/* The record allocator (lock held): freed records, and the next index
+ * never handed out. */
 static struct {
-	struct meta *free_metas;
-	uint32_t next_index;    /* next never-used index */
-} __attribute__((aligned(64))) pool;
+	struct meta *free_list;
+	uint32_t next_index;
+} __attribute__((aligned(64))) records;
 
 static struct meta boot_area[BOOT_RECS] __attribute__((aligned(64)));
 /* written by the first free only: off the first malloc's pages */
@@ -39,14 +41,14 @@ HIDDEN uint32_t area0_recs = AREA_RECS;  /* records that exist in area 0 */
 
 struct meta *meta_alloc(void)
 {
-	struct meta *m = pool.free_metas;
+	struct meta *m = records.free_list;
 	if (m) {
-		pool.free_metas = m->next;
+		records.free_list = m->next;
 		m->next = m->prev = 0;
 		return m;
 	}
-	if (!secret) init_secret();
-	uint32_t i = pool.next_index;
+	if (!init_done()) init_secret();
+	uint32_t i = records.next_index;
 	if (i == area0_recs) i = AREA_RECS;     /* boot_area is full */
 	if ((i & (AREA_RECS - 1)) == 0) {
 		if ((i >> AREA_SHIFT) >= MAX_AREAS) return 0;   /* 8 M: 23-bit index */
@@ -66,23 +68,23 @@ struct meta *meta_alloc(void)
 		a->magic = AREA_MAGIC;
 		a->first = i;
 		os_protect(&ro, sizeof ro, 1);
-		meta_areas[i >> AREA_SHIFT].recs = a;
-		meta_areas[i >> AREA_SHIFT].gens = gens;
+		ro.areas[i >> AREA_SHIFT].recs = a;
+		ro.areas[i >> AREA_SHIFT].gens = gens;
 		os_protect(&ro, sizeof ro, 0);
 		i++;
 	}
-	pool.next_index = i + 1;
-	m = (struct meta *)meta_areas[i >> AREA_SHIFT].recs + (i & (AREA_RECS - 1));
+	records.next_index = i + 1;
+	m = (struct meta *)ro.areas[i >> AREA_SHIFT].recs + (i & (AREA_RECS - 1));
 	m->index = i;
-	atomic_store_explicit(&meta_limit, pool.next_index, memory_order_release);
+	atomic_store_explicit(&meta_limit, records.next_index, memory_order_release);
 	return m;
 }
 
 void meta_free(struct meta *m)
 {
 	uint32_t i = m->index;
-	*m = (struct meta){ .index = i, .next = pool.free_metas };
-	pool.free_metas = m;
+	*m = (struct meta){ .index = i, .next = records.free_list };
+	records.free_list = m;
 }
 
 /* Windows of option protect_meta.  Guarded by the lock: window_depth
@@ -93,8 +95,8 @@ static void areas_protect(int writable)
 {
 	uint32_t limit = atomic_load_explicit(&meta_limit, memory_order_relaxed);
 	for (uint32_t a = 0; a < MAX_AREAS && (a << AREA_SHIFT) < limit; a++)
-		if (meta_areas[a].recs != (struct meta_area *)boot_area)
-			os_protect(meta_areas[a].recs, AREA_RECS * sizeof(struct meta), writable);
+		if (ro.areas[a].recs != (struct meta_area *)boot_area)
+			os_protect(ro.areas[a].recs, AREA_RECS * sizeof(struct meta), writable);
 }
 
 int meta_window_open(void)

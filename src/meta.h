@@ -29,7 +29,7 @@ struct meta {
 		uint32_t index;            /* this record's own index */
 		uint8_t sc;                /* size class, or SC_LARGE */
 		uint8_t cnt;               /* slots in the group, 1..32; 0 while free */
-		uint8_t mapped;            /* mem is its own mapping of maplen bytes */
+		uint8_t mapped;            /* enum record_mem: where mem lives */
 		uint8_t in_full;           /* on the owner's full list */
 		size_t maplen;             /* bytes mapped (mapped groups, large) */
 		union {
@@ -50,6 +50,13 @@ struct meta {
 	};
 };
 _Static_assert(sizeof(struct meta) == 64, "a record is 64 bytes");
+/* Where a record's memory lives (its `mapped` byte; 0 reads as false). */
+enum record_mem {
+	MEM_NESTED,     /* a group inside a slot of a bigger class (group.c) */
+	MEM_MAPPED,     /* its own mapping of maplen bytes */
+	MEM_GUARDED,    /* a large object's own mapping between guard pages,
+	                 * rsv_pages more PROT_NONE past maplen (large.c) */
+};
 
 #define AREA_SHIFT 14           /* 16384 records of 64 bytes per area */
 #define AREA_RECS (1u << AREA_SHIFT)
@@ -77,12 +84,12 @@ _Static_assert(sizeof(struct meta_area) == sizeof(struct meta) &&
 struct ro_globals {
 	uint64_t key[4];                   /* mac's keys (key[1], key[3] odd);
 	                                    * key[0] is never 0: also the
-	                                    * "initialised" flag (secret) */
+	                                    * "initialised" flag (init_done) */
 	uint32_t stride[256];              /* class_stride; 0 past NCLASS: every
 	                                    * value of a record's sc byte */
 	uint32_t room[NCLASS];             /* class_room: stride - SLOT_HDR, the
 	                                    * most user bytes of a slot */
-	uint64_t recip[64];                /* class_recip: slot_of's reciprocal
+	uint64_t recip[64];                /* slot_of's reciprocal
 	                                    * of the stride; 0 past NCLASS: every
 	                                    * value of a header's class field */
 	uint8_t class_of[CLASS_OF_MAX / UNIT];
@@ -92,14 +99,21 @@ struct ro_globals {
 	} areas[MAX_AREAS];
 } __attribute__((aligned(PAGE)));    /* whole pages, shared with nothing */
 extern HIDDEN struct ro_globals ro;
-#define secret (ro.key[0])
-#define class_stride (ro.stride)
-#define class_room (ro.room)
-#define class_recip (ro.recip)
-#define meta_areas (ro.areas)
+/* Whether the keys are set (init_secret sets key[0] last, never to 0). */
+static inline int init_done(void)
+{
+	return ro.key[0] != 0;
+}
+/* The stride of class sc (any value of a record's sc byte: 0 past NCLASS),
+ * and its room: the most user bytes of a slot (sc < NCLASS).  Macros, not
+ * inline functions: the index keeps the type of its expression, and the
+ * fast paths compile as they were tuned (a parameter's conversion changes
+ * their register choices). */
+#define class_stride(sc) (ro.stride[sc])
+#define class_room(sc) (ro.room[sc])
 
 /* Smallest class whose stride holds n user bytes plus SLOT_HDR.
- * Requires n <= MAX_SMALL.  Before initialisation (secret == 0) the table
+ * Requires n <= MAX_SMALL.  Before initialisation (!init_done()) the table
  * is zero and small sizes map to class 0: malloc_slow recomputes. */
 #define TABLE_MAX (CLASS_OF_MAX - SLOT_HDR)     /* the table covers n <= this */
 static inline int table_class(size_t n)
@@ -146,13 +160,13 @@ static inline void meta_close(int opened)
 static inline void ensure_init(void)
 {
 	extern HIDDEN void init_slow(void);
-	if (unlikely(!secret)) init_slow();
+	if (unlikely(!init_done())) init_slow();
 }
 
 /* Record of index mi; only for indices below meta_limit. */
 static inline struct meta *meta_at_index(uint32_t mi)
 {
-	return (struct meta *)meta_areas[mi >> AREA_SHIFT].recs + (mi & (AREA_RECS - 1));
+	return (struct meta *)ro.areas[mi >> AREA_SHIFT].recs + (mi & (AREA_RECS - 1));
 }
 
 static inline uint32_t full_mask(const struct meta *m)
@@ -168,12 +182,19 @@ static inline uint32_t full_mask(const struct meta *m)
 #define RECIP_SHIFT 40
 static inline size_t slot_of(size_t off, unsigned sc)
 {
-	return (size_t)(((uint64_t)off * class_recip[sc & 63]) >> RECIP_SHIFT);
+	return (size_t)(((uint64_t)off * ro.recip[sc & 63]) >> RECIP_SHIFT);
 }
 
 static inline size_t group_bytes(int sc, int cnt)
 {
-	return GROUP_HDR + (size_t)cnt * class_stride[sc];
+	return GROUP_HDR + (size_t)cnt * class_stride(sc);
+}
+
+/* The user pointer of slot i of m's group (the slot's start: an aligned
+ * object lies further in); slot cnt is the group's end. */
+static inline unsigned char *slot_at(const struct meta *m, size_t i)
+{
+	return m->mem + GROUP_HDR + i * class_stride(m->sc);
 }
 
 /* ---- slot header ----

@@ -101,7 +101,7 @@ struct os_counters {
 	_Atomic size_t mapped;      /* bytes currently mapped by us */
 	_Atomic size_t mapped_peak; /* the most mapped at once (os_map, os_remap) */
 	_Atomic long long start_ns; /* os_mark_start: CLOCK_MONOTONIC at start */
-	_Atomic size_t released;    /* groups given back */
+	_Atomic size_t groups_released; /* groups given back (group_release) */
 	_Atomic long map_calls;     /* for fault injection */
 	/* lock held: */
 	size_t lock_taken;          /* acquisitions of the global lock */

@@ -39,9 +39,8 @@ EXPORT void *realloc(void *p, size_t n)
 		}
 	} else if (n <= MAX_SMALL) {
 		int sc = size_to_class(n);
-		/* end: offset of the next slot's user pointer */
-		size_t end = GROUP_HDR + (size_t)(s.idx + 1) * class_stride[m->sc];
-		size_t room = end - SLOT_HDR - (size_t)(s.p - m->mem);
+		/* up to the next slot's header */
+		size_t room = (size_t)(slot_at(m, (size_t)s.idx + 1) - SLOT_HDR - s.p);
 		if (sc <= m->sc && sc + 1 >= m->sc && n <= room && !nearly_empty(m)) {
 			frame(s.p, m->index, m->sc, n, room, K_LIVE, *gen_at(m->index, s.idx));
 			return s.p;

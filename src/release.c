@@ -16,10 +16,10 @@
  * read as zero, like those of slots never used. */
 static __attribute__((noinline)) void group_purge_sparse(struct meta *m)
 {
-	uint32_t stride = class_stride[m->sc];
+	uint32_t stride = class_stride(m->sc);
 	int live = __builtin_ctz(~m->avail & full_mask(m));
 	uintptr_t mem = (uintptr_t)m->mem, page = PAGE;
-	uintptr_t lo = mem + GROUP_HDR + (size_t)live * stride - SLOT_HDR, hi = lo + stride;
+	uintptr_t lo = (uintptr_t)header_of(slot_at(m, (size_t)live)), hi = lo + stride;
 	uintptr_t a0 = mem + page, a1 = lo & -page;
 	uintptr_t b0 = (hi + page - 1) & -page, b1 = mem + m->maplen;
 	if (a1 > a0) os_purge((void *)a0, a1 - a0);
@@ -29,7 +29,7 @@ static __attribute__((noinline)) void group_purge_sparse(struct meta *m)
 /* Another thread's slot: one atomic operation on its group, and a hint to
  * the owner's class.  After the fetch_or the owner may release the group
  * and its record: nothing is read from m past that point. */
-static inline __attribute__((always_inline)) void release_remote(struct heap *owner,
+static inline __attribute__((always_inline)) void slot_release_remote(struct heap *owner,
 								  struct meta *m, uint32_t bit)
 {
 	int sc = m->sc;
@@ -47,7 +47,7 @@ static inline __attribute__((always_inline)) void release_remote(struct heap *ow
  * instead, after a flush of half of it: another thread's slot goes
  * straight back, since a thread that only frees (a consumer) would
  * otherwise pay a flush with a second check of every slot. */
-static __attribute__((noinline)) void release_any(struct heap *h, struct meta *m, int idx,
+static __attribute__((noinline)) void slot_release_any(struct heap *h, struct meta *m, int idx,
 						   unsigned char *p)
 {
 	uint32_t bit = 1u << idx;
@@ -64,21 +64,21 @@ static __attribute__((noinline)) void release_any(struct heap *h, struct meta *m
 			if (m->avail & bit) fail("double free", m->mem);
 			m->avail |= bit;
 			if (unlikely(m->avail == full_mask(m) || m->in_full))
-				free_slow_local(h, m);
+				heap_group_regained(h, m);
 			return;
 		}
 		if (owner) {
-			release_remote(owner, m, bit);
+			slot_release_remote(owner, m, bit);
 			return;
 		}
-		if (free_abandoned(m, bit)) return;
+		if (abandoned_release_slots(m, bit)) return;
 	}
 }
 
 /* Hand a batch entry's slots over: one atomic operation for a group of
  * another thread, one lock hold for an abandoned group, else slot by slot
  * (a group h adopted meanwhile). */
-static __attribute__((noinline)) void batch_flush(struct heap *h, struct remote_batch *e)
+static __attribute__((noinline)) void remote_batch_flush_entry(struct heap *h, struct remote_batch *e)
 {
 	struct meta *m = meta_at_index(e->mi);
 	uint32_t bits = e->bits;
@@ -86,11 +86,11 @@ static __attribute__((noinline)) void batch_flush(struct heap *h, struct remote_
 	e->bits = 0;
 	struct heap *owner = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
 	if (owner && owner != h) {
-		release_remote(owner, m, bits);
+		slot_release_remote(owner, m, bits);
 		return;
 	}
-	if (!owner && free_abandoned(m, bits)) return;
-	for (; bits; bits &= bits - 1) release_any(h, m, __builtin_ctz(bits), NULL);
+	if (!owner && abandoned_release_slots(m, bits)) return;
+	for (; bits; bits &= bits - 1) slot_release_any(h, m, __builtin_ctz(bits), NULL);
 }
 
 /* Hand every entry over.  A hand-over can fill entries again (a group it
@@ -101,7 +101,7 @@ void remote_batch_flush(struct heap *h)
 	for (int again = 1; again;) {
 		again = 0;
 		for (int i = 0; i < RB_N; i++)
-			if (h->rb[i].mi) batch_flush(h, &h->rb[i]), again = 1;
+			if (h->rb[i].mi) remote_batch_flush_entry(h, &h->rb[i]), again = 1;
 	}
 }
 
@@ -119,13 +119,13 @@ void remote_batch_flush(struct heap *h)
  * every DECAY_TICKS malloc_slow calls.  A thread without a heap gets one
  * here (with its thread cache off: see heap_for_free).  Not inlined, so
  * that race checkers see it under one name (fuzz/drd.supp). */
-__attribute__((noinline)) void slot_release_to(struct heap *h, struct meta *m, int idx, unsigned char *p)
+__attribute__((noinline)) void slot_release_or_cache(struct heap *h, struct meta *m, int idx, unsigned char *p)
 {
 	struct heap *owner = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
 	if (likely(owner != h)) {
 		if (unlikely(h == &empty_heap) && !(h = heap_for_free())) {
-			if (owner) release_remote(owner, m, 1u << idx);
-			else release_any(&empty_heap, m, idx, NULL);
+			if (owner) slot_release_remote(owner, m, 1u << idx);
+			else slot_release_any(&empty_heap, m, idx, NULL);
 			return;
 		}
 		struct remote_batch *e = &h->rb[m->sc & (RB_N - 1)];
@@ -136,13 +136,13 @@ __attribute__((noinline)) void slot_release_to(struct heap *h, struct meta *m, i
 				e->mi = m->index;
 				break;
 			}
-			batch_flush(h, e);
+			remote_batch_flush_entry(h, e);
 		}
 		if (e->bits & 1u << idx) fail("double free", m->mem);
 		e->bits |= 1u << idx;
 		return;
 	}
-	release_any(h, m, idx, p);
+	slot_release_any(h, m, idx, p);
 }
 
 /* Return slot idx (object p) to its group.  A slot of SLOT_PURGE_MIN or
@@ -151,9 +151,9 @@ __attribute__((noinline)) void slot_release_to(struct heap *h, struct meta *m, i
  * each time; any other thread gives them back first (while the slot is
  * still allocated, so that its owner cannot take it meanwhile), from the
  * page after p's header on. */
-void slot_give_back(struct heap *h, struct meta *m, int idx, unsigned char *p)
+void slot_release_with_pages(struct heap *h, struct meta *m, int idx, unsigned char *p)
 {
-	uint32_t stride = class_stride[m->sc];
+	uint32_t stride = class_stride(m->sc);
 	if (stride < SLOT_PURGE_MIN) {
 		slot_release(h, m, idx);
 	} else if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) == h && h != &empty_heap &&
@@ -184,11 +184,25 @@ void free_container(void *p)
 	struct heap *h = tl_heap;
 	uint64_t hdr = *header_of(s.p);
 	seal_freed(s.p, hdr, gen_at(H_META(hdr), (unsigned)s.idx), (size_t)s.idx);
-	int sparse = __atomic_load_n(&m->owner, __ATOMIC_RELAXED) == h && m->mapped &&
+	int sparse = __atomic_load_n(&m->owner, __ATOMIC_RELAXED) == h && m->mapped != MEM_NESTED &&
 		     m->maplen >= (64u << 10) && m != h->cur[m->sc] &&
 		     __builtin_popcount(m->avail | 1u << s.idx) == m->cnt - 1;
-	slot_give_back(h, m, s.idx, s.p);
+	slot_release_with_pages(h, m, s.idx, s.p);
 	if (sparse) group_purge_sparse(m);
+}
+
+/* The group of p, a freed slot that waited (thread cache, quarantine) and
+ * goes back now, and its index in *idx: its freed header must still
+ * verify (else something wrote to it after free), and name p's position
+ * in a group of class sc (the cache's; -1: the record's). */
+static inline struct meta *freed_slot_group(unsigned char *p, int sc, int *idx)
+{
+	uint64_t hdr = *header_of(p);
+	if (!freed_ok(hdr, p)) fail("write after free", p);
+	struct meta *m = meta_at_index(H_META(hdr));
+	*idx = (int)H_IDX(hdr);
+	if ((sc >= 0 && m->sc != sc) || p != slot_at(m, (size_t)*idx)) fail("corrupted metadata", p);
+	return m;
 }
 
 /* Return all but the `keep` most recent cached slots of a class. */
@@ -196,30 +210,18 @@ void tc_flush(struct heap *h, int sc, int keep)
 {
 	int k = (int)tc_count(h, sc), out = k - keep;
 	void **slots = tc_bottom(h, sc) + 1;
-	size_t released = h->released;
+	size_t emptied = h->emptied;
 	for (int i = 0; i < out; i++) {
 		unsigned char *p = slots[i];
-		uint64_t hdr = *header_of(p);
-		if (!freed_ok(hdr, p)) fail("write after free", p);
-		struct meta *m = meta_at_index(H_META(hdr));
-		if ((size_t)(p - m->mem) != GROUP_HDR + (size_t)H_IDX(hdr) * class_stride[sc])
-			fail("corrupted metadata", p);
-		slot_give_back(h, m, H_IDX(hdr), p);
+		int idx;
+		struct meta *m = freed_slot_group(p, sc, &idx);
+		slot_release_with_pages(h, m, idx, p);
 		/* groups are emptying: the program is freeing, not churning, so
 		 * let the cache pin no group (this flush returns everything) */
-		if (i == out - 1 && h->released != released && out < k) out = k, keep = 0;
+		if (i == out - 1 && h->emptied != emptied && out < k) out = k, keep = 0;
 	}
 	for (int i = 0; i < keep; i++) slots[i] = slots[out + i];
 	h->tc_top[sc] = (uint32_t)(tc_bottom_off(sc) + keep * sizeof(void *));
-}
-
-static void release_to_group(struct heap *h, unsigned char *p)
-{
-	uint64_t hdr = *header_of(p);
-	struct meta *m = meta_at_index(H_META(hdr));
-	if ((size_t)(p - m->mem) != GROUP_HDR + (size_t)H_IDX(hdr) * class_stride[m->sc])
-		fail("corrupted metadata", p);
-	slot_release(h, m, H_IDX(hdr));
 }
 
 void quarantine_drain(struct heap *h, size_t keep_bytes)
@@ -229,11 +231,12 @@ void quarantine_drain(struct heap *h, size_t keep_bytes)
 		size_t n = (size_t)h->quar[Q_CAP + h->q_head];
 		h->q_head = (h->q_head + 1) % Q_CAP;
 		h->q_count--;
-		if (!freed_ok(*header_of(p), p)) fail("write after free", p);
+		int idx;
+		struct meta *m = freed_slot_group(p, -1, &idx);
 		h->q_bytes -= n;
 		for (size_t i = 0; i < n; i++)
 			if (p[i] != JUNK_FREE) fail("write after free", p);
-		release_to_group(h, p);
+		slot_release(h, m, idx);
 	}
 }
 

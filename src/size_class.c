@@ -20,19 +20,19 @@ void size_class_init(void)
 		/* from 128 on, four steps per doubling */
 		if (sc >= 8 && (sc - 8) % 4 == 0) step = stride / 4;
 		stride += step;
-		class_stride[sc] = stride;
-		class_room[sc] = stride - SLOT_HDR;
+		ro.stride[sc] = stride;
+		ro.room[sc] = stride - SLOT_HDR;
 		/* off * recip >> 40 = off / stride + e, e < off / 2^40 <=
 		 * 2^22 / 2^40 (off < 32 x 128 KiB): below the 16 / stride
 		 * (>= 2^-13) that separates off / stride, for an off that is
 		 * a multiple of UNIT, from the next integer.  test_whitebox
 		 * checks every class. */
-		class_recip[sc] = ((uint64_t)1 << RECIP_SHIFT) / stride + 1;
+		ro.recip[sc] = ((uint64_t)1 << RECIP_SHIFT) / stride + 1;
 	}
 	/* x = n + SLOT_HDR - 1 fits class sc iff x < stride: strides are
 	 * multiples of UNIT, so x >> 4 decides */
 	for (int i = 0, sc = 0; i < CLASS_OF_MAX / UNIT; i++) {
-		while ((uint32_t)i * UNIT >= class_stride[sc]) sc++;
+		while ((uint32_t)i * UNIT >= class_stride(sc)) sc++;
 		ro.class_of[i] = (uint8_t)sc;
 	}
 }

@@ -32,8 +32,8 @@ static int slot_state(struct meta *m, int i, size_t *n)
 	uint32_t freed = __atomic_load_n(&m->avail, __ATOMIC_RELAXED) |
 			 atomic_load_explicit(&m->remote, memory_order_relaxed);
 	if (freed >> i & 1) return S_FREE;
-	size_t stride = class_stride[m->sc];
-	unsigned char *p = m->mem + GROUP_HDR + i * stride;
+	size_t stride = class_stride(m->sc);
+	unsigned char *p = slot_at(m, (size_t)i);
 	uint64_t hdr = *header_of(p);
 	if (freed_ok(hdr, p)) return S_CACHED;
 	/* a live object's size; the voided start of an aligned object (its
@@ -42,8 +42,7 @@ static int slot_state(struct meta *m, int i, size_t *n)
 	*n = sz != (size_t)-1 && sealed(hdr, p, sz, K_LIVE) ? sz : stride - SLOT_HDR;
 	uint32_t mi = *(uint32_t *)p;
 	if (stride >= 64 && meta_index_used(mi)) {
-		struct meta *g = (struct meta *)meta_areas[mi >> AREA_SHIFT].recs + (mi & (AREA_RECS - 1));
-		if (g->mem == p) return S_NESTED;
+		if (meta_at_index(mi)->mem == p) return S_NESTED;
 	}
 	return S_LIVE;
 }
@@ -51,7 +50,7 @@ static int slot_state(struct meta *m, int i, size_t *n)
 static struct meta *meta_at(uint32_t i)
 {
 	if (!meta_index_used(i)) return 0;
-	struct meta *m = (struct meta *)meta_areas[i >> AREA_SHIFT].recs + (i & (AREA_RECS - 1));
+	struct meta *m = meta_at_index(i);
 	return m->mem ? m : 0;
 }
 
@@ -130,7 +129,7 @@ void stats_collect(struct mallocng_stats *st)
 	os_unlock();
 	for (int sc = 0; sc < NCLASS; sc++) {
 		struct mallocng_class_stats *c = &st->classes[sc];
-		c->slot_size = class_stride[sc];
+		c->slot_size = class_stride(sc);
 		st->groups += c->groups;
 		st->bytes_live += c->bytes_live;
 		st->objects_live += c->slots_used;
@@ -138,7 +137,7 @@ void stats_collect(struct mallocng_stats *st)
 	}
 	st->bytes_mapped = os_count.mapped;
 	st->bytes_resident = resident_bytes().now;
-	st->groups_released = os_count.released;
+	st->groups_released = os_count.groups_released;
 	st->mmap_calls = os_count.mmaps;
 	st->munmap_calls = os_count.munmaps;
 	st->mremap_calls = os_count.mremaps;
@@ -274,7 +273,7 @@ static void verbose_exit_line(int fd)
 	    line, x.elapsed_s, human(a, os_count.mapped), human(b, x.mapped_peak),
 	    human(c, x.res.now), human(d, x.res.peak), (size_t)os_count.mmaps,
 	    (size_t)os_count.munmaps, (size_t)os_count.mremaps, (size_t)os_count.madvises,
-	    (size_t)os_count.released);
+	    (size_t)os_count.groups_released);
 }
 
 /* ---- output files ---- */
@@ -353,7 +352,7 @@ static int heap_map(const char *path, const char *what)
 	int y = 44;
 	for (int sc = 0; sc < NCLASS; sc++) {
 		if (!per_class[sc]) continue;
-		out(fd, "<text x=\"4\" y=\"%d\">class %u B</text>\n", y + 10, class_stride[sc]);
+		out(fd, "<text x=\"4\" y=\"%d\">class %u B</text>\n", y + 10, class_stride(sc));
 		y += 14;
 		int drawn = 0;
 		size_t count[4] = { 0 };

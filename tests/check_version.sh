@@ -77,7 +77,7 @@ fi
 # No version written by hand in the templates or the README (none of them
 # has any other X.Y.Z number either).
 for f in "$top_srcdir"/man/mallocng.*.in "$top_srcdir/rpm/mallocng.spec.in" \
-	"$top_srcdir/mallocng.pc.in" "$top_srcdir/README" "$top_srcdir/src/mallocng.in"; do
+	"$top_srcdir/mallocng.pc.in" "$top_srcdir/README" "$top_srcdir/tools/mallocng.in"; do
 	test -f "$f" || continue
 	hits=$(grep -n -E '(^|[^0-9.])[0-9]+\.[0-9]+\.[0-9]+' "$f")
 	if test -n "$hits"; then

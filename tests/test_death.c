@@ -1,7 +1,12 @@
 /* test_death.c - every detected misuse must abort with a diagnostic line
  * "mallocng: <program>[<pid>]: <what> at 0x<address> (see mallocng(7))" on
  * stderr.  Each case runs in its own
- * forked child whose stderr is captured and checked. */
+ * forked child whose stderr is captured and checked.
+ *
+ * fuzz/misuse/ (fuzz/misuse.sh) has overlapping cases as whole programs
+ * with the library preloaded, in the default and the hardened mode: they
+ * hold the preloaded path and the hardened options; these hold the exact
+ * message of each check, in-process and linked. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <pthread.h>

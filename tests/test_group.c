@@ -28,7 +28,7 @@
 static int class_of_stride(uint32_t stride)
 {
 	for (int sc = 0; sc < NCLASS; sc++)
-		if (class_stride[sc] == stride) return sc;
+		if (class_stride(sc) == stride) return sc;
 	return -1;
 }
 
@@ -36,7 +36,7 @@ static int class_of_stride(uint32_t stride)
 static int class_above(uint32_t lo)
 {
 	for (int sc = 0; sc < NCLASS; sc++)
-		if (class_stride[sc] > lo) return sc;
+		if (class_stride(sc) > lo) return sc;
 	ck_abort_msg("no class above %u", lo);
 	return -1;
 }
@@ -62,7 +62,7 @@ static struct meta *make(struct heap *h, int sc, int u)
 	/* a mapped group fills its pages: no room for one more slot */
 	if (m->mapped)
 		ck_assert_msg(m->cnt == 32 || group_bytes(sc, m->cnt + 1) > m->maplen,
-			      "stride %u: %d slots in %zu bytes", class_stride[sc], m->cnt, m->maplen);
+			      "stride %u: %d slots in %zu bytes", class_stride(sc), m->cnt, m->maplen);
 	return m;
 }
 
@@ -71,7 +71,7 @@ static struct meta *make(struct heap *h, int sc, int u)
 static size_t footprint(int sc, int n)
 {
 	size_t b = group_bytes(sc, n);
-	return b <= NEST_MAX ? class_stride[size_to_class(b)] : page_round(b);
+	return b <= NEST_MAX ? class_stride(size_to_class(b)) : page_round(b);
 }
 
 /* 4 KiB slots (mapped groups, whose pages the counts fill exactly): 4,
@@ -104,7 +104,7 @@ START_TEST(test_group_big_first)
 {
 	struct heap *h = fresh_heap();
 	int sc2 = class_above(16384), sc1 = class_above(32768);
-	ck_assert_uint_le(class_stride[sc2], 32768);
+	ck_assert_uint_le(class_stride(sc2), 32768);
 	ck_assert_int_eq(make(h, sc2, 0)->cnt, 2);
 	ck_assert_int_eq(make(h, sc1, 0)->cnt, 1);
 	ck_assert_int_gt(make(h, sc2, 1)->cnt, 2);
@@ -121,15 +121,15 @@ END_TEST
 START_TEST(test_group_min_1k)
 {
 	struct heap *h = fresh_heap();
-	for (int sc = 0; sc < NCLASS && class_stride[sc] < 256; sc++) {
-		int naive = 1024 / (int)class_stride[sc];
+	for (int sc = 0; sc < NCLASS && class_stride(sc) < 256; sc++) {
+		int naive = 1024 / (int)class_stride(sc);
 		if (naive > 32) naive = 32;
 		int cnt = make(h, sc, 0)->cnt;
 		ck_assert_msg(2 * cnt >= naive && cnt <= naive,
 			      "stride %u: first group of %d slots, want %d or a fit of it",
-			      class_stride[sc], cnt, naive);
+			      class_stride(sc), cnt, naive);
 		if (naive >= 10)
-			ck_assert_msg(cnt > 4, "stride %u: %d slots", class_stride[sc], cnt);
+			ck_assert_msg(cnt > 4, "stride %u: %d slots", class_stride(sc), cnt);
 	}
 }
 END_TEST
@@ -145,12 +145,12 @@ START_TEST(test_group_below_1mib)
 			struct meta *m = make(h, sc, u);
 			if (m->cnt == 1) continue;
 			ck_assert_msg(group_bytes(sc, m->cnt) <= (1u << 20),
-				      "stride %u: %d slots", class_stride[sc], m->cnt);
+				      "stride %u: %d slots", class_stride(sc), m->cnt);
 			ck_assert_uint_le(m->maplen, 1u << 20);
 			/* not below by more than a slot: as big as allowed */
 			if (m->cnt < 32 && u == 4)
-				ck_assert_msg(group_bytes(sc, m->cnt + 1) > (1u << 20) - class_stride[sc],
-					      "stride %u: %d slots", class_stride[sc], m->cnt);
+				ck_assert_msg(group_bytes(sc, m->cnt + 1) > (1u << 20) - class_stride(sc),
+					      "stride %u: %d slots", class_stride(sc), m->cnt);
 		}
 	}
 }
@@ -188,13 +188,13 @@ END_TEST
 START_TEST(test_group_fit_no_worse)
 {
 	struct heap *h = fresh_heap();
-	for (int sc = 0; sc < NCLASS && class_stride[sc] <= 1024; sc++) {
+	for (int sc = 0; sc < NCLASS && class_stride(sc) <= 1024; sc++) {
 		struct meta *m = make(h, sc, 4);
 		int n = m->cnt;
 		size_t fp = m->mapped ? m->maplen : footprint(sc, n);
-		ck_assert_msg(n >= 16 && n <= 32, "stride %u: %d slots", class_stride[sc], n);
+		ck_assert_msg(n >= 16 && n <= 32, "stride %u: %d slots", class_stride(sc), n);
 		ck_assert_msg((uint64_t)n * footprint(sc, 32) >= (uint64_t)32 * fp,
-			      "stride %u: %d slots in %zu bytes, 32 in %zu", class_stride[sc],
+			      "stride %u: %d slots in %zu bytes, 32 in %zu", class_stride(sc),
 			      n, fp, footprint(sc, 32));
 		if (m->mapped)
 			ck_assert(n == 32 || group_bytes(sc, n + 1) > m->maplen);

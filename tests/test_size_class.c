@@ -13,15 +13,15 @@ static void setup(void)
 START_TEST(test_strides)
 {
 	for (int sc = 0; sc < NCLASS; sc++) {
-		ck_assert_uint_eq(class_stride[sc] % UNIT, 0);
-		if (sc) ck_assert_uint_gt(class_stride[sc], class_stride[sc - 1]);
+		ck_assert_uint_eq(class_stride(sc) % UNIT, 0);
+		if (sc) ck_assert_uint_gt(class_stride(sc), class_stride(sc - 1));
 		/* four classes per doubling from 128 on: waste below 1/4 */
-		if (sc > 8) ck_assert_uint_le(class_stride[sc] * 4, class_stride[sc - 1] * 5 + UNIT);
+		if (sc > 8) ck_assert_uint_le(class_stride(sc) * 4, class_stride(sc - 1) * 5 + UNIT);
 	}
-	ck_assert_uint_eq(class_stride[0], 16);
-	ck_assert_uint_eq(class_stride[NCLASS - 1], MAX_SMALL + SLOT_HDR);
+	ck_assert_uint_eq(class_stride(0), 16);
+	ck_assert_uint_eq(class_stride(NCLASS - 1), MAX_SMALL + SLOT_HDR);
 	/* records of large objects have stride 0: free's fast path relies on it */
-	for (int sc = NCLASS; sc <= SC_LARGE; sc++) ck_assert_uint_eq(class_stride[sc], 0);
+	for (int sc = NCLASS; sc <= SC_LARGE; sc++) ck_assert_uint_eq(class_stride(sc), 0);
 }
 END_TEST
 
@@ -30,8 +30,8 @@ START_TEST(test_smallest_class)
 	for (size_t n = 0; n <= MAX_SMALL; n++) {
 		int sc = size_to_class(n);
 		REQUIRE(sc >= 0 && sc < NCLASS, "class %d for %zu", sc, n);
-		REQUIRE(class_stride[sc] >= n + SLOT_HDR, "n=%zu does not fit class %d", n, sc);
-		REQUIRE(sc == 0 || class_stride[sc - 1] < n + SLOT_HDR,
+		REQUIRE(class_stride(sc) >= n + SLOT_HDR, "n=%zu does not fit class %d", n, sc);
+		REQUIRE(sc == 0 || class_stride(sc - 1) < n + SLOT_HDR,
 			"n=%zu would fit class %d below %d", n, sc - 1, sc);
 	}
 }

@@ -66,7 +66,7 @@ START_TEST(test_meta_area_guarded)
 	void *p[200];
 	/* more groups than area 0's boot records: area 1 is mapped */
 	for (int i = 0; i < 200; i++) p[i] = malloc(2000);
-	struct meta_area *a = meta_areas[1].recs;
+	struct meta_area *a = ro.areas[1].recs;
 	ck_assert_ptr_nonnull(a);
 	FILE *f = fopen("/proc/self/maps", "r");
 	char line[512];
@@ -146,13 +146,13 @@ START_TEST(test_slot_of_exact)
 {
 	free(malloc(1));        /* initialised */
 	for (unsigned sc = 0; sc < NCLASS; sc++) {
-		size_t stride = class_stride[sc];
+		size_t stride = class_stride(sc);
 		for (size_t off = 0; off < 32 * stride; off += UNIT)
 			ck_assert_msg(slot_of(off, sc) == off / stride, "class %u off %zu", sc, off);
 		ck_assert_uint_eq(H_CLASS(sc), sc);
 	}
 	ck_assert_uint_eq(H_CLASS(SC_LARGE), SC_LARGE);
-	ck_assert_uint_eq(class_stride[SC_LARGE], 0);
+	ck_assert_uint_eq(class_stride(SC_LARGE), 0);
 	ck_assert_uint_eq(slot_of(12345 * UNIT, SC_LARGE), 0);
 }
 END_TEST

@@ -1,5 +1,5 @@
 #!/bin/sh
-# test_wrapper.sh - the mallocng command (src/mallocng.in): a program that
+# test_wrapper.sh - the mallocng command (tools/mallocng.in): a program that
 # would run without mallocng is not started (status 125, one line saying
 # why); a program that can is started with the library preloaded.
 #
@@ -8,7 +8,7 @@
 # it the substituted default).
 
 lib=${MALLOCNG_LIB:-}
-cmd=${MALLOCNG_WRAPPER_IN:-$(dirname "$0")/../src/mallocng.in}
+cmd=${MALLOCNG_WRAPPER_IN:-$(dirname "$0")/../tools/mallocng.in}
 if test -z "$lib" || test ! -f "$lib"; then
 	echo "SKIP: no shared library ($lib)"
 	exit 77
