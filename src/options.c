@@ -16,20 +16,20 @@
 #include <unistd.h>
 #include "internal.h"
 
-HIDDEN struct options opt = { .decay_ms = 1000, .populate = 1 };
 HIDDEN int opt_slow;
 HIDDEN int opt_protect;
 
-/* One warning line: "mallocng: <what><s>' in MALLOCNG_OPTIONS ignored"
+/* One warning line: "mallocng: <program>[<pid>]: <what><s>' in
+ * MALLOCNG_OPTIONS ignored"
  * and, when accepted is not NULL, " (accepted: <accepted>)", so that a
  * user learns the valid values from the line itself. */
 static void warn(const char *what, const char *s, size_t len, const char *accepted)
 {
-	char buf[400];
-	size_t n = 0, wl = strlen(what), al = accepted ? strlen(accepted) : 0;
+	char buf[480];  /* line start <= 66 */
+	size_t n = os_line_start(buf, sizeof buf), wl = strlen(what);
+	size_t al = accepted ? strlen(accepted) : 0;
 	if (len > 64) len = 64;
 	if (al > 250) al = 250;
-	memcpy(buf, "mallocng: ", 10), n = 10;
 	memcpy(buf + n, what, wl), n += wl;
 	memcpy(buf + n, s, len), n += len;
 	memcpy(buf + n, "' in MALLOCNG_OPTIONS ignored", 29), n += 29;
@@ -171,16 +171,16 @@ static void add_name(char *buf, size_t *n, const char *name)
  * added later out until it is classified here.  The options ignored are
  * named in one line on stderr, if stderr is open (the C library reopens a
  * closed one on /dev/null in such a process; the test costs one call). */
-#define SECURE_WARNING "mallocng: MALLOCNG_OPTIONS in a privileged (AT_SECURE) process: ignored "
+#define SECURE_WARNING "MALLOCNG_OPTIONS in a privileged (AT_SECURE) process: ignored "
 static void secure_merge(const struct options *o)
 {
-	char buf[sizeof SECURE_WARNING + 96];
-	char *names = buf + sizeof SECURE_WARNING - 1;
-	size_t n = 0;
+	char buf[72 + sizeof SECURE_WARNING + 96];  /* line start <= 66 */
+	size_t start = os_line_start(buf, 72), n = 0;
+	char *names = buf + start + sizeof SECURE_WARNING - 1;
 	opt.junk = o->junk, opt.zero_free = o->zero_free, opt.guard = o->guard;
 	opt.random = o->random, opt.hardened = o->hardened, opt.protect_meta = o->protect_meta;
 	opt.quarantine = o->quarantine;
-	memcpy(buf, SECURE_WARNING, sizeof SECURE_WARNING - 1);
+	memcpy(buf + start, SECURE_WARNING, sizeof SECURE_WARNING - 1);
 	if (o->stats != opt.stats) add_name(names, &n, "stats");
 	if (o->stats_file[0]) add_name(names, &n, "stats_file");
 	if (o->heap_map[0]) add_name(names, &n, "heap_map");
@@ -191,7 +191,7 @@ static void secure_merge(const struct options *o)
 	if (o->populate != opt.populate) add_name(names, &n, "populate");
 	if (!n || fcntl(2, F_GETFD) < 0) return;
 	names[n++] = '\n';
-	(void)!write(2, buf, sizeof SECURE_WARNING - 1 + n);
+	(void)!write(2, buf, start + sizeof SECURE_WARNING - 1 + n);
 }
 
 void options_init(void)

@@ -23,6 +23,10 @@
 #include "internal.h"
 
 HIDDEN struct os_counters os_count __attribute__((aligned(64)));
+/* The options (os.h; options.c fills them in): defined here, in the file
+ * that reads them, so that options.c may call this one (its warnings start
+ * with os_line_start) without a loop between the two. */
+HIDDEN struct options opt = { .decay_ms = 1000, .populate = 1 };
 static __thread int lock_held;  /* depth of this thread's hold on the global lock */
 
 /* Fault injection for the test suite (option fail_mmap=N): the Nth and

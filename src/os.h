@@ -43,7 +43,7 @@
 #define PAGE 4096
 #define NEST_MAX 4096           /* groups up to this size live in a slot */
 
-/* ---- options.c ---- */
+/* ---- options.c (which parses them; opt itself is defined in os.c) ---- */
 struct options {
 	int stats, verbose, junk, zero_free, guard, random, hardened, decay_ms;
 	int protect_meta, populate;

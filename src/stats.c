@@ -279,6 +279,13 @@ static void verbose_exit_line(int fd)
 
 /* ---- output files ---- */
 
+/* "mallocng: <program>[<pid>]: " in buf (80 bytes), for a warning line */
+static const char *line_start(char *buf)
+{
+	buf[os_line_start(buf, 80)] = 0;
+	return buf;
+}
+
 /* Open path for writing, appending or from the start (truncated, but only
  * once it is known to be the caller's).  O_NOFOLLOW refuses a symbolic
  * link (ELOOP); O_NONBLOCK makes a FIFO without a reader fail (ENXIO)
@@ -289,6 +296,7 @@ static void verbose_exit_line(int fd)
  * warning line on stderr. */
 static int open_output(const char *path, int append, const char *what)
 {
+	char start[80];
 	int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC |
 			    (append ? O_APPEND : 0), 0644);
 	struct stat st;
@@ -302,7 +310,7 @@ static int open_output(const char *path, int append, const char *what)
 	if (!e) return fd;
 	if (fd >= 0) close(fd);
 	if (what)
-		out(2, "mallocng: not writing %s to '%s': %s\n", what, path,
+		out(2, "%snot writing %s to '%s': %s\n", line_start(start), what, path,
 		    e == ELOOP ? "it is a symbolic link" :
 		    e == EINVAL || e == ENXIO ? "not a regular file" :
 		    e == EPERM ? "owned by another user" : strerror(e));
@@ -401,6 +409,7 @@ static int heap_map(const char *path, const char *what)
 static const char *expand_path(char *dst, size_t cap, const char *pat, const char *what)
 {
 	size_t n = 0;
+	char start[80];
 	for (const char *s = pat; *s; s++) {
 		char num[24];
 		const char *add = s, *end = s + 1;
@@ -412,7 +421,8 @@ static const char *expand_path(char *dst, size_t cap, const char *pat, const cha
 		}
 		size_t l = (size_t)(end - add);
 		if (n + l >= cap) {
-			out(2, "mallocng: not writing %s to '%s': the path is too long\n", what, pat);
+			out(2, "%snot writing %s to '%s': the path is too long\n", line_start(start),
+			    what, pat);
 			return NULL;
 		}
 		memcpy(dst + n, add, l), n += l;
