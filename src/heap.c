@@ -291,7 +291,22 @@ static void collect_remote(struct heap *h)
 	}
 }
 
+static void *malloc_refill(size_t n, int sc);
+
+/* The refill, with the caller's address for a report (os.c, fail): the
+ * return address is malloc's caller when malloc's path reached this by
+ * jumps (an address inside the library is left out), unless an entry
+ * point's checked path set one. */
 void *malloc_slow(size_t n, int sc)
+{
+	if (os_caller) return malloc_refill(n, sc);
+	CALLER_SET();
+	void *p = malloc_refill(n, sc);
+	CALLER_CLEAR();
+	return p;
+}
+
+static __attribute__((noinline)) void *malloc_refill(size_t n, int sc)
 {
 	struct heap *h = tl_heap;
 	if (h == &empty_heap) {
@@ -397,6 +412,8 @@ static uint64_t next_random(struct heap *h)
 
 void *malloc_hardened(size_t n, int sc)
 {
+	int own = !os_caller;
+	if (own) CALLER_SET();  /* as malloc_slow */
 	int w = meta_open();
 	struct heap *h = tl_heap;
 	struct meta *m = h->cur[sc];
@@ -413,6 +430,7 @@ void *malloc_hardened(size_t n, int sc)
 	}
 	meta_close(w);
 	if (p && opt.junk) memset(p, JUNK_ALLOC, n);
+	if (own) CALLER_CLEAR();
 	return p;
 }
 

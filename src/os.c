@@ -3,6 +3,7 @@
  * the fatal-error path.  It calls nothing of the allocator: a mapping that
  * fails here just fails (span.c trims its pools and retries). */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -396,31 +397,82 @@ size_t os_utoa(char *buf, unsigned long long v)
 	return k;
 }
 
-/* The fatal-error line, one write(2) and then abort(), never an allocation
- * (the heap is not to be trusted any more):
- *
- *   mallocng: <program>[<pid>]: <what> at 0x<address> (see mallocng(7))
- *
- * The tests (tests/util.c, test_options.c, fuzz/misuse.sh) parse what
- * follows "]: " and the hexadecimal after " at 0x": keep both.  The
- * caller's address is not given: most checks run inlined in free's fast
- * path, where neither __builtin_return_address(0) here nor a frame walk
- * (no frame pointers) names the program's call reliably; a core dump or a
- * debugger's backtrace at the abort does.  mallocng(7) says so. */
-_Noreturn void fail(const char *what, const void *p)
+HIDDEN __thread const void *os_caller;
+
+/* dladdr, where the C library has it (glibc 2.34 and later, musl): weak,
+ * so that the library needs no libdl and a static link none either. */
+#pragma weak dladdr
+
+/* Hexadecimal digits of v at buf; returns their count. */
+static size_t os_xtoa(char *buf, uintptr_t v)
 {
-	char buf[192];
 	static const char hex[] = "0123456789abcdef";
-	size_t n = os_line_start(buf, sizeof buf), wl = strlen(what);
-	if (wl > 60) wl = 60;
-	memcpy(buf + n, what, wl), n += wl;
-	memcpy(buf + n, " at 0x", 6), n += 6;
-	uintptr_t v = (uintptr_t)p;
+	size_t n = 0;
 	int started = 0;
-	for (int s = 60; s >= 0; s -= 4) {
+	for (int s = (int)sizeof v * 8 - 4; s >= 0; s -= 4) {
 		int d = (v >> s) & 15;
 		if (d || started || s == 0) buf[n++] = hex[d], started = 1;
 	}
+	return n;
+}
+
+/* ", caller 0x<address> (<module>+0x<offset>)" at buf (room for 96
+ * bytes): the return address of the call into the allocator that found
+ * the error, and the file it lies in (without its directory) and its
+ * offset there, as addr2line -e takes it, when dladdr is at hand.  An
+ * address inside this library is no caller of the program's (a check
+ * reached through an internal call): nothing is written then. */
+static size_t caller_text(char *buf, const void *ra)
+{
+	size_t n = 0;
+	Dl_info mod, self;
+	int known = dladdr && dladdr(ra, &mod) && mod.dli_fbase;
+	if (known && dladdr((const void *)fail, &self) && self.dli_fbase == mod.dli_fbase)
+		return 0;
+	memcpy(buf, ", caller 0x", 11), n = 11;
+	n += os_xtoa(buf + n, (uintptr_t)ra);
+	if (!known) return n;
+	const char *name = mod.dli_fname ? mod.dli_fname : "", *s = name;
+	for (; *s; s++)
+		if (*s == '/') name = s + 1;
+	buf[n++] = ' ', buf[n++] = '(';
+	if (*name) {
+		size_t l = 0;
+		for (; name[l] && l < 40; l++)
+			buf[n + l] = name[l] < 0x20 || name[l] > 0x7e ? '?' : name[l];
+		n += l;
+	} else {
+		n += os_progname(buf + n, 41);     /* the program itself */
+	}
+	memcpy(buf + n, "+0x", 3), n += 3;
+	n += os_xtoa(buf + n, (uintptr_t)ra - (uintptr_t)mod.dli_fbase);
+	buf[n++] = ')';
+	return n;
+}
+
+/* The fatal-error line, one write(2) and then abort(), never an allocation
+ * (the heap is not to be trusted any more):
+ *
+ *   mallocng: <program>[<pid>]: <what> at 0x<address>[, caller 0x<address>
+ *   (<module>+0x<offset>)] (see mallocng(7))
+ *
+ * The tests (tests/util.c, test_options.c, fuzz/misuse.sh) parse what
+ * follows "]: " and the hexadecimal after " at 0x": keep both.  The caller
+ * is os_caller, set by the entry points' checked paths, where most errors
+ * are found (free's fast path hands any pointer that fails a check to its
+ * general path); malloc's cache, which finds a write after free, is
+ * reached by a jump from malloc and names its own return address (see
+ * slot.c).  An error found elsewhere names no caller: a core dump or a
+ * debugger's backtrace at the abort does. */
+_Noreturn void fail(const char *what, const void *p)
+{
+	char buf[320];
+	size_t n = os_line_start(buf, 80), wl = strlen(what);
+	if (wl > 60) wl = 60;
+	memcpy(buf + n, what, wl), n += wl;
+	memcpy(buf + n, " at 0x", 6), n += 6;
+	n += os_xtoa(buf + n, (uintptr_t)p);
+	if (os_caller) n += caller_text(buf + n, os_caller);
 	memcpy(buf + n, " (see mallocng(7))\n", 19), n += 19;
 	(void)!write(2, buf, n);
 	abort();

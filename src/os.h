@@ -90,6 +90,13 @@ HIDDEN void os_lock(void);
 HIDDEN void os_unlock(void);
 HIDDEN int os_random(void *buf, size_t len);
 HIDDEN _Noreturn void fail(const char *what, const void *p);
+/* The return address of the call into the allocator whose checks run now
+ * (fail names it), or NULL.  Set by the entry points' checked paths (free's
+ * general path, realloc, free_sized, ...) and cleared when they return;
+ * never touched by the fast paths. */
+extern HIDDEN __thread const void *os_caller;
+#define CALLER_SET() (os_caller = __builtin_return_address(0))
+#define CALLER_CLEAR() (os_caller = 0)
 HIDDEN size_t os_progname(char *buf, size_t cap);    /* no allocation */
 HIDDEN size_t os_utoa(char *buf, unsigned long long v);
 HIDDEN size_t os_line_start(char *buf, size_t cap);  /* "mallocng: prog[pid]: " */
