@@ -104,6 +104,13 @@ void ring_remove(struct heap *h, int sc, struct meta *m)
 	m->next = m->prev = 0;
 }
 
+/* A heap's count of bytes in use, to the process's (heap.h). */
+void inuse_fold(struct heap *h)
+{
+	os_inuse_add(h->inuse);
+	h->inuse = 0;
+}
+
 /* Hand every group back; called at thread exit with the heap detached. */
 static void heap_destroy(void *arg)
 {
@@ -144,6 +151,7 @@ static void heap_destroy(void *arg)
 		release = m->next;
 		group_release(m);
 	}
+	inuse_fold(h);
 	os_lock();
 	h->next_free = free_heaps;
 	free_heaps = h;
@@ -354,6 +362,7 @@ static __attribute__((noinline)) void *malloc_refill(size_t n, int sc)
 	h->cur[sc] = m;
 found:;
 	uint32_t a = m->avail;
+	inuse_add(h, class_stride[sc]);
 	return enframe(m, a, __builtin_ctz(a), n);
 }
 
@@ -422,8 +431,10 @@ void *malloc_hardened(size_t n, int sc)
 	if (a && opt.random && h != &empty_heap) {
 		int k = __builtin_popcount(a), pick = next_random(h) % k;
 		while (pick--) a &= a - 1;
+		inuse_add(h, class_stride[sc]);
 		p = enframe(m, m->avail, __builtin_ctz(a), n);
 	} else if (a) {
+		inuse_add(h, class_stride[sc]);  /* (a group: h is a thread's) */
 		p = enframe(m, a, __builtin_ctz(a), n);
 	} else {
 		p = malloc_slow(n, sc);
@@ -449,6 +460,9 @@ __attribute__((noinline)) void *alloc_uncached(size_t sc, size_t n)
 	struct heap *h = tl_heap;
 	struct meta *m = h->cur[sc];
 	uint32_t a = m->avail;
-	if (likely(a)) return enframe_inline(m, a, __builtin_ctz(a), n);
+	if (likely(a)) {
+		inuse_add(h, class_stride[sc]);
+		return enframe_inline(m, a, __builtin_ctz(a), n);
+	}
 	return malloc_slow(n, (int)sc);
 }

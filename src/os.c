@@ -78,6 +78,20 @@ static void mapped_add(size_t len)
 		;
 }
 
+/* The bytes in use (slots handed out of groups, large mappings: see
+ * inuse_add in heap.h) and their peak, as the heaps hand their counts over
+ * in steps of at least INUSE_FOLD bytes and large objects at once: a
+ * compare-and-swap loop only when a new peak is reached. */
+void os_inuse_add(ptrdiff_t d)
+{
+	size_t now = atomic_fetch_add_explicit(&os_count.inuse, (size_t)d, memory_order_relaxed) + (size_t)d;
+	size_t peak = atomic_load_explicit(&os_count.inuse_peak, memory_order_relaxed);
+	while ((ptrdiff_t)now > 0 && now > peak &&
+	       !atomic_compare_exchange_weak_explicit(&os_count.inuse_peak, &peak, now,
+						      memory_order_relaxed, memory_order_relaxed))
+		;
+}
+
 /* When the allocator started (CLOCK_MONOTONIC, ns): the first of its
  * constructor and its first use, so that the statistics can say how long
  * the process ran.  A racing second store writes a time just as close. */
@@ -337,6 +351,9 @@ static void fork_child(void)
 	os_mark_start();
 	atomic_store_explicit(&os_count.mapped_peak,
 			      atomic_load_explicit(&os_count.mapped, memory_order_relaxed),
+			      memory_order_relaxed);
+	atomic_store_explicit(&os_count.inuse_peak,
+			      atomic_load_explicit(&os_count.inuse, memory_order_relaxed),
 			      memory_order_relaxed);
 }
 

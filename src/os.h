@@ -101,12 +101,15 @@ HIDDEN size_t os_progname(char *buf, size_t cap);    /* no allocation */
 HIDDEN size_t os_utoa(char *buf, unsigned long long v);
 HIDDEN size_t os_line_start(char *buf, size_t cap);  /* "mallocng: prog[pid]: " */
 HIDDEN void os_mark_start(void);
+HIDDEN void os_inuse_add(ptrdiff_t d);
 HIDDEN long long os_elapsed_ns(void);
 
 struct os_counters {
 	_Atomic size_t mmaps, munmaps, mremaps, madvises;
 	_Atomic size_t mapped;      /* bytes currently mapped by us */
 	_Atomic size_t mapped_peak; /* the most mapped at once (os_map, os_remap) */
+	_Atomic size_t inuse;       /* bytes in use: os_inuse_add (heap.h, inuse_add) */
+	_Atomic size_t inuse_peak;  /* their most at once, as counted */
 	_Atomic long long start_ns; /* os_mark_start: CLOCK_MONOTONIC at start */
 	_Atomic size_t released;    /* groups given back */
 	_Atomic long map_calls;     /* for fault injection */

@@ -197,7 +197,7 @@ static const char *human(char buf[16], size_t v)
  * come from the OS layer's counters and from /proc, never from malloc's or
  * free's paths. */
 struct extra {
-	size_t mapped_peak;
+	size_t mapped_peak, inuse_peak;
 	struct resident res;
 	double elapsed_s;
 	char prog[33];
@@ -206,6 +206,7 @@ struct extra {
 static void extra_collect(struct extra *x)
 {
 	x->mapped_peak = atomic_load_explicit(&os_count.mapped_peak, memory_order_relaxed);
+	x->inuse_peak = atomic_load_explicit(&os_count.inuse_peak, memory_order_relaxed);
 	x->res = resident_bytes();
 	x->elapsed_s = os_elapsed_ns() / 1e9;
 	os_progname(x->prog, sizeof x->prog);
@@ -224,11 +225,19 @@ EXPORT void mallocng_print_stats(int fd)
 	extra_collect(&x);
 	size_t small_mapped = st.bytes_mapped > st.large_bytes + st.bytes_meta ?
 			      st.bytes_mapped - st.large_bytes - st.bytes_meta : 0;
+	/* in use now: the slots of live and cached objects, the large
+	 * mappings (the walk); the peak: the counters' (os.c), at least that */
+	size_t inuse = st.large_bytes;
+	for (int sc = 0; sc < NCLASS; sc++)
+		inuse += (st.classes[sc].slots_used + st.classes[sc].slots_cached) * st.classes[sc].slot_size;
+	if (x.inuse_peak < inuse) x.inuse_peak = inuse;
 	out(fd, "mallocng %s statistics of %s[%d], %.3f s after start\n", PACKAGE_VERSION, x.prog,
 	    (int)getpid(), x.elapsed_s);
 	out(fd, "%-10s %11s %11s\n", "", "now", "peak");
-	out(fd, "%-10s %11s %11s  %zu objects requested and not freed (peak not tracked)\n", "live",
+	out(fd, "%-10s %11s %11s  %zu objects requested and not freed (their peak: in use)\n", "live",
 	    human(a, st.bytes_live), "-", st.objects_live);
+	out(fd, "%-10s %11s %11s  their slots, the thread caches' and large objects' mappings\n",
+	    "in use", human(a, inuse), human(b, x.inuse_peak));
 	out(fd, "%-10s %11s %11s  by the allocator, %zu mmap and %zu munmap calls so far\n", "mapped",
 	    human(a, st.bytes_mapped), human(b, x.mapped_peak), st.mmap_calls, st.munmap_calls);
 	out(fd, "%-10s %11s %11s  the whole process (VmRSS, VmHWM)\n", "resident",
@@ -245,8 +254,8 @@ EXPORT void mallocng_print_stats(int fd)
 	    st.munmap_calls, st.mremap_calls, st.madvise_calls);
 	out(fd, "global lock: taken %zu times, %zu of them found it held\n", st.lock_acquisitions,
 	    st.lock_contended);
-	out(fd, "allocation and free counts: not kept (a count on every malloc and free would "
-	    "cost the fast paths; see mallocng(7))\n");
+	out(fd, "allocation and free counts: not kept (most are served by the thread caches, "
+	    "where a count would cost the fast paths; see mallocng(7))\n");
 	out(fd, "%9s %7s %7s %7s %7s %11s %11s %6s\n", "class", "groups", "slots",
 	    "used", "cached", "live", "slots", "waste");
 	for (int sc = 0; sc < NCLASS; sc++) {
