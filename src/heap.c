@@ -311,6 +311,7 @@ void *malloc_slow(size_t n, int sc)
 	CALLER_SET();
 	void *p = malloc_refill(n, sc);
 	CALLER_CLEAR();
+	if (unlikely(heap_map_armed)) heap_map_poll();
 	return p;
 }
 

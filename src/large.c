@@ -152,6 +152,7 @@ void *large_alloc(size_t n, size_t align, int zero)
 	int w = meta_open();
 	void *p = large_alloc_in_window(n, align, zero);
 	meta_close(w);
+	if (unlikely(heap_map_armed)) heap_map_poll();
 	return p;
 }
 
@@ -167,5 +168,6 @@ void *large_realloc(struct slot *s, size_t n)
 	int w = meta_open();
 	void *p = large_realloc_in_window(s, n);
 	meta_close(w);
+	if (unlikely(heap_map_armed)) heap_map_poll();
 	return p;
 }

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -90,6 +91,24 @@ void os_inuse_add(ptrdiff_t d)
 	       !atomic_compare_exchange_weak_explicit(&os_count.inuse_peak, &peak, now,
 						      memory_order_relaxed, memory_order_relaxed))
 		;
+}
+
+/* Install fn for signal sig (SA_RESTART), unless the program has set a
+ * disposition of its own for it (a handler, or SIG_IGN, which an exec
+ * keeps): 0, else -1. */
+int os_signal_install(int sig, void (*fn)(int))
+{
+	struct sigaction old, sa;
+	int e = errno, r = -1;
+	if (!sigaction(sig, NULL, &old) && old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO)) {
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = fn;
+		sa.sa_flags = SA_RESTART;
+		sigemptyset(&sa.sa_mask);
+		r = sigaction(sig, &sa, NULL) ? -1 : 0;
+	}
+	errno = e;
+	return r;
 }
 
 /* When the allocator started (CLOCK_MONOTONIC, ns): the first of its

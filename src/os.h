@@ -47,6 +47,7 @@
 struct options {
 	int stats, verbose, junk, zero_free, guard, random, hardened, decay_ms;
 	int protect_meta, populate;
+	int heap_map_peak, heap_map_signal;     /* heapmap.c */
 	size_t quarantine;
 	long fail_mmap;             /* testing: make the Nth mmap fail */
 	long report_pid;            /* stats and heap map at exit only in this process */
@@ -102,6 +103,7 @@ HIDDEN size_t os_utoa(char *buf, unsigned long long v);
 HIDDEN size_t os_line_start(char *buf, size_t cap);  /* "mallocng: prog[pid]: " */
 HIDDEN void os_mark_start(void);
 HIDDEN void os_inuse_add(ptrdiff_t d);
+HIDDEN int os_signal_install(int sig, void (*fn)(int));
 HIDDEN long long os_elapsed_ns(void);
 
 struct os_counters {

@@ -175,7 +175,7 @@ START_TEST(test_secure_mode_policy)
 	/* options that write or print, and the tuning and testing knobs, are
 	 * ignored: one warning names them */
 	snprintf(opts, sizeof opts, "stats=1,stats_file=%s,heap_map=%s,verbose=1,fail_mmap=1,"
-	         "decay_ms=0,populate=0,junk=1", target, victim);
+	         "decay_ms=0,populate=0,heap_map_peak=1,heap_map_signal=USR2,junk=1", target, victim);
 	run_ok(opts, "junk", 1);
 	struct stat st;
 	ck_assert_msg(lstat(target, &st) && errno == ENOENT,
@@ -186,7 +186,7 @@ START_TEST(test_secure_mode_policy)
 	              has_message(err, "MALLOCNG_OPTIONS in a privileged (AT_SECURE) process: ignored "),
 	              "expected one warning line, stderr <%s>", err);
 	static const char *const names[] = { "stats_file", "heap_map", "verbose", "fail_mmap",
-		"decay_ms", "populate", "stats" };
+		"decay_ms", "populate", "stats", "heap_map_peak", "heap_map_signal" };
 	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
 		ck_assert_msg(strstr(err, names[i]), "the warning does not name %s: <%s>",
 		              names[i], err);
