@@ -53,8 +53,9 @@ for c in $cases; do
 		# shell's own stderr (its "Aborted" message) goes to /dev/null
 		st=$(MALLOCNG_OPTIONS=$opts LD_PRELOAD=$lib OUT=$tmp sh -c \
 			'ulimit -c 0; "$1" >"$OUT" 2>&1; echo $?' sh "$dir/$c" 2>/dev/null)
-		# the line: "mallocng: <program>[<pid>]: <what> at 0x<address> (see mallocng(7))"
-		diag=$(sed -n 's/^mallocng: [^[]*\[[0-9]*\]: \(.*\) at 0x[0-9a-f]* (see mallocng(7))$/\1/p' "$tmp" | head -1)
+		# the line: "mallocng: <program>[<pid>]: <what> at 0x<address>[,
+		# caller 0x<address> (<module>+0x<offset>)] (see mallocng(7))"
+		diag=$(sed -n 's/^mallocng: [^[]*\[[0-9]*\]: \(.*\) at 0x[0-9a-f]*\(, caller 0x[0-9a-f]*\( ([^)]*)\)\{0,1\}\)\{0,1\} (see mallocng(7))$/\1/p' "$tmp" | head -1)
 		if [ "$st" -eq 134 ] && [ -n "$diag" ]; then
 			res=DETECTED
 			detected=$((detected + 1))

@@ -88,12 +88,17 @@ inline __attribute__((always_inline)) void free_slot(struct slot *s)
 }
 
 /* Every pointer that is not the start of a small slot, and every pointer
- * that fails a check, takes this path and its full diagnosis. */
+ * that fails a check, takes this path and its full diagnosis.  free (and
+ * free_short, free_filled) reach it by a jump, so that its return address
+ * is free's caller, which a report names (an address inside the library is
+ * left out: os.c). */
 static __attribute__((noinline)) void free_with_lookup(void *p)
 {
 	struct slot s;
+	CALLER_SET();
 	lookup(p, &s, K_LIVE);
 	free_slot(&s);
+	CALLER_CLEAR();
 }
 
 /* free_to_cache for free's fast path: fbase holds the freed header's bits
@@ -252,19 +257,23 @@ EXPORT void free_sized(void *p, size_t n)
 {
 	struct slot s;
 	if (!p) return;
+	CALLER_SET();
 	slot_lookup(p, &s);
 	if (s.n != n) fail("size mismatch", p);
 	free_slot(&s);
+	CALLER_CLEAR();
 }
 
 EXPORT void free_aligned_sized(void *p, size_t align, size_t n)
 {
 	struct slot s;
 	if (!p) return;
+	CALLER_SET();
 	slot_lookup(p, &s);
 	if (align & (align - 1) || (uintptr_t)p & (align - 1)) fail("bad alignment", p);
 	if (s.n != n) fail("size mismatch", p);
 	free_slot(&s);
+	CALLER_CLEAR();
 }
 
 /* free's checks for a small object (a program that keeps count of its
@@ -287,6 +296,8 @@ EXPORT size_t malloc_usable_size(void *ptr)
 					    (int)idx + 1, stride - SLOT_HDR)))
 			return n;
 	}
+	CALLER_SET();
 	slot_lookup(p, &s);
+	CALLER_CLEAR();
 	return s.n;
 }

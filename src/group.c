@@ -76,10 +76,11 @@ static void group_header_init(struct meta *m)
 /* The slot that holds a nested group gets a header of its own kind
  * (container): free, realloc and the other entry points refuse it, and
  * only free_container gives it back. */
-static void container_seal(unsigned char *mem, size_t bytes)
+static void container_seal(struct heap *h, unsigned char *mem, size_t bytes)
 {
 	uint64_t hdr = *header_of(mem);
 	struct meta *c = meta_at_index(H_META(hdr));
+	inuse_add(h, -(ptrdiff_t)class_stride(c->sc));  /* overhead, not in use */
 	unsigned idx = (unsigned)slot_of((size_t)(mem - GROUP_HDR - c->mem), c->sc);
 	frame(mem, H_META(hdr), c->sc, bytes, class_room(c->sc), K_CONTAINER, *gen_at(H_META(hdr), idx));
 }
@@ -91,7 +92,7 @@ struct meta *group_create(struct heap *h, int sc)
 	unsigned char *mem;
 	int dirty = 1;          /* mem may hold old data */
 	if (bytes <= NEST_MAX) {
-		if ((mem = heap_alloc_slot(bytes))) container_seal(mem, bytes);
+		if ((mem = heap_alloc_slot(bytes))) container_seal(h, mem, bytes);
 	} else {
 		maplen = page_round(bytes);
 		mem = map_group(&maplen, &dirty);

@@ -90,6 +90,13 @@ static void heap_ring_remove(struct heap *h, int sc, struct meta *m)
 	ring_remove(&h->cur[sc], m, &dummy_meta);
 }
 
+/* A heap's count of bytes in use, to the process's (heap.h). */
+void inuse_fold(struct heap *h)
+{
+	os_inuse_add(h->inuse);
+	h->inuse = 0;
+}
+
 /* Hand every group back; called at thread exit with the heap detached. */
 static void heap_destroy(void *arg)
 {
@@ -130,6 +137,7 @@ static void heap_destroy(void *arg)
 		release = m->next;
 		group_release(m);
 	}
+	inuse_fold(h);
 	os_lock();
 	h->next_free = free_heaps;
 	free_heaps = h;
@@ -269,7 +277,23 @@ static void collect_remote(struct heap *h)
 	}
 }
 
+static void *malloc_refill(size_t n, int sc);
+
+/* The refill, with the caller's address for a report (os.c, fail): the
+ * return address is malloc's caller when malloc's path reached this by
+ * jumps (an address inside the library is left out), unless an entry
+ * point's checked path set one. */
 void *malloc_slow(size_t n, int sc)
+{
+	if (os_caller) return malloc_refill(n, sc);
+	CALLER_SET();
+	void *p = malloc_refill(n, sc);
+	CALLER_CLEAR();
+	if (unlikely(heap_map_armed)) heap_map_poll();
+	return p;
+}
+
+static __attribute__((noinline)) void *malloc_refill(size_t n, int sc)
 {
 	struct heap *h = tl_heap;
 	if (h == &empty_heap) {
@@ -316,6 +340,7 @@ void *malloc_slow(size_t n, int sc)
 	h->cur[sc] = m;
 found:;
 	uint32_t a = m->avail;
+	inuse_add(h, class_stride(sc));
 	return enframe(m, a, __builtin_ctz(a), n);
 }
 
@@ -373,6 +398,8 @@ static uint64_t next_random(struct heap *h)
 
 void *malloc_hardened(size_t n, int sc)
 {
+	int own = !os_caller;
+	if (own) CALLER_SET();  /* as malloc_slow */
 	int w = meta_open();
 	struct heap *h = tl_heap;
 	struct meta *m = h->cur[sc];
@@ -381,14 +408,17 @@ void *malloc_hardened(size_t n, int sc)
 	if (a && opt.random && h != &empty_heap) {
 		int k = __builtin_popcount(a), pick = next_random(h) % k;
 		while (pick--) a &= a - 1;
+		inuse_add(h, class_stride(sc));
 		p = enframe(m, m->avail, __builtin_ctz(a), n);
 	} else if (a) {
+		inuse_add(h, class_stride(sc));  /* (a group: h is a thread's) */
 		p = enframe(m, a, __builtin_ctz(a), n);
 	} else {
 		p = malloc_slow(n, sc);
 	}
 	meta_close(w);
 	if (p && opt.junk) memset(p, JUNK_ALLOC, n);
+	if (own) CALLER_CLEAR();
 	return p;
 }
 
@@ -407,6 +437,9 @@ __attribute__((noinline)) void *alloc_uncached(size_t sc, size_t n)
 	struct heap *h = tl_heap;
 	struct meta *m = h->cur[sc];
 	uint32_t a = m->avail;
-	if (likely(a)) return enframe_inline(m, a, __builtin_ctz(a), n);
+	if (likely(a)) {
+		inuse_add(h, class_stride(sc));
+		return enframe_inline(m, a, __builtin_ctz(a), n);
+	}
 	return malloc_slow(n, (int)sc);
 }

@@ -56,6 +56,7 @@ struct heap {
 	struct heap *next_free;
 	uint64_t rng;               /* random slot choice (option random) */
 	size_t emptied;             /* empty groups seen by heap_group_regained */
+	ptrdiff_t inuse;            /* bytes of slots taken minus given back, not yet in os_count.inuse */
 	uint32_t slow_ticks;        /* malloc_slow calls, for the decay check */
 	uint32_t dirty_n;           /* entries of dirty[] (dirty.c) */
 	size_t dirty_bytes;         /* their slots' bytes (dirty.c) */
@@ -125,6 +126,26 @@ static inline void tc_set_limit(struct heap *h, int sc, unsigned limit)
 extern HIDDEN struct meta dummy_meta;
 extern HIDDEN __thread struct heap *tl_heap;
 
+/* The bytes in use, counted where slots move between a group and a
+ * thread (a thread cache's slots count as in use), never on the thread
+ * cache's paths: each heap counts the strides of the slots it takes from
+ * groups and gives back, and hands its count to the process's
+ * (os_inuse_add, which keeps the peak) when it reaches INUSE_FOLD either
+ * way, and at thread exit.  The slot that holds a nested group does not
+ * count (group.c, free_container); large objects count their mapping
+ * (large.c).  mallocng(7), STATISTICS, says what the figure means. */
+#define INUSE_FOLD (32 << 10)
+HIDDEN void inuse_fold(struct heap *h);
+static inline void inuse_add(struct heap *h, ptrdiff_t d)  /* h: not empty_heap */
+{
+	h->inuse += d;
+	if (unlikely((size_t)(h->inuse + INUSE_FOLD) >= 2 * INUSE_FOLD)) inuse_fold(h);
+}
+static inline void inuse_add_any(struct heap *h, ptrdiff_t d)
+{
+	if (h == &empty_heap) os_inuse_add(d);
+	else inuse_add(h, d);
+}
 HIDDEN struct heap *heap_get(void);
 HIDDEN void *malloc_slow(size_t n, int sc);
 HIDDEN struct heap *heap_for_free(void);

@@ -40,6 +40,8 @@ static void print_options(void)
 	put_opt(b, &n, "protect_meta", opt.protect_meta);
 	put_opt(b, &n, "populate", opt.populate);
 	put_opt(b, &n, "decay_ms", opt.decay_ms);
+	if (opt.heap_map_peak) put_opt(b, &n, "heap_map_peak", 1);
+	if (opt.heap_map_signal) put_opt(b, &n, "heap_map_signal", (unsigned)opt.heap_map_signal);
 	if (opt.report_pid) put_opt(b, &n, "report_pid", (unsigned long long)opt.report_pid);
 	if (opt.fail_mmap) put_opt(b, &n, "fail_mmap", opt.fail_mmap);
 	put(b, &n, "\n");
@@ -52,6 +54,7 @@ void init_secret(void)
 	uint64_t k[4] = { 0 };
 	os_mark_start();
 	options_init();
+	heap_map_setup();
 	if (opt.verbose) print_options();
 	size_class_init();
 	while (!k[0]) os_random(k, sizeof k);

@@ -71,6 +71,7 @@ static void *large_alloc_in_window(size_t n, size_t align, int zero)
 	if (zero && !fresh) memset(p, 0, n);
 	else if (!zero && opt.junk) memset(p, 0xa5, n);
 	frame_large(p, m->index, n, m->maplen - (size_t)(p - m->mem));   /* room: >= n + 1 */
+	os_inuse_add((ptrdiff_t)m->maplen);
 	return p;
 }
 
@@ -79,6 +80,7 @@ static void large_free_in_window(struct meta *m)
 	unsigned char *mem = m->mem, *origin = m->origin;
 	size_t len = m->maplen;
 	int guarded = m->mapped == MEM_GUARDED;
+	os_inuse_add(-(ptrdiff_t)len);
 	if (guarded) len += (size_t)m->rsv_pages * PAGE;
 	*(uint32_t *)mem = 0;
 	os_lock();
@@ -135,6 +137,7 @@ static void *large_realloc_in_window(struct slot *s, size_t n)
 		len = m->maplen;
 	}
 	unsigned char *p = mem + off;
+	os_inuse_add((ptrdiff_t)len - (ptrdiff_t)m->maplen);
 	if (mem != m->mem) m->origin = mem;     /* moved: a mapping of its own */
 	m->mem = mem;
 	m->maplen = len;
@@ -150,6 +153,7 @@ void *large_alloc(size_t n, size_t align, int zero)
 	int w = meta_open();
 	void *p = large_alloc_in_window(n, align, zero);
 	meta_close(w);
+	if (unlikely(heap_map_armed)) heap_map_poll();
 	return p;
 }
 
@@ -165,5 +169,6 @@ void *large_realloc(struct slot *s, size_t n)
 	int w = meta_open();
 	void *p = large_realloc_in_window(s, n);
 	meta_close(w);
+	if (unlikely(heap_map_armed)) heap_map_poll();
 	return p;
 }

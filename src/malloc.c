@@ -35,6 +35,7 @@ static __attribute__((noinline)) void *alloc_paged(size_t n, int zero)
 		int i = __builtin_ctz(a);
 		p = m->mem + GROUP_HDR + (size_t)i * class_stride(sc);     /* slot_at, sc known */
 		if (slot_fresh(m, i)) fresh_pages(p, n, class_room(sc), how);
+		inuse_add(h, class_stride(sc));
 		enframe_inline(m, a, i, n);
 	} else {
 		/* a slot from the thread cache is resident; one from a group

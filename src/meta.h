@@ -498,4 +498,18 @@ HIDDEN unsigned char *map_group(size_t *len, int *dirty);
 HIDDEN unsigned char *span_map_cached(size_t len, size_t *got, int *fresh, unsigned char **origin);
 HIDDEN void span_unmap_cached(unsigned char *base, size_t len, unsigned char *origin);
 
+/* ---- heapmap.c: the heap map and the output files ---- */
+enum { S_FREE, S_LIVE, S_CACHED, S_NESTED };
+HIDDEN int slot_state(struct meta *m, int i, size_t *n);   /* lock held */
+HIDDEN struct meta *meta_at(uint32_t i);                   /* a record in use, or NULL */
+HIDDEN void out(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+HIDDEN int open_output(const char *path, int append, const char *what);
+HIDDEN const char *expand_path(char *dst, size_t cap, const char *pat, const char *what);
+HIDDEN int heap_map(const char *path, const char *what);
+#define PEAK_FIRST (256u << 10) /* heap_map_peak: the first drawing */
+extern HIDDEN int heap_map_armed;
+HIDDEN void heap_map_setup(void);
+HIDDEN void heap_map_poll(void);     /* test heap_map_armed first */
+HIDDEN int heap_map_exit_due(void);
+
 #endif

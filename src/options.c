@@ -9,6 +9,7 @@
  * secure_merge); the others keep their defaults and get one warning line.
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,20 +17,20 @@
 #include <unistd.h>
 #include "internal.h"
 
-HIDDEN struct options opt = { .decay_ms = 1000, .populate = 1 };
 HIDDEN int opt_slow;
 HIDDEN int opt_protect;
 
-/* One warning line: "mallocng: <what><s>' in MALLOCNG_OPTIONS ignored"
+/* One warning line: "mallocng: <program>[<pid>]: <what><s>' in
+ * MALLOCNG_OPTIONS ignored"
  * and, when accepted is not NULL, " (accepted: <accepted>)", so that a
  * user learns the valid values from the line itself. */
 static void warn(const char *what, const char *s, size_t len, const char *accepted)
 {
-	char buf[400];
-	size_t n = 0, wl = strlen(what), al = accepted ? strlen(accepted) : 0;
+	char buf[480];  /* line start <= 66 */
+	size_t n = os_line_start(buf, sizeof buf), wl = strlen(what);
+	size_t al = accepted ? strlen(accepted) : 0;
 	if (len > 64) len = 64;
 	if (al > 250) al = 250;
-	memcpy(buf, "mallocng: ", 10), n = 10;
 	memcpy(buf + n, what, wl), n += wl;
 	memcpy(buf + n, s, len), n += len;
 	memcpy(buf + n, "' in MALLOCNG_OPTIONS ignored", 29), n += 29;
@@ -64,6 +65,24 @@ static long long number(const char *s, size_t len)
 	return i == len ? v : -1;
 }
 
+/* A signal by name (USR2, SIGUSR2) or number (n, -1 if none) for
+ * heap_map_signal: not SIGKILL, SIGSTOP or one of the faults. */
+static int signal_number(const char *v, size_t vl, long long n)
+{
+	static const struct { const char *name; int sig; } names[] = {
+		{ "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "HUP", SIGHUP }, { "INT", SIGINT },
+		{ "QUIT", SIGQUIT }, { "TERM", SIGTERM }, { "WINCH", SIGWINCH }, { "URG", SIGURG },
+		{ "PWR", SIGPWR },
+	};
+	if (vl > 3 && !memcmp(v, "SIG", 3)) v += 3, vl -= 3;
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+		if (strlen(names[i].name) == vl && !memcmp(names[i].name, v, vl)) return names[i].sig;
+	if (n <= 0 || n >= 65 || n == SIGKILL || n == SIGSTOP || n == SIGSEGV || n == SIGBUS ||
+	    n == SIGILL || n == SIGFPE || n == SIGABRT || n == SIGTRAP)
+		return -1;
+	return (int)n;
+}
+
 static int set_path(char *dst, const char *v, size_t len)
 {
 	if (!len || len >= sizeof opt.stats_file) return -1;
@@ -83,6 +102,7 @@ static void apply(struct options *o, const char *k, size_t kl, const char *v, si
 		{ "hardened", offsetof(struct options, hardened) },
 		{ "protect_meta", offsetof(struct options, protect_meta) },
 		{ "populate", offsetof(struct options, populate) },
+		{ "heap_map_peak", offsetof(struct options, heap_map_peak) },
 	};
 	const char *accepted = "accepted: 0 or 1";
 	long long n = number(v, vl);
@@ -117,13 +137,17 @@ static void apply(struct options *o, const char *k, size_t kl, const char *v, si
 		accepted = "accepted: a path of 1 to 255 bytes without ','";
 		if (set_path(o->stats_file, v, vl)) goto bad_value;
 		o->stats = 1;
+	} else if (IS("heap_map_signal")) {
+		accepted = "accepted: USR1, USR2, HUP, INT, QUIT, TERM, WINCH, URG, PWR, "
+			   "with or without SIG, or a number";
+		if ((o->heap_map_signal = signal_number(v, vl, n)) <= 0) goto bad_value;
 	} else if (IS("heap_map")) {
 		accepted = "accepted: a path of 1 to 255 bytes without ','";
 		if (set_path(o->heap_map, v, vl)) goto bad_value;
 	} else {
 		warn("unknown option '", k, kl, "known: stats, stats_file, heap_map, verbose, junk, "
 		     "zero_free, guard, random, quarantine, hardened, protect_meta, populate, decay_ms, "
-		     "report_pid; "
+		     "report_pid, heap_map_peak, heap_map_signal; "
 		     "see mallocng(7)");
 	}
 	return;
@@ -149,7 +173,7 @@ static void parse(struct options *o, const char *s)
 	}
 }
 
-/* buf has room for the names of all 8 options below, their separators
+/* buf has room for the names of all 10 options below, their separators
  * and a newline */
 static void add_name(char *buf, size_t *n, const char *name)
 {
@@ -162,7 +186,8 @@ static void add_name(char *buf, size_t *n, const char *name)
  * asked for (o, parsed from a copy of opt), take those that only make the
  * allocator stricter (junk, zero_free, guard, random, quarantine, hardened,
  * protect_meta: they cost the program speed and memory, never safety).
- * Everything else keeps its value: stats, stats_file, heap_map and
+ * Everything else keeps its value: stats, stats_file, heap_map,
+ * heap_map_peak, heap_map_signal (which installs a signal handler) and
  * verbose write files or messages, which would let the invoking user
  * create or overwrite files with the program's privileges or read its heap
  * statistics; fail_mmap makes allocations fail where privileged code may
@@ -171,19 +196,21 @@ static void add_name(char *buf, size_t *n, const char *name)
  * added later out until it is classified here.  The options ignored are
  * named in one line on stderr, if stderr is open (the C library reopens a
  * closed one on /dev/null in such a process; the test costs one call). */
-#define SECURE_WARNING "mallocng: MALLOCNG_OPTIONS in a privileged (AT_SECURE) process: ignored "
+#define SECURE_WARNING "MALLOCNG_OPTIONS in a privileged (AT_SECURE) process: ignored "
 static void secure_merge(const struct options *o)
 {
-	char buf[sizeof SECURE_WARNING + 96];
-	char *names = buf + sizeof SECURE_WARNING - 1;
-	size_t n = 0;
+	char buf[72 + sizeof SECURE_WARNING + 160];  /* line start <= 66 */
+	size_t start = os_line_start(buf, 72), n = 0;
+	char *names = buf + start + sizeof SECURE_WARNING - 1;
 	opt.junk = o->junk, opt.zero_free = o->zero_free, opt.guard = o->guard;
 	opt.random = o->random, opt.hardened = o->hardened, opt.protect_meta = o->protect_meta;
 	opt.quarantine = o->quarantine;
-	memcpy(buf, SECURE_WARNING, sizeof SECURE_WARNING - 1);
+	memcpy(buf + start, SECURE_WARNING, sizeof SECURE_WARNING - 1);
 	if (o->stats != opt.stats) add_name(names, &n, "stats");
 	if (o->stats_file[0]) add_name(names, &n, "stats_file");
 	if (o->heap_map[0]) add_name(names, &n, "heap_map");
+	if (o->heap_map_peak != opt.heap_map_peak) add_name(names, &n, "heap_map_peak");
+	if (o->heap_map_signal != opt.heap_map_signal) add_name(names, &n, "heap_map_signal");
 	if (o->verbose != opt.verbose) add_name(names, &n, "verbose");
 	if (o->fail_mmap != opt.fail_mmap) add_name(names, &n, "fail_mmap");
 	if (o->report_pid != opt.report_pid) add_name(names, &n, "report_pid");
@@ -191,7 +218,7 @@ static void secure_merge(const struct options *o)
 	if (o->populate != opt.populate) add_name(names, &n, "populate");
 	if (!n || fcntl(2, F_GETFD) < 0) return;
 	names[n++] = '\n';
-	(void)!write(2, buf, sizeof SECURE_WARNING - 1 + n);
+	(void)!write(2, buf, start + sizeof SECURE_WARNING - 1 + n);
 }
 
 void options_init(void)

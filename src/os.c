@@ -3,10 +3,12 @@
  * the fatal-error path.  It calls nothing of the allocator: a mapping that
  * fails here just fails (span.c trims its pools and retries). */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -23,6 +25,10 @@
 #include "internal.h"
 
 HIDDEN struct os_counters os_count __attribute__((aligned(64)));
+/* The options (os.h; options.c fills them in): defined here, in the file
+ * that reads them, so that options.c may call this one (its warnings start
+ * with os_line_start) without a loop between the two. */
+HIDDEN struct options opt = { .decay_ms = 1000, .populate = 1 };
 static __thread int lock_held;  /* depth of this thread's hold on the global lock */
 
 /* Fault injection for the test suite (option fail_mmap=N): the Nth and
@@ -71,6 +77,38 @@ static void mapped_add(size_t len)
 	       !atomic_compare_exchange_weak_explicit(&os_count.mapped_peak, &peak, now,
 						      memory_order_relaxed, memory_order_relaxed))
 		;
+}
+
+/* The bytes in use (slots handed out of groups, large mappings: see
+ * inuse_add in heap.h) and their peak, as the heaps hand their counts over
+ * in steps of at least INUSE_FOLD bytes and large objects at once: a
+ * compare-and-swap loop only when a new peak is reached. */
+void os_inuse_add(ptrdiff_t d)
+{
+	size_t now = atomic_fetch_add_explicit(&os_count.inuse, (size_t)d, memory_order_relaxed) + (size_t)d;
+	size_t peak = atomic_load_explicit(&os_count.inuse_peak, memory_order_relaxed);
+	while ((ptrdiff_t)now > 0 && now > peak &&
+	       !atomic_compare_exchange_weak_explicit(&os_count.inuse_peak, &peak, now,
+						      memory_order_relaxed, memory_order_relaxed))
+		;
+}
+
+/* Install fn for signal sig (SA_RESTART), unless the program has set a
+ * disposition of its own for it (a handler, or SIG_IGN, which an exec
+ * keeps): 0, else -1. */
+int os_signal_install(int sig, void (*fn)(int))
+{
+	struct sigaction old, sa;
+	int e = errno, r = -1;
+	if (!sigaction(sig, NULL, &old) && old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO)) {
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = fn;
+		sa.sa_flags = SA_RESTART;
+		sigemptyset(&sa.sa_mask);
+		r = sigaction(sig, &sa, NULL) ? -1 : 0;
+	}
+	errno = e;
+	return r;
 }
 
 /* When the allocator started (CLOCK_MONOTONIC, ns): the first of its
@@ -333,6 +371,9 @@ static void fork_child(void)
 	atomic_store_explicit(&os_count.mapped_peak,
 			      atomic_load_explicit(&os_count.mapped, memory_order_relaxed),
 			      memory_order_relaxed);
+	atomic_store_explicit(&os_count.inuse_peak,
+			      atomic_load_explicit(&os_count.inuse, memory_order_relaxed),
+			      memory_order_relaxed);
 }
 
 __attribute__((constructor)) static void os_constructor(void)
@@ -392,31 +433,82 @@ size_t os_utoa(char *buf, unsigned long long v)
 	return k;
 }
 
-/* The fatal-error line, one write(2) and then abort(), never an allocation
- * (the heap is not to be trusted any more):
- *
- *   mallocng: <program>[<pid>]: <what> at 0x<address> (see mallocng(7))
- *
- * The tests (tests/util.c, test_options.c, fuzz/misuse.sh) parse what
- * follows "]: " and the hexadecimal after " at 0x": keep both.  The
- * caller's address is not given: most checks run inlined in free's fast
- * path, where neither __builtin_return_address(0) here nor a frame walk
- * (no frame pointers) names the program's call reliably; a core dump or a
- * debugger's backtrace at the abort does.  mallocng(7) says so. */
-_Noreturn void fail(const char *what, const void *p)
+HIDDEN __thread const void *os_caller;
+
+/* dladdr, where the C library has it (glibc 2.34 and later, musl): weak,
+ * so that the library needs no libdl and a static link none either. */
+#pragma weak dladdr
+
+/* Hexadecimal digits of v at buf; returns their count. */
+static size_t os_xtoa(char *buf, uintptr_t v)
 {
-	char buf[192];
 	static const char hex[] = "0123456789abcdef";
-	size_t n = os_line_start(buf, sizeof buf), wl = strlen(what);
-	if (wl > 60) wl = 60;
-	memcpy(buf + n, what, wl), n += wl;
-	memcpy(buf + n, " at 0x", 6), n += 6;
-	uintptr_t v = (uintptr_t)p;
+	size_t n = 0;
 	int started = 0;
-	for (int s = 60; s >= 0; s -= 4) {
+	for (int s = (int)sizeof v * 8 - 4; s >= 0; s -= 4) {
 		int d = (v >> s) & 15;
 		if (d || started || s == 0) buf[n++] = hex[d], started = 1;
 	}
+	return n;
+}
+
+/* ", caller 0x<address> (<module>+0x<offset>)" at buf (room for 96
+ * bytes): the return address of the call into the allocator that found
+ * the error, and the file it lies in (without its directory) and its
+ * offset there, as addr2line -e takes it, when dladdr is at hand.  An
+ * address inside this library is no caller of the program's (a check
+ * reached through an internal call): nothing is written then. */
+static size_t caller_text(char *buf, const void *ra)
+{
+	size_t n = 0;
+	Dl_info mod, self;
+	int known = dladdr && dladdr(ra, &mod) && mod.dli_fbase;
+	if (known && dladdr((const void *)fail, &self) && self.dli_fbase == mod.dli_fbase)
+		return 0;
+	memcpy(buf, ", caller 0x", 11), n = 11;
+	n += os_xtoa(buf + n, (uintptr_t)ra);
+	if (!known) return n;
+	const char *name = mod.dli_fname ? mod.dli_fname : "", *s = name;
+	for (; *s; s++)
+		if (*s == '/') name = s + 1;
+	buf[n++] = ' ', buf[n++] = '(';
+	if (*name) {
+		size_t l = 0;
+		for (; name[l] && l < 40; l++)
+			buf[n + l] = name[l] < 0x20 || name[l] > 0x7e ? '?' : name[l];
+		n += l;
+	} else {
+		n += os_progname(buf + n, 41);     /* the program itself */
+	}
+	memcpy(buf + n, "+0x", 3), n += 3;
+	n += os_xtoa(buf + n, (uintptr_t)ra - (uintptr_t)mod.dli_fbase);
+	buf[n++] = ')';
+	return n;
+}
+
+/* The fatal-error line, one write(2) and then abort(), never an allocation
+ * (the heap is not to be trusted any more):
+ *
+ *   mallocng: <program>[<pid>]: <what> at 0x<address>[, caller 0x<address>
+ *   (<module>+0x<offset>)] (see mallocng(7))
+ *
+ * The tests (tests/util.c, test_options.c, fuzz/misuse.sh) parse what
+ * follows "]: " and the hexadecimal after " at 0x": keep both.  The caller
+ * is os_caller, set by the entry points' checked paths, where most errors
+ * are found (free's fast path hands any pointer that fails a check to its
+ * general path); malloc's cache, which finds a write after free, is
+ * reached by a jump from malloc and names its own return address (see
+ * slot.c).  An error found elsewhere names no caller: a core dump or a
+ * debugger's backtrace at the abort does. */
+_Noreturn void fail(const char *what, const void *p)
+{
+	char buf[320];
+	size_t n = os_line_start(buf, 80), wl = strlen(what);
+	if (wl > 60) wl = 60;
+	memcpy(buf + n, what, wl), n += wl;
+	memcpy(buf + n, " at 0x", 6), n += 6;
+	n += os_xtoa(buf + n, (uintptr_t)p);
+	if (os_caller) n += caller_text(buf + n, os_caller);
 	memcpy(buf + n, " (see mallocng(7))\n", 19), n += 19;
 	(void)!write(2, buf, n);
 	abort();

@@ -43,10 +43,11 @@
 #define PAGE 4096
 #define NEST_MAX 4096           /* groups up to this size live in a slot */
 
-/* ---- options.c ---- */
+/* ---- options.c (which parses them; opt itself is defined in os.c) ---- */
 struct options {
 	int stats, verbose, junk, zero_free, guard, random, hardened, decay_ms;
 	int protect_meta, populate;
+	int heap_map_peak, heap_map_signal;     /* heapmap.c */
 	size_t quarantine;
 	long fail_mmap;             /* testing: make the Nth mmap fail */
 	long report_pid;            /* stats and heap map at exit only in this process */
@@ -90,16 +91,27 @@ HIDDEN void os_lock(void);
 HIDDEN void os_unlock(void);
 HIDDEN int os_random(void *buf, size_t len);
 HIDDEN _Noreturn void fail(const char *what, const void *p);
+/* The return address of the call into the allocator whose checks run now
+ * (fail names it), or NULL.  Set by the entry points' checked paths (free's
+ * general path, realloc, free_sized, ...) and cleared when they return;
+ * never touched by the fast paths. */
+extern HIDDEN __thread const void *os_caller;
+#define CALLER_SET() (os_caller = __builtin_return_address(0))
+#define CALLER_CLEAR() (os_caller = 0)
 HIDDEN size_t os_progname(char *buf, size_t cap);    /* no allocation */
 HIDDEN size_t os_utoa(char *buf, unsigned long long v);
 HIDDEN size_t os_line_start(char *buf, size_t cap);  /* "mallocng: prog[pid]: " */
 HIDDEN void os_mark_start(void);
+HIDDEN void os_inuse_add(ptrdiff_t d);
+HIDDEN int os_signal_install(int sig, void (*fn)(int));
 HIDDEN long long os_elapsed_ns(void);
 
 struct os_counters {
 	_Atomic size_t mmaps, munmaps, mremaps, madvises;
 	_Atomic size_t mapped;      /* bytes currently mapped by us */
 	_Atomic size_t mapped_peak; /* the most mapped at once (os_map, os_remap) */
+	_Atomic size_t inuse;       /* bytes in use: os_inuse_add (heap.h, inuse_add) */
+	_Atomic size_t inuse_peak;  /* their most at once, as counted */
 	_Atomic long long start_ns; /* os_mark_start: CLOCK_MONOTONIC at start */
 	_Atomic size_t groups_released; /* groups given back (group_release) */
 	_Atomic long map_calls;     /* for fault injection */

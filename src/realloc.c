@@ -20,10 +20,22 @@ static int nearly_empty(struct meta *m)
 	       __builtin_popcount(m->avail) * 4 >= m->cnt * 3;
 }
 
+static void *realloc_checked(void *p, size_t n);
+
+/* The checks and the rest out of line, with the caller's address set for
+ * a report (os.c, fail). */
 EXPORT void *realloc(void *p, size_t n)
 {
-	struct slot s;
 	if (!p) return malloc(n);
+	CALLER_SET();
+	void *q = realloc_checked(p, n);
+	CALLER_CLEAR();
+	return q;
+}
+
+static __attribute__((noinline)) void *realloc_checked(void *p, size_t n)
+{
+	struct slot s;
 	if (n > PTRDIFF_MAX) {
 		errno = ENOMEM;
 		return 0;

@@ -122,6 +122,8 @@ void remote_batch_flush(struct heap *h)
 __attribute__((noinline)) void slot_release_or_cache(struct heap *h, struct meta *m, int idx, unsigned char *p)
 {
 	struct heap *owner = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
+	/* (p and h's own group: to h's cache, still in use) */
+	if (!p || owner != h) inuse_add_any(h, -(ptrdiff_t)class_stride(m->sc));
 	if (likely(owner != h)) {
 		if (unlikely(h == &empty_heap) && !(h = heap_for_free())) {
 			if (owner) slot_release_remote(owner, m, 1u << idx);
@@ -184,6 +186,7 @@ void free_container(void *p)
 	struct heap *h = tl_heap;
 	uint64_t hdr = *header_of(s.p);
 	seal_freed(s.p, hdr, gen_at(H_META(hdr), (unsigned)s.idx), (size_t)s.idx);
+	inuse_add_any(h, class_stride(m->sc));  /* it did not count (group.c) */
 	int sparse = __atomic_load_n(&m->owner, __ATOMIC_RELAXED) == h && m->mapped != MEM_NESTED &&
 		     m->maplen >= (64u << 10) && m != h->cur[m->sc] &&
 		     __builtin_popcount(m->avail | 1u << s.idx) == m->cnt - 1;

@@ -12,14 +12,19 @@
 #include "internal.h"
 
 /* Not known to the compiler as noreturn (noipa), so that the call is a
- * jump and malloc's fast path needs no stack frame. */
+ * jump and malloc's fast path needs no stack frame: the return address is
+ * then malloc's caller, which the report names unless an entry point's
+ * checked path (realloc) has set one (an address inside the library is
+ * left out: os.c). */
 void *write_after_free(void *p)
 {
+	if (!os_caller) CALLER_SET();
 	fail("write after free", p);
 }
 
 void *slot_not_free(void *p)
 {
+	if (!os_caller) CALLER_SET();
 	fail("corrupted metadata", p);
 }
 

@@ -1,18 +1,12 @@
-/* stats.c - statistics and the heap map (glibc.c has the glibc
- * introspection calls).
+/* stats.c - statistics, and the report and heap map at exit (glibc.c has
+ * the glibc introspection calls; heapmap.c the heap map, the slots' states
+ * and the output files).
  *
  * Nothing here runs on the fast paths: figures are computed on demand by
  * walking every meta record under the lock (groups are unmapped only after
  * their record is freed under the lock, so every group seen is mapped).
- * A slot is live when its group does not mark it free and its header
- * verifies; cached when its header verifies with the freed flag; a live
- * slot whose own header was voided holds an aligned object.  Slots that
- * hold a nested group are overhead, not user data.
- *
- * Output files (stats_file, heap_map, mallocng_heap_map) are written only
- * when they are, or are created as, regular files of the effective user,
- * reached without a symbolic link at the end of the path: a path that an
- * attacker pointed at another file must not damage that file.
+ * What a slot's state is (live, cached, nested group, free): slot_state,
+ * heapmap.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,35 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "internal.h"
-
-enum { S_FREE, S_LIVE, S_CACHED, S_NESTED };
-
-static int slot_state(struct meta *m, int i, size_t *n)
-{
-	uint32_t freed = __atomic_load_n(&m->avail, __ATOMIC_RELAXED) |
-			 atomic_load_explicit(&m->remote, memory_order_relaxed);
-	if (freed >> i & 1) return S_FREE;
-	size_t stride = class_stride(m->sc);
-	unsigned char *p = slot_at(m, (size_t)i);
-	uint64_t hdr = *header_of(p);
-	if (freed_ok(hdr, p)) return S_CACHED;
-	/* a live object's size; the voided start of an aligned object (its
-	 * header is of kind void) counts its whole slot */
-	size_t sz = object_size(p, hdr, stride - SLOT_HDR);
-	*n = sz != (size_t)-1 && sealed(hdr, p, sz, K_LIVE) ? sz : stride - SLOT_HDR;
-	uint32_t mi = *(uint32_t *)p;
-	if (stride >= 64 && meta_index_used(mi)) {
-		if (meta_at_index(mi)->mem == p) return S_NESTED;
-	}
-	return S_LIVE;
-}
-
-static struct meta *meta_at(uint32_t i)
-{
-	if (!meta_index_used(i)) return 0;
-	struct meta *m = meta_at_index(i);
-	return m->mem ? m : 0;
-}
 
 /* The process's resident set now and at its peak, from /proc/self/status
  * (VmRSS, VmHWM, in kB): the whole process, not only the allocator's
@@ -159,18 +124,6 @@ EXPORT int mallocng_get_stats(struct mallocng_stats *st)
 	return 0;
 }
 
-/* Formatted output to a file descriptor without stdio (no allocation). */
-static void out(int fd, const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	if (n > (int)sizeof buf - 1) n = sizeof buf - 1;
-	if (n > 0) (void)!write(fd, buf, n);
-}
-
 static double pct(size_t a, size_t b)
 {
 	return b ? 100.0 * a / b : 0;
@@ -196,7 +149,7 @@ static const char *human(char buf[16], size_t v)
  * come from the OS layer's counters and from /proc, never from malloc's or
  * free's paths. */
 struct extra {
-	size_t mapped_peak;
+	size_t mapped_peak, inuse_peak;
 	struct resident res;
 	double elapsed_s;
 	char prog[33];
@@ -205,6 +158,7 @@ struct extra {
 static void extra_collect(struct extra *x)
 {
 	x->mapped_peak = atomic_load_explicit(&os_count.mapped_peak, memory_order_relaxed);
+	x->inuse_peak = atomic_load_explicit(&os_count.inuse_peak, memory_order_relaxed);
 	x->res = resident_bytes();
 	x->elapsed_s = os_elapsed_ns() / 1e9;
 	os_progname(x->prog, sizeof x->prog);
@@ -223,11 +177,19 @@ EXPORT void mallocng_print_stats(int fd)
 	extra_collect(&x);
 	size_t small_mapped = st.bytes_mapped > st.large_bytes + st.bytes_meta ?
 			      st.bytes_mapped - st.large_bytes - st.bytes_meta : 0;
+	/* in use now: the slots of live and cached objects, the large
+	 * mappings (the walk); the peak: the counters' (os.c), at least that */
+	size_t inuse = st.large_bytes;
+	for (int sc = 0; sc < NCLASS; sc++)
+		inuse += (st.classes[sc].slots_used + st.classes[sc].slots_cached) * st.classes[sc].slot_size;
+	if (x.inuse_peak < inuse) x.inuse_peak = inuse;
 	out(fd, "mallocng %s statistics of %s[%d], %.3f s after start\n", PACKAGE_VERSION, x.prog,
 	    (int)getpid(), x.elapsed_s);
 	out(fd, "%-10s %11s %11s\n", "", "now", "peak");
-	out(fd, "%-10s %11s %11s  %zu objects requested and not freed (peak not tracked)\n", "live",
+	out(fd, "%-10s %11s %11s  %zu objects requested and not freed (their peak: in use)\n", "live",
 	    human(a, st.bytes_live), "-", st.objects_live);
+	out(fd, "%-10s %11s %11s  their slots, the thread caches' and large objects' mappings\n",
+	    "in use", human(a, inuse), human(b, x.inuse_peak));
 	out(fd, "%-10s %11s %11s  by the allocator, %zu mmap and %zu munmap calls so far\n", "mapped",
 	    human(a, st.bytes_mapped), human(b, x.mapped_peak), st.mmap_calls, st.munmap_calls);
 	out(fd, "%-10s %11s %11s  the whole process (VmRSS, VmHWM)\n", "resident",
@@ -244,8 +206,8 @@ EXPORT void mallocng_print_stats(int fd)
 	    st.munmap_calls, st.mremap_calls, st.madvise_calls);
 	out(fd, "global lock: taken %zu times, %zu of them found it held\n", st.lock_acquisitions,
 	    st.lock_contended);
-	out(fd, "allocation and free counts: not kept (a count on every malloc and free would "
-	    "cost the fast paths; see mallocng(7))\n");
+	out(fd, "allocation and free counts: not kept (most are served by the thread caches, "
+	    "where a count would cost the fast paths; see mallocng(7))\n");
 	out(fd, "%9s %7s %7s %7s %7s %11s %11s %6s\n", "class", "groups", "slots",
 	    "used", "cached", "live", "slots", "waste");
 	for (int sc = 0; sc < NCLASS; sc++) {
@@ -276,150 +238,6 @@ static void verbose_exit_line(int fd)
 	    (size_t)os_count.groups_released);
 }
 
-/* ---- output files ---- */
-
-/* Open path for writing, appending or from the start (truncated, but only
- * once it is known to be the caller's).  O_NOFOLLOW refuses a symbolic
- * link (ELOOP); O_NONBLOCK makes a FIFO without a reader fail (ENXIO)
- * instead of blocking, and is cleared again; O_NOCTTY keeps a terminal
- * from becoming the controlling one.  Anything but a regular file is
- * refused with EINVAL, a file of another user with EPERM.  Returns the
- * descriptor, or -1 with errno set and, when what is not NULL, one
- * warning line on stderr. */
-static int open_output(const char *path, int append, const char *what)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC |
-			    (append ? O_APPEND : 0), 0644);
-	struct stat st;
-	int e = 0;
-	if (fd < 0) e = errno;
-	else if (fstat(fd, &st)) e = errno;
-	else if (!S_ISREG(st.st_mode)) e = EINVAL;
-	else if (st.st_uid != geteuid()) e = EPERM;
-	else if (!append && ftruncate(fd, 0)) e = errno;
-	else if (fcntl(fd, F_SETFL, append ? O_APPEND : 0)) e = errno;
-	if (!e) return fd;
-	if (fd >= 0) close(fd);
-	if (what)
-		out(2, "mallocng: not writing %s to '%s': %s\n", what, path,
-		    e == ELOOP ? "it is a symbolic link" :
-		    e == EINVAL || e == ENXIO ? "not a regular file" :
-		    e == EPERM ? "owned by another user" : strerror(e));
-	errno = e;
-	return -1;
-}
-
-/* ---- heap map: one row of slots per group, grouped by class ---- */
-
-/* At most ROWS_PER_CLASS groups of a class are drawn, one row each (the
- * first ones in record order); the others are not dropped silently: one
- * line under the class says how many there are and sums their slots by
- * state, and the title gives the totals. */
-static int heap_map(const char *path, const char *what)
-{
-	int fd = open_output(path, 0, what);
-	if (fd < 0) return -1;
-	enum { CELL = 6, ROWS_PER_CLASS = 40, LEFT = 90 };
-	static const char *colour[] = { "#dddddd", "#3465a4", "#f57900", "#888a85" };
-	int rows = 0;
-	os_lock();
-	uint32_t lim = meta_limit;
-	int per_class[NCLASS] = { 0 };
-	size_t groups[NCLASS] = { 0 }, all_groups = 0, hidden_groups = 0;
-	for (uint32_t i = 0; i < lim; i++) {
-		struct meta *m = meta_at(i);
-		if (!m || m->sc >= NCLASS) continue;
-		groups[m->sc]++, all_groups++;
-		if (per_class[m->sc] < ROWS_PER_CLASS) per_class[m->sc]++, rows++;
-	}
-	int classes = 0, summaries = 0;
-	for (int sc = 0; sc < NCLASS; sc++) {
-		classes += per_class[sc] != 0;
-		summaries += groups[sc] > (size_t)per_class[sc];
-		hidden_groups += groups[sc] - per_class[sc];
-	}
-	int height = 58 + rows * (CELL + 2) + classes * 14 + summaries * 14;
-	out(fd, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" "
-	    "width=\"%d\" height=\"%d\" font-family=\"monospace\" font-size=\"11\">\n",
-	    LEFT + 32 * (CELL + 1) + 360, height);
-	char prog[33];
-	os_progname(prog, sizeof prog);
-	out(fd, "<text x=\"4\" y=\"14\">mallocng heap map of %s[%d]: grey free, blue live, "
-	    "orange cached, dark nested group</text>\n", prog, (int)getpid());
-	out(fd, "<text x=\"4\" y=\"28\">%zu groups of small objects, %zu drawn (at most %d "
-	    "a class), %zu summed up under their class</text>\n", all_groups,
-	    all_groups - hidden_groups, ROWS_PER_CLASS, hidden_groups);
-	int y = 44;
-	for (int sc = 0; sc < NCLASS; sc++) {
-		if (!per_class[sc]) continue;
-		out(fd, "<text x=\"4\" y=\"%d\">class %u B</text>\n", y + 10, class_stride(sc));
-		y += 14;
-		int drawn = 0;
-		size_t count[4] = { 0 };
-		for (uint32_t i = 0; i < lim; i++) {
-			struct meta *m = meta_at(i);
-			if (!m || m->sc != sc) continue;
-			if (drawn == per_class[sc]) {
-				/* not drawn: counted */
-				for (int k = 0; k < m->cnt; k++) {
-					size_t n = 0;
-					count[slot_state(m, k, &n)]++;
-				}
-				continue;
-			}
-			drawn++;
-			out(fd, "<g><title>group %p, %d slots</title>\n", (void *)m->mem, m->cnt);
-			for (int k = 0; k < m->cnt; k++) {
-				size_t n = 0;
-				int st = slot_state(m, k, &n);
-				out(fd, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>\n",
-				    LEFT + k * (CELL + 1), y, CELL, CELL, colour[st]);
-			}
-			out(fd, "</g>\n");
-			y += CELL + 2;
-		}
-		if (groups[sc] > (size_t)drawn) {
-			out(fd, "<text x=\"%d\" y=\"%d\">+ %zu more groups of this class, not drawn: "
-			    "%zu slots, %zu live, %zu cached, %zu nested groups, %zu free</text>\n",
-			    LEFT, y + 10, groups[sc] - drawn, count[0] + count[1] + count[2] + count[3],
-			    count[S_LIVE], count[S_CACHED], count[S_NESTED], count[S_FREE]);
-			y += 14;
-		}
-	}
-	os_unlock();
-	out(fd, "</svg>\n");
-	close(fd);
-	return 0;
-}
-
-/* The path of an output file named by an option: "%p" stands for the
- * process ID (so that each process of a pipeline or script, which inherit
- * MALLOCNG_OPTIONS, writes its own file) and "%%" for "%"; any other "%"
- * is kept.  Returns dst, or NULL (with a warning) if the result does not
- * fit. */
-static const char *expand_path(char *dst, size_t cap, const char *pat, const char *what)
-{
-	size_t n = 0;
-	for (const char *s = pat; *s; s++) {
-		char num[24];
-		const char *add = s, *end = s + 1;
-		if (s[0] == '%' && s[1] == 'p') {
-			num[os_utoa(num, (unsigned long long)getpid())] = 0;
-			add = num, end = num + strlen(num), s++;
-		} else if (s[0] == '%' && s[1] == '%') {
-			end = s + 1, s++;
-		}
-		size_t l = (size_t)(end - add);
-		if (n + l >= cap) {
-			out(2, "mallocng: not writing %s to '%s': the path is too long\n", what, pat);
-			return NULL;
-		}
-		memcpy(dst + n, add, l), n += l;
-	}
-	dst[n] = 0;
-	return dst;
-}
-
 /* The caller sees the error; the options at exit warn instead. */
 EXPORT int mallocng_heap_map(const char *path)
 {
@@ -442,6 +260,7 @@ __attribute__((destructor)) static void stats_at_exit(void)
 		if (fd >= 0) mallocng_print_stats(fd);
 		if (fd > 2) close(fd);
 	}
-	if (opt.heap_map[0] && expand_path(path, sizeof path, opt.heap_map, "the heap map"))
+	if (opt.heap_map[0] && heap_map_exit_due() &&
+	    expand_path(path, sizeof path, opt.heap_map, "the heap map"))
 		heap_map(path, "the heap map");
 }

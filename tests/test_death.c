@@ -1,5 +1,6 @@
 /* test_death.c - every detected misuse must abort with a diagnostic line
- * "mallocng: <program>[<pid>]: <what> at 0x<address> (see mallocng(7))" on
+ * "mallocng: <program>[<pid>]: <what> at 0x<address>, caller 0x<address>
+ * (<module>+0x<offset>) (see mallocng(7))" (the caller when known) on
  * stderr.  Each case runs in its own
  * forked child whose stderr is captured and checked.
  *
@@ -9,7 +10,10 @@
  * message of each check, in-process and linked. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -736,6 +740,115 @@ START_TEST(test_free_sized_mismatch)
 }
 END_TEST
 
+/* ---- the caller's address in the report ---- */
+
+/* Each case misuses the allocator in its own function, then stores to
+ * `after`, so that the misusing call is no tail call: its return address
+ * lies inside the case's function, which the report must name. */
+static volatile int after;
+
+static void caller_double_free(void *arg)
+{
+	char *p = malloc(VAL(arg));
+	free(p);
+	free(OPAQUE(p));
+	after = 1;
+}
+
+static void caller_overflow_short(void *arg)
+{
+	(void)arg;
+	char *p = malloc(22);           /* 24 bytes of room: a 2-byte check value */
+	OPAQUE(p)[22] ^= 0x55;
+	free(p);
+	after = 1;
+}
+
+static void caller_realloc_freed(void *arg)
+{
+	(void)arg;
+	char *p = malloc(100);
+	free(p);
+	p = realloc(OPAQUE(p), 200);
+	after = p != 0;
+}
+
+static void caller_sized(void *arg)
+{
+	(void)arg;
+	char *p = malloc(100);
+	free_sized(p, 101);
+	after = 1;
+}
+
+static void caller_usable_freed(void *arg)
+{
+	(void)arg;
+	char *p = malloc(100);
+	free(p);
+	after = (int)malloc_usable_size(OPAQUE(p));
+}
+
+static void caller_write_after_free(void *arg)
+{
+	(void)arg;
+	char *p = malloc(48);
+	free(p);
+	memset(OPAQUE(p) - 8, 0x41, 8);   /* the freed header */
+	p = malloc(48);
+	after = p != 0;
+}
+
+/* Runs fn in a child: the report must name words and say ", caller 0x<a> (<module>+0x<o>)"
+ * with a inside fn (within 400 bytes of its start: these are small) and o
+ * its offset in the test program's file, as dladdr gives it. */
+static void expect_caller(struct soft *soft, const char *name, child_fn fn, void *arg,
+                          const char *words)
+{
+	char err[4096];
+	int st = run_in_child(fn, arg, 20, err, sizeof err);
+	const char *c = strstr(err, ", caller 0x"), *mod;
+	unsigned long long a = c ? strtoull(c + 11, NULL, 16) : 0, o = 0;
+	Dl_info self;
+	int ok = WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && strstr(err, words) &&
+	         a >= (uintptr_t)fn && a < (uintptr_t)fn + 400;
+	if (ok && dladdr((void *)fn, &self) && self.dli_fbase) {
+		mod = strstr(c, " (");
+		const char *plus = mod ? strstr(mod, "+0x") : NULL;
+		o = plus ? strtoull(plus + 3, NULL, 16) : 0;
+		ok = plus && o == a - (uintptr_t)self.dli_fbase;
+	}
+	if (!ok) {
+		soft->failed++;
+		soft->len += (size_t)snprintf(soft->text + soft->len, sizeof soft->text - soft->len,
+		                              "%s: no caller in [%p, +400) with its offset: status 0x%x, <%s>\n",
+		                              name, (void *)fn, st, err);
+		if (soft->len >= sizeof soft->text) soft->len = sizeof soft->text - 1;
+	}
+}
+
+START_TEST(test_report_names_caller)
+{
+	struct soft soft = { 0 };
+	expect_caller(&soft, "double free (48)", caller_double_free, ARG(48), "double free");
+	expect_caller(&soft, "double free (5000)", caller_double_free, ARG(5000), "double free");
+	expect_caller(&soft, "double free (1 MiB)", caller_double_free, ARG(1 << 20), "double free");
+	expect_caller(&soft, "overflow, short check value", caller_overflow_short, NULL,
+	              "heap overflow");
+	expect_caller(&soft, "realloc after free", caller_realloc_freed, NULL, "double free");
+	expect_caller(&soft, "free_sized mismatch", caller_sized, NULL, "size mismatch");
+	expect_caller(&soft, "malloc_usable_size after free", caller_usable_freed, NULL,
+	              "double free");
+	/* in the default configuration only: with the checked paths a slot
+	 * can wait in the quarantine, or another one be chosen at random */
+	const char *o = getenv("MALLOCNG_OPTIONS");
+	if (!o || !*o)
+		expect_caller(&soft, "write after free found by malloc", caller_write_after_free,
+		              NULL, "write after free");
+	soft_check(&soft);
+}
+END_TEST
+
 /* ---- controls: the harness itself ---- */
 
 static void all_legal(void *arg)
@@ -796,6 +909,11 @@ static Suite *death_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_overflow_free);
 	tcase_add_test(tc, test_overflow_realloc);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("caller");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_report_names_caller);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("sized");

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <dirent.h>
 #include <malloc.h>
@@ -454,7 +455,59 @@ static int sc_decay_zero(void)
 	return bad;
 }
 
+/* ---- the heap map at the peak and after a signal ---- */
+
+#define MAP_PATH_ENV "MALLOCNG_TEST_MAP"
+enum { MAP_N = 20000, MAP_SIZE = 100 };
+static void *map_objs[MAP_N];
+
+/* heap_map_peak: 20000 objects of 100 bytes (2.1 MiB of slots), all freed
+ * again before exit */
+static int sc_map_peak(void)
+{
+	for (int i = 0; i < MAP_N; i++) map_objs[i] = malloc(MAP_SIZE);
+	for (int i = 0; i < MAP_N; i++) free(map_objs[i]);
+	malloc_trim(0);
+	return 0;
+}
+
+/* heap_map_signal: the map comes at the next slow path after the signal
+ * (a large object here), not at the signal; the objects of that moment are
+ * freed before exit */
+static int sc_map_signal(void)
+{
+	struct stat st;
+	const char *path = getenv(MAP_PATH_ENV);
+	for (int i = 0; i < 3000; i++) map_objs[i] = malloc(MAP_SIZE);
+	raise(SIGUSR2);
+	if (!stat(path, &st)) return 3;         /* drawn in the handler */
+	void *big = malloc(1 << 20);
+	if (stat(path, &st)) return 4;          /* not drawn at the slow path */
+	free(big);
+	for (int i = 0; i < 3000; i++) free(map_objs[i]);
+	return 0;
+}
+
+/* Live slots in a heap map file: the blue cells and the "N live" of the
+ * classes' summary lines. */
+static long map_live(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024];
+	long live = 0;
+	if (!f) return -1;
+	while (fgets(line, sizeof line, f)) {
+		const char *s;
+		if (strstr(line, "fill=\"#3465a4\"")) live++;
+		if ((s = strstr(line, " slots, ")) && strstr(line, " live, "))
+			live += strtol(s + 8, NULL, 10);
+	}
+	fclose(f);
+	return live;
+}
+
 static const struct scenario scenarios[] = {
+	{ "map_peak", sc_map_peak }, { "map_signal", sc_map_signal },
 	{ "junk", sc_junk }, { "junk_large", sc_junk_large }, 
 	{ "zero_free", sc_zero_free }, { "perturb", sc_perturb },
 	{ "populate", sc_populate }, { "populate_off", sc_populate_off },
@@ -581,12 +634,12 @@ START_TEST(test_option_warnings)
 {
 	int st = run_self("bogus=1,junk=1", "junk_only", 30, err, sizeof err);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x <%s>", st, err);
-	ck_assert_msg(strstr(err, "mallocng: unknown option 'bogus' in MALLOCNG_OPTIONS ignored (known: "),
+	ck_assert_msg(has_message(err, "unknown option 'bogus' in MALLOCNG_OPTIONS ignored (known: "),
 	              "no warning for an unknown option: <%s>", err);
 
 	st = run_self("junk=7", "first_not_junk", 30, err, sizeof err);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x <%s>", st, err);
-	ck_assert_msg(strstr(err, "mallocng: bad value in option 'junk=7' in MALLOCNG_OPTIONS ignored "
+	ck_assert_msg(has_message(err, "bad value in option 'junk=7' in MALLOCNG_OPTIONS ignored "
 	                     "(accepted: 0 or 1)\n"),
 	              "no warning for a bad value: <%s>", err);
 	/* each warning names what is accepted (options.c) */
@@ -594,7 +647,7 @@ START_TEST(test_option_warnings)
 		{ "verbose=5", "option 'verbose=5' in MALLOCNG_OPTIONS ignored (accepted: 0, 1 or 2)\n" },
 		{ "decay_ms=99999999", "(accepted: 0 to 3600000)\n" },
 		{ "quarantine=1x", "(accepted: bytes, a decimal with an optional k, m or g suffix)\n" },
-		{ "nosuch=1", "mallocng: unknown option 'nosuch' in MALLOCNG_OPTIONS ignored "
+		{ "nosuch=1", "]: unknown option 'nosuch' in MALLOCNG_OPTIONS ignored "
 		              "(known: stats, stats_file, heap_map, verbose, junk," },
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -781,6 +834,55 @@ START_TEST(test_decay_zero)
 }
 END_TEST
 
+START_TEST(test_heap_map_peak)
+{
+	char dir[] = "/tmp/mallocng-mapXXXXXX", opts[256], path[128];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/map.svg", dir);
+	/* at exit only: the objects are gone */
+	snprintf(opts, sizeof opts, "heap_map=%s", path);
+	expect_ok(opts, "map_peak");
+	long at_exit = map_live(path);
+	ck_assert_msg(at_exit >= 0 && at_exit < MAP_N / 10, "map at exit: %ld live", at_exit);
+	/* at the peak: at least 8/9 of them (the last drawing was at least
+	 * that close to the peak), less the counting's 32 KiB */
+	unlink(path);
+	snprintf(opts, sizeof opts, "heap_map=%s,heap_map_peak=1", path);
+	expect_ok(opts, "map_peak");
+	long at_peak = map_live(path);
+	ck_assert_msg(at_peak >= MAP_N * 8 / 9 - 400, "map at the peak: %ld live of %d", at_peak, MAP_N);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_heap_map_signal)
+{
+	char dir[] = "/tmp/mallocng-mapXXXXXX", opts[256], path[128];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/map.svg", dir);
+	setenv(MAP_PATH_ENV, path, 1);
+	snprintf(opts, sizeof opts, "heap_map=%s,heap_map_signal=USR2", path);
+	int st = run_self(opts, "map_signal", 30, err, sizeof err);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x <%s>", st, err);
+	long live = map_live(path);
+	ck_assert_msg(live >= 3000, "map after the signal: %ld live", live);
+	unlink(path);
+	/* a signal the program ignores (SIG_IGN survives the exec): refused */
+	signal(SIGUSR2, SIG_IGN);
+	st = run_self(opts, "plain", 30, err, sizeof err);
+	signal(SIGUSR2, SIG_DFL);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x <%s>", st, err);
+	char warning[128];
+	snprintf(warning, sizeof warning, "heap_map_signal: signal %d already has a handler or is "
+	         "ignored: not installed", SIGUSR2);
+	ck_assert_msg(has_message(err, warning), "no warning: <%s>", err);
+	unlink(path);
+	rmdir(dir);
+	unsetenv(MAP_PATH_ENV);
+}
+END_TEST
+
 static Suite *options_suite(void)
 {
 	Suite *s = suite_create("options");
@@ -803,6 +905,8 @@ static Suite *options_suite(void)
 	tcase_add_test(tc, test_decay_zero);
 	tcase_add_test(tc, test_decay_activity);
 	tcase_add_test(tc, test_decay_kept_slots);
+	tcase_add_test(tc, test_heap_map_peak);
+	tcase_add_test(tc, test_heap_map_signal);
 	suite_add_tcase(s, tc);
 	return s;
 }

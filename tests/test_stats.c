@@ -221,6 +221,62 @@ START_TEST(test_heap_map)
 }
 END_TEST
 
+/* The figures of a row of mallocng_print_stats ("in use      1.2 MiB
+ * 3.4 MiB ..."), in bytes: now and peak. */
+static double human_bytes(const char **s)
+{
+	char *end;
+	double v = strtod(*s, &end);
+	while (*end == ' ') end++;
+	double mul = !strncmp(end, "KiB", 3) ? 1024.0 : !strncmp(end, "MiB", 3) ? 1048576.0 :
+	             !strncmp(end, "GiB", 3) ? 1073741824.0 : 1.0;
+	while (*end && *end != ' ') end++;
+	*s = end;
+	return v * mul;
+}
+
+static void stats_row(const char *row, double *now, double *peak)
+{
+	char path[] = "/tmp/mallocng-stats-XXXXXX", text[8192] = { 0 };
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	mallocng_print_stats(fd);
+	ck_assert_int_gt(pread(fd, text, sizeof text - 1, 0), 0);
+	close(fd);
+	const char *s = strstr(text, row);
+	ck_assert_msg(s != NULL, "no row '%s' in <%s>", row, text);
+	s += strlen(row);
+	*now = human_bytes(&s);
+	*peak = human_bytes(&s);
+}
+
+/* mallocng(7), STATISTICS, "in use": the slots of live and cached objects
+ * and large mappings, now and at their peak, the peak to within
+ * INUSE_FOLD (32 KiB) a thread; a program that peaks and frees sees its
+ * peak kept. */
+START_TEST(test_inuse_peak)
+{
+	enum { N = 30000, SIZE = 100, STRIDE = 112 };
+	static void *v[N];
+	double now0, peak0, now, peak;
+	stats_row("\nin use", &now0, &peak0);
+	for (int i = 0; i < N; i++) v[i] = malloc(SIZE);
+	void *big = malloc(8 << 20);
+	stats_row("\nin use", &now, &peak);
+	/* (the units print a tenth: 1 % of rounding) */
+	ck_assert_msg(now >= 0.99 * (now0 + (double)N * STRIDE + (8 << 20)), "now %.0f, before %.0f",
+	              now, now0);
+	for (int i = 0; i < N; i++) free(v[i]);
+	free(big);
+	malloc_trim(0);
+	stats_row("\nin use", &now, &peak);
+	ck_assert_msg(peak >= 0.99 * (now0 + (double)N * STRIDE + (8 << 20)) - (32 << 10),
+	              "peak %.0f below the objects' %d x %d + 8 MiB (before: %.0f)", peak, N, STRIDE, now0);
+	ck_assert_msg(now < now0 + (1 << 20), "now %.0f, before %.0f", now, now0);
+}
+END_TEST
+
 /* mallocng(7), FRAGMENTATION: "an object of n bytes uses a slot of at most
  * about 1.25 x n bytes plus 8 bytes of overhead; objects at the bottom of
  * the range are rounded to 16-byte units" (bytes_slots counts the slots
@@ -447,6 +503,7 @@ static Suite *stats_suite(void)
 	tcase_add_test(tc, test_threads_counted);
 	tcase_add_test(tc, test_print_stats);
 	tcase_add_test(tc, test_heap_map);
+	tcase_add_test(tc, test_inuse_peak);
 	tcase_add_test(tc, test_slot_size_bound);
 	tcase_add_test(tc, test_stats_under_load);
 	tcase_add_test(tc, test_glibc_introspection);

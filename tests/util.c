@@ -231,6 +231,21 @@ int run_scenario_named(const char *name, const struct scenario *table, size_t n)
 	return 99;
 }
 
+int has_message(const char *text, const char *msg)
+{
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		const char *end = strchr(l, '\n'), *s = l + 10;
+		if (strncmp(l, "mallocng: ", 10)) continue;
+		while (*s && *s != '[' && *s != '\n') s++;
+		if (*s++ != '[' || *s < '0' || *s > '9') continue;
+		while (*s >= '0' && *s <= '9') s++;
+		if (strncmp(s, "]: ", 3)) continue;
+		s += 3;
+		if (!strncmp(s, msg, strlen(msg)) && (!end || s + strlen(msg) <= end + 1)) return 1;
+	}
+	return 0;
+}
+
 int run_suite(Suite *s)
 {
 	SRunner *sr = srunner_create(s);

@@ -102,6 +102,11 @@ struct scenario {
 };
 int run_scenario_named(const char *name, const struct scenario *table, size_t n);
 
+/* Whether text (stderr) has a line "mallocng: <program>[<pid>]: " followed
+ * by msg (the start of the rest of the line, or all of it and its newline
+ * when msg ends with one): the form of every message of the library. */
+int has_message(const char *text, const char *msg);
+
 /* Run a Check suite; returns the process exit status. */
 struct Suite;
 int run_suite(struct Suite *s);
