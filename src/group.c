@@ -85,6 +85,52 @@ static void container_seal(struct heap *h, unsigned char *mem, size_t bytes)
 	frame(mem, H_META(hdr), c->sc, bytes, class_room(c->sc), K_CONTAINER, *gen_at(H_META(hdr), idx));
 }
 
+/* Records for groups: a heap keeps up to REC_STASH of the records its
+ * released groups freed, for its next new groups, so that a class whose
+ * groups come and go (a producer whose groups a consumer empties) does not
+ * take the global lock twice per group for its record.  Stashed records
+ * are free ones (meta_push), whichever list holds them.  Not with
+ * protect_meta, whose records are written inside meta windows only. */
+#define REC_STASH 256
+static struct meta *record_take(struct heap *h)
+{
+	struct meta *m = h->rec_stash;
+	if (m) {
+		h->rec_stash = m->next;
+		h->rec_stash_n--;
+		m->next = 0;
+		return m;
+	}
+	os_lock();
+	m = meta_alloc();
+	os_unlock();
+	return m;
+}
+
+static void record_put(struct heap *h, struct meta *m)
+{
+	if (h != &empty_heap && h->rec_stash_n < REC_STASH && !opt_protect) {
+		meta_push(&h->rec_stash, m);
+		h->rec_stash_n++;
+		return;
+	}
+	os_lock();
+	meta_free(m);
+	os_unlock();
+}
+
+/* Give h's stashed records back to the global list (lock held; the heap
+ * is going away). */
+void record_stash_flush(struct heap *h)
+{
+	struct meta *m;
+	while ((m = h->rec_stash)) {
+		h->rec_stash = m->next;
+		meta_free(m);
+	}
+	h->rec_stash_n = 0;
+}
+
 struct meta *group_create(struct heap *h, int sc)
 {
 	int cnt = group_fit(sc, group_cnt(h, sc));
@@ -99,9 +145,7 @@ struct meta *group_create(struct heap *h, int sc)
 		while (cnt < 32 && group_bytes(sc, cnt + 1) <= maplen) cnt++;
 	}
 	if (!mem) return 0;
-	os_lock();
-	struct meta *m = meta_alloc();
-	os_unlock();
+	struct meta *m = record_take(h);
 	if (!m) {
 		if (maplen) os_unmap(mem, maplen);
 		else free_container(mem);
@@ -148,9 +192,7 @@ void group_release(struct meta *m)
 	if (h->probe >= mem && h->probe < mem + maplen) h->probe = 0;  /* populate.c */
 	*(uint32_t *)mem = 0;
 	atomic_fetch_add_explicit(&os_count.groups_released, 1, memory_order_relaxed);
-	os_lock();
-	meta_free(m);
-	os_unlock();
+	record_put(h, m);
 	if (maplen) span_retire(mem, maplen);
 	else free_container(mem);
 }

@@ -139,6 +139,7 @@ static void heap_destroy(void *arg)
 	}
 	inuse_fold(h);
 	os_lock();
+	record_stash_flush(h);
 	h->next_free = free_heaps;
 	free_heaps = h;
 	os_count.heaps_live--;
@@ -252,29 +253,53 @@ static void reclaim_remote(struct heap *h, int sc)
 	}
 }
 
+/* heap_group_regained for every group of class sc's ring but the current
+ * one that other threads freed slots into (remote_only), or every one. */
+static void ring_settle(struct heap *h, int sc, int remote_only)
+{
+	struct meta *cur = h->cur[sc];
+	if (cur == &dummy_meta) return;
+	for (struct meta *m = cur->next, *nx; m != cur; m = nx) {
+		nx = m->next;
+		if (!remote_only || atomic_load_explicit(&m->remote, memory_order_relaxed))
+			heap_group_regained(h, m);
+	}
+}
+
 /* Other threads' frees into h's groups of classes that h no longer
  * allocates from would wait in their remote masks for good (only this
  * thread takes them, when it needs a group of the class): every
  * DECAY_TICKS malloc_slow calls, each class with a remote hint has them
- * collected, and a group they emptied goes (heap_group_regained). */
+ * collected.  A class that malloc_slow served in the period (a producer
+ * whose objects a consumer frees) gets its groups back on its ring, the
+ * emptied ones too, since it is about to need them: giving them back
+ * and making new ones would take the global lock for each.  Any other
+ * class's emptied groups go (heap_group_regained), and so do those kept on
+ * the ring of a class that was not served in the period since. */
 static void collect_remote(struct heap *h)
 {
+	uint64_t served = h->slow_classes;
 	for (int sc = 0; sc < NCLASS; sc++) {
+		uint64_t bit = 1ull << sc;
+		if ((h->kept_classes & ~served) & bit) {
+			h->kept_classes &= ~bit;
+			ring_settle(h, sc, 0);
+		}
 		if (!atomic_load_explicit(&h->remote_hint[sc], memory_order_relaxed)) continue;
 		atomic_store_explicit(&h->remote_hint[sc], 0, memory_order_relaxed);
+		if (served & bit) {
+			reclaim_remote(h, sc);
+			h->kept_classes |= bit;
+			continue;
+		}
 		for (struct meta *m = h->full[sc], *nx; m; m = nx) {
 			nx = m->next;
 			if (atomic_load_explicit(&m->remote, memory_order_relaxed))
 				heap_group_regained(h, m);
 		}
-		struct meta *cur = h->cur[sc];
-		if (cur == &dummy_meta) continue;
-		for (struct meta *m = cur->next, *nx; m != cur; m = nx) {
-			nx = m->next;
-			if (atomic_load_explicit(&m->remote, memory_order_relaxed))
-				heap_group_regained(h, m);
-		}
+		ring_settle(h, sc, 1);
 	}
+	h->slow_classes = 0;
 }
 
 static void *malloc_refill(size_t n, int sc);
@@ -314,6 +339,7 @@ static __attribute__((noinline)) void *malloc_refill(size_t n, int sc)
 		collect_remote(h);
 		dirty_purge(h, 0);
 	}
+	h->slow_classes |= 1ull << sc;
 	tc_set_limit(h, sc, tc_default(sc));
 	for (;;) {
 		/* the ring: collect remote frees, retire exhausted groups */

@@ -54,7 +54,10 @@ struct heap {
 	uint16_t ngroups[NCLASS];   /* groups owned, drives new group sizes */
 	_Atomic uint8_t remote_hint[NCLASS]; /* set by remote frees, per class */
 	struct heap *next_free;
+	struct meta *rec_stash;     /* free records kept for new groups */
 	uint64_t rng;               /* random slot choice (option random) */
+	uint64_t slow_classes;      /* classes malloc_slow served this period */
+	uint64_t kept_classes;      /* classes whose ring may hold emptied groups */
 	size_t emptied;             /* empty groups seen by heap_group_regained */
 	ptrdiff_t inuse;            /* bytes of slots taken minus given back, not yet in os_count.inuse */
 	uint32_t slow_ticks;        /* malloc_slow calls, for the decay check */
@@ -64,6 +67,7 @@ struct heap {
 	uint32_t probe_n;           /* its request */
 	int8_t pop_score;           /* populate big slots while > 0 */
 	uint8_t big_n;              /* big requests, picks the probes */
+	uint16_t rec_stash_n;       /* records on rec_stash (group.c) */
 	void **quar;                /* quarantine ring (option quarantine) */
 	uint32_t q_head, q_count;
 	size_t q_bytes;
@@ -238,6 +242,7 @@ static inline int group_collect_remote(struct meta *m)
 /* ---- groups (group.c) ---- */
 HIDDEN struct meta *group_create(struct heap *h, int sc);
 HIDDEN void group_release(struct meta *m);      /* lock not held */
+HIDDEN void record_stash_flush(struct heap *h); /* lock held */
 HIDDEN struct meta *group_adopt(struct heap *h, int sc);
 HIDDEN void group_abandon(struct meta *m);      /* lock held */
 HIDDEN int abandoned_release_slots(struct meta *m, uint32_t bits);

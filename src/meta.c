@@ -80,11 +80,16 @@ struct meta *meta_alloc(void)
 	return m;
 }
 
-void meta_free(struct meta *m)
+void meta_push(struct meta **list, struct meta *m)
 {
 	uint32_t i = m->index;
-	*m = (struct meta){ .index = i, .next = records.free_list };
-	records.free_list = m;
+	*m = (struct meta){ .index = i, .next = *list };
+	*list = m;
+}
+
+void meta_free(struct meta *m)
+{
+	meta_push(&records.free_list, m);
 }
 
 /* Windows of option protect_meta.  Guarded by the lock: window_depth

@@ -142,6 +142,10 @@ static inline int meta_index_used(uint32_t i)
 
 HIDDEN struct meta *meta_alloc(void);   /* lock held */
 HIDDEN void meta_free(struct meta *m);  /* lock held */
+/* m, cleared to a free record (mem NULL, cnt 0: no lookup accepts it), on
+ * the front of a list of free records through next: the global one
+ * (meta_free, lock held) or a heap's own (group.c) */
+HIDDEN void meta_push(struct meta **list, struct meta *m);
 HIDDEN void init_secret(void);         /* init.c, lock held */
 extern HIDDEN int opt_protect;   /* option protect_meta */
 /* Option protect_meta: meta areas are read-only except inside a window,

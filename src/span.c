@@ -286,6 +286,13 @@ void span_decay(void)
 {
 	struct span old[CACHE_SLOTS], kept[BATCH];
 	int k, d;
+	/* at most every decay_ms / 8 (every thread's malloc_slow calls this,
+	 * and each call would take the lock): entries live at most 9/8 of
+	 * decay_ms */
+	static _Atomic long next_check;
+	long now = os_now_ms(), next = atomic_load_explicit(&next_check, memory_order_relaxed);
+	if (now < next || !atomic_compare_exchange_strong(&next_check, &next, now + opt.decay_ms / 8))
+		return;
 	do {
 		k = d = 0;
 		os_lock();
