@@ -74,10 +74,11 @@ static void purge_entry(struct heap *h, int i)
 	struct meta *m = h->dirty[i].m;
 	uint32_t stride = class_stride(m->sc);
 	uint64_t bits = m->dirty & m->avail;
+	uintptr_t page = page_size();
 	if (m->avail == full_mask(m)) {
 		/* all free: every page but the header's, including the first
 		 * pages of slots given back one by one before */
-		if (m->maplen > PAGE) os_purge(m->mem + PAGE, m->maplen - PAGE);
+		if (m->maplen > page) os_purge(m->mem + page, m->maplen - page);
 		bits = 0;
 	} else if (stride < SLOT_PURGE_MIN) {
 		bits = 0;       /* a kept small group in use again: its slots
@@ -87,12 +88,12 @@ static void purge_entry(struct heap *h, int i)
 		int a = __builtin_ctzll(bits);
 		int b = a + __builtin_ctzll(~(bits >> a));      /* run a..b-1 */
 		uintptr_t from = page_round((uintptr_t)slot_at(m, (size_t)a));
-		uintptr_t end = (uintptr_t)slot_at(m, (size_t)b) & -(uintptr_t)PAGE;
+		uintptr_t end = page_trunc((uintptr_t)slot_at(m, (size_t)b));
 		/* the pages a run shares with free neighbours (slot a's header
 		 * and the tail of slot a - 1, slot b's header and head) go too:
 		 * nothing in them is in use */
-		if (a > 0 && (m->avail >> (a - 1) & 1)) from -= PAGE;
-		if (b < m->cnt && (m->avail >> b & 1)) end += PAGE;
+		if (a > 0 && (m->avail >> (a - 1) & 1)) from -= page;
+		if (b < m->cnt && (m->avail >> b & 1)) end += page;
 		if (end > from) os_purge((void *)from, end - from);
 		bits &= -(1ull << b);
 	}

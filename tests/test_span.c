@@ -51,7 +51,7 @@ static void setup_pools(int decay_ms)
 
 static int is_mapped(const void *p)
 {
-	return msync((void *)p, PAGE, MS_ASYNC) == 0 || errno != ENOMEM;
+	return msync((void *)p, page_size(), MS_ASYNC) == 0 || errno != ENOMEM;
 }
 
 static unsigned char *region(size_t len)
@@ -151,7 +151,7 @@ START_TEST(test_warm_longest_leaves_first)
 		size_t len = i == 4 ? 256 * KiB : 64 * KiB;
 		if (i == 4) big = p;
 		span_retire(p, len);
-		p += len + PAGE;
+		p += len + page_size();
 	}
 	for (int i = 0; i < 13; i++) {
 		take(64 * KiB, &dirty);
@@ -167,13 +167,13 @@ END_TEST
 START_TEST(test_warm_count_bound)
 {
 	setup_pools(1 << 30);
-	unsigned char *r = region((WARM_SLOTS + 1) * 2 * PAGE);
+	unsigned char *r = region((WARM_SLOTS + 1) * 2 * page_size());
 	int dirty, warm = 0;
-	for (int i = 0; i <= WARM_SLOTS; i++) span_retire(r + i * 2 * PAGE, PAGE);
+	for (int i = 0; i <= WARM_SLOTS; i++) span_retire(r + i * 2 * page_size(), page_size());
 	for (int i = 0; i <= WARM_SLOTS; i++) {
-		unsigned char *q = take(PAGE, &dirty);
+		unsigned char *q = take(page_size(), &dirty);
 		ck_assert((uintptr_t)(q) >= (uintptr_t)(r));
-		ck_assert((uintptr_t)(q) < (uintptr_t)(r + (WARM_SLOTS + 1) * 2 * PAGE));
+		ck_assert((uintptr_t)(q) < (uintptr_t)(r + (WARM_SLOTS + 1) * 2 * page_size()));
 		warm += dirty;
 	}
 	ck_assert_int_eq(warm, WARM_SLOTS);
@@ -186,18 +186,18 @@ START_TEST(test_warm_byte_bound)
 {
 	setup_pools(1 << 30);
 	size_t q = WARM_BYTES / 4;
-	unsigned char *r = region(5 * (q + PAGE));
+	unsigned char *r = region(5 * (q + page_size()));
 	int dirty, warm = 0;
-	for (int i = 0; i < 5; i++) span_retire(r + i * (q + PAGE), q);
+	for (int i = 0; i < 5; i++) span_retire(r + i * (q + page_size()), q);
 	for (int i = 0; i < 5; i++) {
 		take(q, &dirty);
 		warm += dirty;
 	}
 	ck_assert_int_eq(warm, 4);
 	/* a span above the quarter never stays warm */
-	unsigned char *s = region(q + PAGE);
-	span_retire(s, q + PAGE);
-	ck_assert_ptr_eq(take(q + PAGE, &dirty), s);
+	unsigned char *s = region(q + page_size());
+	span_retire(s, q + page_size());
+	ck_assert_ptr_eq(take(q + page_size(), &dirty), s);
 	ck_assert_int_eq(dirty, 0);
 }
 END_TEST
@@ -207,16 +207,16 @@ END_TEST
 START_TEST(test_retired_oldest_leave_first)
 {
 	setup_pools(0);
-	unsigned char *r = region((RETIRED + 1) * 2 * PAGE);
+	unsigned char *r = region((RETIRED + 1) * 2 * page_size());
 	int dirty;
-	for (int i = 0; i <= RETIRED; i++) span_retire(r + i * 2 * PAGE, PAGE);
+	for (int i = 0; i <= RETIRED; i++) span_retire(r + i * 2 * page_size(), page_size());
 	ck_assert_msg(!is_mapped(r), "the oldest retired span is still mapped");
 	for (int i = 1; i <= RETIRED; i++)
-		ck_assert_msg(is_mapped(r + i * 2 * PAGE), "retired span %d unmapped", i);
+		ck_assert_msg(is_mapped(r + i * 2 * page_size()), "retired span %d unmapped", i);
 	for (int i = 0; i < RETIRED; i++) {
-		unsigned char *q = take(PAGE, &dirty);
+		unsigned char *q = take(page_size(), &dirty);
 		ck_assert((uintptr_t)(q) > (uintptr_t)(r));
-		ck_assert((uintptr_t)(q) < (uintptr_t)(r + (RETIRED + 1) * 2 * PAGE));
+		ck_assert((uintptr_t)(q) < (uintptr_t)(r + (RETIRED + 1) * 2 * page_size()));
 		ck_assert_int_eq(dirty, 0);
 	}
 }
@@ -297,8 +297,8 @@ START_TEST(test_cache_byte_bound)
 	ck_assert(is_mapped(m[2]));
 	/* above half of CACHE_BYTES: not cached (retired: it stays reserved
 	 * on the ring, cold) and nothing cached leaves for it */
-	unsigned char *big = region(CACHE_BYTES / 2 + PAGE);
-	span_unmap_cached(big, CACHE_BYTES / 2 + PAGE, big);
+	unsigned char *big = region(CACHE_BYTES / 2 + page_size());
+	span_unmap_cached(big, CACHE_BYTES / 2 + page_size(), big);
 	ck_assert(is_mapped(m[1]));
 	ck_assert(is_mapped(m[2]));
 }
