@@ -68,7 +68,8 @@ EXPORT void *memalign(size_t align, size_t n)
 
 EXPORT void *valloc(size_t n)
 {
-	return alloc_aligned(PAGE, n);
+	ensure_init();          /* the page size */
+	return alloc_aligned(page_size(), n);
 }
 
 EXPORT void *pvalloc(size_t n)
@@ -77,5 +78,6 @@ EXPORT void *pvalloc(size_t n)
 		errno = ENOMEM;
 		return 0;
 	}
-	return alloc_aligned(PAGE, n ? page_round(n) : PAGE);
+	ensure_init();          /* the page size */
+	return alloc_aligned(page_size(), n ? page_round(n) : page_size());
 }

@@ -65,6 +65,18 @@ static void unlist(struct heap *h, int i)
 	for (; i < (int)h->dirty_n; i++) h->dirty[i] = h->dirty[i + 1];
 }
 
+/* Whether every slot with a byte in the page at lo (from its header to
+ * the next slot's) is free, and the page is not the group's first. */
+static int page_free(const struct meta *m, uintptr_t lo, uint32_t stride)
+{
+	uintptr_t mem = (uintptr_t)m->mem, page = page_size(), base = mem + GROUP_HDR - SLOT_HDR;
+	if (lo < mem + page || lo + page > mem + m->maplen) return 0;
+	size_t j = (lo - base) / stride, last = (lo + page - 1 - base) / stride;
+	for (; j <= last && j < m->cnt; j++)
+		if (!(m->avail >> j & 1)) return 0;
+	return 1;
+}
+
 /* Give back the pages of every free slot of m named in m->dirty (one
  * madvise per run of adjacent slots; the page holding the first slot's
  * header stays, since the slot before may be in use), or of the whole
@@ -74,10 +86,11 @@ static void purge_entry(struct heap *h, int i)
 	struct meta *m = h->dirty[i].m;
 	uint32_t stride = class_stride(m->sc);
 	uint64_t bits = m->dirty & m->avail;
+	uintptr_t page = page_size();
 	if (m->avail == full_mask(m)) {
 		/* all free: every page but the header's, including the first
 		 * pages of slots given back one by one before */
-		if (m->maplen > PAGE) os_purge(m->mem + PAGE, m->maplen - PAGE);
+		if (m->maplen > page) os_purge(m->mem + page, m->maplen - page);
 		bits = 0;
 	} else if (stride < SLOT_PURGE_MIN) {
 		bits = 0;       /* a kept small group in use again: its slots
@@ -87,12 +100,14 @@ static void purge_entry(struct heap *h, int i)
 		int a = __builtin_ctzll(bits);
 		int b = a + __builtin_ctzll(~(bits >> a));      /* run a..b-1 */
 		uintptr_t from = page_round((uintptr_t)slot_at(m, (size_t)a));
-		uintptr_t end = (uintptr_t)slot_at(m, (size_t)b) & -(uintptr_t)PAGE;
+		uintptr_t end = page_trunc((uintptr_t)slot_at(m, (size_t)b));
 		/* the pages a run shares with free neighbours (slot a's header
 		 * and the tail of slot a - 1, slot b's header and head) go too:
-		 * nothing in them is in use */
-		if (a > 0 && (m->avail >> (a - 1) & 1)) from -= PAGE;
-		if (b < m->cnt && (m->avail >> b & 1)) end += PAGE;
+		 * nothing in them is in use.  A page bigger than the stride
+		 * (64 KiB pages, slots of 32..64 KiB) may reach further slots,
+		 * or the group's first page: all must be free (page_free) */
+		if (a > 0 && page_free(m, from - page, stride)) from -= page;
+		if (b < m->cnt && page_free(m, end, stride)) end += page;
 		if (end > from) os_purge((void *)from, end - from);
 		bits &= -(1ull << b);
 	}

@@ -196,8 +196,9 @@ EXPORT void free(void *ptr)
 {
 	unsigned char *p = ptr;
 	/* NULL (page offset 0) and the starts of large objects (offset UNIT
-	 * or 0) share one test */
-	if (unlikely(((uintptr_t)p & (PAGE - 1)) <= GROUP_HDR)) {
+	 * or 0 of a MIN_PAGE boundary, whatever the page size: large.c) share
+	 * one test, with a constant mask */
+	if (unlikely(((uintptr_t)p & (MIN_PAGE - 1)) <= GROUP_HDR)) {
 		if (!p) return;
 		if (is_tomb(p)) goto general;
 	}
@@ -284,7 +285,7 @@ EXPORT size_t malloc_usable_size(void *ptr)
 	unsigned char *p = ptr;
 	struct slot s;
 	if (!p) return 0;
-	if (likely(((uintptr_t)p & (PAGE - 1)) > GROUP_HDR)) {
+	if (likely(((uintptr_t)p & (MIN_PAGE - 1)) > GROUP_HDR)) {
 		uint64_t hdr;
 		__builtin_memcpy(&hdr, p - SLOT_HDR, sizeof hdr);
 		size_t stride, sc, slack, n, idx;

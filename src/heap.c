@@ -40,10 +40,13 @@ static union {
 } first_heap_mem __attribute__((aligned(64)));
 #define first_heap (first_heap_mem.h)
 static int first_heap_used;
-/* Heaps are carved from chunks of 16 pages at page boundaries, so that a
- * heap's head (what an idle thread touches) never straddles two pages. */
-#define HEAP_SLOT ((HEAP_BYTES + PAGE - 1) & ~(size_t)(PAGE - 1))
-_Static_assert(16 * PAGE >= 2 * HEAP_SLOT, "two heaps per chunk");
+/* Heaps are carved from chunks of 64 KiB (whole pages of any size up to
+ * MAX_PAGE) at 4 KiB boundaries, so that a heap's head (what an idle
+ * thread touches, less than 4 KiB) never straddles two pages, whatever
+ * the page size: a boundary of a bigger page is a 4 KiB boundary too. */
+#define HEAP_SLOT ((HEAP_BYTES + MIN_PAGE - 1) & ~(size_t)(MIN_PAGE - 1))
+#define HEAP_CHUNK ((size_t)16 * MIN_PAGE)
+_Static_assert(HEAP_CHUNK >= 2 * HEAP_SLOT, "two heaps per chunk");
 static struct heap *free_heaps;
 static unsigned char *heap_chunk;
 static size_t heap_chunk_left;
@@ -161,7 +164,7 @@ struct heap *heap_get(void)
 		h = &first_heap;
 	} else {
 		if (heap_chunk_left < HEAP_SLOT) {
-			size_t len = 16 * PAGE;
+			size_t len = page_round(HEAP_CHUNK);
 			heap_chunk = span_map(len);
 			heap_chunk_left = heap_chunk ? len : 0;
 			os_count.heaps_mapped += heap_chunk_left;
@@ -180,7 +183,7 @@ struct heap *heap_get(void)
 	 * system's random bytes (nothing of the keys, nothing of addresses) */
 	if (opt.random)
 		while (!h->rng) os_random(&h->rng, sizeof h->rng);
-	if (opt.quarantine && !h->quar) h->quar = span_map(2 * Q_CAP * sizeof(void *));
+	if (opt.quarantine && !h->quar) h->quar = span_map(page_round(2 * Q_CAP * sizeof(void *)));
 	tl_heap = h;
 	if (heap_key_ok) pthread_setspecific(heap_key, h);
 	return h;
@@ -389,9 +392,10 @@ void heap_group_regained(struct heap *h, struct meta *m)
 	if (m == h->cur[sc]) {
 		/* its pages go back now, or from dirty.c's list: a big
 		 * class's freed slots are there, a small one's group may go */
-		if (m->mapped != MEM_NESTED && m->maplen > PURGE_MIN && !m->dirty &&
+		size_t page = page_size();
+		if (m->mapped != MEM_NESTED && m->maplen > PURGE_MIN && m->maplen > page && !m->dirty &&
 		    (class_stride(sc) >= SLOT_PURGE_MIN || !dirty_keep_group(h, m)))
-			os_purge(m->mem + PAGE, m->maplen - PAGE), m->untouched = full_mask(m);
+			os_purge(m->mem + page, m->maplen - page), m->untouched = full_mask(m);
 		return;
 	}
 	heap_ring_remove(h, sc, m);

@@ -339,7 +339,7 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned kind)
 {
 	unsigned char *p = ptr;
 	if ((uintptr_t)p & (UNIT - 1)) fail("invalid pointer", p);
-	if (unlikely(((uintptr_t)p & (PAGE - 1)) <= GROUP_HDR) && is_tomb(p)) fail("double free", p);
+	if (unlikely(((uintptr_t)p & (MIN_PAGE - 1)) <= GROUP_HDR) && is_tomb(p)) fail("double free", p);
 	uint64_t hdr = *header_of(p);
 	if (!hdr || freed_ok(hdr, p)) bad_header(hdr, p);
 	uint32_t mi = H_META(hdr);

@@ -52,6 +52,7 @@ static void print_options(void)
 void init_secret(void)
 {
 	uint64_t k[4] = { 0 };
+	os_page_init();         /* before anything is mapped or sealed */
 	os_mark_start();
 	options_init();
 	heap_map_setup();
@@ -64,7 +65,7 @@ void init_secret(void)
 	ro.key[0] = k[0];               /* last: the flag that init is done */
 	__builtin_memset(k, 0, sizeof k);
 	__asm__ volatile("" : : "r"(k) : "memory");   /* no copy left on the stack */
-	os_protect(&ro, sizeof ro, 0);
+	ro_protect(0);
 }
 
 void init_slow(void)

@@ -3,11 +3,14 @@
  *
  * Invariants:
  * - a large object has a one-slot meta of class SC_LARGE; its user pointer
- *   is mem + UNIT (or, aligned beyond a page, mem + PAGE) and its header
- *   lies inside the mapping; a MEM_GUARDED one (meta.h) has guard pages
- *   around it: everything past maplen up to the end guard (rsv_pages,
- *   reserved for growth) is PROT_NONE too, so a linear overflow faults
- *   within a page;
+ *   is mem + UNIT, or for an alignment above UNIT mem + the alignment
+ *   (at least MIN_PAGE; a page when it is above the page), and its header
+ *   lies inside the mapping; mem is a multiple of the page (os.h), so
+ *   p & (MIN_PAGE - 1) is UNIT or 0 whatever the page size: free's fast
+ *   path and lookup rely on it (free.c); a MEM_GUARDED one (meta.h) has
+ *   guard pages around it: everything past maplen up to the end guard
+ *   (rsv_pages, reserved for growth) is PROT_NONE too, so a linear
+ *   overflow faults within a page;
  * - growing realloc reserves an eighth more, so that growth by small steps
  *   costs a logarithmic number of mremap calls.
  */
@@ -19,31 +22,33 @@
 
 static void *large_alloc_in_window(size_t n, size_t align, int zero)
 {
-	/* p is mem + UNIT or page aligned: the tombstone check relies on it */
+	/* p is mem + UNIT or a multiple of MIN_PAGE: free's routing and the
+	 * tombstone check rely on it (free.c) */
+	ensure_init();          /* the page size */
+	size_t page = page_size();
 	if (align < UNIT) align = UNIT;
-	size_t front = align > UNIT ? PAGE : UNIT;
-	if (n > PTRDIFF_MAX - 2 * align - 4 * PAGE) {
+	size_t front = align == UNIT ? UNIT : align < MIN_PAGE ? MIN_PAGE : align < page ? align : page;
+	if (n > PTRDIFF_MAX - 2 * align - 4 * page) {
 		errno = ENOMEM;
 		return 0;
 	}
-	ensure_init();
 	int guard = opt.guard, fresh = 1;
 	size_t len = page_round(n + 1 + front);
 	unsigned char *base, *p, *origin = 0;
-	if (align > PAGE) {
+	if (align > page) {
 		/* over-map, then trim to [header page, end) (plus the guards) */
-		size_t g = guard ? PAGE : 0, big = len + align + 2 * g;
+		size_t g = guard ? page : 0, big = len + align + 2 * g;
 		unsigned char *raw = span_map(big);
 		if (!raw) return 0;
-		p = (unsigned char *)(((uintptr_t)raw + g + PAGE + align - 1) & -align);
-		base = p - PAGE;
+		p = (unsigned char *)(((uintptr_t)raw + g + page + align - 1) & -align);
+		base = p - page;
 		unsigned char *end = (unsigned char *)page_round((uintptr_t)p + n + 1);
 		len = end - base;
 		if (base - g > raw) os_unmap(raw, base - g - raw);
 		if (end + g < raw + big) os_unmap(end + g, raw + big - end - g);
 		if (guard) {
-			os_guard(base - PAGE, PAGE);
-			os_guard(end, PAGE);
+			os_guard(base - page, page);
+			os_guard(end, page);
 		}
 		origin = base;
 	} else {
@@ -81,7 +86,7 @@ static void large_free_in_window(struct meta *m)
 	size_t len = m->maplen;
 	int guarded = m->mapped == MEM_GUARDED;
 	os_inuse_add(-(ptrdiff_t)len);
-	if (guarded) len += (size_t)m->rsv_pages * PAGE;
+	if (guarded) len += (size_t)m->rsv_pages * page_size();
 	*(uint32_t *)mem = 0;
 	os_lock();
 	meta_free(m);
@@ -93,8 +98,8 @@ static void large_free_in_window(struct meta *m)
 static void *large_realloc_in_window(struct slot *s, size_t n)
 {
 	struct meta *m = s->meta;
-	size_t off = s->p - m->mem;
-	if (n > PTRDIFF_MAX - 2 * PAGE - off - n / 8) {
+	size_t off = s->p - m->mem, page = page_size();
+	if (n > PTRDIFF_MAX - 2 * page - off - n / 8) {
 		errno = ENOMEM;
 		return 0;
 	}
@@ -104,7 +109,7 @@ static void *large_realloc_in_window(struct slot *s, size_t n)
 		/* guard pages cannot follow an mremap: grow into the reserve,
 		 * else move to a new guarded mapping with an eighth in reserve;
 		 * a shrink gives its pages to the reserve */
-		size_t rsv = (size_t)m->rsv_pages * PAGE;
+		size_t rsv = (size_t)m->rsv_pages * page;
 		if (len > m->maplen + rsv) {
 			size_t total = page_round(off + n + 1 + n / 8);
 			mem = span_map_guarded(total);
@@ -122,7 +127,7 @@ static void *large_realloc_in_window(struct slot *s, size_t n)
 			os_decommit(mem + len, m->maplen - len);
 			rsv += m->maplen - len;
 		}
-		m->rsv_pages = rsv / PAGE;
+		m->rsv_pages = rsv / page;
 	} else if (len > m->maplen) {
 		len = page_round(off + n + 1 + n / 8);
 		tomb_set(s->p);         /* the old address dies if the mapping moves */

@@ -36,6 +36,8 @@ static struct meta boot_area[BOOT_RECS] __attribute__((aligned(64)));
 /* written by the first free only: off the first malloc's pages */
 static unsigned char boot_gens[BOOT_RECS * GENS_PER_REC] COLD_BSS;
 #define AREA_BYTES (AREA_RECS * (sizeof(struct meta) + GENS_PER_REC))
+_Static_assert(AREA_BYTES % MAX_PAGE == 0 && AREA_RECS * sizeof(struct meta) % MAX_PAGE == 0,
+	       "an area and its records are whole pages (guards, protect_meta)");
 HIDDEN uint32_t area0_recs = AREA_RECS;  /* records that exist in area 0 */
 
 
@@ -63,14 +65,14 @@ struct meta *meta_alloc(void)
 			a = span_map_guarded(AREA_BYTES);
 			if (!a) return 0;
 			gens = (unsigned char *)a + AREA_RECS * sizeof(struct meta);
-			os_count.meta_bytes_mapped += AREA_BYTES + 2 * PAGE;
+			os_count.meta_bytes_mapped += AREA_BYTES + 2 * page_size();
 		}
 		a->magic = AREA_MAGIC;
 		a->first = i;
-		os_protect(&ro, sizeof ro, 1);
+		ro_protect(1);
 		ro.areas[i >> AREA_SHIFT].recs = a;
 		ro.areas[i >> AREA_SHIFT].gens = gens;
-		os_protect(&ro, sizeof ro, 0);
+		ro_protect(0);
 		i++;
 	}
 	records.next_index = i + 1;

@@ -29,6 +29,10 @@ HIDDEN struct os_counters os_count __attribute__((aligned(64)));
  * that reads them, so that options.c may call this one (its warnings start
  * with os_line_start) without a loop between the two. */
 HIDDEN struct options opt = { .decay_ms = 1000, .populate = 1 };
+/* The page size (os.h): 0 until os_page_init, written once, under the lock,
+ * before the first mapping; in .bss next to the counters, on a page that
+ * the first malloc writes anyway. */
+HIDDEN size_t os_pagesize;
 static __thread int lock_held;  /* depth of this thread's hold on the global lock */
 
 /* Fault injection for the test suite (option fail_mmap=N): the Nth and
@@ -54,7 +58,7 @@ HIDDEN _Atomic uintptr_t tombstones[TOMBS] COLD_BSS;
 
 void tomb_set(const void *p)
 {
-	atomic_store(&tombstones[((uintptr_t)p >> 12) % TOMBS], (uintptr_t)p);
+	atomic_store(&tombstones[((uintptr_t)p >> TOMB_SHIFT) % TOMBS], (uintptr_t)p);
 }
 
 void tomb_clear(const void *p, size_t len)
@@ -133,6 +137,93 @@ long long os_elapsed_ns(void)
 	return (long long)ts.tv_sec * 1000000000 + ts.tv_nsec - t0;
 }
 
+/* The page the allocator uses: the kernel's (AT_PAGESZ, else sysconf);
+ * in an emulation build, a bigger one that env (MALLOCNG_PAGE_SIZE) names,
+ * a power of two up to MAX_PAGE, unless the process is privileged
+ * (secure): the environment belongs to another user there. */
+size_t os_page_choose(size_t kernel, const char *env, int secure)
+{
+#ifdef MALLOCNG_PAGE_EMULATION
+	size_t v = 0;
+	for (; env && *env >= '0' && *env <= '9' && v <= MAX_PAGE; env++) v = v * 10 + (size_t)(*env - '0');
+	if (env && !*env && !secure && v > kernel && v <= MAX_PAGE && !(v & (v - 1))) return v;
+#endif
+	(void)env, (void)secure;
+	return kernel;
+}
+
+#ifdef MALLOCNG_PAGE_EMULATION
+HIDDEN void (*os_trace)(int op, const void *p, size_t len);
+static size_t kernel_page;
+/* Every call of the emulation build is aligned to the emulated page, or
+ * the process fails: on a kernel of that page it would fail (EINVAL) or,
+ * a length rounded up, reach the next page (a purge of live data). */
+static void page_call(int op, const void *p, size_t len)
+{
+	if (os_trace) os_trace(op, p, len);
+	if (((uintptr_t)p | len) & (os_pagesize - 1)) fail("misaligned page call", p);
+}
+#define PAGE_CALL(op, p, len) page_call(op, p, len)
+#else
+#define PAGE_CALL(op, p, len) ((void)0)
+#endif
+
+void os_page_init(void)
+{
+	size_t k = getauxval(AT_PAGESZ);
+	if (!k) {
+		long s = sysconf(_SC_PAGESIZE);
+		k = s > 0 ? (size_t)s : MIN_PAGE;
+	}
+	if (k < MIN_PAGE || (k & (k - 1))) fail("unsupported page size", (void *)k);
+#ifdef MALLOCNG_PAGE_EMULATION
+	kernel_page = k;
+#endif
+	os_pagesize = os_page_choose(k, getenv("MALLOCNG_PAGE_SIZE"), (int)getauxval(AT_SECURE));
+}
+
+/* mmap, at the page's alignment: the kernel's pages are the page, but for
+ * the emulation build, which over-maps and trims. */
+static void *map_pages(size_t len)
+{
+#ifdef MALLOCNG_PAGE_EMULATION
+	size_t extra = os_pagesize - kernel_page;
+	unsigned char *r = mmap(0, len + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r == MAP_FAILED || !extra) return r;
+	unsigned char *p = (unsigned char *)(((uintptr_t)r + extra) & -(uintptr_t)os_pagesize);
+	if (p > r) munmap(r, p - r);
+	if (p + len < r + len + extra) munmap(p + len, r + len + extra - (p + len));
+	return p;
+#else
+	return mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+#endif
+}
+
+/* mremap, at the page's alignment: in the emulation build, in place, else
+ * into an aligned reservation. */
+static void *remap_pages(void *p, size_t old, size_t len)
+{
+#ifdef MALLOCNG_PAGE_EMULATION
+	size_t extra = os_pagesize - kernel_page;
+	if (!extra) return mremap(p, old, len, MREMAP_MAYMOVE);
+	void *q = mremap(p, old, len, 0);
+	if (q != MAP_FAILED) return q;
+	unsigned char *r = mmap(0, len + extra, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r == MAP_FAILED) return r;
+	unsigned char *a = (unsigned char *)(((uintptr_t)r + extra) & -(uintptr_t)os_pagesize);
+	q = mremap(p, old, len, MREMAP_MAYMOVE | MREMAP_FIXED, a);
+	if (q == MAP_FAILED) {
+		munmap(r, len + extra);
+		return q;
+	}
+	if (a > r) munmap(r, a - r);
+	if (a + len < r + len + extra) munmap(a + len, r + len + extra - (a + len));
+	return q;
+#else
+	return mremap(p, old, len, MREMAP_MAYMOVE);
+#endif
+}
+
 void *os_map(size_t len)
 {
 	int e = errno;
@@ -140,7 +231,7 @@ void *os_map(size_t len)
 		errno = ENOMEM;
 		return 0;
 	}
-	void *p = mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *p = map_pages(len);
 	if (p == MAP_FAILED) {
 		if (opt.verbose >= 2) {
 			char buf[192];  /* line start <= 66, the rest <= 60 */
@@ -156,25 +247,27 @@ void *os_map(size_t len)
 		return 0;
 	}
 	errno = e;
+	PAGE_CALL(OS_MAP, p, len);
 	tomb_clear(p, len);
 	atomic_fetch_add_explicit(&os_count.mmaps, 1, memory_order_relaxed);
 	mapped_add(len);
 	return p;
 }
 
-/* A mapping of len bytes between two PROT_NONE guard pages. */
+/* A mapping of len bytes (whole pages) between two PROT_NONE guard pages. */
 void *os_map_guarded(size_t len)
 {
-	unsigned char *p = os_map(len + 2 * PAGE);
+	size_t g = os_pagesize;
+	unsigned char *p = os_map(len + 2 * g);
 	if (!p) return 0;
-	mprotect(p, PAGE, PROT_NONE);
-	mprotect(p + PAGE + len, PAGE, PROT_NONE);
-	return p + PAGE;
+	os_guard(p, g);
+	os_guard(p + g + len, g);
+	return p + g;
 }
 
 void os_unmap_guarded(void *p, size_t len)
 {
-	os_unmap((char *)p - PAGE, len + 2 * PAGE);
+	os_unmap((char *)p - os_pagesize, len + 2 * os_pagesize);
 }
 
 long os_now_ms(void)
@@ -192,8 +285,9 @@ long os_now_ms(void)
 void os_populate(void *p, size_t len)
 {
 	static _Atomic int unsupported;
-	uintptr_t a = (uintptr_t)p & -(uintptr_t)PAGE, b = page_round((uintptr_t)p + len);
+	uintptr_t a = page_trunc((uintptr_t)p), b = page_round((uintptr_t)p + len);
 	if (b <= a || atomic_load_explicit(&unsupported, memory_order_relaxed)) return;
+	PAGE_CALL(OS_POPULATE, (void *)a, b - a);
 	int e = errno;
 	if (madvise((void *)a, b - a, MADV_POPULATE_WRITE) &&
 	    (errno == EINVAL || errno == EPERM || errno == ENOSYS))
@@ -208,6 +302,7 @@ void os_populate(void *p, size_t len)
  * 5.14 or a filter on the advice, which then reads as "no". */
 int os_readable(const void *p, size_t len)
 {
+	PAGE_CALL(OS_READABLE, p, len);
 	int e = errno, ok = !madvise((void *)p, len, MADV_POPULATE_READ);
 	errno = e;
 	return ok;
@@ -218,6 +313,7 @@ int os_readable(const void *p, size_t len)
 void os_purge(void *p, size_t len)
 {
 	int e = errno;
+	PAGE_CALL(OS_PURGE, p, len);
 	madvise(p, len, MADV_DONTNEED);
 	errno = e;
 	atomic_fetch_add_explicit(&os_count.madvises, 1, memory_order_relaxed);
@@ -228,6 +324,7 @@ void os_purge(void *p, size_t len)
 void os_protect(void *p, size_t len, int writable)
 {
 	int e = errno;
+	PAGE_CALL(OS_PROTECT, p, len);
 	mprotect(p, len, writable ? PROT_READ | PROT_WRITE : PROT_READ);
 	errno = e;
 }
@@ -239,12 +336,14 @@ void os_protect(void *p, size_t len, int writable)
 void os_guard(void *p, size_t len)
 {
 	int e = errno;
+	PAGE_CALL(OS_GUARD, p, len);
 	mprotect(p, len, PROT_NONE);
 	errno = e;
 }
 
 int os_unguard(void *p, size_t len)
 {
+	PAGE_CALL(OS_UNGUARD, p, len);
 	int e = errno, r = mprotect(p, len, PROT_READ | PROT_WRITE);
 	errno = e;
 	return r ? -1 : 0;
@@ -253,6 +352,7 @@ int os_unguard(void *p, size_t len)
 void os_decommit(void *p, size_t len)
 {
 	int e = errno;
+	PAGE_CALL(OS_DECOMMIT, p, len);
 	mprotect(p, len, PROT_NONE);
 	madvise(p, len, MADV_DONTNEED);
 	errno = e;
@@ -261,6 +361,7 @@ void os_decommit(void *p, size_t len)
 void os_unmap(void *p, size_t len)
 {
 	int e = errno;
+	PAGE_CALL(OS_UNMAP, p, len);
 	munmap(p, len);
 	errno = e;
 	atomic_fetch_add_explicit(&os_count.munmaps, 1, memory_order_relaxed);
@@ -270,10 +371,12 @@ void os_unmap(void *p, size_t len)
 void *os_remap(void *p, size_t old, size_t len)
 {
 	int e = errno;
+	PAGE_CALL(OS_REMAP, p, old);        /* (traced twice: from and to) */
 	if (inject_failure()) return 0;
-	void *q = mremap(p, old, len, MREMAP_MAYMOVE);
+	void *q = remap_pages(p, old, len);
 	errno = e;      /* on failure too: the callers fall back to a copy */
 	if (q == MAP_FAILED) return 0;
+	PAGE_CALL(OS_REMAP, q, len);
 	tomb_clear(q, len);
 	atomic_fetch_add_explicit(&os_count.mremaps, 1, memory_order_relaxed);
 	mapped_add(len - old);  /* modulo 2^64: a shrink subtracts */

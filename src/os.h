@@ -40,7 +40,6 @@
 #define NCLASS 48
 #define SC_LARGE 63             /* meta of an individually mapped object */
 #define MAX_SMALL (131072 - SLOT_HDR)
-#define PAGE 4096
 #define NEST_MAX 4096           /* groups up to this size live in a slot */
 
 /* ---- options.c (which parses them; opt itself is defined in os.c) ---- */
@@ -76,12 +75,17 @@ HIDDEN long os_now_ms(void);     /* CLOCK_MONOTONIC_COARSE, in ms */
 #define POPULATE_MIN 8192       /* malloc.c: alloc_paged from this size */
 #define REALLOC_MAP_MIN (32 << 10) /* realloc growth from here: a mapping */
 #define TOMBS 64
+/* Tombstones are indexed by p >> TOMB_SHIFT: a large object starts at a
+ * page boundary (+ UNIT) and spans more than 128 KiB, so two live ones
+ * differ there whatever the page (up to MAX_PAGE); p >> 12 would leave 60
+ * of the 64 entries unused with 64 KiB pages. */
+#define TOMB_SHIFT 16
 extern HIDDEN _Atomic uintptr_t tombstones[TOMBS];
 HIDDEN void tomb_set(const void *p);
 HIDDEN void tomb_clear(const void *p, size_t len);
 static inline int is_tomb(const void *p)
 {
-	return atomic_load_explicit(&tombstones[((uintptr_t)p >> 12) % TOMBS],
+	return atomic_load_explicit(&tombstones[((uintptr_t)p >> TOMB_SHIFT) % TOMBS],
 				    memory_order_relaxed) == (uintptr_t)p;
 }
 HIDDEN void os_unmap_guarded(void *p, size_t len);
@@ -124,6 +128,42 @@ struct os_counters {
 };
 extern HIDDEN struct os_counters os_count;
 
-static inline size_t page_round(size_t n) { return (n + PAGE - 1) & ~(size_t)(PAGE - 1); }
+/* ---- pages ----
+ * The page size is the kernel's, read once at first use (os_page_init,
+ * called by init_secret before anything is mapped: getauxval(AT_PAGESZ),
+ * else sysconf): 4 KiB on x86, 4, 16 or 64 KiB on arm64, 64 KiB on
+ * Debian's ppc64el.  Every mapping, guard, purge, protection and populate
+ * is rounded to it (page_round, page_trunc).  It lives in os.c, not in ro
+ * (meta.h), although it too is written once at initialisation: the OS
+ * layer, below ro, needs it, and it is needed to seal ro itself (ro is
+ * whole pages).  It is no input of a check: a stray write to it breaks
+ * mappings, it forges nothing.
+ *
+ * MIN_PAGE is the smallest page of any kernel (every page size is a
+ * multiple of it), for tests that only need a lower bound: free's fast
+ * path routes by p & (MIN_PAGE - 1) (free.c).  MAX_PAGE is the largest
+ * page for which ro is sealed read-only (it is aligned to MAX_PAGE and
+ * takes whole MAX_PAGEs): a kernel with bigger pages runs with ro
+ * writable.
+ *
+ * A build configured with --enable-page-emulation (tests only, never a
+ * package) takes MALLOCNG_PAGE_SIZE=16384 or 65536 from the environment
+ * on a kernel of smaller pages (not in a privileged process), maps at
+ * that alignment and fails on any system call that is not aligned to it
+ * (os.c: os_page_choose; doc/design.md, "Page size"). */
+#define MIN_PAGE 4096
+#define MAX_PAGE 65536
+extern HIDDEN size_t os_pagesize;
+HIDDEN void os_page_init(void);
+HIDDEN size_t os_page_choose(size_t kernel, const char *env, int secure);
+static inline size_t page_size(void) { return os_pagesize; }
+static inline size_t page_round(size_t n) { return (n + os_pagesize - 1) & -os_pagesize; }
+static inline uintptr_t page_trunc(uintptr_t a) { return a & -(uintptr_t)os_pagesize; }
+#ifdef MALLOCNG_PAGE_EMULATION
+/* the emulation build's trace of page calls (test_pagesize) */
+enum { OS_MAP, OS_UNMAP, OS_REMAP, OS_PURGE, OS_GUARD, OS_UNGUARD, OS_PROTECT, OS_DECOMMIT,
+       OS_POPULATE, OS_READABLE };
+extern HIDDEN void (*os_trace)(int op, const void *p, size_t len);
+#endif
 
 #endif

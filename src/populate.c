@@ -37,9 +37,9 @@
 /* The probe's sample pages: the middle and the last whole page of [p, p + n). */
 static void probe_pages(const unsigned char *p, size_t n, uintptr_t *mid, uintptr_t *last)
 {
-	uintptr_t a = page_round((uintptr_t)p), b = ((uintptr_t)p + n) & -(uintptr_t)PAGE;
-	*mid = a + (b - a) / PAGE / 2 * PAGE;
-	*last = b - PAGE;
+	uintptr_t page = page_size(), a = page_round((uintptr_t)p), b = page_trunc((uintptr_t)p + n);
+	*mid = a + (b - a) / page / 2 * page;
+	*last = b - page;
 }
 
 /* A line of the middle page and one of the last page of the probe's
@@ -51,7 +51,7 @@ static __attribute__((noinline)) int probe_written(const unsigned char *p, size_
 	probe_pages(p, n, &m, &l);
 	const uint64_t *mid = (const uint64_t *)m, *last = (const uint64_t *)l;
 	uint64_t x = 0, y = 0;
-	if (!os_readable(mid, l + PAGE - m)) return 0;
+	if (!os_readable(mid, l + page_size() - m)) return 0;
 	for (int i = 0; i < 8; i++) x |= mid[i], y |= last[i];
 	return x && y;
 }
@@ -78,20 +78,21 @@ void fresh_pages(void *p, size_t n, size_t room, int how)
 	if (h->probe) probe_read(h);
 	/* the pages of the header and of the check byte too */
 	unsigned char *from = (unsigned char *)p - SLOT_HDR, *to = (unsigned char *)p + n + (room ? 4 : 1);
-	uintptr_t word = room >= n + H_R_ESC ? ((uintptr_t)p + room - 4) & -(uintptr_t)PAGE : 0;
+	size_t page = page_size();
+	uintptr_t word = room >= n + H_R_ESC ? page_trunc((uintptr_t)p + room - 4) : 0;
 	if (word < page_round((uintptr_t)to)) word = 0;        /* on the last page already */
 	if (how == FRESH_ZEROED || (h->pop_score > 0 && (how == FRESH_LARGE || ++h->big_n % POP_PROBE))) {
 		os_populate(from, (size_t)(to - from));
-		if (word) os_populate((void *)word, PAGE);
-	} else if (how == FRESH_SLOT && n >= 3 * PAGE) {
+		if (word) os_populate((void *)word, page);
+	} else if (how == FRESH_SLOT && n >= 3 * page) {
 		/* while the verdict is on, all but the two sample pages */
 		if (h->pop_score > 0) {
 			uintptr_t mid, last;
 			probe_pages(p, n, &mid, &last);
 			os_populate(from, mid - (uintptr_t)from);
-			if (last > mid + PAGE) os_populate((void *)(mid + PAGE), last - mid - PAGE);
-			os_populate((void *)(last + PAGE), (uintptr_t)to - last - PAGE);
-			if (word) os_populate((void *)word, PAGE);
+			if (last > mid + page) os_populate((void *)(mid + page), last - mid - page);
+			os_populate((void *)(last + page), (uintptr_t)to - last - page);
+			if (word) os_populate((void *)word, page);
 		}
 		h->probe = p;
 		h->probe_n = (uint32_t)n;

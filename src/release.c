@@ -18,7 +18,7 @@ static __attribute__((noinline)) void group_purge_sparse(struct meta *m)
 {
 	uint32_t stride = class_stride(m->sc);
 	int live = __builtin_ctz(~m->avail & full_mask(m));
-	uintptr_t mem = (uintptr_t)m->mem, page = PAGE;
+	uintptr_t mem = (uintptr_t)m->mem, page = page_size();
 	uintptr_t lo = (uintptr_t)header_of(slot_at(m, (size_t)live)), hi = lo + stride;
 	uintptr_t a0 = mem + page, a1 = lo & -page;
 	uintptr_t b0 = (hi + page - 1) & -page, b1 = mem + m->maplen;
@@ -165,8 +165,8 @@ void slot_release_with_pages(struct heap *h, struct meta *m, int idx, unsigned c
 		dirty_trim(h);
 	} else {
 		uintptr_t end = (uintptr_t)m->mem + GROUP_HDR + (size_t)(idx + 1) * stride;
-		uintptr_t from = ((uintptr_t)p + PAGE - 1) & -(uintptr_t)PAGE;
-		end &= -(uintptr_t)PAGE;
+		uintptr_t from = page_round((uintptr_t)p);
+		end = page_trunc(end);
 		if (end > from) os_purge((void *)from, end - from);
 		slot_release(h, m, idx);
 	}

@@ -76,8 +76,8 @@ START_TEST(test_meta_area_guarded)
 		unsigned long lo, hi;
 		char perm[8];
 		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perm) != 3) continue;
-		if (lo <= lo_a - PAGE && hi >= lo_a && !strncmp(perm, "---", 3)) before = 1;
-		if (lo <= hi_a && hi >= hi_a + PAGE && !strncmp(perm, "---", 3)) after = 1;
+		if (lo <= lo_a - page_size() && hi >= lo_a && !strncmp(perm, "---", 3)) before = 1;
+		if (lo <= hi_a && hi >= hi_a + page_size() && !strncmp(perm, "---", 3)) after = 1;
 	}
 	fclose(f);
 	ck_assert_msg(before && after, "meta area %p: guard before %d, after %d", (void *)a, before, after);

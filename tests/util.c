@@ -246,6 +246,14 @@ int has_message(const char *text, const char *msg)
 	return 0;
 }
 
+size_t test_page_size(void)
+{
+	size_t k = (size_t)sysconf(_SC_PAGESIZE), v = 0;
+	const char *e = getenv("MALLOCNG_PAGE_SIZE");
+	for (; e && *e >= '0' && *e <= '9' && v <= 65536; e++) v = v * 10 + (size_t)(*e - '0');
+	return e && !*e && v > k && v <= 65536 && !(v & (v - 1)) ? v : k;
+}
+
 int run_suite(Suite *s)
 {
 	SRunner *sr = srunner_create(s);

@@ -107,6 +107,11 @@ int run_scenario_named(const char *name, const struct scenario *table, size_t n)
  * when msg ends with one): the form of every message of the library. */
 int has_message(const char *text, const char *msg);
 
+/* The page size the allocator runs on: MALLOCNG_PAGE_SIZE when a test
+ * build emulates one (make check-pagesize: a power of two above the
+ * kernel's, up to 64 KiB, as src/os.c takes it), else the kernel's. */
+size_t test_page_size(void);
+
 /* Run a Check suite; returns the process exit status. */
 struct Suite;
 int run_suite(struct Suite *s);
