@@ -261,17 +261,41 @@ struct meta *group_adopt(struct heap *h, int sc)
 	return got;
 }
 
-/* free() of slots (bits) in an abandoned group, under the lock: the group
- * stays abandoned (it moves to abandoned[] if it was full), and is
- * released when this empties it.  The freeing thread does not adopt it: a
- * thread that only frees, or no longer allocates from the class, would
- * collect groups it never looks at again, and the frees of other threads
- * into them would wait there for good; a thread that allocates from the
- * class takes the group from abandoned[] when it needs one (group_adopt).
- * Returns 0 if another thread adopted the group meanwhile (the caller then
- * frees the slots as remote ones). */
+/* free() of slots (bits) in an abandoned group.  While other slots of the
+ * group are in use (neither in avail nor in remote, nor among bits), this
+ * free cannot empty it; if the group is also on abandoned[] (it has room:
+ * one on the full ring must move there, under the lock, so that adopters
+ * find it before they make new groups), the bits go into its remote mask with one atomic
+ * operation, as for a group another thread owns, and whoever takes the
+ * group next collects them (group_adopt, adopt_from_full, the locked path
+ * below, abandoned_trim).  Nothing of m is read after that operation but
+ * its owner, for the hint (a record is never unmapped: a stale read only
+ * sets a hint).  Two threads that free a group's last two slots at the
+ * same moment may both take this path: the group, empty, then waits
+ * abandoned until a thread adopts it or malloc_trim releases it.
+ * Otherwise, under the lock: the group stays abandoned (it moves to
+ * abandoned[] if it was full), and is released when this empties it.
+ * The freeing thread does not adopt it: a thread that only frees, or no
+ * longer allocates from the class, would collect groups it never looks at
+ * again, and the frees of other threads into them would wait there for
+ * good; a thread that allocates from the class takes the group from
+ * abandoned[] when it needs one (group_adopt).  Returns 0 if another
+ * thread adopted the group meanwhile (the caller then frees the slots as
+ * remote ones). */
 int abandoned_release_slots(struct meta *m, uint32_t bits)
 {
+	uint32_t avail = __atomic_load_n(&m->avail, __ATOMIC_RELAXED);
+	uint32_t remote = atomic_load_explicit(&m->remote, memory_order_relaxed);
+	if (avail & bits) fail("double free", m->mem);
+	if ((full_mask(m) & ~(avail | remote | bits)) && !__atomic_load_n(&m->in_full, __ATOMIC_RELAXED)) {
+		int sc = m->sc;
+		unsigned char *mem = m->mem;
+		if (atomic_fetch_or(&m->remote, bits) & bits) fail("double free", mem);
+		struct heap *owner = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
+		if (owner && !atomic_load_explicit(&owner->remote_hint[sc], memory_order_relaxed))
+			atomic_store_explicit(&owner->remote_hint[sc], 1, memory_order_relaxed);
+		return 1;
+	}
 	os_lock();
 	if (m->owner) {
 		os_unlock();

@@ -97,7 +97,7 @@ struct ro_globals {
 		struct meta_area *recs;    /* the area's records */
 		unsigned char *gens;       /* its slot generations (meta.c) */
 	} areas[MAX_AREAS];
-} __attribute__((aligned(MAX_PAGE)));    /* whole pages, shared with nothing */
+} __attribute__((aligned(RO_ALIGN)));    /* whole pages, shared with nothing */
 extern HIDDEN struct ro_globals ro;
 /* Whether the keys are set (init_secret sets key[0] last, never to 0). */
 static inline int init_done(void)
@@ -111,10 +111,10 @@ static inline int init_done(void)
  * their register choices). */
 #define class_stride(sc) (ro.stride[sc])
 #define class_room(sc) (ro.room[sc])
-/* Seal ro (writable 0) or open it: whole pages up to MAX_PAGE (os.h). */
+/* Seal ro (writable 0) or open it: whole pages up to RO_ALIGN (os.h). */
 static inline void ro_protect(int writable)
 {
-	if (page_size() <= MAX_PAGE) os_protect(&ro, sizeof ro, writable);
+	os_protect_ro(&ro, sizeof ro, writable);
 }
 
 /* Smallest class whose stride holds n user bytes plus SLOT_HDR.

@@ -329,6 +329,19 @@ void os_protect(void *p, size_t len, int writable)
 	errno = e;
 }
 
+void os_protect_ro(void *p, size_t len, int writable)
+{
+#ifdef MALLOCNG_PAGE_EMULATION
+	size_t k = kernel_page;
+#else
+	size_t k = os_pagesize;
+#endif
+	if (k > RO_ALIGN) return;
+	int e = errno;
+	mprotect(p, len, writable ? PROT_READ | PROT_WRITE : PROT_READ);
+	errno = e;
+}
+
 /* Guard pages: make [p, p + len) (page aligned) inaccessible, or
  * accessible again (os_unguard returns 0, else -1: it failed and nothing
  * changed); os_decommit also gives the pages back, uncounted.  errno is

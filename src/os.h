@@ -142,9 +142,9 @@ extern HIDDEN struct os_counters os_count;
  * MIN_PAGE is the smallest page of any kernel (every page size is a
  * multiple of it), for tests that only need a lower bound: free's fast
  * path routes by p & (MIN_PAGE - 1) (free.c).  MAX_PAGE is the largest
- * page for which ro is sealed read-only (it is aligned to MAX_PAGE and
- * takes whole MAX_PAGEs): a kernel with bigger pages runs with ro
- * writable.
+ * page for which ro is sealed read-only off x86 (it is aligned to
+ * RO_ALIGN and takes whole RO_ALIGN blocks): a kernel with bigger pages
+ * runs with ro writable.
  *
  * A build configured with --enable-page-emulation (tests only, never a
  * package) takes MALLOCNG_PAGE_SIZE=16384 or 65536 from the environment
@@ -153,6 +153,20 @@ extern HIDDEN struct os_counters os_count;
  * (os.c: os_page_choose; doc/design.md, "Page size"). */
 #define MIN_PAGE 4096
 #define MAX_PAGE 65536
+/* ro's alignment (meta.h): whole pages of any kernel of the architecture.
+ * x86 kernels have 4 KiB pages only, and there a 64 KiB-aligned section
+ * after .bss (x86-64's .lbss) becomes a load segment of its own, past
+ * which Valgrind reads no symbols; other architectures' kernels may have
+ * pages up to MAX_PAGE. */
+#if defined(__x86_64__) || defined(__i386__)
+#define RO_ALIGN MIN_PAGE
+#else
+#define RO_ALIGN MAX_PAGE
+#endif
+/* ro's protection, on the kernel's own pages (an emulation build's
+ * bigger page does not apply: ro is aligned to RO_ALIGN); nothing when
+ * the kernel's pages are bigger than RO_ALIGN */
+HIDDEN void os_protect_ro(void *p, size_t len, int writable);
 extern HIDDEN size_t os_pagesize;
 HIDDEN void os_page_init(void);
 HIDDEN size_t os_page_choose(size_t kernel, const char *env, int secure);
