@@ -15,6 +15,13 @@ void free_aligned_sized(void *p, size_t align, size_t n);
  * deliberately invalid frees / out-of-bounds writes). */
 #define OPAQUE(p) ({ __typeof__(p) o_ = (p); __asm__ volatile("" : "+r"(o_)); o_; })
 
+/* 1 << n for the huge requests of the tests, which must stay huge with a
+ * 32-bit size_t: there a count past the width gives the largest power of
+ * two, 1 << 31 (a plain (size_t)1 << 62 is undefined there; GCC made it
+ * 0, and malloc(0) succeeds). */
+#define POW2(n) ((n) < 8 * sizeof(size_t) ? (size_t)1 << ((n) & (8 * sizeof(size_t) - 1)) \
+                                          : (size_t)1 << (8 * sizeof(size_t) - 1))
+
 /* Cheap assertion for hot loops: Check's ck_assert_* records a "last
  * passed point" with a system call every time, this one only on failure. */
 #define REQUIRE(cond, ...) \
