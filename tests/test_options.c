@@ -581,6 +581,7 @@ END_TEST
 
 START_TEST(test_populate)
 {
+	SKIP_IF_EMULATED("qemu-user takes madvise(MADV_POPULATE_WRITE) for a no-op");
 	expect_ok(NULL, "populate");
 	expect_ok("populate=0", "populate_off");
 	expect_ok("decay_ms=0", "populate");
