@@ -16,11 +16,10 @@
 # set-user-ID program of another architecture cannot be started, host
 # programs cannot preload the library): this script lists every skip.
 #
-# Under emulation CI runs a named subset (EMULATED_TESTS below: every
-# suite once, in the default mode, and fuzz/'s tests); the Check suites
-# rerun under the other option sets (tests/hardened_*.sh, which repeat
-# eight suites under four MALLOCNG_OPTIONS) take 4 to 6 minutes more per
-# architecture there.  `.ci/arch.sh --full` runs the whole make check on
+# Under emulation CI runs a named subset: every test of tests/ and fuzz/
+# but the four reruns in EMULATED_EXCLUDE below (tests/hardened_*.sh, which
+# repeat eight Check suites under other MALLOCNG_OPTIONS sets, and would
+# double the time there).  `.ci/arch.sh --full` runs the whole make check on
 # every architecture.
 #
 # Usage: .ci/arch.sh [--full] [ARCH...]     (default: i386 arm64 s390x)
@@ -36,14 +35,17 @@ ARCHS=${*:-"i386 arm64 s390x"}
 jobs=${JOBS:-2}
 start=$(date +%s)
 
-# tests/ and fuzz/ tests run under an emulator in CI (not --full): every
-# Check suite, the plain C tests and the scripts, not the hardened_*.sh
-# reruns.
-EMULATED_TESTS="test_malloc test_realloc test_aligned test_death test_thread test_lifetimes
-	test_attack test_whitebox test_span test_group test_fork test_enomem test_rss
-	test_interpose test_stats test_options test_secure test_size_class test_static
-	test_portable test_programs.sh test_wrapper.sh check_layers.sh check_version.sh"
-EMULATED_FUZZ="fault_inject misuse.sh replay_corpus mt_stress"
+# The tests run under an emulator in CI (not --full): every test of
+# tests/ and fuzz/ (their Makefiles' TESTS) but these reruns.
+EMULATED_EXCLUDE="hardened_preset.sh hardened_junk.sh hardened_random.sh hardened_protect_meta.sh"
+# the TESTS of a configured directory's Makefile, less EMULATED_EXCLUDE
+tests_of() {
+	local t out=
+	for t in $(printf 'print-tests:\n\t@echo $(TESTS)\n' | make -s --no-print-directory -C "$1" -f Makefile -f - print-tests); do
+		case " $EMULATED_EXCLUDE " in *" $t "*) ;; *) out="$out $t" ;; esac
+	done
+	echo $out
+}
 
 triplet() {
 	case $1 in
@@ -135,10 +137,10 @@ for a in $ARCHS; do
 		(cd "$b" && make -k -j"$jobs" check MALLOCNG_TEST_EMULATOR="$emu") >"$b/check.log" 2>&1 || rc=$?
 	else
 		what=subset
-		{ (cd "$b/tests" && make -k -j"$jobs" check MALLOCNG_TEST_EMULATOR="$emu" \
-			TESTS="$(echo $EMULATED_TESTS)") || rc=$?
-		  (cd "$b/fuzz" && make -k -j"$jobs" check MALLOCNG_TEST_EMULATOR="$emu" \
-			TESTS="$EMULATED_FUZZ") || rc=$?
+		{ for d in tests fuzz; do
+			(cd "$b/$d" && make -k -j"$jobs" check MALLOCNG_TEST_EMULATOR="$emu" \
+				TESTS="$(tests_of "$b/$d")") || rc=$?
+		  done
 		} >"$b/check.log" 2>&1
 	fi
 	grep -E '^(FAIL|ERROR|XPASS):' "$b/check.log" || true
