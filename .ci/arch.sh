@@ -19,7 +19,8 @@
 # Under emulation CI runs a named subset: every test of tests/ and fuzz/
 # but the four reruns in EMULATED_EXCLUDE below (tests/hardened_*.sh, which
 # repeat eight Check suites under other MALLOCNG_OPTIONS sets, and would
-# double the time there).  `.ci/arch.sh --full` runs the whole make check on
+# double the time there), and with fuzz/fault_inject's sweep in its
+# hardened mode only (FAULT_INJECT_MODES=hardened=1).  `.ci/arch.sh --full` runs the whole make check on
 # every architecture.
 #
 # Usage: .ci/arch.sh [--full] [ARCH...]     (default: i386 arm64 s390x)
@@ -137,8 +138,11 @@ for a in $ARCHS; do
 		(cd "$b" && make -k -j"$jobs" check MALLOCNG_TEST_EMULATOR="$emu") >"$b/check.log" 2>&1 || rc=$?
 	else
 		what=subset
+		# fault_inject's sweep once, in its hardened mode, not also in the
+		# default one: each of its hundreds of children is a fresh emulator
 		{ for d in tests fuzz; do
-			(cd "$b/$d" && make -k -j"$jobs" check MALLOCNG_TEST_EMULATOR="$emu" \
+			(cd "$b/$d" && FAULT_INJECT_MODES=${FAULT_INJECT_MODES-hardened=1} \
+				make -k -j"$jobs" check MALLOCNG_TEST_EMULATOR="$emu" \
 				TESTS="$(tests_of "$b/$d")") || rc=$?
 		  done
 		} >"$b/check.log" 2>&1
