@@ -82,7 +82,8 @@ copy_tree "$work/deb/mallocng-$version"
 deb_opts=${DEB_BUILD_OPTIONS:-}
 [ "$PACKAGING_CHECK" = 1 ] || deb_opts="nocheck $deb_opts"
 (cd "$work/deb/mallocng-$version" &&
-	DEB_BUILD_OPTIONS="$deb_opts" dpkg-buildpackage -us -uc -b) >"$PKG_OUT/deb-build.log" 2>&1 ||
+	DPKG_GENSYMBOLS_CHECK_LEVEL=4 DEB_BUILD_OPTIONS="$deb_opts" dpkg-buildpackage -us -uc -b) \
+	>"$PKG_OUT/deb-build.log" 2>&1 ||
 	{ tail -40 "$PKG_OUT/deb-build.log"; die "dpkg-buildpackage (log: $PKG_OUT/deb-build.log)"; }
 cp "$work"/deb/*.deb "$work"/deb/*.changes "$work"/deb/*.buildinfo "$PKG_OUT"/
 for p in "${debs[@]}"; do
@@ -190,6 +191,98 @@ for f in "$PKG_OUT"/mallocng-"$version"-*.rpm; do case $f in *.src.rpm) ;; *) ma
 rpm -qlp "$main_rpm" | grep '/libmallocng\.so\.1$' || die "libmallocng.so.1 missing from $main_rpm"
 rpm -qlp "$PKG_OUT"/mallocng-devel-"$version"-*.rpm | grep '/pkgconfig/mallocng\.pc$' ||
 	die "mallocng.pc missing from the -devel RPM"
+
+# ---------------------------------------------------------------- cross
+# The .debs cross-built for other architectures (crossbuild-essential-*,
+# build dependencies of the target through dpkg multiarch) and the RPMs
+# for aarch64; built, inspected, not installed (this machine cannot run
+# them).  DPKG_GENSYMBOLS_CHECK_LEVEL=4 fails a build whose library's
+# symbols differ from debian/libmallocng1.symbols in any way, so that the
+# file holds on every architecture built.  CROSS_PKG_ARCHS (Debian names)
+# and CROSS_RPM_TARGETS (rpm's names, e.g. aarch64) override the lists;
+# empty skips them.
+CROSS_PKG_ARCHS=${CROSS_PKG_ARCHS-"arm64 i386"}
+CROSS_RPM_TARGETS=${CROSS_RPM_TARGETS-aarch64}
+deb_machine() {
+	case $1 in
+	arm64) echo AArch64 ;; i386) echo 'Intel 80386' ;; armhf|armel) echo ARM ;;
+	s390x) echo 'IBM S/390' ;; ppc64el) echo PowerPC64 ;; riscv64) echo RISC-V ;;
+	amd64) echo X86-64 ;; *) echo '?' ;;
+	esac
+}
+for a in $CROSS_PKG_ARCHS; do
+	step "dpkg-buildpackage -a $a -Pcross,nocheck -us -uc -b"
+	t=$(dpkg-architecture -qDEB_HOST_MULTIARCH -a"$a" 2>/dev/null)
+	dpkg --print-foreign-architectures | grep -qx "$a" || dpkg --add-architecture "$a"
+	copy_tree "$work/deb-$a/mallocng-$version"
+	dpkg-query -W -f='${Status}\n' "crossbuild-essential-$a" 2>/dev/null | grep -q '^install ok installed$' &&
+		dpkg-checkbuilddeps -a "$a" -P cross,nocheck "$work/deb-$a/mallocng-$version/debian/control" 2>/dev/null ||
+		{ apt-get update -qq &&
+		  apt-get install -y -qq --no-install-recommends "crossbuild-essential-$a" &&
+		  apt-get build-dep -y -qq -a "$a" -P cross,nocheck "$work/deb-$a/mallocng-$version"; } \
+		>"$work/apt-$a.log" 2>&1 || { tail -30 "$work/apt-$a.log"; die "cross build dependencies for $a"; }
+	(cd "$work/deb-$a/mallocng-$version" &&
+		DPKG_GENSYMBOLS_CHECK_LEVEL=4 DEB_BUILD_OPTIONS="nocheck $deb_opts" \
+		dpkg-buildpackage -a "$a" -Pcross,nocheck -us -uc -b) >"$PKG_OUT/deb-build-$a.log" 2>&1 ||
+		{ tail -40 "$PKG_OUT/deb-build-$a.log"; die "dpkg-buildpackage -a $a (log: $PKG_OUT/deb-build-$a.log)"; }
+	grep -E 'dpkg-gensymbols: (warning|error)' "$PKG_OUT/deb-build-$a.log" &&
+		die "$a: the symbols differ from debian/libmallocng1.symbols"
+	for p in "${debs[@]}"; do
+		f=$work/deb-$a/${p}_${version}_$a.deb
+		[ -f "$f" ] || die "no $(basename "$f")"
+		cp "$f" "$PKG_OUT"/
+		[ "$(dpkg-deb -f "$f" Architecture)" = "$a" ] || die "$(basename "$f"): Architecture is not $a"
+	done
+	lib=$(dpkg-deb -c "$PKG_OUT/libmallocng1_${version}_$a.deb" | awk '{print $6}' |
+		grep "^\./usr/lib/$t/libmallocng\.so\.1\.")
+	[ -n "$lib" ] || die "libmallocng1_${version}_$a.deb: no /usr/lib/$t/libmallocng.so.1.*"
+	machine=$(dpkg-deb --fsys-tarfile "$PKG_OUT/libmallocng1_${version}_$a.deb" | tar -xOf - "$lib" |
+		{ f=$work/lib-$a.so; cat >"$f"; readelf -h "$f" | sed -n 's/^ *Machine: *//p'; })
+	case $machine in
+	*"$(deb_machine "$a")"*) ;;
+	*) die "libmallocng1_${version}_$a.deb: $lib is for '$machine'" ;;
+	esac
+	dpkg-deb --fsys-tarfile "$PKG_OUT/mallocng-tools_${version}_$a.deb" | tar -xOf - ./usr/bin/mallocng |
+		grep -q "^default_lib='/usr/lib/$t/libmallocng.so.1'" ||
+		die "mallocng-tools_${version}_$a.deb: the command does not name /usr/lib/$t/libmallocng.so.1"
+	echo "$a: $(cd "$PKG_OUT" && ls ./*_"${version}"_"$a".deb | tr '\n' ' '); ${lib#.} is $machine; symbols as in debian/libmallocng1.symbols"
+done
+
+# rpmbuild --target only names the architecture: %configure keeps the
+# machine's --host, CC and strip, so the cross tools are passed in.  Only
+# the package build is checked (rpmbuild --nodeps: Debian's rpm database is
+# empty); %check is not run (--without check).
+for r in $CROSS_RPM_TARGETS; do
+	case $r in
+	aarch64) da=arm64 ;; i686) da=i386 ;; s390x) da=s390x ;; ppc64le) da=ppc64el ;;
+	riscv64) da=riscv64 ;; *) die "unknown RPM target $r" ;;
+	esac
+	t=$(dpkg-architecture -qDEB_HOST_GNU_TYPE -a"$da" 2>/dev/null)
+	step "rpmbuild --target $r -ta mallocng-$version.tar.gz (with $t-gcc)"
+	dpkg-query -W -f='${Status}\n' "gcc-$t" 2>/dev/null | grep -q '^install ok installed$' ||
+		{ apt-get update -qq && apt-get install -y -qq "gcc-$t" "binutils-$t"; } >"$work/apt-rpm-$r.log" 2>&1 ||
+		{ tail -20 "$work/apt-rpm-$r.log"; die "apt-get install gcc-$t"; }
+	rpmbuild --nodeps --define "_topdir $work/rpmtop-$r" --without check --target "$r" \
+		--define "_build $(dpkg-architecture -qDEB_BUILD_GNU_TYPE)" --define "_host $t" \
+		--define "__strip $t-strip" --define "__objdump $t-objdump" \
+		-ta "$tarball" >"$PKG_OUT/rpm-build-$r.log" 2>&1 ||
+		{ tail -40 "$PKG_OUT/rpm-build-$r.log"; die "rpmbuild --target $r (log: $PKG_OUT/rpm-build-$r.log)"; }
+	for f in "$work/rpmtop-$r/RPMS/$r"/*.rpm; do
+		cp "$f" "$PKG_OUT"/
+		echo "--- $(basename "$f")"
+	done
+	f=$PKG_OUT/mallocng-$version-1.$r.rpm
+	[ -f "$f" ] || f=$(ls "$PKG_OUT"/mallocng-"$version"-*."$r".rpm | head -1)
+	mkdir -p "$work/rpmx-$r"
+	(cd "$work/rpmx-$r" && rpm2cpio "$f" | cpio -idm --quiet)
+	so=$(ls "$work/rpmx-$r"/usr/lib*/libmallocng.so.1.* | head -1)
+	[ -n "$so" ] || die "$(basename "$f"): no libmallocng.so.1"
+	machine=$(readelf -h "$so" | sed -n 's/^ *Machine: *//p')
+	case $machine in
+	*"$(deb_machine "$da")"*) echo "$r: ${so#"$work/rpmx-$r"} is $machine" ;;
+	*) die "$(basename "$f"): ${so#"$work/rpmx-$r"} is for '$machine'" ;;
+	esac
+done
 
 step "done: packages in $PKG_OUT"
 ls -1 "$PKG_OUT"

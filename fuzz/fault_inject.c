@@ -36,6 +36,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "mallocng.h"
+#include "../tests/exec_self.h"
 
 #define MAX_OBJ 512
 
@@ -282,7 +283,7 @@ static int run_child(const char *opts, const char *mode, char *out, size_t outle
 		close(fd[1]);
 		setenv("MALLOCNG_OPTIONS", opts, 1);
 		char *argv[] = { "fault_inject", (char *)mode, 0 };
-		execv("/proc/self/exe", argv);
+		reexec_self(argv);
 		_exit(98);
 	}
 	close(fd[1]);

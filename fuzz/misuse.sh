@@ -27,6 +27,10 @@ uaf_write:default
 #   and verified when they leave the quarantine.
 
 lib=${MALLOCNG_LIB:-../src/.libs/libmallocng.so}
+# a cross build's make check runs the programs through an emulator
+# (MALLOCNG_TEST_EMULATOR, tests/Makefile.am)
+EMU=${MALLOCNG_TEST_EMULATOR:-}
+export EMU
 dir=${MISUSE_DIR:-./misuse}
 srcdir=${srcdir:-.}
 if [ ! -f "$lib" ]; then
@@ -52,7 +56,7 @@ for c in $cases; do
 		# ulimit -c 0: no core files for the expected aborts; the inner
 		# shell's own stderr (its "Aborted" message) goes to /dev/null
 		st=$(MALLOCNG_OPTIONS=$opts LD_PRELOAD=$lib OUT=$tmp sh -c \
-			'ulimit -c 0; "$1" >"$OUT" 2>&1; echo $?' sh "$dir/$c" 2>/dev/null)
+			'ulimit -c 0; $EMU "$1" >"$OUT" 2>&1; echo $?' sh "$dir/$c" 2>/dev/null)
 		# the line: "mallocng: <program>[<pid>]: <what> at 0x<address>[,
 		# caller 0x<address> (<module>+0x<offset>)] (see mallocng(7))"
 		diag=$(sed -n 's/^mallocng: [^[]*\[[0-9]*\]: \(.*\) at 0x[0-9a-f]*\(, caller 0x[0-9a-f]*\( ([^)]*)\)\{0,1\}\)\{0,1\} (see mallocng(7))$/\1/p' "$tmp" | head -1)

@@ -9,13 +9,16 @@
 # file that src/layers.txt does not list is a violation too.
 #
 # LAYERS_TABLE   the table (default: src/layers.txt beside this script)
+# LAYERS_NM      the nm command (tests/Makefile.am: configure's)
 # LAYERS_OBJDIR  the directory of libmallocng_la-*.o (default: src/.libs
 #                of the build tree, else src/)
 here=$(dirname "$0")
 table=${LAYERS_TABLE:-$here/../src/layers.txt}
 objdir=${LAYERS_OBJDIR:-../src/.libs}
 [ -f "$objdir/libmallocng_la-os.o" ] || objdir=$(dirname "$objdir")
-command -v nm >/dev/null 2>&1 || { echo "nm not found: skipped"; exit 77; }
+# LAYERS_NM: configure's nm (a cross build's reads the target's objects)
+nm=${LAYERS_NM:-nm}
+command -v ${nm%% *} >/dev/null 2>&1 || { echo "$nm not found: skipped"; exit 77; }
 [ -f "$table" ] || { echo "no layer table $table"; exit 1; }
 [ -f "$objdir/libmallocng_la-os.o" ] || { echo "no objects in $objdir: skipped"; exit 77; }
 
@@ -26,11 +29,11 @@ srcdir=$(dirname "$table")
 for o in "$objdir"/libmallocng_la-*.o; do
 	f=${o##*/libmallocng_la-}; f=${f%.o}
 	[ -f "$srcdir/$f.c" ] || continue       # left over from a renamed file
-	nm --defined-only "$o" | awk -v f="$f" 'NF == 3 && $2 ~ /[TDBRCV]/ { print "D", $3, f }'
+	$nm --defined-only "$o" | awk -v f="$f" 'NF == 3 && $2 ~ /[TDBRCV]/ { print "D", $3, f }'
 	# exported (default visibility) definitions: the API
 	readelf -sW "$o" 2>/dev/null |
 	awk '$5 == "GLOBAL" && $6 == "DEFAULT" && $7 != "UND" { print "X", $8 }'
-	nm --undefined-only "$o" | awk -v f="$f" '{ print "U", $NF, f }'
+	$nm --undefined-only "$o" | awk -v f="$f" '{ print "U", $NF, f }'
 done | awk -v table="$table" '
 	BEGIN {
 		while ((getline line < table) > 0) {

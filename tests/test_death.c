@@ -21,8 +21,11 @@
 #include <malloc.h>
 #include "util.h"
 
-#define ARG(x) ((void *)(uintptr_t)(x))
-#define VAL(a) ((size_t)(uintptr_t)(a))
+/* A 64-bit argument of a child (two sizes packed in it), by address: a
+ * pointer has 32 bits on 32-bit targets.  The child is forked within the
+ * call, while the compound literal lives. */
+#define ARG(x) ((void *)&(uint64_t){ (x) })
+#define VAL(a) (*(const uint64_t *)(a))
 
 /* ---- double free ---- */
 
@@ -392,13 +395,13 @@ START_TEST(test_free_interior)
 	for (size_t i = 0; i < sizeof n / sizeof *n; i++) {
 		char name[64];
 		snprintf(name, sizeof name, "free(p+16) of malloc(%zu)", n[i]);
-		soft_expect_abort(&soft, name, free_interior, ARG(n[i] << 16 | 16), NULL, NULL);
-		soft_expect_abort(&soft, name, free_interior_ff, ARG(n[i] << 16 | 16), NULL, NULL);
+		soft_expect_abort(&soft, name, free_interior, ARG((uint64_t)n[i] << 16 | 16), NULL, NULL);
+		soft_expect_abort(&soft, name, free_interior_ff, ARG((uint64_t)n[i] << 16 | 16), NULL, NULL);
 		snprintf(name, sizeof name, "free(p+8) of malloc(%zu)", n[i]);
-		soft_expect_abort(&soft, name, free_interior, ARG(n[i] << 16 | 8), NULL, NULL);
-		soft_expect_abort(&soft, name, free_interior_ff, ARG(n[i] << 16 | 8), NULL, NULL);
+		soft_expect_abort(&soft, name, free_interior, ARG((uint64_t)n[i] << 16 | 8), NULL, NULL);
+		soft_expect_abort(&soft, name, free_interior_ff, ARG((uint64_t)n[i] << 16 | 8), NULL, NULL);
 		snprintf(name, sizeof name, "free(p+1) of malloc(%zu)", n[i]);
-		soft_expect_abort(&soft, name, free_interior, ARG(n[i] << 16 | 1), NULL, NULL);
+		soft_expect_abort(&soft, name, free_interior, ARG((uint64_t)n[i] << 16 | 1), NULL, NULL);
 	}
 	soft_check(&soft);
 }
@@ -533,7 +536,7 @@ START_TEST(test_replayed_header)
 			char name[96];
 			snprintf(name, sizeof name, "live header of malloc(%zu) replayed after release%s",
 			         n[i], again ? ", records reused" : "");
-			soft_expect_abort(&soft, name, replay_released, ARG(n[i] << 8 | again), NULL, NULL);
+			soft_expect_abort(&soft, name, replay_released, ARG((uint64_t)n[i] << 8 | again), NULL, NULL);
 		}
 	soft_check(&soft);
 }

@@ -75,6 +75,8 @@ static void child_body(void *arg)
 
 START_TEST(test_fork_under_load)
 {
+	SKIP_IF_EMULATED("qemu-user (7.2) aborts in a child forked while other threads run "
+	                 "(\"cpu_exec: assertion failed\")");
 	pthread_t t[NWORKERS];
 	atomic_store(&stop, 0);
 	for (int i = 0; i < 64; i++) {

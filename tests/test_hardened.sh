@@ -9,7 +9,8 @@
 # `make check` runs one thin wrapper per set (hardened_preset.sh,
 # hardened_junk.sh, hardened_random.sh, hardened_protect_meta.sh), so that
 # the parallel harness runs them side by side and reports each as it ends.
-# Prints one line per suite and option set.
+# Prints one line per suite and option set.  MALLOCNG_TEST_EMULATOR (a
+# cross build's make check, tests/Makefile.am) runs the suites through it.
 
 suites="test_malloc test_realloc test_aligned test_death test_interpose test_fork test_stats test_attack"
 all_sets="preset junk random protect_meta"
@@ -48,7 +49,9 @@ for name in "$@"; do
 		# operation (300-1300x slower): the timeouts stretch with it
 		mult=1
 		test "$opts" = protect_meta=1 && mult=8
-		if out=$(MALLOCNG_OPTIONS=$opts CK_TIMEOUT_MULTIPLIER=$mult CK_VERBOSITY=minimal "./$t" 2>&1); then
+		# and under an emulator (tests/Makefile.am)
+		test -n "$MALLOCNG_TEST_EMULATOR" && mult=$((mult * 4))
+		if out=$(MALLOCNG_OPTIONS=$opts CK_TIMEOUT_MULTIPLIER=$mult CK_VERBOSITY=minimal $MALLOCNG_TEST_EMULATOR "./$t" 2>&1); then
 			echo "PASS: $t with MALLOCNG_OPTIONS=$opts"
 		else
 			echo "FAIL: $t with MALLOCNG_OPTIONS=$opts"

@@ -325,7 +325,7 @@ START_TEST(test_calloc_overflow)
 {
 	static const size_t pairs[][2] = {
 		{ SIZE_MAX, 2 }, { 2, SIZE_MAX }, { SIZE_MAX / 2 + 1, 2 },
-		{ (size_t)1 << 32, (size_t)1 << 32 }, { SIZE_MAX, SIZE_MAX },
+		{ POW2(32), POW2(32) }, { SIZE_MAX, SIZE_MAX },
 		{ (SIZE_MAX / 3) + 1, 3 }, { 65537, (SIZE_MAX / 65536) },
 	};
 	for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
@@ -367,8 +367,8 @@ START_TEST(test_huge_requests)
 {
 	static const size_t huge[] = {
 		(size_t)PTRDIFF_MAX + 1, SIZE_MAX, SIZE_MAX - 8, SIZE_MAX - 4096,
-		SIZE_MAX - 65536, (size_t)PTRDIFF_MAX, (size_t)1 << 62,
-		(size_t)PTRDIFF_MAX - 100, (size_t)1 << 50,
+		SIZE_MAX - 65536, (size_t)PTRDIFF_MAX, POW2(62),
+		(size_t)PTRDIFF_MAX - 100, POW2(50),
 	};
 	for (size_t i = 0; i < sizeof huge / sizeof *huge; i++) {
 		errno = 0;

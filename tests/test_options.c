@@ -436,11 +436,13 @@ static int sc_decay_zero(void)
 	static const size_t sizes[] = { 1000, 1 << 20, 64, 300000 };
 	int bad = 0;
 	/* freed big slots in groups still in use: none kept */
-	long start0 = vm_rss_kib();
+	/* RssAnon: the file pages that the code paths fault in on the way
+	 * vary by tens of kB from run to run (more on i386) */
+	long start0 = proc_status_kib("RssAnon");
 	free_3_of_4_big();
-	long after0 = vm_rss_kib();
+	long after0 = proc_status_kib("RssAnon");
 	if (after0 - start0 > 1000 + 512)
-		bad = SAY("decay_ms=0: VmRSS %ld kB at start, %ld kB with 1000 kB of 100 KiB objects left "
+		bad = SAY("decay_ms=0: RssAnon %ld kB at start, %ld kB with 1000 kB of 100 KiB objects left "
 		          "of 4 MiB", start0, after0);
 	for (int i = 0; i < 10; i++) free(kept_live[i]);
 	for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
@@ -579,6 +581,7 @@ END_TEST
 
 START_TEST(test_populate)
 {
+	SKIP_IF_EMULATED("qemu-user takes madvise(MADV_POPULATE_WRITE) for a no-op");
 	expect_ok(NULL, "populate");
 	expect_ok("populate=0", "populate_off");
 	expect_ok("decay_ms=0", "populate");

@@ -294,7 +294,7 @@ static void exec_page(void *arg)
 	else unsetenv("MALLOCNG_PAGE_SIZE");
 	if (r->options) setenv("MALLOCNG_OPTIONS", r->options, 1);
 	else unsetenv("MALLOCNG_OPTIONS");
-	execv("/proc/self/exe", argv);
+	reexec_self(argv);      /* through the emulator, if any (exec_self.h) */
 	_exit(127);
 }
 

@@ -11,6 +11,12 @@ if test -z "$lib" || test ! -f "$lib"; then
 	echo "SKIP: no shared library ($lib)"
 	exit 77
 fi
+# A cross build's library (i386 on x86-64, or another architecture under
+# an emulator) cannot be preloaded into this machine's programs.
+if LD_PRELOAD=$lib /bin/sh -c : 2>&1 | grep -q 'cannot be preloaded'; then
+	echo "SKIP: $lib cannot be preloaded into this machine's programs (built for another architecture)"
+	exit 77
+fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mallocng-programs.XXXXXX") || exit 99
 trap 'rm -rf "$tmp"' EXIT INT TERM

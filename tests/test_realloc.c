@@ -166,7 +166,7 @@ static void failing_realloc(size_t start)
 {
 	static const size_t huge[] = {
 		SIZE_MAX, SIZE_MAX - 16, (size_t)PTRDIFF_MAX + 1, (size_t)PTRDIFF_MAX,
-		(size_t)1 << 50,
+		POW2(50),
 	};
 	unsigned char *p = malloc(start);
 	ck_assert_ptr_nonnull(p);

@@ -207,7 +207,7 @@ static void exec_self(void *arg)
 	char *argv[] = { "test", "--scenario", (char *)a->scenario, NULL };
 	if (a->options) setenv("MALLOCNG_OPTIONS", a->options, 1);
 	else unsetenv("MALLOCNG_OPTIONS");
-	execv("/proc/self/exe", argv);
+	reexec_self(argv);
 	_exit(127);
 }
 

@@ -3,9 +3,11 @@
 #define MALLOCNG_TEST_UTIL_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <malloc.h>
+#include "exec_self.h"
 
 /* C23 sized deallocation; older C libraries do not declare these. */
 void free_sized(void *p, size_t n);
@@ -14,6 +16,34 @@ void free_aligned_sized(void *p, size_t align, size_t n);
 /* Hide a pointer's provenance from the compiler (no optimisation of
  * deliberately invalid frees / out-of-bounds writes). */
 #define OPAQUE(p) ({ __typeof__(p) o_ = (p); __asm__ volatile("" : "+r"(o_)); o_; })
+
+/* 1 << n for the huge requests of the tests, which must stay huge with a
+ * 32-bit size_t: there a count past the width gives the largest power of
+ * two, 1 << 31 (a plain (size_t)1 << 62 is undefined there; GCC made it
+ * 0, and malloc(0) succeeds). */
+#define POW2(n) ((n) < 8 * sizeof(size_t) ? (size_t)1 << ((n) & (8 * sizeof(size_t) - 1)) \
+                                          : (size_t)1 << (8 * sizeof(size_t) - 1))
+
+/* Under an emulator (MALLOCNG_TEST_EMULATOR: a cross build's make check,
+ * exec_self.h) the process's RSS and address space are the emulator's,
+ * threads and forks cost a hundred times more, and qemu-user (7.2) takes
+ * madvise's MADV_POPULATE_* for no-ops: a test that depends on these
+ * returns at once and says why (a Check test case) ... */
+#define SKIP_IF_EMULATED(why) do { \
+		if (test_emulator()) { \
+			printf("%s: skipped under the emulator (%s): %s\n", __func__, \
+			       test_emulator(), (why)); \
+			return; \
+		} \
+	} while (0)
+/* ... or a whole suite (main returns 77: SKIP in make check). */
+#define SKIP_SUITE_IF_EMULATED(why) do { \
+		if (test_emulator()) { \
+			printf("SKIP: skipped under the emulator (%s): %s\n", \
+			       test_emulator(), (why)); \
+			return 77; \
+		} \
+	} while (0)
 
 /* Cheap assertion for hot loops: Check's ck_assert_* records a "last
  * passed point" with a system call every time, this one only on failure. */
