@@ -102,6 +102,19 @@ static void init_strides(void)
 	}
 }
 
+/* The allocator's page (valloc's alignment, pvalloc's rounding): the
+ * kernel's, or the one an emulation build takes from MALLOCNG_PAGE_SIZE
+ * (make check-pagesize), as tests/util.c: test_page_size. */
+static size_t page_size(void)
+{
+	static size_t page;
+	if (page) return page;
+	size_t k = (size_t)sysconf(_SC_PAGESIZE), v = 0;
+	const char *e = getenv("MALLOCNG_PAGE_SIZE");
+	for (; e && *e >= '0' && *e <= '9' && v <= 65536; e++) v = v * 10 + (size_t)(*e - '0');
+	return page = e && !*e && v > k && v <= 65536 && !(v & (v - 1)) ? v : k;
+}
+
 static _Noreturn void die(const char *what, const struct obj *o, size_t off)
 {
 	char buf[256];
@@ -402,8 +415,8 @@ static void run(const uint8_t *data, size_t size)
 			n = decode_size(&in);
 			errno = 0;
 			if (kind == 0) p = memalign(a, n);
-			else if (kind == 1) p = valloc(n), a = 4096;
-			else p = pvalloc(n), a = 4096, n = n ? (n + 4095) & ~(size_t)4095 : 4096;
+			else if (kind == 1) p = valloc(n), a = page_size();
+			else p = pvalloc(n), a = page_size(), n = n ? (n + a - 1) & ~(a - 1) : a;
 			if (p) add(o, p, n, a, 0);
 			else alloc_failed("memalign errno", n);
 			break;

@@ -150,9 +150,11 @@ __attribute__((noinline)) void slot_release_or_cache(struct heap *h, struct meta
 /* Return slot idx (object p) to its group.  A slot of SLOT_PURGE_MIN or
  * more holds whole pages: its owner keeps them for a while (dirty.c), so
  * that a program cycling a few big buffers does not fault them in again
- * each time; any other thread gives them back first (while the slot is
- * still allocated, so that its owner cannot take it meanwhile), from the
- * page after p's header on. */
+ * each time; without keeping (decay_ms=0, the checked paths) the owner
+ * gives them back at once, with the pages the slot shares with free
+ * neighbours (dirty_purge_slot); any other thread gives back the slot's
+ * own whole pages first (while the slot is still allocated, so that its
+ * owner cannot take it meanwhile), from the page after p's header on. */
 void slot_release_with_pages(struct heap *h, struct meta *m, int idx, unsigned char *p)
 {
 	uint32_t stride = class_stride(m->sc);
@@ -163,6 +165,10 @@ void slot_release_with_pages(struct heap *h, struct meta *m, int idx, unsigned c
 		dirty_add(h, m, 1u << idx);
 		slot_release(h, m, idx);
 		dirty_trim(h);
+	} else if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) == h && h != &empty_heap) {
+		/* (the owner: only it takes slots, its neighbours' bits hold) */
+		dirty_purge_slot(m, idx, p);
+		slot_release(h, m, idx);
 	} else {
 		uintptr_t end = (uintptr_t)m->mem + GROUP_HDR + (size_t)(idx + 1) * stride;
 		uintptr_t from = page_round((uintptr_t)p);

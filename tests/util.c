@@ -254,6 +254,18 @@ size_t test_page_size(void)
 	return e && !*e && v > k && v <= 65536 && !(v & (v - 1)) ? v : k;
 }
 
+long page_pinned_extra_kib(void *const *p, int count, size_t slot, size_t groups)
+{
+	uintptr_t P = test_page_size(), extra = 0;
+	if (P == 4096) return 0;
+	for (int i = 0; i < count; i++) {
+		if (!p[i]) continue;
+		uintptr_t a = (uintptr_t)p[i] - 8, b = a + slot;
+		extra += ((b + P - 1) & -P) - (a & -P) - (((b + 4095) & -(uintptr_t)4096) - (a & -(uintptr_t)4096));
+	}
+	return (long)((extra + groups * (P - 4096)) / 1024);
+}
+
 int run_suite(Suite *s)
 {
 	SRunner *sr = srunner_create(s);

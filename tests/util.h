@@ -142,6 +142,14 @@ int has_message(const char *text, const char *msg);
  * kernel's, up to 64 KiB, as src/os.c takes it), else the kernel's. */
 size_t test_page_size(void);
 
+/* What a page bigger than 4 KiB adds, in kB, to the memory that big slots
+ * given back around live ones still keep: 0 on 4 KiB pages (bounds
+ * measured there stay as they are).  p[0..count) are live objects (NULL:
+ * none) at the start of slots of `slot` bytes: each keeps the pages its
+ * slot touches, which reach further past it on a bigger page; and each of
+ * the class's `groups` keeps its first page (the group header's). */
+long page_pinned_extra_kib(void *const *p, int count, size_t slot, size_t groups);
+
 /* Run a Check suite; returns the process exit status. */
 struct Suite;
 int run_suite(struct Suite *s);
