@@ -88,14 +88,12 @@ inline __attribute__((always_inline)) void free_slot(struct slot *s)
 }
 
 /* Every pointer that is not the start of a small slot, and every pointer
- * that fails a check, takes this path and its full diagnosis.  free (and,
- * with FREE_JUMPS, free_short and free_filled) reach it by a jump, so that
- * its return address is free's caller, which a report names (an address
- * inside the library is left out: os.c). */
-static __attribute__((noinline)) void free_with_lookup(void *p)
+ * that fails a check, takes this path and its full diagnosis; caller is
+ * free's return address, which a report names. */
+static __attribute__((noinline)) void free_with_lookup(void *p, const void *caller)
 {
 	struct slot s;
-	CALLER_SET();
+	os_caller = caller;
 	lookup(p, &s, K_LIVE);
 	free_slot(&s);
 	CALLER_CLEAR();
@@ -119,51 +117,36 @@ ALWAYS_INLINE void free_fast_end(unsigned char *p, uint64_t hdr, unsigned char *
 	free_uncached(h, p, hdr, n, 0);
 }
 
-/* free's out-of-line ends (free_short, free_filled) are reached by a
- * jump where the ABI passes their arguments in registers (FREE_JUMPS), and
- * a failed check jumps on to free_with_lookup, whose return address is
- * then free's caller.  Elsewhere (i386, 32-bit Arm, s390x: arguments on
- * the stack, or 64-bit ones in register pairs) free calls them, and a
- * failed check returns 0 to free, which jumps to free_with_lookup itself:
- * a jump from the end would give it an address inside free, and the
- * misuse report no caller. */
-#if defined(__x86_64__) || defined(__aarch64__) || defined(__powerpc64__) || \
-    (defined(__riscv) && __riscv_xlen == 64) || (defined(__mips__) && defined(_ABI64) && _MIPS_SIM == _ABI64)
-#define FREE_JUMPS 1
-typedef void free_end_t;
-#define FREE_END_FAIL(p) do { free_with_lookup(p); return; } while (0)
-#define FREE_END_DONE return
-#define FREE_END(call) do { call; return; } while (0)
-#else
-#define FREE_JUMPS 0
-typedef int free_end_t;
-#define FREE_END_FAIL(p) return 0
-#define FREE_END_DONE return 1
-#define FREE_END(call) do { if (call) return; goto general; } while (0)
-#endif
-
+/* free's out-of-line ends (free_short, free_filled) return p when a check
+ * fails (NULL when the object is freed), and free then takes
+ * free_with_lookup itself, with its own return address: the caller that a
+ * misuse report names (p comes back, so that free keeps no register for it
+ * across the call).  (A jump from the ends
+ * to free_with_lookup would pass that address only where the compiler
+ * made the calls into jumps: not at -O0, not with sanitizers, not where
+ * the ABI passes their arguments on the stack.) */
 /* free of an object with a check value of 1..3 bytes, its header
  * verified: out of line, so that the common path keeps no register for
  * the bytes' loop */
-static __attribute__((noinline)) free_end_t free_short(unsigned char *p, uint64_t hdr, size_t n,
-							size_t clen, unsigned char *g, uint64_t fbase)
+static __attribute__((noinline)) unsigned char *free_short(unsigned char *p, uint64_t hdr, size_t n,
+							   size_t clen, unsigned char *g, uint64_t fbase)
 {
-	if (unlikely(!canary_ok(p + n, H_TAG(hdr), clen))) FREE_END_FAIL(p);
+	if (unlikely(!canary_ok(p + n, H_TAG(hdr), clen))) return p;
 	free_fast_end(p, hdr, g, fbase, n);
-	FREE_END_DONE;
+	return 0;
 }
 
 /* free of an object that fills its slot (no check value): its own
  * function, so that the common path keeps no registers for the next
  * header's check */
-static __attribute__((noinline)) free_end_t free_filled(unsigned char *p, uint64_t hdr, size_t n)
+static __attribute__((noinline)) unsigned char *free_filled(unsigned char *p, uint64_t hdr, size_t n)
 {
 	size_t sc = H_CLASS(hdr), stride = class_stride(sc);  /* verified */
 	const struct meta *m = meta_at_index(H_META(hdr));
 	unsigned idx = (unsigned)slot_of((size_t)(p - GROUP_HDR - m->mem), (unsigned)sc);
-	if (unlikely(!next_header_ok(m, p + stride, (int)idx + 1, stride - SLOT_HDR))) FREE_END_FAIL(p);
+	if (unlikely(!next_header_ok(m, p + stride, (int)idx + 1, stride - SLOT_HDR))) return p;
 	free_to_cache(p, hdr, n, sc, 0, gen_at(H_META(hdr), idx), idx);
-	FREE_END_DONE;
+	return 0;
 }
 
 /* Whether hdr (not yet verified) names a record in use with a slot idx
@@ -270,14 +253,14 @@ EXPORT void free(void *ptr)
 		__builtin_memcpy(&c, p + n, 4);
 		if (unlikely(c != canary_word(H_TAG(hv)))) goto general;
 		free_fast_end(p, hdr, g, fbase, n);
-	} else if (clen) {
-		FREE_END(free_short(p, hdr, n, clen, g, fbase));
 	} else {
-		FREE_END(free_filled(p, hdr, n));
+		p = clen ? free_short(p, hdr, n, clen, g, fbase) : free_filled(p, hdr, n);
+		if (likely(!p)) return;
+		goto general;
 	}
 	return;
 general:
-	free_with_lookup(p);
+	free_with_lookup(p, __builtin_return_address(0));
 }
 EXPORT void free_sized(void *p, size_t n)
 {

@@ -275,8 +275,8 @@ HIDDEN void *enframe(struct meta *m, uint32_t avail, int idx, size_t n);
  * rewritten (or the slot freed without passing free). */
 HIDDEN NOIPA __attribute__((cold)) void *slot_not_free(void *p);
 /* Not known to the compiler as noreturn (noipa), so that the call is a
- * jump and malloc's fast path needs no stack frame. */
-HIDDEN NOIPA __attribute__((cold)) void *write_after_free(void *p);
+ * jump and malloc's fast path needs no stack frame; caller: slot.c. */
+HIDDEN NOIPA __attribute__((cold)) void *write_after_free(void *p, const void *caller);
 HIDDEN __attribute__((noinline)) int next_header_ok(const struct meta *m, const unsigned char *q,
 						    int nidx, size_t room);
 HIDDEN _Noreturn __attribute__((noinline, cold)) void bad_header(uint64_t hdr, unsigned char *p);
@@ -315,7 +315,7 @@ static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t
 	/* the header may have been rewritten: its record index must name an
 	 * area before the generation is read */
 	const unsigned char *gens = ro.areas[H_AREA(freed)].gens;
-	if (unlikely(!gens)) return write_after_free(p);
+	if (unlikely(!gens)) return write_after_free(p, __builtin_return_address(0));
 	unsigned gen = gens[(H_REC_OFF(freed) >> 1) + H_IDX(freed)];
 	/* the live header's class and record, and the generation above them
 	 * as mac takes it, in one register before the first tag: with fewer
@@ -323,7 +323,7 @@ static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t
 	uint64_t base = (freed & H_MI_MASK) | sc | (uint64_t)gen << 32;
 	__asm__("" : "+r"(base));
 	if (unlikely(H_R(freed)) || unlikely(H_TAG(freed) != mac(freed & H_LOW, p, 0, K_FREED, gen)))
-		return write_after_free(p);
+		return write_after_free(p, __builtin_return_address(0));
 	frame_bits(p, base, n, room, K_LIVE, 0);      /* gen: in base */
 	return p;
 }

@@ -12,13 +12,13 @@
 #include "internal.h"
 
 /* Not known to the compiler as noreturn (noipa), so that the call is a
- * jump and malloc's fast path needs no stack frame: the return address is
- * then malloc's caller, which the report names unless an entry point's
- * checked path (realloc) has set one (an address inside the library is
- * left out: os.c). */
-void *write_after_free(void *p)
+ * jump and malloc's fast path needs no stack frame.  caller: the return
+ * address of the function tc_pop is inlined in (malloc's caller), which
+ * the report names unless an entry point's checked path (realloc) has set
+ * one (an address inside the library is left out: os.c). */
+void *write_after_free(void *p, const void *caller)
 {
-	if (!os_caller) CALLER_SET();
+	if (!os_caller) os_caller = caller;
 	fail("write after free", p);
 }
 
