@@ -50,30 +50,21 @@ tests_of() {
 	echo $out
 }
 
-triplet() {
-	case $1 in
-	i386) echo i686-linux-gnu ;; arm64) echo aarch64-linux-gnu ;;
-	s390x) echo s390x-linux-gnu ;; armhf) echo arm-linux-gnueabihf ;;
-	ppc64el) echo powerpc64le-linux-gnu ;; riscv64) echo riscv64-linux-gnu ;;
-	*) echo "arch.sh: unknown architecture $1" >&2; exit 2 ;;
-	esac
-}
+# the architectures' triplets, emulators and packages
+. "$src/.ci/archs.sh"
 # the emulator, none when this machine runs the programs itself
 emulator() {
 	case $1 in
 	i386) [ "$(dpkg --print-architecture)" = amd64 ] && return ;;
 	esac
-	case $1 in
-	arm64) echo qemu-aarch64 ;; armhf) echo qemu-arm ;; i386) echo qemu-i386 ;;
-	s390x) echo qemu-s390x ;; ppc64el) echo qemu-ppc64le ;; riscv64) echo qemu-riscv64 ;;
-	esac
+	arch_qemu "$1"
 }
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 	export DEBIAN_FRONTEND=noninteractive
 	pkgs="qemu-user autoconf automake libtool make pkg-config"
 	for a in $ARCHS; do
-		pkgs="$pkgs gcc-$(triplet "$a") check:$a pkgconf:$a"
+		pkgs="$pkgs $(arch_target_pkgs "$a")"
 	done
 	missing=
 	for p in $pkgs; do
@@ -113,7 +104,7 @@ counts() {
 failed=0
 summary=
 for a in $ARCHS; do
-	t=$(triplet "$a")
+	t=$(arch_triplet "$a")
 	emu=$(emulator "$a")
 	b="$work/build-$a"
 	t0=$(date +%s)

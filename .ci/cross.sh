@@ -14,25 +14,11 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 work=${CROSS_DIR:-/tmp/mallocng-cross}
 ARCHS=${ARCHS:-"arm64 armhf armel i386 s390x ppc64el riscv64 mips64el"}
 start=$(date +%s)
-triplet() {
-	case $1 in
-	arm64) echo aarch64-linux-gnu ;; armhf) echo arm-linux-gnueabihf ;;
-	i386) echo i686-linux-gnu ;; s390x) echo s390x-linux-gnu ;;
-	ppc64el) echo powerpc64le-linux-gnu ;; riscv64) echo riscv64-linux-gnu ;;
-	mips64el) echo mips64el-linux-gnuabi64 ;; armel) echo arm-linux-gnueabi ;;
-	*) echo "unknown architecture $1" >&2; exit 2 ;;
-	esac
-}
-qemu_of() {
-	case $1 in
-	arm64) echo aarch64 ;; armhf|armel) echo arm ;; i386) echo i386 ;;
-	s390x) echo s390x ;; ppc64el) echo ppc64le ;; riscv64) echo riscv64 ;;
-	mips64el) echo mips64el ;;
-	esac
-}
+# the architectures' triplets, emulators and packages
+. "$src/.ci/archs.sh"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 	pkgs="qemu-user autoconf automake libtool make"
-	for a in $ARCHS; do pkgs="$pkgs gcc-$(triplet "$a") libc6-dev-$a-cross"; done
+	for a in $ARCHS; do pkgs="$pkgs $(arch_cross_pkgs "$a")"; done
 	missing=
 	for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 	if [ -n "$missing" ]; then
@@ -47,7 +33,7 @@ mkdir -p "$work/src"
 (cd "$work/src" && autoreconf -fi >/dev/null 2>&1)
 pass=0 fail=0
 for a in $ARCHS; do
-	t=$(triplet "$a")
+	t=$(arch_triplet "$a")
 	printf '\n=== %s (%s) (%ss)\n' "$a" "$t" "$(( $(date +%s) - start ))"
 	b="$work/build-$a"
 	mkdir -p "$b"
@@ -70,7 +56,7 @@ for a in $ARCHS; do
 	# cross loader would otherwise find that one under /lib/<triplet>
 	# (qemu falls back to the host's files) and mix two builds of glibc
 	# (s390x: "stack smashing detected" at start; arm64: a hang)
-	if out=$(timeout 300 "qemu-$(qemu_of "$a")" -L "/usr/$t" \
+	if out=$(timeout 300 "$(arch_qemu "$a")" -L "/usr/$t" \
 		-E LD_LIBRARY_PATH="$b/src/.libs:/usr/$t/lib" "$b/test_portable" $args 2>&1); then
 		echo "$out" | tail -1
 		echo "PASS: $a"; pass=$((pass + 1))
