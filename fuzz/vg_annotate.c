@@ -1,6 +1,6 @@
 /* vg_annotate.c - tells Valgrind's DRD and Helgrind about mallocng's lock.
  *
- * The allocator's global lock (os_lock/os_unlock in src/os.c) is a futex
+ * The allocator's global lock (os_lock/os_unlock in src/os_proc.c) is a futex
  * word driven by C11 atomics, which neither tool recognises: without help
  * every access made under the lock is reported as a race.  This object,
  * preloaded next to the library (.ci/robustness.sh), wraps the two

@@ -14,7 +14,7 @@
 #define MALLOCNG_INTERNAL_H
 
 /* One header per floor, each including the one below:
- *   os.h    layer 0: os.c, options.c
+ *   os.h    layer 0: os_map.c, os_proc.c, options.c
  *   meta.h  layers 1-2: size_class.c, span.c, meta.c, init.c
  *   heap.h  layer 3, the core, and the declarations of the layers above */
 #include "heap.h"

@@ -1,6 +1,7 @@
 /* os.h - the ground floor (layer 0): attributes, sizes, the options
- * (options.c), and what os.c offers: mappings, protections, the lock,
- * tombstones, the process counters, the fatal-error line. */
+ * (options.c), and what os_map.c (mappings, protections, the page size,
+ * tombstones) and os_proc.c (the lock, the process counters, clocks,
+ * entropy, the messages and the fatal-error line) offer. */
 #ifndef MALLOCNG_OS_H
 #define MALLOCNG_OS_H
 
@@ -42,7 +43,7 @@
 #define MAX_SMALL (131072 - SLOT_HDR)
 #define NEST_MAX 4096           /* groups up to this size live in a slot */
 
-/* ---- options.c (which parses them; opt itself is defined in os.c) ---- */
+/* ---- options.c (which parses them; opt itself is defined in os_map.c) ---- */
 struct options {
 	int stats, verbose, junk, zero_free, guard, random, hardened, decay_ms;
 	int protect_meta, populate;
@@ -58,7 +59,7 @@ extern HIDDEN int opt_slow;     /* a knob needs the checked (slow) paths */
 HIDDEN void options_changed(void);
 HIDDEN void options_init(void);
 
-/* ---- os.c ---- */
+/* ---- os_map.c and os_proc.c ---- */
 HIDDEN void *os_map(size_t len);
 HIDDEN void os_populate(void *p, size_t len);
 HIDDEN int os_readable(const void *p, size_t len);
@@ -133,7 +134,7 @@ extern HIDDEN struct os_counters os_count;
  * called by init_secret before anything is mapped: getauxval(AT_PAGESZ),
  * else sysconf): 4 KiB on x86, 4, 16 or 64 KiB on arm64, 64 KiB on
  * Debian's ppc64el.  Every mapping, guard, purge, protection and populate
- * is rounded to it (page_round, page_trunc).  It lives in os.c, not in ro
+ * is rounded to it (page_round, page_trunc).  It lives in os_map.c, not in ro
  * (meta.h), although it too is written once at initialisation: the OS
  * layer, below ro, needs it, and it is needed to seal ro itself (ro is
  * whole pages).  It is no input of a check: a stray write to it breaks
@@ -150,7 +151,7 @@ extern HIDDEN struct os_counters os_count;
  * package) takes MALLOCNG_PAGE_SIZE=16384 or 65536 from the environment
  * on a kernel of smaller pages (not in a privileged process), maps at
  * that alignment and fails on any system call that is not aligned to it
- * (os.c: os_page_choose; doc/design.md, "Page size"). */
+ * (os_map.c: os_page_choose; doc/design.md, "Page size"). */
 #define MIN_PAGE 4096
 #define MAX_PAGE 65536
 /* ro's alignment (meta.h): whole pages of any kernel of the architecture.

@@ -23,7 +23,7 @@ static int nearly_empty(struct meta *m)
 static void *realloc_checked(void *p, size_t n);
 
 /* The checks and the rest out of line, with the caller's address set for
- * a report (os.c, fail). */
+ * a report (os_proc.c, fail). */
 EXPORT void *realloc(void *p, size_t n)
 {
 	if (!p) return malloc(n);

@@ -178,7 +178,7 @@ EXPORT void mallocng_print_stats(int fd)
 	size_t small_mapped = st.bytes_mapped > st.large_bytes + st.bytes_meta ?
 			      st.bytes_mapped - st.large_bytes - st.bytes_meta : 0;
 	/* in use now: the slots of live and cached objects, the large
-	 * mappings (the walk); the peak: the counters' (os.c), at least that */
+	 * mappings (the walk); the peak: the counters' (os_proc.c), at least that */
 	size_t inuse = st.large_bytes;
 	for (int sc = 0; sc < NCLASS; sc++)
 		inuse += (st.classes[sc].slots_used + st.classes[sc].slots_cached) * st.classes[sc].slot_size;

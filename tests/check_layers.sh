@@ -15,12 +15,12 @@
 here=$(dirname "$0")
 table=${LAYERS_TABLE:-$here/../src/layers.txt}
 objdir=${LAYERS_OBJDIR:-../src/.libs}
-[ -f "$objdir/libmallocng_la-os.o" ] || objdir=$(dirname "$objdir")
+[ -f "$objdir/libmallocng_la-os_map.o" ] || objdir=$(dirname "$objdir")
 # LAYERS_NM: configure's nm (a cross build's reads the target's objects)
 nm=${LAYERS_NM:-nm}
 command -v ${nm%% *} >/dev/null 2>&1 || { echo "$nm not found: skipped"; exit 77; }
 [ -f "$table" ] || { echo "no layer table $table"; exit 1; }
-[ -f "$objdir/libmallocng_la-os.o" ] || { echo "no objects in $objdir: skipped"; exit 77; }
+[ -f "$objdir/libmallocng_la-os_map.o" ] || { echo "no objects in $objdir: skipped"; exit 77; }
 
 out=$(mktemp) || exit 1
 trap 'rm -f "$out"' EXIT

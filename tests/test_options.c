@@ -566,7 +566,7 @@ static void expect_signal(const char *options, const char *scenario, int sig,
 	              "MALLOCNG_OPTIONS=%s, %s: expected signal %d, status 0x%x; stderr: <%s>",
 	              options ? options : "(unset)", scenario, sig, st, err);
 	if (words) {
-		/* "mallocng: <program>[<pid>]: <words> at 0x..." (os.c, fail) */
+		/* "mallocng: <program>[<pid>]: <words> at 0x..." (os_proc.c, fail) */
 		char line[128];
 		snprintf(line, sizeof line, "]: %s at 0x", words);
 		const char *l = strstr(err, line), *start = l;

@@ -1,4 +1,4 @@
-/* test_pagesize.c - the page size (src/os.h, os.c), white-box: linked with
+/* test_pagesize.c - the page size (src/os.h, os_map.c), white-box: linked with
  * the allocator's sources compiled as an emulation build
  * (-DMALLOCNG_PAGE_EMULATION, whatever configure said), so that it can
  * run the allocator on 16 or 64 KiB pages on this kernel and watch every

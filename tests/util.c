@@ -130,7 +130,7 @@ static int abort_matches(const char *file, int line, const char *name,
 		if (strncmp(one, "mallocng: ", 10)) continue;
 		if (!(at = strstr(one, " at 0x"))) continue;
 		/* "mallocng: <program>[<pid>]: <what> at 0x<address> (see
-		 * mallocng(7))": what follows "]: " (src/os.c, fail) */
+		 * mallocng(7))": what follows "]: " (src/os_proc.c, fail) */
 		const char *what = strstr(one, "]: ");
 		if (!what || what > at) continue;
 		if (words && !strstr(what + 3, words)) continue;

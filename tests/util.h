@@ -139,7 +139,7 @@ int has_message(const char *text, const char *msg);
 
 /* The page size the allocator runs on: MALLOCNG_PAGE_SIZE when a test
  * build emulates one (make check-pagesize: a power of two above the
- * kernel's, up to 64 KiB, as src/os.c takes it), else the kernel's. */
+ * kernel's, up to 64 KiB, as src/os_map.c takes it), else the kernel's. */
 size_t test_page_size(void);
 
 /* What a page bigger than 4 KiB adds, in kB, to the memory that big slots
