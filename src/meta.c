@@ -11,8 +11,8 @@
  *   only indices below meta_limit have ever been handed out, so a group
  *   header can be resolved to a record without trusting any pointer in it;
  * - a free record has mem == NULL and sits on records.free_list (lock held),
- *   marked by prev == FREE_MARK, or on a heap's stash (group.c; prev
- *   NULL: its entries stay);
+ *   its bit set in free_listed (lock held), or on a heap's stash
+ *   (group.c: its entries stay);
  * - a slot's generation is kept across the reuse of its record, except
  *   that a page of entries whose records are all on the free list (or
  *   never handed out) is given back (entries_purge), and a record handed
@@ -51,8 +51,9 @@ _Static_assert(AREA_BYTES % MAX_PAGE == 0 && AREA_RECS * sizeof(struct meta) % M
 HIDDEN uint32_t area0_recs = AREA_RECS;  /* records that exist in area 0 */
 
 
-/* Marks a record on records.free_list (its prev). */
-#define FREE_MARK ((struct meta *)&records)
+/* A bit per record index: on records.free_list (lock held).  Read by
+ * entries_purge alone, so that it reads no field of records in use. */
+static uint64_t free_listed[(MAX_AREAS << AREA_SHIFT) / 64] COLD_BSS;
 
 static void record_entries_ready(struct meta *m)
 {
@@ -80,13 +81,8 @@ static void entries_purge(struct meta *m)
 	if (opt_protect || (a == 0 && area0_recs == BOOT_RECS)) return;
 	size_t per = page_size() / (ENTS_PER_REC * sizeof(uint32_t));
 	uint32_t first = i & ~(uint32_t)(per - 1);
-	struct meta *r = meta_at_index(first);
-	for (size_t k = 0; k < per; k++) {
-		if (first + k >= records.next_index) break;
-		if ((first + k) & (AREA_RECS - 1) &&
-		    __atomic_load_n(&r[k].prev, __ATOMIC_RELAXED) != FREE_MARK)
-			return;
-	}
+	for (uint32_t k = first; k < first + per && k < records.next_index; k++)
+		if ((k & (AREA_RECS - 1)) && !(free_listed[k / 64] >> (k % 64) & 1)) return;
 	os_purge((void *)ent_at(first, 0), page_size());
 }
 
@@ -96,6 +92,7 @@ struct meta *meta_alloc(void)
 	if (m) {
 		records.free_list = m->next;
 		m->next = m->prev = 0;
+		free_listed[m->index / 64] &= ~(1ull << (m->index % 64));
 		record_entries_ready(m);
 		return m;
 	}
@@ -143,7 +140,7 @@ void meta_push(struct meta **list, struct meta *m)
 void meta_free(struct meta *m)
 {
 	meta_push(&records.free_list, m);
-	m->prev = FREE_MARK;
+	free_listed[m->index / 64] |= 1ull << (m->index % 64);
 	entries_purge(m);
 }
 
