@@ -2,9 +2,9 @@
  *
  * A small aligned object takes a slot big enough for n + align - UNIT bytes
  * and moves its user pointer (and header) up to the first aligned address
- * inside the slot; the header still names the group and the slot, and
- * the slot's own start header is voided (a header of kind K_VOID), so
- * that it cannot be freed.  Alignments the
+ * inside the slot; its header (of kind K_SLOW) still names the group
+ * and the slot, and the slot's own start header is voided (a header of
+ * kind K_VOID), so that it cannot be freed.  Alignments the
  * classes cannot hold go to their own mapping, trimmed so that the waste
  * stays below the alignment.
  */
@@ -30,9 +30,9 @@ void *alloc_aligned(size_t align, size_t n)
 	size_t room = class_room(m->sc) - (size_t)(p - q);
 	/* the slot's start keeps a header of its own kind (void): a free of q
 	 * fails, and the slot reads as not live (malloc, stats) */
-	unsigned idx = (unsigned)slot_of((size_t)(q - GROUP_HDR - m->mem), m->sc);
-	if (p != q) header_store(q, seal(hdr & H_KEEP, q, 0, K_VOID));
-	frame(p, H_META(hdr), m->sc, n, room, K_LIVE, *gen_at(H_META(hdr), idx));
+	unsigned idx = H_IDX(hdr);
+	if (p != q) header_store(q, seal_void(H_META(hdr), idx, q));
+	frame(p, H_META(hdr), idx, m->sc, n, room, p != q ? K_SLOW : K_LIVE);
 	return p;
 }
 

@@ -81,8 +81,7 @@ static void container_seal(struct heap *h, unsigned char *mem, size_t bytes)
 	uint64_t hdr = *header_of(mem);
 	struct meta *c = meta_at_index(H_META(hdr));
 	inuse_add(h, -(ptrdiff_t)class_stride(c->sc));  /* overhead, not in use */
-	unsigned idx = (unsigned)slot_of((size_t)(mem - GROUP_HDR - c->mem), c->sc);
-	frame(mem, H_META(hdr), c->sc, bytes, class_room(c->sc), K_CONTAINER, *gen_at(H_META(hdr), idx));
+	frame(mem, H_META(hdr), H_IDX(hdr), c->sc, bytes, class_room(c->sc), K_CONTAINER);
 }
 
 /* Records for groups: a heap keeps up to REC_STASH of the records its

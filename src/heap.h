@@ -13,7 +13,8 @@ struct slot {
 	unsigned char *p;
 	size_t n;       /* bytes requested */
 	int idx;
-	int aligned;    /* p is not the start of its slot */
+	int aligned;    /* of kind K_SLOW: not for the thread cache */
+	uint32_t ev;    /* the slot's entry its header verified with */
 };
 
 HIDDEN void free_slot(struct slot *s);  /* free.c */
@@ -277,9 +278,11 @@ HIDDEN NOIPA __attribute__((cold)) void *slot_not_free(void *p);
 /* Not known to the compiler as noreturn (noipa), so that the call is a
  * jump and malloc's fast path needs no stack frame; caller: slot.c. */
 HIDDEN NOIPA __attribute__((cold)) void *write_after_free(void *p, const void *caller);
-HIDDEN __attribute__((noinline)) int next_header_ok(const struct meta *m, const unsigned char *q,
-						    int nidx, size_t room);
-HIDDEN _Noreturn __attribute__((noinline, cold)) void bad_header(uint64_t hdr, unsigned char *p);
+HIDDEN __attribute__((noinline)) int next_header_ok(const unsigned char *q, const struct meta *m, int nidx);
+HIDDEN _Noreturn __attribute__((noinline, cold)) void bad_header(uint64_t hdr, unsigned char *p, unsigned kind);
+/* Whether old, the header of slot idx of record mi at p, which its group
+ * lists as free, is one a free slot may have: stale, or void. */
+HIDDEN int slot_free_header(uint64_t old, const unsigned char *p, uint32_t mi, unsigned idx);
 
 /* Take slot idx of m, whose free slots are a (the owner's m->avail):
  * the header first, then the bit, with release order, so that a thread
@@ -288,7 +291,10 @@ HIDDEN _Noreturn __attribute__((noinline, cold)) void bad_header(uint64_t hdr, u
  * m comes from the heap's ring, which is ordinary memory: it must be the
  * record that its own index names through the read-only area table, so
  * that a rewritten group pointer cannot make malloc follow a record
- * forged outside the meta areas. */
+ * forged outside the meta areas.  The slot must really be free: its
+ * header zero (never used, or its pages given back), stale (its last
+ * use's), or the voided start of an aligned object; a live one means the
+ * bitmap was rewritten, anything else a write after free. */
 static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m, uint32_t a, int idx,
 								  size_t n)
 {
@@ -296,132 +302,107 @@ static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m
 	if (unlikely(meta_at_index(mi) != m)) return slot_not_free(m);
 	unsigned char *p = slot_at(m, (size_t)idx);
 	uint64_t old = *header_of(p);
-	if (unlikely(old != 0) && unlikely(!freed_ok(old, p)) && !sealed(old, p, 0, K_VOID))
+	if (unlikely(old != 0) && unlikely(!slot_free_header(old, p, mi, (unsigned)idx)))
 		return slot_not_free(p);
-	frame(p, m->index, m->sc, n, class_room(m->sc), K_LIVE, *gen_at(m->index, idx));
+	frame(p, mi, (unsigned)idx, m->sc, n, class_room(m->sc), K_LIVE);
 	__atomic_store_n(&m->avail, a & ~(1u << idx), __ATOMIC_RELEASE);
 	return p;
 }
 
-/* Reuse the slot on top of the thread cache (p, at top): its freed header
- * must still verify (else something wrote to it after free); the record
- * it names is kept, the class is the cache's. */
+/* Reuse the slot on top of the thread cache (p, at top): its header must
+ * still be the stale one its free left (else something wrote to it after
+ * free, or the cache's pointer was rewritten); it names the record and
+ * the slot, the class is the cache's, n's own (the header's bit 31 0). */
 static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t sc, unsigned top,
 							   unsigned char *p, size_t n)
 {
 	h->tc_top[sc] = (uint32_t)(top - sizeof(void *));     /* first: h and top die here */
-	uint64_t freed = *header_of(p);
+	uint64_t old = *header_of(p);
 	size_t room = class_room(sc);
 	/* the header may have been rewritten: its record index must name an
-	 * area before the generation is read */
-	const unsigned char *gens = ro.areas[H_AREA(freed)].gens;
-	if (unlikely(!gens)) return write_after_free(p, __builtin_return_address(0));
-	unsigned gen = gens[(H_REC_OFF(freed) >> 1) + H_IDX(freed)];
-	/* the live header's class and record, and the generation above them
-	 * as mac takes it, in one register before the first tag: with fewer
-	 * values live across it, malloc needs no callee-saved register */
-	uint64_t base = (freed & H_MI_MASK) | sc | (uint64_t)gen << 32;
-	__asm__("" : "+r"(base));
-	if (unlikely(H_R(freed)) || unlikely(H_TAG(freed) != mac(freed & H_LOW, p, 0, K_FREED, gen)))
+	 * area before the entry is read */
+	_Atomic uint32_t *e = ent_of(old);
+	if (unlikely(!e)) return write_after_free(p, __builtin_return_address(0));
+	uint32_t ev = ent_load(e);
+	unsigned gen = E_GEN(ev);
+	if (unlikely(!tag_ok(old, p, K_LIVE, gen - 1)))
 		return write_after_free(p, __builtin_return_address(0));
-	frame_bits(p, base, n, room, K_LIVE, 0);      /* gen: in base */
+	atomic_store_explicit(e, (ev & ~E_N_MASK) | (uint32_t)n, memory_order_relaxed);
+	unsigned clen = check_len(room - n);
+	uint64_t h2 = seal((old & (H_MI_MASK | H_IDX_MASK)) | (uint64_t)clen << H_CLEN_SHIFT, p, K_LIVE, gen);
+	put_canary(p + n, H_TAG(h2), clen);
+	__atomic_store_n(header_of(p), h2, __ATOMIC_RELEASE);
 	return p;
 }
 
-/* Full validation of p as a header of `kind` (K_LIVE for the entry points,
- * K_CONTAINER for free_container).  The record that the header names is
- * read before the tag is verified (the tag covers the size, which takes
- * the record's class): its index can only name a record of one of our
- * areas (the area table is read-only), whose fields are checked before
- * use.  A tag that fails is an invalid pointer, or a corrupted header;
- * a tag that verifies with a record that does not match p is corrupted
- * metadata. */
-ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned kind)
+/* Full validation of p as a live header (K_LIVE for the entry points,
+ * which also accept K_SLOW and K_LARGE where the record says;
+ * K_CONTAINER for free_container).  The record and the entry that the
+ * header names are read before the tag is verified: its index can only
+ * name a record of one of our areas (the area table is read-only), whose
+ * fields are checked before use.  A tag that fails is an invalid pointer,
+ * a corrupted header, or (stale) a double free; a tag that verifies with
+ * a record that does not match p is corrupted metadata. */
+ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned want)
 {
 	unsigned char *p = ptr;
 	if ((uintptr_t)p & (UNIT - 1)) fail("invalid pointer", p);
 	if (unlikely(((uintptr_t)p & (MIN_PAGE - 1)) <= GROUP_HDR) && is_tomb(p)) fail("double free", p);
-	uint64_t hdr = *header_of(p);
-	if (!hdr || freed_ok(hdr, p)) bad_header(hdr, p);
+	uint64_t hdr = __atomic_load_n(header_of(p), __ATOMIC_ACQUIRE);
+	_Atomic uint32_t *e = ent_of(hdr);
+	if (!hdr || !e) bad_header(hdr, p, want);
 	uint32_t mi = H_META(hdr);
-	unsigned c = H_CLASS(hdr);
-	struct meta_area *a = ro.areas[mi >> AREA_SHIFT].recs;
-	if (!a) bad_header(hdr, p);
-	struct meta *m = (struct meta *)a + (mi & (AREA_RECS - 1));
-	size_t off = p - m->mem;    /* huge if p is below mem or mem is NULL */
-	size_t n = (size_t)-1, room = 0;
-	/* the slot that holds p (0 for a large object: its reciprocal is 0) */
-	int idx = (int)(slot_of(off - GROUP_HDR, c) & 63);
-	if (!m->mem || idx >= m->cnt) bad_header(hdr, p);
-	/* a class other than the record's: the slot's geometry is unknown,
-	 * so nothing in-band (the slack word) is read */
-	if (c != m->sc) bad_header(hdr, p);
+	struct meta *m = meta_at_index(mi);
+	int idx = (int)H_IDX(hdr);
+	if (!m->mem || idx >= m->cnt) bad_header(hdr, p, want);
+	uint32_t ev = ent_load(e);
+	size_t n = (size_t)-1, room = 0, off = (size_t)(p - m->mem);
+	unsigned kind = want;
+	int aligned = 0;
 	if (m->sc == SC_LARGE) {
-		if (off < SLOT_HDR || off >= m->maplen || H_R(hdr)) bad_header(hdr, p);
+		if (want != K_LIVE || off < SLOT_HDR || off >= m->maplen) bad_header(hdr, p, want);
+		kind = K_LARGE;
 		room = m->maplen - off;
 		if (m->size < room) n = m->size;
-		if (!sealed(hdr, p, 0, kind)) bad_header(hdr, p);
-		if (n == (size_t)-1) fail("corrupted metadata", p);
 	} else if (m->sc < NCLASS) {
 		size_t stride = class_stride(m->sc);
-		/* p in slot idx (d < stride: off < start wraps to a huge d) */
+		/* p in slot idx (d < room: off below the slot's start wraps) */
 		size_t d = off - (GROUP_HDR + (size_t)idx * stride);
-		if (d < stride - SLOT_HDR) {
-			room = stride - SLOT_HDR - d;
-			n = object_size(p, hdr, room);
-		}
-		if (n == (size_t)-1 || !sealed(hdr, p, n, kind)) bad_header(hdr, p);
-		/* a genuine header on a slot its group lists as free: written
-		 * back after the free (a replayed header) */
-		if ((__atomic_load_n(&m->avail, __ATOMIC_RELAXED) |
-		     atomic_load_explicit(&m->remote, memory_order_relaxed)) >> idx & 1)
-			fail("double free", p);
+		if (d >= stride - SLOT_HDR || (d && want != K_LIVE)) bad_header(hdr, p, want);
+		/* K_SLOW inside the slot; at its start, when K_LIVE fails */
+		if (want == K_LIVE && (d || !tag_ok(hdr, p, K_LIVE, E_GEN(ev)))) kind = K_SLOW;
+		aligned = kind == K_SLOW;
+		room = stride - SLOT_HDR - d;
+		if ((ev & E_N_MASK) <= room) n = ev & E_N_MASK;
 	} else {
-		fail("corrupted metadata", p);
+		bad_header(hdr, p, want);
 	}
-	size_t slack = room - n;
-	unsigned r = m->sc == SC_LARGE ? 0 : H_R(hdr);
-	size_t clen = m->sc == SC_LARGE ? (slack < 4 ? slack : 4) : canary_len(slack, r);
+	if (!tag_ok(hdr, p, kind, E_GEN(ev))) bad_header(hdr, p, kind);
+	if (n == (size_t)-1) fail("corrupted metadata", p);
+	/* a genuine header on a slot its group lists as free: a replayed
+	 * header whose generation came round again */
+	if (m->sc != SC_LARGE && (__atomic_load_n(&m->avail, __ATOMIC_RELAXED) |
+				  atomic_load_explicit(&m->remote, memory_order_relaxed)) >> idx & 1)
+		fail("double free", p);
+	size_t clen = check_len(room - n);
+	if (H_CLEN(hdr) != clen) fail("corrupted metadata", p);
 	if (clen ? !canary_ok(p + n, H_TAG(hdr), clen)
-		 : m->sc != SC_LARGE && !next_header_ok(m, p + n + SLOT_HDR, idx + 1, class_stride(m->sc) - SLOT_HDR))
+		 : m->sc != SC_LARGE && !next_header_ok(p + n + SLOT_HDR, m, idx + 1))
 		fail("heap overflow", p);
 	s->meta = m;
 	s->p = p;
 	s->n = n;
 	s->idx = idx;
-	s->aligned = m->sc != SC_LARGE && off != GROUP_HDR + (size_t)idx * class_stride(m->sc);
+	s->aligned = aligned;
+	s->ev = ev;
 	return m;
 }
 
-/* The live-to-freed transition: the slot's generation advances (the live
- * header, and any copy of it, stops verifying), then one compare-and-swap
- * from the verified live header to the freed one, so that of two threads
- * freeing one pointer at the same moment only one succeeds; the other
- * sees a changed header.  fbase (freed_bits) holds the freed header's low
- * bits and the generation after the one the live header verified with
- * (free's fast path reads it once, for both tags; seal_freed reads it
- * again).  If both threads advanced the generation, each stored the value
- * its own freed header carries, and the winner's store is the one that
- * stays unless the loser's came later: the loser then aborts (double
- * free) at its compare-and-swap, and nothing runs after it. */
-ALWAYS_INLINE void seal_freed_bits(unsigned char *p, uint64_t hdr, unsigned char *g, uint64_t fbase)
+/* The end of every free that passed its checks: the generation of the
+ * entry e advances from ev, the value the header verified with. */
+ALWAYS_INLINE void seal_freed(unsigned char *p, _Atomic uint32_t *e, uint32_t ev)
 {
-	__atomic_store_n(g, (unsigned char)(fbase >> 32), __ATOMIC_RELAXED);
-	uint64_t freed = (fbase & H_LOW) | (uint64_t)mac(fbase, p, 0, K_FREED, 0) << 32;
-	uint64_t expect = hdr;
-	if (unlikely(!__atomic_compare_exchange_n(header_of(p), &expect, freed, 0,
-						  __ATOMIC_RELEASE, __ATOMIC_RELAXED)))
-		fail("double free", p);
-}
-/* The freed header's low bits (record and slot index idx) and, above them
- * as mac takes it, the slot's next generation after gen (g's value). */
-static inline uint64_t freed_bits(uint64_t hdr, size_t idx, unsigned gen)
-{
-	return (hdr & H_MI_MASK) | idx | (uint64_t)(unsigned char)(gen + 1) << 32;
-}
-ALWAYS_INLINE void seal_freed(unsigned char *p, uint64_t hdr, unsigned char *g, size_t idx)
-{
-	seal_freed_bits(p, hdr, g, freed_bits(hdr, idx, __atomic_load_n(g, __ATOMIC_RELAXED)));
+	if (unlikely(!ent_advance(e, ev))) fail("double free", p);
 }
 
 /* malloc's steps for class sc after the thread cache: the checked path,

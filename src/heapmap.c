@@ -35,11 +35,14 @@ int slot_state(struct meta *m, int i, size_t *n)
 	size_t stride = class_stride(m->sc);
 	unsigned char *p = m->mem + GROUP_HDR + i * stride;
 	uint64_t hdr = *header_of(p);
-	if (freed_ok(hdr, p)) return S_CACHED;
+	uint32_t ev = ent_load(ent_at(m->index, (unsigned)i));
+	/* allocated for the group, with the stale header of its last use: in
+	 * a thread cache or the quarantine (only K_LIVE slots go there) */
+	if (hdr && tag_ok(hdr, p, K_LIVE, E_GEN(ev) - 1)) return S_CACHED;
 	/* a live object's size; the voided start of an aligned object (its
 	 * header is of kind void) counts its whole slot */
-	size_t sz = object_size(p, hdr, stride - SLOT_HDR);
-	*n = sz != (size_t)-1 && sealed(hdr, p, sz, K_LIVE) ? sz : stride - SLOT_HDR;
+	*n = hdr && (tag_ok(hdr, p, K_LIVE, E_GEN(ev)) || tag_ok(hdr, p, K_SLOW, E_GEN(ev))) ? (ev & E_N_MASK)
+									       : stride - SLOT_HDR;
 	uint32_t mi = *(uint32_t *)p;
 	if (stride >= 64 && meta_index_used(mi)) {
 		struct meta *g = (struct meta *)ro.areas[mi >> AREA_SHIFT].recs + (mi & (AREA_RECS - 1));

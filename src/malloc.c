@@ -46,7 +46,7 @@ static __attribute__((noinline)) void *alloc_paged(size_t n, int zero)
 		if (p && !cached && !opt_slow) {
 			uint64_t hdr = *header_of(p);
 			struct meta *pm = meta_at_index(H_META(hdr));
-			int i = (int)slot_of((size_t)(p - GROUP_HDR - pm->mem), (unsigned)sc);
+			int i = (int)H_IDX(hdr);
 			if (slot_fresh(pm, i)) fresh_pages(p, n, class_room(sc), how);
 		}
 	}

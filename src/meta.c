@@ -3,14 +3,22 @@
  * Invariants:
  * - every meta record lives in an area of AREA_RECS records mapped on its
  *   own (area 0: boot_area, below), followed by the records' slot
- *   generations (GENS_PER_REC bytes each, meta.h), between guard
+ *   entries (ENTS_PER_REC of 32 bits each, meta.h), between guard
  *   pages; record 0 of each area is the area header (AREA_MAGIC, its
  *   first index: no secret); protect_meta seals the records, not the
- *   generations, which every free writes;
+ *   entries, which every malloc and free writes;
  * - record index i lives at ro.areas[i >> AREA_SHIFT].recs, slot i & (AREA_RECS-1);
  *   only indices below meta_limit have ever been handed out, so a group
  *   header can be resolved to a record without trusting any pointer in it;
- * - a free record has mem == NULL and sits on records.free_list (lock held).
+ * - a free record has mem == NULL and sits on records.free_list (lock held),
+ *   its bit set in free_listed (lock held), or on a heap's stash
+ *   (group.c: its entries stay);
+ * - a slot's generation is kept across the reuse of its record, except
+ *   that a page of entries whose records are all on the free list (or
+ *   never handed out) is given back (entries_purge), and a record handed
+ *   out with all its entries zero gets random generations
+ *   (record_entries_ready): a header saved from an earlier use of the
+ *   record does not verify on the next one but by chance (2^-15).
  * - area 0 is boot_area, BOOT_RECS records in .bss next to the other
  *   globals, so that a process that mallocs a little touches no meta
  *   page of its own (the first malloc: 8 KiB, see os.h: COLD_BSS); its
@@ -33,13 +41,50 @@ static struct {
 } __attribute__((aligned(64))) records;
 
 static struct meta boot_area[BOOT_RECS] __attribute__((aligned(64)));
-/* written by the first free only: off the first malloc's pages */
-static unsigned char boot_gens[BOOT_RECS * GENS_PER_REC] COLD_BSS;
-#define AREA_BYTES (AREA_RECS * (sizeof(struct meta) + GENS_PER_REC))
+/* the first malloc writes an entry (the size): a page of its own, since
+ * 1 KiB more before the first heap would push its head off the page it
+ * shares with the other globals (os.h: COLD_BSS) */
+static _Atomic uint32_t boot_ents[BOOT_RECS * ENTS_PER_REC] COLD_BSS;
+#define AREA_BYTES (AREA_RECS * (sizeof(struct meta) + ENTS_PER_REC * sizeof(uint32_t)))
 _Static_assert(AREA_BYTES % MAX_PAGE == 0 && AREA_RECS * sizeof(struct meta) % MAX_PAGE == 0,
 	       "an area and its records are whole pages (guards, protect_meta)");
 HIDDEN uint32_t area0_recs = AREA_RECS;  /* records that exist in area 0 */
 
+
+/* A bit per record index: on records.free_list (lock held).  Read by
+ * entries_purge alone, so that it reads no field of records in use. */
+static uint64_t free_listed[(MAX_AREAS << AREA_SHIFT) / 64] COLD_BSS;
+
+static void record_entries_ready(struct meta *m)
+{
+	static _Atomic uint64_t seq;
+	_Atomic uint32_t *e = ent_at(m->index, 0);
+	for (int i = 0; i < ENTS_PER_REC; i++)
+		if (ent_load(e + i)) return;
+	/* a keyed mix of a counter: the generations of one record look
+	 * unrelated to another's, and to anything outside the process */
+	uint64_t x = atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed);
+	for (int i = 0; i < ENTS_PER_REC; i += 2) {
+		x = mum(x ^ ro.key[2], ro.key[1] + (uint64_t)i);
+		atomic_store_explicit(e + i, (uint32_t)x & ~E_N_MASK, memory_order_relaxed);
+		atomic_store_explicit(e + i + 1, (uint32_t)(x >> 32) & ~E_N_MASK, memory_order_relaxed);
+	}
+}
+
+/* Give back the page of entries that m's (just freed) share, if every
+ * record of that page is on the free list or was never handed out (an
+ * area's header counts as free).  Not area 0's boot records (.bss), nor
+ * under protect_meta (whose windows are too costly to scan in). */
+static void entries_purge(struct meta *m)
+{
+	uint32_t i = m->index, a = i >> AREA_SHIFT;
+	if (opt_protect || (a == 0 && area0_recs == BOOT_RECS)) return;
+	size_t per = page_size() / (ENTS_PER_REC * sizeof(uint32_t));
+	uint32_t first = i & ~(uint32_t)(per - 1);
+	for (uint32_t k = first; k < first + per && k < records.next_index; k++)
+		if ((k & (AREA_RECS - 1)) && !(free_listed[k / 64] >> (k % 64) & 1)) return;
+	os_purge((void *)ent_at(first, 0), page_size());
+}
 
 struct meta *meta_alloc(void)
 {
@@ -47,6 +92,8 @@ struct meta *meta_alloc(void)
 	if (m) {
 		records.free_list = m->next;
 		m->next = m->prev = 0;
+		free_listed[m->index / 64] &= ~(1ull << (m->index % 64));
+		record_entries_ready(m);
 		return m;
 	}
 	if (!init_done()) init_secret();
@@ -55,23 +102,23 @@ struct meta *meta_alloc(void)
 	if ((i & (AREA_RECS - 1)) == 0) {
 		if ((i >> AREA_SHIFT) >= MAX_AREAS) return 0;   /* 8 M: 23-bit index */
 		struct meta_area *a;
-		unsigned char *gens;
+		_Atomic uint32_t *ents;
 		if (i == 0 && !opt_protect) {
 			a = (struct meta_area *)boot_area;
-			gens = boot_gens;
+			ents = boot_ents;
 			area0_recs = BOOT_RECS;
 		} else {
-			/* the records, then their generations, between guards */
+			/* the records, then their entries, between guards */
 			a = span_map_guarded(AREA_BYTES);
 			if (!a) return 0;
-			gens = (unsigned char *)a + AREA_RECS * sizeof(struct meta);
+			ents = (_Atomic uint32_t *)((unsigned char *)a + AREA_RECS * sizeof(struct meta));
 			os_count.meta_bytes_mapped += AREA_BYTES + 2 * page_size();
 		}
 		a->magic = AREA_MAGIC;
 		a->first = i;
 		ro_protect(1);
 		ro.areas[i >> AREA_SHIFT].recs = a;
-		ro.areas[i >> AREA_SHIFT].gens = gens;
+		ro.areas[i >> AREA_SHIFT].ents = ents;
 		ro_protect(0);
 		i++;
 	}
@@ -79,6 +126,7 @@ struct meta *meta_alloc(void)
 	m = (struct meta *)ro.areas[i >> AREA_SHIFT].recs + (i & (AREA_RECS - 1));
 	m->index = i;
 	atomic_store_explicit(&meta_limit, records.next_index, memory_order_release);
+	record_entries_ready(m);
 	return m;
 }
 
@@ -92,6 +140,8 @@ void meta_push(struct meta **list, struct meta *m)
 void meta_free(struct meta *m)
 {
 	meta_push(&records.free_list, m);
+	free_listed[m->index / 64] |= 1ull << (m->index % 64);
+	entries_purge(m);
 }
 
 /* Windows of option protect_meta.  Guarded by the lock: window_depth

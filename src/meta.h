@@ -89,13 +89,10 @@ struct ro_globals {
 	                                    * value of a record's sc byte */
 	uint32_t room[NCLASS];             /* class_room: stride - SLOT_HDR, the
 	                                    * most user bytes of a slot */
-	uint64_t recip[64];                /* slot_of's reciprocal
-	                                    * of the stride; 0 past NCLASS: every
-	                                    * value of a header's class field */
 	uint8_t class_of[CLASS_OF_MAX / UNIT];
 	struct area_ref {
 		struct meta_area *recs;    /* the area's records */
-		unsigned char *gens;       /* its slot generations (meta.c) */
+		_Atomic uint32_t *ents;    /* its slot entries (below) */
 	} areas[MAX_AREAS];
 } __attribute__((aligned(RO_ALIGN)));    /* whole pages, shared with nothing */
 extern HIDDEN struct ro_globals ro;
@@ -183,17 +180,6 @@ static inline uint32_t full_mask(const struct meta *m)
 	return (uint32_t)((2ull << (m->cnt - 1)) - 1);
 }
 
-/* The slot of a group at mem, class sc, that holds the byte at mem +
- * GROUP_HDR + off: off / stride by a reciprocal (RECIP_SHIFT), exact for
- * off below 32 strides, every group's size (size_class_init checks it,
- * and test_whitebox).  Any other off (p below mem, a corrupted header)
- * gives some number: callers test idx < cnt and the position. */
-#define RECIP_SHIFT 40
-static inline size_t slot_of(size_t off, unsigned sc)
-{
-	return (size_t)(((uint64_t)off * ro.recip[sc & 63]) >> RECIP_SHIFT);
-}
-
 static inline size_t group_bytes(int sc, int cnt)
 {
 	return GROUP_HDR + (size_t)cnt * class_stride(sc);
@@ -206,60 +192,105 @@ static inline unsigned char *slot_at(const struct meta *m, size_t i)
 	return m->mem + GROUP_HDR + i * class_stride(m->sc);
 }
 
-/* ---- slot header ----
- * bits  0..5   size class of the slot (0..NCLASS-1), SC_LARGE for a large
- *              object; any other value fails (its stride is 0).  In a
- *              freed header: the slot index (bits 0..4, H_IDX), which
- *              malloc needs for the generation before it can trust the
- *              record, while the thread cache knows the class
- * bits  6..8   slack code r (small objects; 0 for large): the bytes from
- *              p + n to the next slot's header (the object's slack) when
- *              below 7; 7 means 7 or more, the exact count then being the
- *              32-bit word that ends the slot (slack_word)
- * bits  9..31  index of the group's meta record: its record number in the
- *              area (bits 9..22), its area number (bits 23..31)
- * bits 32..63  tag: a keyed hash (mac, below) of p, the object's size n,
- *              bits 0..31, the slot's generation and the header's kind
- * A header is genuine only if its tag verifies against the secret keys.
- * A live header has no slot index: it follows from p, the record's mem
- * and the class's stride (slot_of); the class gives the stride, so the
- * slack word's address (and the object's size) follows from the header
- * alone, without waiting for the record.
- * The kind is an input of the hash, not a bit of the header: turning a
- * live header into a freed one (free) or back (malloc from the thread
- * cache) takes the keys, and so does forging either.  The requested size
- * is an input too (stored in r and the slack word, both in-band): a
- * rewritten size makes the tag fail.
+/* ---- slot header and slot entries ----
+ * Every slot (and every large object, as slot 0 of its record) has an
+ * entry, out of band: 32 bits per slot, 32 entries per record, in an
+ * array of each meta area's own (ro.areas[].ents, meta.c), next to the
+ * records and like them never in user memory:
+ * bits  0..16  the object's size n (small objects; 0 for a large one,
+ *              whose size is in its record; the nested group's bytes for
+ *              a container slot)
+ * bits 17..31  the slot's generation, which every free advances (with a
+ *              compare-and-swap on the entry, which decides two racing
+ *              frees) and nothing else changes; it wraps after 2^15 frees
+ *              of one slot and is kept across the reuse of a record.
+ * The header, the 8 bytes before p:
+ * bits  0..4   the slot's index in its group (0 for a large object)
+ * bits  5..27  the index of the group's meta record: its record number in
+ *              the area (bits 5..18), its area number (bits 19..27)
+ * bits 28..30  the check value's length: min(slack, 4), the slack being
+ *              the bytes from p + n to the end of the object's room (0:
+ *              the object fills its slot; next_header_ok checks the next
+ *              slot's header instead)
+ * bit  31      K_LIVE: the slot's class less the class of the object's
+ *              size (0 or 1: realloc shrinks in place by one class); 0
+ *              for the other kinds
+ * bits 32..63  tag: a keyed hash (mac, below) of p, bits 0..31, the
+ *              header's kind and the slot's generation
+ * A header is genuine only if its tag verifies against the secret keys;
+ * it is live only if it verifies with the slot's current generation.
+ * free leaves the header in place and advances the generation: a freed
+ * slot's header is the header of its last use, stale (it verifies with
+ * the generation before the current one, and only with it), wherever
+ * the slot then waits (a thread cache, its group, the quarantine), and so
+ * is any copy of a header saved while the object was live.  Writing a
+ * live header back, or forging one, takes the keys; writing a stale one
+ * back changes nothing.  The record and the entry are found from the
+ * header's bits alone, and free's fast path needs no field of the
+ * record: the class follows from the size and bit 31.
  *
- * Kinds: a live object's header (n its size; for a large object the size
- * is in its record and the hash takes n = 0); a freed slot's (n = 0, r =
- * 0); the slot of a nested group (container: only free_container accepts
- * it); the voided start of a slot whose object was moved up for alignment
- * (void).  No genuine header is zero: a zero header is a slot never used
- * or whose pages were given back. */
-#define H_C_MASK 63
-#define H_R_SHIFT 6
-#define H_R_ESC 7
-#define H_MI_SHIFT 9
+ * Kinds (an input of the hash, not a bit of the header): a live object
+ * at its slot's start in the class of its size or the next (K_LIVE: the
+ * only kind free's fast path accepts); any other live small object
+ * (K_SLOW): one moved up in its slot for alignment, whose slot start
+ * keeps a header of kind K_VOID (generation 0: never live), or one in a
+ * bigger class (an aligned one that needed no move);
+ * a large object (K_LARGE); the slot of a nested group (K_CONTAINER: only
+ * free_container accepts it).  No genuine header is zero: a zero header
+ * is a slot never used or whose pages were given back. */
+#define H_IDX_MASK 31
+#define H_MI_SHIFT 5
 #define H_MI_MASK ((uint64_t)((MAX_AREAS << AREA_SHIFT) - 1) << H_MI_SHIFT)
+#define H_CLEN_SHIFT 28
+#define H_UP_SHIFT 31
 #define H_LOW 0xffffffffull
+#define H_IDX(h) ((unsigned)(h) & H_IDX_MASK)
 #define H_META(h) ((uint32_t)((h) >> H_MI_SHIFT) & ((MAX_AREAS << AREA_SHIFT) - 1))
-#define H_CLASS(h) ((unsigned)(h) & H_C_MASK)
-#define H_IDX(h) ((unsigned)(h) & 31)          /* freed headers only */
-#define H_R(h) ((unsigned)((h) >> H_R_SHIFT) & 7)
+#define H_CLEN(h) ((unsigned)((h) >> H_CLEN_SHIFT) & 7)
+#define H_UP(h) ((unsigned)((h) >> H_UP_SHIFT) & 1)
 #define H_AREA(h) ((uint32_t)((h) >> (H_MI_SHIFT + AREA_SHIFT)) & (MAX_AREAS - 1))
-/* the record's byte offset in its area (record number x 64) */
-#define H_REC_OFF(h) (((h) >> (H_MI_SHIFT - 6)) & ((uint64_t)(AREA_RECS - 1) << 6))
-_Static_assert(sizeof(struct meta) == 64, "H_REC_OFF is the record's offset");
-_Static_assert(NCLASS <= SC_LARGE && SC_LARGE <= H_C_MASK, "classes fit the header");
-_Static_assert(H_MI_SHIFT + AREA_SHIFT + 9 == 32 && MAX_AREAS == 1 << 9, "meta index ends at bit 31");
 #define H_TAG(h) ((uint32_t)((h) >> 32))
-/* The low bits of a live header that a void one keeps: class and record */
-#define H_KEEP (H_MI_MASK | H_C_MASK)
-enum { K_LIVE, K_FREED, K_CONTAINER, K_VOID };
+/* the record's byte offset in its area (record number x 64), and the
+ * entry's in the area's entries (record number x 128 + index x 4) */
+#define H_REC_OFF(h) (((h) << (6 - H_MI_SHIFT)) & ((uint64_t)(AREA_RECS - 1) << 6))
+#define H_ENT_OFF(h) (((h) << 2) & ((uint64_t)(AREA_RECS * ENTS_PER_REC - 1) << 2))
+_Static_assert(sizeof(struct meta) == 64, "H_REC_OFF is the record's offset");
+_Static_assert(H_MI_SHIFT + AREA_SHIFT + 9 == H_CLEN_SHIFT && MAX_AREAS == 1 << 9,
+	       "meta index ends below the check length");
+/* The low bits of a header: slot idx of record mi, check length clen */
+static inline uint64_t h_low(uint32_t mi, unsigned idx, unsigned clen)
+{
+	return (uint64_t)idx | (uint64_t)mi << H_MI_SHIFT | (uint64_t)clen << H_CLEN_SHIFT;
+}
+enum { K_LIVE, K_SLOW, K_LARGE, K_CONTAINER, K_VOID };
+
+#define ENTS_PER_REC 32
+#define E_N_BITS 17
+#define E_N_MASK ((1u << E_N_BITS) - 1)
+#define E_GEN(e) ((unsigned)((e) >> E_N_BITS))
+#define E_GEN_ONE (1u << E_N_BITS)      /* added to an entry: the next generation */
+#define GEN_MASK ((1u << (32 - E_N_BITS)) - 1)
+_Static_assert(MAX_SMALL <= E_N_MASK, "a small object's size fits its entry");
+/* The entry of slot idx of record mi (below meta_limit), and the entry
+ * that the bits of header h name, or NULL where their area does not exist
+ * (a header that is not genuine). */
+static inline _Atomic uint32_t *ent_at(uint32_t mi, unsigned idx)
+{
+	_Atomic uint32_t *e = ro.areas[(mi >> AREA_SHIFT) & (MAX_AREAS - 1)].ents;
+	return e + (size_t)(mi & (AREA_RECS - 1)) * ENTS_PER_REC + (idx & H_IDX_MASK);
+}
+static inline _Atomic uint32_t *ent_of(uint64_t h)
+{
+	_Atomic uint32_t *e = ro.areas[H_AREA(h)].ents;
+	return e ? (_Atomic uint32_t *)((char *)e + H_ENT_OFF(h)) : 0;
+}
+static inline uint32_t ent_load(_Atomic uint32_t *e)
+{
+	return atomic_load_explicit(e, memory_order_relaxed);
+}
 
 /* The keyed hash: two rounds of a full 64 x 64 -> 128-bit product whose
- * halves are xored (mum), over two key-masked words: p, n and the kind in
+ * halves are xored (mum), over two key-masked words: p and the kind in
  * the first, the header's low 32 bits and the slot's generation in the
  * second; the second round multiplies the first's result, masked with a
  * third key, by a fourth.  Each output bit depends on every input and
@@ -267,8 +298,7 @@ enum { K_LIVE, K_FREED, K_CONTAINER, K_VOID };
  * keys, and no xor or additive difference of inputs gives a predictable
  * difference of tags.  32 bits wide, so that a blind guess passes with
  * probability 2^-32.  Not a proven pseudo-random function
- * (doc/security.md).  p < 2^48 and is a multiple of UNIT, n < 2^18 for a
- * small object (0 for the others): the first word is injective. */
+ * (doc/security.md).  p < 2^48: the first word is injective. */
 /* The 128-bit product of a and b, its halves xored. */
 static inline uint64_t mum(uint64_t a, uint64_t b)
 {
@@ -292,8 +322,8 @@ static inline uint64_t mum(uint64_t a, uint64_t b)
 }
 
 /* The keys are operands in memory of the xors and of the last mul (x86-64):
- * kept in registers across the two tags of one malloc or free, they cost
- * the fast paths four registers, and malloc its stack frame.  key_xor is
+ * kept in registers across the two tags of one malloc, they cost the fast
+ * paths four registers, and malloc its stack frame.  key_xor is
  * x ^ ro.key[i]; mum_key3 is mum(x, ro.key[3]). */
 #if defined(__x86_64__) && defined(__GNUC__)
 static inline uint64_t key_xor(uint64_t x, int i)
@@ -311,71 +341,36 @@ static inline uint64_t mum_key3(uint64_t x)
 #define key_xor(x, i) ((x) ^ ro.key[i])
 #define mum_key3(x) mum(x, ro.key[3])
 #endif
-static inline uint32_t mac(uint64_t low, const void *p, size_t n, unsigned kind, unsigned gen)
+static inline uint32_t mac(uint64_t low, const void *p, unsigned kind, unsigned gen)
 {
-	uint64_t a = key_xor((uint64_t)(uintptr_t)p << 16 | (uint64_t)n << 2 | kind, 0);
-	uint64_t b = key_xor(low | (uint64_t)gen << 32, 1);
+	uint64_t a = key_xor((uint64_t)(uintptr_t)p << 16 | kind, 0);
+	uint64_t b = key_xor(low | (uint64_t)(gen & GEN_MASK) << 32, 1);
 	uint64_t x = mum(a, b);
 	return (uint32_t)(mum_key3(key_xor(x, 2)) >> 32);
 }
 
-/* ---- slot generations ----
- * Every slot (and every large object, as slot 0 of its record) has a
- * generation byte, out of band: 32 bytes per record, in an array of each
- * meta area's own (ro.areas[].gens, meta.c).  It is an input of the tag,
- * and free advances it before it seals the freed header: a header saved
- * while the object was live no longer verifies once the object is freed,
- * wherever the slot then waits (a thread cache, its group), and neither
- * does any header of an earlier use of the record.  (8 bits: it repeats
- * after 256 frees of one slot.)  Voided starts of aligned objects are
- * sealed with generation 0: they are never accepted as live. */
-#define GENS_PER_REC 32
-static inline unsigned char *gen_at(uint32_t mi, unsigned idx)
+/* Whether hdr is a header of kind `kind` for p made with generation gen. */
+static inline int tag_ok(uint64_t hdr, const void *p, unsigned kind, unsigned gen)
 {
-	unsigned char *g = ro.areas[(mi >> AREA_SHIFT) & (MAX_AREAS - 1)].gens;
-	return g + (size_t)(mi & (AREA_RECS - 1)) * GENS_PER_REC + (idx & 31);
+	return H_TAG(hdr) == mac(hdr & H_LOW, p, kind, gen);
 }
-/* The generation of the slot that the bits low of a freed header name;
- * 0 where their area does not exist (the tag then fails anyway). */
-static inline unsigned gen_of_freed(uint64_t low)
+/* The header of kind `kind` for p with low bits low and generation gen. */
+static inline uint64_t seal(uint64_t low, const void *p, unsigned kind, unsigned gen)
 {
-	uint32_t mi = H_META(low);
-	if (unlikely(!ro.areas[(mi >> AREA_SHIFT) & (MAX_AREAS - 1)].gens)) return 0;
-	return __atomic_load_n(gen_at(mi, H_IDX(low)), __ATOMIC_RELAXED);
+	return low | (uint64_t)mac(low, p, kind, gen) << 32;
 }
-/* The generation of the slot at p whose live (or container) header bits
- * low name its record (the index from p and the record's mem); 0 where
- * their area does not exist. */
-static inline unsigned gen_of(uint64_t low, const void *p)
+/* The voided start of an aligned object's slot. */
+static inline uint64_t seal_void(uint32_t mi, unsigned idx, const void *q)
 {
-	uint32_t mi = H_META(low);
-	const struct area_ref *ar = &ro.areas[(mi >> AREA_SHIFT) & (MAX_AREAS - 1)];
-	if (unlikely(!ar->gens)) return 0;
-	const struct meta *m = (const struct meta *)ar->recs + (mi & (AREA_RECS - 1));
-	unsigned char *mem = __atomic_load_n(&((struct meta *)m)->mem, __ATOMIC_RELAXED);
-	size_t idx = slot_of((size_t)((const unsigned char *)p - GROUP_HDR - mem), H_CLASS(low)) & 31;
-	return __atomic_load_n(ar->gens + (size_t)(mi & (AREA_RECS - 1)) * GENS_PER_REC + idx,
-			       __ATOMIC_RELAXED);
+	return seal(h_low(mi, idx, 0), q, K_VOID, 0);
 }
-static inline unsigned kind_gen(uint64_t low, const void *p, unsigned kind)
+/* Whether hdr is a stale header of kind `kind` for p: made with the
+ * generation before the current one of the entry it names (the header of
+ * a freed slot's last use). */
+static inline int stale_ok(uint64_t hdr, const void *p, unsigned kind)
 {
-	return kind == K_VOID ? 0 : kind == K_FREED ? gen_of_freed(low) : gen_of(low, p);
-}
-
-static inline uint64_t seal(uint64_t low, const void *p, size_t n, unsigned kind)
-{
-	return low | (uint64_t)mac(low, p, n, kind, kind_gen(low, p, kind)) << 32;
-}
-
-static inline int sealed(uint64_t hdr, const void *p, size_t n, unsigned kind)
-{
-	return H_TAG(hdr) == mac(hdr & H_LOW, p, n, kind, kind_gen(hdr, p, kind));
-}
-
-/* Whether hdr is a freed header for p. */
-static inline int freed_ok(uint64_t hdr, const void *p)
-{
-	return (hdr & (7u << H_R_SHIFT)) == 0 && sealed(hdr, p, 0, K_FREED);
+	_Atomic uint32_t *e = ent_of(hdr);
+	return e && tag_ok(hdr, p, kind, E_GEN(ent_load(e)) - 1);
 }
 
 static inline uint64_t *header_of(const void *p)
@@ -391,22 +386,11 @@ static inline __attribute__((always_inline)) void header_store(const void *p, ui
 	__atomic_store_n(header_of(p), h, __ATOMIC_RELAXED);
 }
 
-/* The 32-bit word that ends an object's room, holding its slack when the
- * slack code is H_R_ESC (unaligned: rooms are multiples of 8 only). */
-static inline uint32_t slack_word(const unsigned char *p, size_t room)
+/* The check value: the min(slack, 4) bytes past the object are the tag's
+ * (little-endian order).  An overflow cannot rewrite them blindly. */
+static inline unsigned check_len(size_t slack)
 {
-	uint32_t w;
-	__builtin_memcpy(&w, p + room - 4, 4);
-	return w;
-}
-
-/* The check value: the bytes past the object, up to 4, are the tag's
- * (little-endian order); with an escaped slack code the slack word's 4
- * bytes are not among them.  An overflow cannot rewrite them blindly. */
-static inline size_t canary_len(size_t slack, unsigned r)
-{
-	size_t k = r == H_R_ESC ? slack - 4 : slack;
-	return k < 4 ? k : 4;
+	return slack < 4 ? (unsigned)slack : 4;
 }
 /* The tag as 4 bytes in little-endian order, read as a native word. */
 static inline uint32_t canary_word(uint32_t tag)
@@ -441,55 +425,54 @@ static inline int canary_ok(const unsigned char *q, uint32_t tag, size_t len)
 	return 1;
 }
 
-/* Write the header of kind K_LIVE (or K_CONTAINER) of an object of n
- * bytes at p whose room (the bytes from p to the next slot's header) is
- * room, with its slack code, its slack word and its check value; base is
- * the header's class and record bits (frame: of sc and mi), gen the
- * slot's generation (*gen_at(mi, idx)), or 0 with the generation in bits
- * 32..39 of base, as mac takes it.  The header goes last, with release
- * order: a reader of the header with acquire order (next_header_ok) sees
- * the slack word that goes with it. */
-static inline __attribute__((always_inline)) void frame_bits(unsigned char *p, uint64_t base,
-							     size_t n, size_t room, unsigned kind,
-							     unsigned gen)
+/* Write the live header of kind `kind` (K_LIVE, K_SLOW, K_CONTAINER)
+ * of an object of n bytes at p, in slot idx of record mi, class sc, whose
+ * room (the bytes from p to the next slot's header) is room (K_LIVE
+ * becomes K_SLOW if sc is more than one class above n's): the size in the
+ * slot's entry (its generation kept: only free changes it), the check
+ * value, then the header, with release order: a thread that reads the
+ * header with acquire order (next_header_ok, free) and then the entry
+ * sees the size that goes with it.  The entry is the holder's: a free of
+ * the slot (the other writer) needs the header written here. */
+static inline __attribute__((always_inline)) void frame(unsigned char *p, uint32_t mi, unsigned idx,
+							unsigned sc, size_t n, size_t room, unsigned kind)
 {
-	size_t slack = room - n;
-	unsigned r = slack < H_R_ESC ? (unsigned)slack : H_R_ESC;
-	uint64_t low = base | (uint64_t)r << H_R_SHIFT;
-	uint64_t h = (low & H_LOW) | (uint64_t)mac(low, p, n, kind, gen) << 32;
-	if (r == H_R_ESC) {
-		uint32_t w = (uint32_t)slack;
-		__builtin_memcpy(p + room - 4, &w, 4);
+	_Atomic uint32_t *e = ent_at(mi, idx);
+	uint32_t ev = ent_load(e);
+	atomic_store_explicit(e, (ev & ~E_N_MASK) | (uint32_t)n, memory_order_relaxed);
+	unsigned clen = check_len(room - n);
+	uint64_t low = h_low(mi, idx, clen);
+	if (kind == K_LIVE) {
+		unsigned up = sc - (unsigned)size_to_class(n);
+		if (up <= 1) low |= (uint64_t)up << H_UP_SHIFT;
+		else kind = K_SLOW;
 	}
-	put_canary(p + n, H_TAG(h), canary_len(slack, r));
+	uint64_t h = seal(low, p, kind, E_GEN(ev));
+	put_canary(p + n, H_TAG(h), clen);
 	__atomic_store_n(header_of(p), h, __ATOMIC_RELEASE);
 }
 
-/* frame_bits with the header's record index mi and class sc */
-static inline __attribute__((always_inline)) void frame(unsigned char *p, uint32_t mi, unsigned sc,
-							size_t n, size_t room, unsigned kind,
-							unsigned gen)
-{
-	frame_bits(p, (uint64_t)sc | (uint64_t)mi << H_MI_SHIFT, n, room, kind, gen);
-}
-
-/* A large object: its size is in its record, the header has r = 0 and
- * the hash takes n = 0; its check value is as long as the mapping allows. */
+/* A large object: its size is in its record (the entry's size is 0), its
+ * check value as long as the mapping allows. */
 static inline void frame_large(unsigned char *p, uint32_t mi, size_t n, size_t room)
 {
-	uint64_t h = seal((uint64_t)mi << H_MI_SHIFT | SC_LARGE, p, 0, K_LIVE);
-	put_canary(p + n, H_TAG(h), room - n < 4 ? room - n : 4);
-	header_store(p, h);
+	_Atomic uint32_t *e = ent_at(mi, 0);
+	uint32_t ev = ent_load(e) & ~E_N_MASK;
+	atomic_store_explicit(e, ev, memory_order_relaxed);
+	unsigned clen = check_len(room - n);
+	uint64_t h = seal(h_low(mi, 0, clen), p, K_LARGE, E_GEN(ev));
+	put_canary(p + n, H_TAG(h), clen);
+	__atomic_store_n(header_of(p), h, __ATOMIC_RELEASE);
 }
 
-/* The size of the small object at p whose header (verified or not) is
- * hdr, given its room; (size_t)-1 if its slack code or word is impossible. */
-static inline size_t object_size(const unsigned char *p, uint64_t hdr, size_t room)
+/* The live-to-freed transition: one compare-and-swap from the entry ev
+ * that the live header verified with to the next generation, so that of
+ * two threads freeing one pointer at the same moment only one succeeds;
+ * returns 0 for the other (a double free).  The header stays: stale. */
+static inline __attribute__((always_inline)) int ent_advance(_Atomic uint32_t *e, uint32_t ev)
 {
-	unsigned r = H_R(hdr);
-	if (r != H_R_ESC) return r <= room ? room - r : (size_t)-1;
-	uint32_t slack = slack_word(p, room);
-	return slack >= H_R_ESC && slack <= room ? room - slack : (size_t)-1;
+	return atomic_compare_exchange_strong_explicit(e, &ev, ev + E_GEN_ONE, memory_order_relaxed,
+						       memory_order_relaxed);
 }
 
 /* ---- spans: address ranges without an owner (span.c) ---- */

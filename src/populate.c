@@ -68,9 +68,7 @@ static void probe_read(struct heap *h)
 
 /* p, n bytes, has no resident page yet: populate it, or (a slot) make it
  * the probe.  how: FRESH_SLOT, FRESH_ZEROED (calloc), FRESH_LARGE.  room:
- * a slot's room (0 for large), whose last 4 bytes hold the slack word
- * that malloc writes when the slack is 7 bytes or more: its page is
- * populated with the others. */
+ * a slot's room (0 for large): a slot's check value is up to 4 bytes. */
 void fresh_pages(void *p, size_t n, size_t room, int how)
 {
 	struct heap *h = tl_heap;
@@ -79,11 +77,8 @@ void fresh_pages(void *p, size_t n, size_t room, int how)
 	/* the pages of the header and of the check byte too */
 	unsigned char *from = (unsigned char *)p - SLOT_HDR, *to = (unsigned char *)p + n + (room ? 4 : 1);
 	size_t page = page_size();
-	uintptr_t word = room >= n + H_R_ESC ? page_trunc((uintptr_t)p + room - 4) : 0;
-	if (word < page_round((uintptr_t)to)) word = 0;        /* on the last page already */
 	if (how == FRESH_ZEROED || (h->pop_score > 0 && (how == FRESH_LARGE || ++h->big_n % POP_PROBE))) {
 		os_populate(from, (size_t)(to - from));
-		if (word) os_populate((void *)word, page);
 	} else if (how == FRESH_SLOT && n >= 3 * page) {
 		/* while the verdict is on, all but the two sample pages */
 		if (h->pop_score > 0) {
@@ -92,7 +87,6 @@ void fresh_pages(void *p, size_t n, size_t room, int how)
 			os_populate(from, mid - (uintptr_t)from);
 			if (last > mid + page) os_populate((void *)(mid + page), last - mid - page);
 			os_populate((void *)(last + page), (uintptr_t)to - last - page);
-			if (word) os_populate((void *)word, page);
 		}
 		h->probe = p;
 		h->probe_n = (uint32_t)n;

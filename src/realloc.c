@@ -54,7 +54,7 @@ static __attribute__((noinline)) void *realloc_checked(void *p, size_t n)
 		/* up to the next slot's header */
 		size_t room = (size_t)(slot_at(m, (size_t)s.idx + 1) - SLOT_HDR - s.p);
 		if (sc <= m->sc && sc + 1 >= m->sc && n <= room && !nearly_empty(m)) {
-			frame(s.p, m->index, m->sc, n, room, K_LIVE, *gen_at(m->index, s.idx));
+			frame(s.p, m->index, (unsigned)s.idx, m->sc, n, room, s.aligned ? K_SLOW : K_LIVE);
 			return s.p;
 		}
 	}

@@ -190,8 +190,7 @@ void free_container(void *p)
 	struct slot s;
 	struct meta *m = lookup(p, &s, K_CONTAINER);
 	struct heap *h = tl_heap;
-	uint64_t hdr = *header_of(s.p);
-	seal_freed(s.p, hdr, gen_at(H_META(hdr), (unsigned)s.idx), (size_t)s.idx);
+	seal_freed(s.p, ent_at(m->index, (unsigned)s.idx), s.ev);
 	inuse_add_any(h, class_stride(m->sc));  /* it did not count (group.c) */
 	int sparse = __atomic_load_n(&m->owner, __ATOMIC_RELAXED) == h && m->mapped != MEM_NESTED &&
 		     m->maplen >= (64u << 10) && m != h->cur[m->sc] &&
@@ -201,13 +200,13 @@ void free_container(void *p)
 }
 
 /* The group of p, a freed slot that waited (thread cache, quarantine) and
- * goes back now, and its index in *idx: its freed header must still
+ * goes back now, and its index in *idx: its stale header must still
  * verify (else something wrote to it after free), and name p's position
  * in a group of class sc (the cache's; -1: the record's). */
 static inline struct meta *freed_slot_group(unsigned char *p, int sc, int *idx)
 {
 	uint64_t hdr = *header_of(p);
-	if (!freed_ok(hdr, p)) fail("write after free", p);
+	if (!stale_ok(hdr, p, K_LIVE)) fail("write after free", p);
 	struct meta *m = meta_at_index(H_META(hdr));
 	*idx = (int)H_IDX(hdr);
 	if ((sc >= 0 && m->sc != sc) || p != slot_at(m, (size_t)*idx)) fail("corrupted metadata", p);

@@ -22,12 +22,6 @@ void size_class_init(void)
 		stride += step;
 		ro.stride[sc] = stride;
 		ro.room[sc] = stride - SLOT_HDR;
-		/* off * recip >> 40 = off / stride + e, e < off / 2^40 <=
-		 * 2^22 / 2^40 (off < 32 x 128 KiB): below the 16 / stride
-		 * (>= 2^-13) that separates off / stride, for an off that is
-		 * a multiple of UNIT, from the next integer.  test_whitebox
-		 * checks every class. */
-		ro.recip[sc] = ((uint64_t)1 << RECIP_SHIFT) / stride + 1;
 	}
 	/* x = n + SLOT_HDR - 1 fits class sc iff x < stride: strides are
 	 * multiples of UNIT, so x >> 4 decides */

@@ -3,11 +3,12 @@
  * their fast paths from, are in heap.h ("slots").
  *
  * slot_lookup trusts nothing in user memory until it is proven: the slot
- * header must carry a tag that only the secret can produce; the meta index
- * it names must be one we handed out, in an area of the read-only table, of a
- * record in use; the slot index and the position of p in the group must
- * agree with the record's class and slot count; the check byte past the
- * requested size must be intact.  Any failure is fatal.
+ * header must carry a tag that only the secret can produce, with the
+ * slot's current generation; the meta index it names must be one we
+ * handed out, in an area of the read-only table, of a record in use; the
+ * slot index and the position of p in the group must agree with the
+ * record's class and slot count; the check value past the requested size
+ * must be intact.  Any failure is fatal.
  */
 #include "internal.h"
 
@@ -36,19 +37,18 @@ void *enframe(struct meta *m, uint32_t a, int idx, size_t n)
 /* An object that fills its slot has no check value: it ends at the next
  * slot's header (at q - SLOT_HDR, q the user pointer of slot nidx of m,
  * or the group's last 8 bytes when nidx == cnt).  That header is genuine
- * for q, of any kind, or zero; zero only where the slot is free (in the
- * group's avail or remote masks: never used, or its pages given back) or
- * for the group's last 8 bytes: an overflow that zeroes the header of a
- * slot in use (live, or in a thread cache) is caught, and one that
- * rewrites it cannot forge one.  Another thread may be writing it (taking
- * or freeing that slot): frame writes the slack word before the header,
- * so a header read with acquire order comes with its slack word, and a
- * header that changed between two reads, or a zero one of a slot that the
- * owner is taking (its bit cleared, its header not yet written), is read
- * again. */
-int next_header_ok(const struct meta *m, const unsigned char *q, int nidx, size_t room)
+ * for q (live or stale, of any kind), or zero; zero only where the slot is
+ * free (in the group's avail or remote masks: never used, or its pages
+ * given back) or for the group's last 8 bytes: an overflow that zeroes
+ * the header of a slot in use (live, or in a thread cache) is caught, and
+ * one that rewrites it cannot forge one.  Another thread may be taking or
+ * freeing that slot: the generation read after the header may be one
+ * ahead of it (a free between the two loads), a header that changed
+ * between two reads, or a zero one of a slot that the owner is taking
+ * (its bit cleared, its header not yet written), is read again. */
+int next_header_ok(const unsigned char *q, const struct meta *m, int nidx)
 {
-	const uint64_t *hp = (const uint64_t *)(q - SLOT_HDR);
+	const uint64_t *hp = header_of(q);
 	for (int tries = 0; tries < 4; tries++) {
 		uint64_t h = __atomic_load_n(hp, __ATOMIC_ACQUIRE);
 		if (!h) {
@@ -57,31 +57,37 @@ int next_header_ok(const struct meta *m, const unsigned char *q, int nidx, size_
 					     atomic_load_explicit(&m->remote, memory_order_relaxed);
 			if (free_bits >> nidx & 1) return 1;
 			/* taken: the header was written before the bit went */
-		} else if (sealed(h, q, 0, K_VOID)) {
+		} else if (tag_ok(h, q, K_VOID, 0)) {
 			return 1;
 		} else {
-			/* the generation read may be one ahead of the header
-			 * read (a free of that slot between the two loads) */
-			unsigned gf = gen_of_freed(h), g = gen_of(h, q);
-			uint64_t low = h & H_LOW;
-			size_t n = object_size(q, h, room);
-			for (unsigned k = 0; k < 2; k++, g = (unsigned char)(g - 1), gf = (unsigned char)(gf - 1)) {
-				if (!H_R(h) && H_TAG(h) == mac(low, q, 0, K_FREED, gf)) return 1;
-				if (n != (size_t)-1 && (H_TAG(h) == mac(low, q, n, K_LIVE, g) ||
-							H_TAG(h) == mac(low, q, n, K_CONTAINER, g)))
+			_Atomic uint32_t *e = ent_of(h);
+			unsigned g = e ? E_GEN(ent_load(e)) : 0;
+			for (unsigned k = 0; e && k < 2; k++)
+				if (tag_ok(h, q, K_LIVE, g - k) || tag_ok(h, q, K_SLOW, g - k) ||
+				    tag_ok(h, q, K_CONTAINER, g - k))
 					return 1;
-			}
 		}
 		if (__atomic_load_n(hp, __ATOMIC_ACQUIRE) == h) return 0;
 	}
 	return 0;
 }
 
-/* Why a header that is not a live one of p's failed. */
-_Noreturn void bad_header(uint64_t hdr, unsigned char *p)
+int slot_free_header(uint64_t old, const unsigned char *p, uint32_t mi, unsigned idx)
+{
+	(void)mi, (void)idx;    /* the tag covers p: a genuine header for p names its slot */
+	return tag_ok(old, p, K_VOID, 0) || stale_ok(old, p, K_LIVE) || stale_ok(old, p, K_SLOW) ||
+	       stale_ok(old, p, K_CONTAINER);
+}
+
+/* Why a header that is not a live one of p's (of kind `kind`) failed:
+ * zero, stale (a header of p's last use: its free advanced the
+ * generation), or neither. */
+_Noreturn void bad_header(uint64_t hdr, unsigned char *p, unsigned kind)
 {
 	if (!hdr) fail("double free or invalid pointer", p);
-	if (freed_ok(hdr, p)) fail("double free", p);
+	if (stale_ok(hdr, p, kind) || stale_ok(hdr, p, K_LIVE) || stale_ok(hdr, p, K_SLOW) ||
+	    stale_ok(hdr, p, K_CONTAINER))
+		fail("double free", p);
 	fail("invalid pointer", p);
 }
 

@@ -333,6 +333,46 @@ START_TEST(test_saved_header_replayed_cached)
 }
 END_TEST
 
+/* 8b. The same after many uses of the slot: a header saved k frees of
+ * its slot earlier (the generation, out of band, repeats only after 2^15
+ * frees; an 8-bit one would repeat at k = 256). */
+struct many_arg {
+	unsigned char *p;
+	int k;
+};
+
+static void replay_after_many(void *arg)
+{
+	struct many_arg *a = arg;
+	unsigned char *p = a->p;
+	uint64_t live;
+	memcpy(&live, p - 8, 8);
+	free(p);
+	for (int i = 1; i < a->k; i++) {
+		unsigned char *q = malloc(40);
+		if (q != p) {
+			fprintf(stderr, "slot not reused\n");
+			abort();        /* the layout assumed does not hold */
+		}
+		free(q);
+	}
+	memcpy(p - 8, &live, 8);
+	free(OPAQUE(p));
+}
+
+START_TEST(test_saved_header_replayed_after_many_frees)
+{
+	static const int ks[] = { 256, 512, 1000, 4096 };
+	for (size_t i = 0; i < sizeof ks / sizeof *ks; i++) {
+		struct many_arg a = { malloc(40), ks[i] };
+		ck_assert_ptr_nonnull(a.p);
+		ck_assert_msg(!survives(replay_after_many, &a), "a header saved %d frees earlier passed free",
+			      ks[i]);
+		free(a.p);
+	}
+}
+END_TEST
+
 /* 9. A header saved from a group that was then released, replayed on the
  * same address once a new group (likely on the same record) is there. */
 static void replay_reused(void *arg)
@@ -378,6 +418,7 @@ static Suite *attack_suite(void)
 	tcase_add_test(tc, test_header_replayed_elsewhere);
 	tcase_add_test(tc, test_saved_header_replayed_after_free);
 	tcase_add_test(tc, test_saved_header_replayed_cached);
+	tcase_add_test(tc, test_saved_header_replayed_after_many_frees);
 	tcase_add_test(tc, test_saved_header_replayed_after_reuse);
 	suite_add_tcase(s, tc);
 	return s;

@@ -59,7 +59,7 @@ START_TEST(test_no_copy_of_the_keys)
 }
 END_TEST
 
-/* Meta areas (records, then slot generations) have a guard page on each
+/* Meta areas (records, then slot entries) have a guard page on each
  * side. */
 START_TEST(test_meta_area_guarded)
 {
@@ -71,7 +71,7 @@ START_TEST(test_meta_area_guarded)
 	FILE *f = fopen("/proc/self/maps", "r");
 	char line[512];
 	int before = 0, after = 0;
-	uintptr_t lo_a = (uintptr_t)a, hi_a = lo_a + AREA_RECS * (sizeof(struct meta) + GENS_PER_REC);
+	uintptr_t lo_a = (uintptr_t)a, hi_a = lo_a + AREA_RECS * (sizeof(struct meta) + ENTS_PER_REC * sizeof(uint32_t));
 	while (fgets(line, sizeof line, f)) {
 		unsigned long lo, hi;
 		char perm[8];
@@ -96,11 +96,11 @@ START_TEST(test_tag_not_linear)
 	for (int t = 0; t < 64; t++) {
 		uint64_t low = rng_next(&s) & 0xffffffff, d = 1ull << (t % 32);
 		uintptr_t p = (rng_next(&s) & 0x7ffffffff0ull) | 0x100000000000ull;
-		uint32_t t0 = mac(low, (void *)p, 100, K_LIVE, 0), t1 = mac(low ^ d, (void *)p, 100, K_LIVE, 0);
-		uint32_t u0 = mac(low + 77, (void *)p, 100, K_LIVE, 0);
+		uint32_t t0 = mac(low, (void *)p, K_LIVE, 0), t1 = mac(low ^ d, (void *)p, K_LIVE, 0);
+		uint32_t u0 = mac(low + 77, (void *)p, K_LIVE, 0);
 		uintptr_t p2 = p + 4096;
-		uint32_t t2 = mac(low, (void *)p2, 100, K_LIVE, 0), t3 = mac(low ^ d, (void *)p2, 100, K_LIVE, 0);
-		uint32_t u2 = mac(low + 77, (void *)p2, 100, K_LIVE, 0);
+		uint32_t t2 = mac(low, (void *)p2, K_LIVE, 0), t3 = mac(low ^ d, (void *)p2, K_LIVE, 0);
+		uint32_t u2 = mac(low + 77, (void *)p2, K_LIVE, 0);
 		same_xor += (t0 ^ t1) == (t2 ^ t3);
 		same_add += (uint32_t)(u0 - t0) == (uint32_t)(u2 - t2);
 	}
@@ -110,8 +110,8 @@ START_TEST(test_tag_not_linear)
 	int same = 0;
 	for (int t = 0; t < 64; t++) {
 		uintptr_t p = 0x100000000000ull + 16 * (uintptr_t)t;
-		same += (mac(5, (void *)p, 0, K_LIVE, 0) ^ mac(5, (void *)p, 0, K_FREED, 0)) ==
-			(mac(5, (void *)(p + 16), 0, K_LIVE, 0) ^ mac(5, (void *)(p + 16), 0, K_FREED, 0));
+		same += (mac(5, (void *)p, K_LIVE, 0) ^ mac(5, (void *)p, K_SLOW, 0)) ==
+			(mac(5, (void *)(p + 16), K_LIVE, 0) ^ mac(5, (void *)(p + 16), K_SLOW, 0));
 	}
 	ck_assert_int_le(same, 2);
 }
@@ -138,22 +138,24 @@ static void forge_cur(void *arg)
 	if (p == target + GROUP_HDR) fprintf(stderr, "malloc returned the chosen address\n");
 }
 
-/* The slot index is not in the header: slot_of's reciprocal must give
- * off / stride exactly for every offset in a group of 32 slots of every
- * class (multiples of UNIT), and a header's class must reach every small
- * class and SC_LARGE. */
-START_TEST(test_slot_of_exact)
+/* The header's fields: every slot index, record index and check length
+ * reads back, and the record's and the entry's offsets are those of the
+ * record and entry that the index names. */
+START_TEST(test_header_fields)
 {
 	free(malloc(1));        /* initialised */
-	for (unsigned sc = 0; sc < NCLASS; sc++) {
-		size_t stride = class_stride(sc);
-		for (size_t off = 0; off < 32 * stride; off += UNIT)
-			ck_assert_msg(slot_of(off, sc) == off / stride, "class %u off %zu", sc, off);
-		ck_assert_uint_eq(H_CLASS(sc), sc);
-	}
-	ck_assert_uint_eq(H_CLASS(SC_LARGE), SC_LARGE);
+	for (uint32_t mi = 1; mi < (MAX_AREAS << AREA_SHIFT); mi = mi * 3 + 1)
+		for (unsigned idx = 0; idx < 32; idx++)
+			for (unsigned clen = 0; clen <= 4; clen++) {
+				uint64_t h = h_low(mi, idx, clen) | 0xdeadbeef00000000ull;
+				ck_assert_uint_eq(H_IDX(h), idx);
+				ck_assert_uint_eq(H_META(h), mi);
+				ck_assert_uint_eq(H_CLEN(h), clen);
+				ck_assert_uint_eq(H_AREA(h), mi >> AREA_SHIFT);
+				ck_assert_uint_eq(H_REC_OFF(h), (mi & (AREA_RECS - 1)) * sizeof(struct meta));
+				ck_assert_uint_eq(H_ENT_OFF(h), ((mi & (AREA_RECS - 1)) * ENTS_PER_REC + idx) * 4);
+			}
 	ck_assert_uint_eq(class_stride(SC_LARGE), 0);
-	ck_assert_uint_eq(slot_of(12345 * UNIT, SC_LARGE), 0);
 }
 END_TEST
 
@@ -176,7 +178,7 @@ static void forge_avail(void *arg)
 	struct heap *h = tl_heap;
 	int sc = m->sc;
 	while (*tc_at(h, h->tc_top[sc])) (void)malloc(48);
-	int idx = (int)slot_of((size_t)((unsigned char *)a - GROUP_HDR - m->mem), m->sc);
+	int idx = (int)H_IDX(hdr);
 	m->avail |= 1u << idx;                  /* a, live, listed as free */
 	h->cur[sc] = m;
 	for (int i = 0; i < 40; i++) {
@@ -203,7 +205,7 @@ static Suite *whitebox_suite(void)
 	tcase_add_test(tc, test_no_copy_of_the_keys);
 	tcase_add_test(tc, test_meta_area_guarded);
 	tcase_add_test(tc, test_tag_not_linear);
-	tcase_add_test(tc, test_slot_of_exact);
+	tcase_add_test(tc, test_header_fields);
 	tcase_add_test(tc, test_forged_current_group);
 	tcase_add_test(tc, test_forged_avail_bit);
 	suite_add_tcase(s, tc);
