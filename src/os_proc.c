@@ -151,8 +151,12 @@ static void lock_wait(void)
 			return;
 		cpu_relax();
 	}
+	/* the wait fails with EAGAIN (the word changed) or EINTR: a malloc
+	 * or free that succeeds leaves errno as it was (POSIX: free) */
+	int e = errno;
 	while (atomic_exchange(&lock_word, 2) != 0)
 		syscall(SYS_futex, &lock_word, FUTEX_WAIT_PRIVATE, 2, 0, 0, 0);
+	errno = e;
 }
 
 void os_lock(void)
@@ -169,8 +173,11 @@ void os_lock(void)
 void os_unlock(void)
 {
 	if (--lock_held) return;
-	if (atomic_exchange(&lock_word, 0) == 2)
+	if (atomic_exchange(&lock_word, 0) == 2) {
+		int e = errno;
 		syscall(SYS_futex, &lock_word, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
+		errno = e;
+	}
 }
 
 static void fork_prepare(void) { os_lock(); }

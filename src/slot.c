@@ -16,7 +16,7 @@
  * jump and malloc's fast path needs no stack frame.  caller: the return
  * address of the function tc_pop is inlined in (malloc's caller), which
  * the report names unless an entry point's checked path (realloc) has set
- * one (an address inside the library is left out: os.c). */
+ * one (an address inside the library is left out: os_proc.c). */
 void *write_after_free(void *p, const void *caller)
 {
 	if (!os_caller) os_caller = caller;
