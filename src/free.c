@@ -148,7 +148,7 @@ EXPORT void free(void *ptr)
 	_Atomic uint32_t *e = (_Atomic uint32_t *)((char *)ents + H_ENT_OFF(hdr));
 	struct meta *m = (struct meta *)((char *)ar->recs + H_REC_OFF(hdr));
 	uint32_t ev = ent_load(e);
-	if (unlikely(!tag_ok(hdr, p, K_LIVE, E_GEN(ev)))) goto general;
+	if (unlikely(!tag_ok(hdr, p, K_LIVE, E_GBITS(ev)))) goto general;
 	size_t n = ev & E_N_MASK;
 	if (likely(H_CLEN(hdr) == 4)) {
 		uint32_t c;
@@ -205,7 +205,7 @@ EXPORT size_t malloc_usable_size(void *ptr)
 			size_t n = ev & E_N_MASK;
 			unsigned clen = H_CLEN(hdr);
 			struct meta *m = meta_at_index(H_META(hdr));
-			if (tag_ok(hdr, p, K_LIVE, E_GEN(ev)) &&
+			if (tag_ok(hdr, p, K_LIVE, E_GBITS(ev)) &&
 			    (clen ? canary_ok(p + n, H_TAG(hdr), clen)
 				  : next_header_ok(p + n + SLOT_HDR, m, (int)H_IDX(hdr) + 1)))
 				return n;

@@ -324,12 +324,11 @@ static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t
 	_Atomic uint32_t *e = ent_of(old);
 	if (unlikely(!e)) return write_after_free(p, __builtin_return_address(0));
 	uint32_t ev = ent_load(e);
-	unsigned gen = E_GEN(ev);
-	if (unlikely(!tag_ok(old, p, K_LIVE, gen - 1)))
+	if (unlikely(!tag_ok(old, p, K_LIVE, E_GBITS_PREV(ev))))
 		return write_after_free(p, __builtin_return_address(0));
 	atomic_store_explicit(e, (ev & ~E_N_MASK) | (uint32_t)n, memory_order_relaxed);
 	unsigned clen = check_len(room - n);
-	uint64_t h2 = seal((old & (H_MI_MASK | H_IDX_MASK)) | (uint64_t)clen << H_CLEN_SHIFT, p, K_LIVE, gen);
+	uint64_t h2 = seal((old & (H_MI_MASK | H_IDX_MASK)) | (uint64_t)clen << H_CLEN_SHIFT, p, K_LIVE, E_GBITS(ev));
 	put_canary(p + n, H_TAG(h2), clen);
 	__atomic_store_n(header_of(p), h2, __ATOMIC_RELEASE);
 	return p;
@@ -370,14 +369,14 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned want)
 		size_t d = off - (GROUP_HDR + (size_t)idx * stride);
 		if (d >= stride - SLOT_HDR || (d && want != K_LIVE)) bad_header(hdr, p, want);
 		/* K_SLOW inside the slot; at its start, when K_LIVE fails */
-		if (want == K_LIVE && (d || !tag_ok(hdr, p, K_LIVE, E_GEN(ev)))) kind = K_SLOW;
+		if (want == K_LIVE && (d || !tag_ok(hdr, p, K_LIVE, E_GBITS(ev)))) kind = K_SLOW;
 		aligned = kind == K_SLOW;
 		room = stride - SLOT_HDR - d;
 		if ((ev & E_N_MASK) <= room) n = ev & E_N_MASK;
 	} else {
 		bad_header(hdr, p, want);
 	}
-	if (!tag_ok(hdr, p, kind, E_GEN(ev))) bad_header(hdr, p, kind);
+	if (!tag_ok(hdr, p, kind, E_GBITS(ev))) bad_header(hdr, p, kind);
 	if (n == (size_t)-1) fail("corrupted metadata", p);
 	/* a genuine header on a slot its group lists as free: a replayed
 	 * header whose generation came round again */

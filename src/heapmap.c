@@ -38,10 +38,10 @@ int slot_state(struct meta *m, int i, size_t *n)
 	uint32_t ev = ent_load(ent_at(m->index, (unsigned)i));
 	/* allocated for the group, with the stale header of its last use: in
 	 * a thread cache or the quarantine (only K_LIVE slots go there) */
-	if (hdr && tag_ok(hdr, p, K_LIVE, E_GEN(ev) - 1)) return S_CACHED;
+	if (hdr && tag_ok(hdr, p, K_LIVE, E_GBITS_PREV(ev))) return S_CACHED;
 	/* a live object's size; the voided start of an aligned object (its
 	 * header is of kind void) counts its whole slot */
-	*n = hdr && (tag_ok(hdr, p, K_LIVE, E_GEN(ev)) || tag_ok(hdr, p, K_SLOW, E_GEN(ev))) ? (ev & E_N_MASK)
+	*n = hdr && (tag_ok(hdr, p, K_LIVE, E_GBITS(ev)) || tag_ok(hdr, p, K_SLOW, E_GBITS(ev))) ? (ev & E_N_MASK)
 									       : stride - SLOT_HDR;
 	uint32_t mi = *(uint32_t *)p;
 	if (stride >= 64 && meta_index_used(mi)) {

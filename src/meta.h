@@ -267,9 +267,11 @@ enum { K_LIVE, K_SLOW, K_LARGE, K_CONTAINER, K_VOID };
 #define ENTS_PER_REC 32
 #define E_N_BITS 17
 #define E_N_MASK ((1u << E_N_BITS) - 1)
-#define E_GEN(e) ((unsigned)((e) >> E_N_BITS))
 #define E_GEN_ONE (1u << E_N_BITS)      /* added to an entry: the next generation */
-#define GEN_MASK ((1u << (32 - E_N_BITS)) - 1)
+/* The generation of entry e where it sits (the size cleared), as mac
+ * takes it, and the one before it (mod 2^15, as the entry wraps). */
+#define E_GBITS(e) ((uint32_t)(e) & ~E_N_MASK)
+#define E_GBITS_PREV(e) (((uint32_t)(e) - E_GEN_ONE) & ~E_N_MASK)
 _Static_assert(MAX_SMALL <= E_N_MASK, "a small object's size fits its entry");
 /* The entry of slot idx of record mi (below meta_limit), and the entry
  * that the bits of header h name, or NULL where their area does not exist
@@ -341,23 +343,25 @@ static inline uint64_t mum_key3(uint64_t x)
 #define key_xor(x, i) ((x) ^ ro.key[i])
 #define mum_key3(x) mum(x, ro.key[3])
 #endif
-static inline uint32_t mac(uint64_t low, const void *p, unsigned kind, unsigned gen)
+/* gbits: the generation as it sits in an entry (E_GBITS) */
+static inline uint32_t mac(uint64_t low, const void *p, unsigned kind, uint32_t gbits)
 {
 	uint64_t a = key_xor((uint64_t)(uintptr_t)p << 16 | kind, 0);
-	uint64_t b = key_xor(low | (uint64_t)(gen & GEN_MASK) << 32, 1);
+	uint64_t b = key_xor(low | (uint64_t)gbits << (32 - E_N_BITS), 1);
 	uint64_t x = mum(a, b);
 	return (uint32_t)(mum_key3(key_xor(x, 2)) >> 32);
 }
 
-/* Whether hdr is a header of kind `kind` for p made with generation gen. */
-static inline int tag_ok(uint64_t hdr, const void *p, unsigned kind, unsigned gen)
+/* Whether hdr is a header of kind `kind` for p made with generation
+ * gbits (E_GBITS). */
+static inline int tag_ok(uint64_t hdr, const void *p, unsigned kind, uint32_t gbits)
 {
-	return H_TAG(hdr) == mac(hdr & H_LOW, p, kind, gen);
+	return H_TAG(hdr) == mac(hdr & H_LOW, p, kind, gbits);
 }
-/* The header of kind `kind` for p with low bits low and generation gen. */
-static inline uint64_t seal(uint64_t low, const void *p, unsigned kind, unsigned gen)
+/* The header of kind `kind` for p with low bits low and generation gbits. */
+static inline uint64_t seal(uint64_t low, const void *p, unsigned kind, uint32_t gbits)
 {
-	return low | (uint64_t)mac(low, p, kind, gen) << 32;
+	return low | (uint64_t)mac(low, p, kind, gbits) << 32;
 }
 /* The voided start of an aligned object's slot. */
 static inline uint64_t seal_void(uint32_t mi, unsigned idx, const void *q)
@@ -370,7 +374,7 @@ static inline uint64_t seal_void(uint32_t mi, unsigned idx, const void *q)
 static inline int stale_ok(uint64_t hdr, const void *p, unsigned kind)
 {
 	_Atomic uint32_t *e = ent_of(hdr);
-	return e && tag_ok(hdr, p, kind, E_GEN(ent_load(e)) - 1);
+	return e && tag_ok(hdr, p, kind, E_GBITS_PREV(ent_load(e)));
 }
 
 static inline uint64_t *header_of(const void *p)
@@ -447,7 +451,7 @@ static inline __attribute__((always_inline)) void frame(unsigned char *p, uint32
 		if (up <= 1) low |= (uint64_t)up << H_UP_SHIFT;
 		else kind = K_SLOW;
 	}
-	uint64_t h = seal(low, p, kind, E_GEN(ev));
+	uint64_t h = seal(low, p, kind, E_GBITS(ev));
 	put_canary(p + n, H_TAG(h), clen);
 	__atomic_store_n(header_of(p), h, __ATOMIC_RELEASE);
 }
@@ -460,7 +464,7 @@ static inline void frame_large(unsigned char *p, uint32_t mi, size_t n, size_t r
 	uint32_t ev = ent_load(e) & ~E_N_MASK;
 	atomic_store_explicit(e, ev, memory_order_relaxed);
 	unsigned clen = check_len(room - n);
-	uint64_t h = seal(h_low(mi, 0, clen), p, K_LARGE, E_GEN(ev));
+	uint64_t h = seal(h_low(mi, 0, clen), p, K_LARGE, E_GBITS(ev));
 	put_canary(p + n, H_TAG(h), clen);
 	__atomic_store_n(header_of(p), h, __ATOMIC_RELEASE);
 }

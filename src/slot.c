@@ -61,10 +61,10 @@ int next_header_ok(const unsigned char *q, const struct meta *m, int nidx)
 			return 1;
 		} else {
 			_Atomic uint32_t *e = ent_of(h);
-			unsigned g = e ? E_GEN(ent_load(e)) : 0;
-			for (unsigned k = 0; e && k < 2; k++)
-				if (tag_ok(h, q, K_LIVE, g - k) || tag_ok(h, q, K_SLOW, g - k) ||
-				    tag_ok(h, q, K_CONTAINER, g - k))
+			uint32_t g = e ? ent_load(e) : 0;
+			for (unsigned k = 0; e && k < 2; k++, g -= E_GEN_ONE)
+				if (tag_ok(h, q, K_LIVE, E_GBITS(g)) || tag_ok(h, q, K_SLOW, E_GBITS(g)) ||
+				    tag_ok(h, q, K_CONTAINER, E_GBITS(g)))
 					return 1;
 		}
 		if (__atomic_load_n(hp, __ATOMIC_ACQUIRE) == h) return 0;
