@@ -351,6 +351,7 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned want)
 	_Atomic uint32_t *e = ent_of(hdr);
 	if (!hdr || !e) bad_header(hdr, p, want);
 	uint32_t mi = H_META(hdr);
+	if (!meta_index_used(mi)) bad_header(hdr, p, want);     /* a record that exists */
 	struct meta *m = meta_at_index(mi);
 	int idx = (int)H_IDX(hdr);
 	if (!m->mem || idx >= m->cnt) bad_header(hdr, p, want);

@@ -43,8 +43,11 @@ static struct {
 static struct meta boot_area[BOOT_RECS] __attribute__((aligned(64)));
 /* the first malloc writes an entry (the size): a page of its own, since
  * 1 KiB more before the first heap would push its head off the page it
- * shares with the other globals (os.h: COLD_BSS) */
-static _Atomic uint32_t boot_ents[BOOT_RECS * ENTS_PER_REC] COLD_BSS;
+ * shares with the other globals (os.h: COLD_BSS).  As long as a mapped
+ * area's entries (2 MiB, untouched but for the boot records' first 1 KiB):
+ * free's fast path reads the entry that any header names, before its tag
+ * is verified, and area 0 has an entry for every record number. */
+static _Atomic uint32_t boot_ents[AREA_RECS * ENTS_PER_REC] COLD_BSS;
 #define AREA_BYTES (AREA_RECS * (sizeof(struct meta) + ENTS_PER_REC * sizeof(uint32_t)))
 _Static_assert(AREA_BYTES % MAX_PAGE == 0 && AREA_RECS * sizeof(struct meta) % MAX_PAGE == 0,
 	       "an area and its records are whole pages (guards, protect_meta)");

@@ -54,6 +54,12 @@ static __attribute__((noinline)) void *realloc_checked(void *p, size_t n)
 		/* up to the next slot's header */
 		size_t room = (size_t)(slot_at(m, (size_t)s.idx + 1) - SLOT_HDR - s.p);
 		if (sc <= m->sc && sc + 1 >= m->sc && n <= room && !nearly_empty(m)) {
+			/* a new generation: the header of the old size (its
+			 * check length, its class bit) goes stale, so that a
+			 * saved copy of it cannot be written back and freed
+			 * into another class's cache; the compare-and-swap
+			 * fails if a free of p raced this realloc */
+			if (!ent_advance(ent_at(m->index, (unsigned)s.idx), s.ev)) fail("double free", p);
 			frame(s.p, m->index, (unsigned)s.idx, m->sc, n, room, s.aligned ? K_SLOW : K_LIVE);
 			return s.p;
 		}
