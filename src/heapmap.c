@@ -1,15 +1,17 @@
 /* heapmap.c - the heap map and the output files (layer 2: it reads the
- * meta records and the slot headers, nothing of the core), and when the
- * map is drawn besides exit (stats.c) and mallocng_heap_map: at the peaks
- * of the bytes in use (option heap_map_peak) and after a signal (option
- * heap_map_signal), both at the next slow path that polls (heap_map_poll:
- * malloc_slow, large objects), never in the signal handler, which only
- * sets a flag (nothing here is async-signal-safe).
+ * meta records, the slot headers and the slot entries, nothing of the
+ * core), and when the map is drawn besides exit (stats.c) and
+ * mallocng_heap_map: at the peaks of the bytes in use (option
+ * heap_map_peak) and after a signal (option heap_map_signal), both at the
+ * next slow path that polls (heap_map_poll: malloc_slow, large objects),
+ * never in the signal handler, which only sets a flag (nothing here is
+ * async-signal-safe).
  *
- * A slot is live when its group does not mark it free and its header
- * verifies; cached when its header verifies with the freed flag; a live
- * slot whose own header was voided holds an aligned object.  Slots that
- * hold a nested group are overhead, not user data.
+ * A slot is cached when its group does not mark it free and its header
+ * is stale (K_LIVE, verifying with the generation before its entry's:
+ * freed, waiting in a thread cache, a remote batch or the quarantine);
+ * else live; a live slot whose own header was voided holds an aligned
+ * object.  Slots that hold a nested group are overhead, not user data.
  *
  * Output files (stats_file, heap_map, mallocng_heap_map) are written only
  * when they are, or are created as, regular files of the effective user,
