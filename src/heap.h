@@ -271,7 +271,7 @@ HIDDEN void *enframe(struct meta *m, uint32_t avail, int idx, size_t n);
 #define NOIPA __attribute__((noipa))
 #endif
 /* A slot taken from a group's bitmap must really be free: its header is
- * zero (never used, or its pages given back), a freed one, or the voided
+ * zero (never used, or its pages given back), a stale one, or the voided
  * start of an aligned object.  A live header there means the bitmap was
  * rewritten (or the slot freed without passing free). */
 HIDDEN NOIPA __attribute__((cold)) void *slot_not_free(void *p);

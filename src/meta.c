@@ -21,7 +21,7 @@
  *   record does not verify on the next one but by chance (2^-15).
  * - area 0 is boot_area, BOOT_RECS records in .bss next to the other
  *   globals, so that a process that mallocs a little touches no meta
- *   page of its own (the first malloc: 8 KiB, see os.h: COLD_BSS); its
+ *   page of its own (the first malloc: 12 KiB, see os.h: COLD_BSS); its
  *   indices BOOT_RECS..AREA_RECS-1 are never handed out
  *   (meta_index_used).  Under protect_meta area 0 is mapped like the
  *   others, since boot_area shares its page with globals that must stay

@@ -233,7 +233,8 @@ static inline unsigned char *slot_at(const struct meta *m, size_t i)
  * at its slot's start in the class of its size or the next (K_LIVE: the
  * only kind free's fast path accepts); any other live small object
  * (K_SLOW): one moved up in its slot for alignment, whose slot start
- * keeps a header of kind K_VOID (generation 0: never live), or one in a
+ * keeps a header of kind K_VOID (sealed with generation 0; no entry point
+ * accepts that kind), or one in a
  * bigger class (an aligned one that needed no move);
  * a large object (K_LARGE); the slot of a nested group (K_CONTAINER: only
  * free_container accepts it).  No genuine header is zero: a zero header

@@ -253,7 +253,7 @@ void quarantine_push(struct heap *h, unsigned char *p, size_t n)
 {
 	unsigned k = (h->q_head + h->q_count) % Q_CAP;
 	h->quar[k] = p;
-	h->quar[Q_CAP + k] = (void *)n;   /* the freed header has no size */
+	h->quar[Q_CAP + k] = (void *)n;   /* its junk-filled bytes, checked at the exit */
 	h->q_count++;
 	h->q_bytes += n;
 	quarantine_drain(h, opt.quarantine);

@@ -264,8 +264,8 @@ END_TEST
 
 /* 7. A header saved while its object was live, written back after the
  * object was freed and its slot went back to its group (the thread cache
- * was full): free must see that the group lists the slot as free.  (A
- * slot still in a thread cache is not covered: doc/security.md.) */
+ * was full): the slot's generation moved on, the header is stale.  (A
+ * slot still in a thread cache: test 8.) */
 static void replay_saved(void *arg)
 {
 	unsigned char **obj = arg;
