@@ -335,13 +335,12 @@ static inline __attribute__((always_inline)) void *tc_pop(struct heap *h, size_t
 }
 
 /* Full validation of p as a live header (K_LIVE for the entry points,
- * which also accept K_SLOW and K_LARGE where the record says;
- * K_CONTAINER for free_container).  The record and the entry that the
- * header names are read before the tag is verified: its index can only
- * name a record of one of our areas (the area table is read-only), whose
- * fields are checked before use.  A tag that fails is an invalid pointer,
- * a corrupted header, or (stale) a double free; a tag that verifies with
- * a record that does not match p is corrupted metadata. */
+ * which also accept K_SLOW and K_LARGE; K_CONTAINER for free_container).
+ * The entry that the header names is read before the tag is verified
+ * (every area has an entry for every record number: meta.c), the record
+ * only after.  A tag that fails is an invalid pointer, a corrupted
+ * header, or (stale) a double free; a tag that verifies with a record
+ * that does not match p is corrupted metadata. */
 ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned want)
 {
 	unsigned char *p = ptr;
@@ -350,34 +349,36 @@ ALWAYS_INLINE struct meta *lookup(void *ptr, struct slot *s, unsigned want)
 	uint64_t hdr = __atomic_load_n(header_of(p), __ATOMIC_ACQUIRE);
 	_Atomic uint32_t *e = ent_of(hdr);
 	if (!hdr || !e) bad_header(hdr, p, want);
-	uint32_t mi = H_META(hdr);
-	if (!meta_index_used(mi)) bad_header(hdr, p, want);     /* a record that exists */
-	struct meta *m = meta_at_index(mi);
-	int idx = (int)H_IDX(hdr);
-	if (!m->mem || idx >= m->cnt) bad_header(hdr, p, want);
+	/* the tag first, with each kind the entry point accepts: nothing of
+	 * the record is read before the header is known to be genuine (the
+	 * record that a forged index names may not exist) */
 	uint32_t ev = ent_load(e);
-	size_t n = (size_t)-1, room = 0, off = (size_t)(p - m->mem);
 	unsigned kind = want;
-	int aligned = 0;
-	if (m->sc == SC_LARGE) {
-		if (want != K_LIVE || off < SLOT_HDR || off >= m->maplen) bad_header(hdr, p, want);
-		kind = K_LARGE;
+	if (!tag_ok(hdr, p, want, E_GBITS(ev))) {
+		if (want == K_LIVE && tag_ok(hdr, p, K_SLOW, E_GBITS(ev))) kind = K_SLOW;
+		else if (want == K_LIVE && tag_ok(hdr, p, K_LARGE, E_GBITS(ev))) kind = K_LARGE;
+		else bad_header(hdr, p, want);
+	}
+	struct meta *m = meta_at_index(H_META(hdr));
+	int idx = (int)H_IDX(hdr);
+	/* a genuine header whose record does not match p: the record was
+	 * rewritten, or the header replayed after its generation came round */
+	if (!m->mem || idx >= m->cnt || (kind == K_LARGE) != (m->sc == SC_LARGE)) fail("corrupted metadata", p);
+	size_t n = (size_t)-1, room = 0, off = (size_t)(p - m->mem);
+	if (kind == K_LARGE) {
+		if (off < SLOT_HDR || off >= m->maplen) fail("corrupted metadata", p);
 		room = m->maplen - off;
 		if (m->size < room) n = m->size;
 	} else if (m->sc < NCLASS) {
 		size_t stride = class_stride(m->sc);
-		/* p in slot idx (d < room: off below the slot's start wraps) */
+		/* p in slot idx (d < room: off below the slot's start wraps); at
+		 * its start for K_LIVE and K_CONTAINER */
 		size_t d = off - (GROUP_HDR + (size_t)idx * stride);
-		if (d >= stride - SLOT_HDR || (d && want != K_LIVE)) bad_header(hdr, p, want);
-		/* K_SLOW inside the slot; at its start, when K_LIVE fails */
-		if (want == K_LIVE && (d || !tag_ok(hdr, p, K_LIVE, E_GBITS(ev)))) kind = K_SLOW;
-		aligned = kind == K_SLOW;
+		if (d >= stride - SLOT_HDR || (d && kind != K_SLOW)) fail("corrupted metadata", p);
 		room = stride - SLOT_HDR - d;
 		if ((ev & E_N_MASK) <= room) n = ev & E_N_MASK;
-	} else {
-		bad_header(hdr, p, want);
 	}
-	if (!tag_ok(hdr, p, kind, E_GBITS(ev))) bad_header(hdr, p, kind);
+	int aligned = kind == K_SLOW;
 	if (n == (size_t)-1) fail("corrupted metadata", p);
 	/* a genuine header on a slot its group lists as free: a replayed
 	 * header whose generation came round again */
