@@ -21,7 +21,7 @@
  *   record does not verify on the next one but by chance (2^-15).
  * - area 0 is boot_area, BOOT_RECS records in .bss next to the other
  *   globals, so that a process that mallocs a little touches no meta
- *   page of its own (the first malloc: 12 KiB, see os.h: COLD_BSS); its
+ *   page of its own but its entries' (the first malloc: 12 KiB, see os.h: COLD_BSS); its
  *   indices BOOT_RECS..AREA_RECS-1 are never handed out
  *   (meta_index_used).  Under protect_meta area 0 is mapped like the
  *   others, since boot_area shares its page with globals that must stay
@@ -41,22 +41,29 @@ static struct {
 } __attribute__((aligned(64))) records;
 
 static struct meta boot_area[BOOT_RECS] __attribute__((aligned(64)));
-/* the first malloc writes an entry (the size): a page of its own, since
- * 1 KiB more before the first heap would push its head off the page it
- * shares with the other globals (os.h: COLD_BSS).  As long as a mapped
- * area's entries (2 MiB, untouched but for the boot records' first 1 KiB):
- * free's fast path reads the entry that any header names, before its tag
- * is verified, and area 0 has an entry for every record number. */
-static _Atomic uint32_t boot_ents[AREA_RECS * ENTS_PER_REC] COLD_BSS;
-#define AREA_BYTES (AREA_RECS * (sizeof(struct meta) + ENTS_PER_REC * sizeof(uint32_t)))
-_Static_assert(AREA_BYTES % MAX_PAGE == 0 && AREA_RECS * sizeof(struct meta) % MAX_PAGE == 0,
-	       "an area and its records are whole pages (guards, protect_meta)");
+/* An area's entries: one for every record number, since free's fast path
+ * reads the entry that any header names before its tag is verified; area
+ * 0's are mapped on their own (between guards) when the boot records are
+ * first used, not in .bss, where 2 MiB would push the globals that a
+ * first malloc writes off their page on targets without COLD_BSS. */
+#define AREA_ENTS_BYTES (AREA_RECS * ENTS_PER_REC * sizeof(uint32_t))
+/* A mapped area: records, entries, then the bitmap of its records on the
+ * free list (AREA_RECS bits, in a MAX_PAGE of its own) */
+#define AREA_BYTES (AREA_RECS * sizeof(struct meta) + AREA_ENTS_BYTES + MAX_PAGE)
+_Static_assert(AREA_BYTES % MAX_PAGE == 0 && AREA_RECS * sizeof(struct meta) % MAX_PAGE == 0 &&
+	       AREA_RECS / 8 <= MAX_PAGE, "an area and its records are whole pages (guards, protect_meta)");
 HIDDEN uint32_t area0_recs = AREA_RECS;  /* records that exist in area 0 */
 
 
-/* A bit per record index: on records.free_list (lock held).  Read by
+/* The bitmap of a mapped area's records on records.free_list (lock
+ * held), or NULL for the boot records (never purged).  Read by
  * entries_purge alone, so that it reads no field of records in use. */
-static uint64_t free_listed[(MAX_AREAS << AREA_SHIFT) / 64] COLD_BSS;
+static uint64_t *free_listed(uint32_t i)
+{
+	unsigned char *a = (unsigned char *)ro.areas[i >> AREA_SHIFT].recs;
+	if (a == (unsigned char *)boot_area) return 0;
+	return (uint64_t *)(a + AREA_RECS * sizeof(struct meta) + AREA_ENTS_BYTES);
+}
 
 static void record_entries_ready(struct meta *m)
 {
@@ -80,12 +87,15 @@ static void record_entries_ready(struct meta *m)
  * under protect_meta (whose windows are too costly to scan in). */
 static void entries_purge(struct meta *m)
 {
-	uint32_t i = m->index, a = i >> AREA_SHIFT;
-	if (opt_protect || (a == 0 && area0_recs == BOOT_RECS)) return;
+	uint32_t i = m->index;
+	uint64_t *bits = free_listed(i);
+	if (opt_protect || !bits) return;
 	size_t per = page_size() / (ENTS_PER_REC * sizeof(uint32_t));
 	uint32_t first = i & ~(uint32_t)(per - 1);
-	for (uint32_t k = first; k < first + per && k < records.next_index; k++)
-		if ((k & (AREA_RECS - 1)) && !(free_listed[k / 64] >> (k % 64) & 1)) return;
+	for (uint32_t k = first; k < first + per && k < records.next_index; k++) {
+		uint32_t r = k & (AREA_RECS - 1);
+		if (r && !(bits[r / 64] >> (r % 64) & 1)) return;
+	}
 	os_purge((void *)ent_at(first, 0), page_size());
 }
 
@@ -95,7 +105,9 @@ struct meta *meta_alloc(void)
 	if (m) {
 		records.free_list = m->next;
 		m->next = m->prev = 0;
-		free_listed[m->index / 64] &= ~(1ull << (m->index % 64));
+		uint64_t *bits = free_listed(m->index);
+		uint32_t r = m->index & (AREA_RECS - 1);
+		if (bits) bits[r / 64] &= ~(1ull << (r % 64));
 		record_entries_ready(m);
 		return m;
 	}
@@ -107,8 +119,10 @@ struct meta *meta_alloc(void)
 		struct meta_area *a;
 		_Atomic uint32_t *ents;
 		if (i == 0 && !opt_protect) {
+			ents = span_map_guarded(AREA_ENTS_BYTES);
+			if (!ents) return 0;
+			os_count.meta_bytes_mapped += AREA_ENTS_BYTES + 2 * page_size();
 			a = (struct meta_area *)boot_area;
-			ents = boot_ents;
 			area0_recs = BOOT_RECS;
 		} else {
 			/* the records, then their entries, between guards */
@@ -143,7 +157,9 @@ void meta_push(struct meta **list, struct meta *m)
 void meta_free(struct meta *m)
 {
 	meta_push(&records.free_list, m);
-	free_listed[m->index / 64] |= 1ull << (m->index % 64);
+	uint64_t *bits = free_listed(m->index);
+	uint32_t r = m->index & (AREA_RECS - 1);
+	if (bits) bits[r / 64] |= 1ull << (r % 64);
 	entries_purge(m);
 }
 

@@ -18,12 +18,12 @@
  * globals that a first malloc writes cost nothing there: .data is small
  * (empty_heap is in .data.rel.ro) and the first .bss bytes hold the lock,
  * the counters, the boot meta records and the first heap's head.  What is
- * page aligned (ro), too big for that page (area 0's slot entries) or
- * only written by large objects goes to COLD_BSS, a NOBITS section after
- * .bss (x86-64's .lbss), so that it neither aligns .bss to a page nor
- * pushes the first heap's head off that page.  The first malloc then
- * writes three new pages: ro's first, the entries' and its group's.
- * Elsewhere COLD_BSS is an ordinary .bss section and it writes four. */
+ * page aligned (ro) or only written by large objects goes to COLD_BSS, a
+ * NOBITS section after .bss (x86-64's .lbss), so that it neither aligns
+ * .bss to a page nor pushes the first heap's head off that page.  The
+ * first malloc then writes three new pages: ro's first, one of area 0's
+ * slot entries (a mapping: meta.c) and its group's.  Elsewhere COLD_BSS
+ * is an ordinary .bss section and it writes four. */
 #if defined(__x86_64__) && defined(__ELF__)
 #define COLD_BSS __attribute__((section(".lbss")))
 #else

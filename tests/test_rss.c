@@ -1231,7 +1231,7 @@ static void once_rss(const char *scenario, long *rss, size_t *threads)
 }
 
 /* doc/design.md promises: a process that mallocs once pays three pages
- * (12 KiB) of resident memory, the secret's page, area 0's slot entries
+ * (12 KiB) of resident memory, the secret's page, a page of area 0's slot entries
  * and its group's (four on targets without COLD_BSS).  Minimum of 5 runs
  * each. */
 START_TEST(test_first_malloc_pages)

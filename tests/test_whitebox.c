@@ -71,7 +71,7 @@ START_TEST(test_meta_area_guarded)
 	FILE *f = fopen("/proc/self/maps", "r");
 	char line[512];
 	int before = 0, after = 0;
-	uintptr_t lo_a = (uintptr_t)a, hi_a = lo_a + AREA_RECS * (sizeof(struct meta) + ENTS_PER_REC * sizeof(uint32_t));
+	uintptr_t lo_a = (uintptr_t)a, hi_a = lo_a + AREA_RECS * (sizeof(struct meta) + ENTS_PER_REC * sizeof(uint32_t)) + MAX_PAGE;
 	while (fgets(line, sizeof line, f)) {
 		unsigned long lo, hi;
 		char perm[8];
