@@ -88,10 +88,16 @@ static void container_seal(struct heap *h, unsigned char *mem, size_t bytes)
 /* Records for groups: a heap keeps up to REC_STASH of the records its
  * released groups freed, for its next new groups, so that a class whose
  * groups come and go (a producer whose groups a consumer empties) does not
- * take the global lock twice per group for its record.  Stashed records
- * are free ones (meta_push), whichever list holds them.  Not with
- * protect_meta, whose records are written inside meta windows only. */
+ * take the global lock twice per group for its record.  When the stash is
+ * empty, one lock hold takes one record and half as many more as the heap
+ * has groups, up to REC_BATCH (a program that makes a few groups takes a
+ * few records: the first ones are in .bss); when it is full, one lock
+ * hold gives half of it back.  Stashed records are free ones (meta_push),
+ * whichever list holds them; rec_stash and rec_stash_n are the owner
+ * thread's (of a heap being destroyed: the destroying thread's).  Not
+ * with protect_meta, whose records are written inside meta windows only. */
 #define REC_STASH 256
+#define REC_BATCH 32
 static struct meta *record_take(struct heap *h)
 {
 	struct meta *m = h->rec_stash;
@@ -101,17 +107,33 @@ static struct meta *record_take(struct heap *h)
 		m->next = 0;
 		return m;
 	}
+	int more = 0;
+	if (h != &empty_heap && !opt_protect)
+		for (int sc = 0; sc < NCLASS && more < REC_BATCH; sc++) more += h->ngroups[sc];
+	more = more < REC_BATCH ? more / 2 : REC_BATCH;
 	os_lock();
 	m = meta_alloc();
+	for (struct meta *r; m && more > 0 && (r = meta_alloc()); more--) {
+		meta_push(&h->rec_stash, r);
+		h->rec_stash_n++;
+	}
 	os_unlock();
 	return m;
 }
 
 static void record_put(struct heap *h, struct meta *m)
 {
-	if (h != &empty_heap && h->rec_stash_n < REC_STASH && !opt_protect) {
+	if (h != &empty_heap && !opt_protect) {
 		meta_push(&h->rec_stash, m);
-		h->rec_stash_n++;
+		if (++h->rec_stash_n <= REC_STASH) return;
+		os_lock();
+		while (h->rec_stash_n > REC_STASH / 2) {
+			struct meta *r = h->rec_stash;
+			h->rec_stash = r->next;
+			h->rec_stash_n--;
+			meta_free(r);
+		}
+		os_unlock();
 		return;
 	}
 	os_lock();
@@ -182,12 +204,13 @@ struct meta *group_create(struct heap *h, int sc)
 	return m;
 }
 
-/* Give an empty group's memory back (to the OS or to its parent slot). */
-void group_release(struct meta *m)
+/* Give an empty group's memory back (to the OS or to its parent slot);
+ * its record goes to h's stash (h: the calling thread's heap, or the heap
+ * it is destroying). */
+void group_release(struct heap *h, struct meta *m)
 {
 	unsigned char *mem = m->mem;
 	size_t maplen = m->mapped != MEM_NESTED ? m->maplen : 0;
-	struct heap *h = tl_heap;
 	if (m->dirty) dirty_forget(__atomic_load_n(&m->owner, __ATOMIC_RELAXED), m);
 	if (h->probe >= mem && h->probe < mem + maplen) h->probe = 0;  /* populate.c */
 	*(uint32_t *)mem = 0;
@@ -312,7 +335,7 @@ int abandoned_release_slots(struct meta *m, uint32_t bits)
 		group_abandon(m);               /* to abandoned[]: it has room */
 	}
 	os_unlock();
-	if (empty) group_release(m);
+	if (empty) group_release(tl_heap, m);
 	return 1;
 }
 
@@ -340,7 +363,7 @@ int abandoned_trim(void)
 	while (release) {
 		struct meta *m = release;
 		release = m->next;
-		group_release(m), n++;
+		group_release(tl_heap, m), n++;
 	}
 	return n;
 }

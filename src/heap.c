@@ -138,7 +138,7 @@ static void heap_destroy(void *arg)
 	while (release) {
 		struct meta *m = release;
 		release = m->next;
-		group_release(m);
+		group_release(h, m);    /* (its record to h's stash) */
 	}
 	inuse_fold(h);
 	os_lock();
@@ -219,14 +219,14 @@ int heap_trim(struct heap *h)
 		if (m) {
 			h->spare[sc] = 0;
 			h->ngroups[sc]--;
-			group_release(m), released++;
+			group_release(h, m), released++;
 		}
 		while ((m = h->cur[sc]) != &dummy_meta) {
 			group_collect_remote(m);
 			if (m->avail != full_mask(m)) break;
 			heap_ring_remove(h, sc, m);
 			h->ngroups[sc]--;
-			group_release(m), released++;
+			group_release(h, m), released++;
 		}
 	}
 	return released;
@@ -409,7 +409,7 @@ void heap_group_regained(struct heap *h, struct meta *m)
 		return;
 	}
 	h->ngroups[sc]--;
-	group_release(m);       /* (unlists m first: its pages go with it) */
+	group_release(h, m);    /* (unlists m first: its pages go with it) */
 	/* a heap that releases a group of a big class is shrinking: its other
 	 * kept slots go too (not for small groups, which a program that
 	 * churns small objects releases all the time) */

@@ -242,7 +242,7 @@ static inline int group_collect_remote(struct meta *m)
 
 /* ---- groups (group.c) ---- */
 HIDDEN struct meta *group_create(struct heap *h, int sc);
-HIDDEN void group_release(struct meta *m);      /* lock not held */
+HIDDEN void group_release(struct heap *h, struct meta *m); /* lock not held */
 HIDDEN void record_stash_flush(struct heap *h); /* lock held */
 HIDDEN struct meta *group_adopt(struct heap *h, int sc);
 HIDDEN void group_abandon(struct meta *m);      /* lock held */
