@@ -7,8 +7,9 @@
  *   (MEM_NESTED); bigger ones are their own mapping of maplen bytes
  *   (MEM_MAPPED);
  * - owner == NULL  <=>  the group is abandoned (lock held to touch): on
- *   abandoned[sc] if it had a free slot when last looked at, else
- *   (in_full set) on the ring abandoned_full[sc];
+ *   abandoned[sc] if it had a free slot when last looked at (in_full 0),
+ *   else (in_full 1) on the ring abandoned_full[sc], or (in_full 2) in the
+ *   bundle of the heap whose thread left it (below);
  * - a group on abandoned[sc] is never empty: the free that empties an
  *   abandoned group releases it.
  * Why two lists: adoption takes from the front, and a thread that adopts
@@ -24,7 +25,56 @@
 
 static struct meta *abandoned[NCLASS] COLD_BSS;      /* with free slots */
 static struct meta *abandoned_full[NCLASS] COLD_BSS; /* ring: none seen */
-static _Atomic int abandoned_n;  /* groups on the lists (a hint outside the lock) */
+static _Atomic int abandoned_n;  /* groups on the lists and in bundles (a hint outside the lock) */
+/* Per class, whether an abandoned group of the class may have a free slot
+ * (on abandoned[], or in a bundle with room): set after the room is made
+ * (group_abandon, bundle_add, a free into an abandoned group), cleared by
+ * group_adopt before it looks (so that room made meanwhile sets it
+ * again), so that a thread that needs a group takes the lock only when
+ * it may find one: the full groups of dormant heaps are many, and a
+ * lookup that finds none cost a lock hold per new group.  full_n counts
+ * the groups on abandoned_full[] (which adopt_from_full looks at). */
+static _Atomic uint8_t adopt_hint[NCLASS] COLD_BSS;
+static _Atomic int full_n[NCLASS] COLD_BSS;
+
+static void hint_room(int sc)
+{
+	if (!atomic_load_explicit(&adopt_hint[sc], memory_order_relaxed))
+		atomic_store(&adopt_hint[sc], 1);
+}
+
+/* Bundles.  A heap whose thread exits keeps the groups it still has
+ * objects in, abandoned (owner NULL), in a ring per class of its own (its
+ * bundle), and waits on the list `dormant` for the next thread that needs
+ * a heap: that thread takes the heap and its groups in the lock hold that
+ * gives it a heap (heap_get, bundle_pop), instead of adopting them one
+ * lock hold at a time, and threads that come and go (a server's
+ * generations of workers) keep their memory whole from one to the next.
+ * Meanwhile a bundled group is an abandoned one like the others: a free
+ * into it goes into its remote mask when the group keeps other slots in
+ * use, and the free that may empty it releases it under the lock
+ * (abandoned_release_slots); an adopter that finds no abandoned group
+ * of its class takes one with room from a bundle (group_adopt); malloc_trim
+ * releases the emptied ones (abandoned_trim).  So a bundle pins no
+ * more memory than the same groups abandoned one by one.  The rings are
+ * circular through sentinel records kept in the heap's thread cache
+ * (unused while its thread is gone: heap.c zeroes them again when the
+ * heap is taken), so that a group leaves its ring without its head;
+ * groups with room are in front of the sentinel, full ones behind it.
+ * dormant, dormant_n, the rings and the in_full 2 mark are the lock's;
+ * at most DORMANT_MAX heaps wait (the lookups of group_adopt walk them):
+ * the groups of any other exiting heap go to the global lists. */
+#define DORMANT_MAX 64
+static struct heap *dormant COLD_BSS;   /* through next_free, newest first */
+static int dormant_n COLD_BSS;
+_Static_assert(offsetof(struct heap, tc) + 64 + NCLASS * sizeof(struct meta) <= HEAP_BYTES,
+	       "a bundle's sentinels fit in the thread cache");
+
+struct meta *bundle_ring(struct heap *h, int sc)
+{
+	uintptr_t tc = (uintptr_t)h + offsetof(struct heap, tc);
+	return (struct meta *)((tc + 63) & ~(uintptr_t)63) + sc;
+}
 
 /* Slots per new group: few while a heap uses a class little, so that small
  * programs stay small; up to 32 as the class's use grows; groups of large
@@ -94,8 +144,9 @@ static void container_seal(struct heap *h, unsigned char *mem, size_t bytes)
  * few records: the first ones are in .bss); when it is full, one lock
  * hold gives half of it back.  Stashed records are free ones (meta_push),
  * whichever list holds them; rec_stash and rec_stash_n are the owner
- * thread's (of a heap being destroyed: the destroying thread's).  Not
- * with protect_meta, whose records are written inside meta windows only. */
+ * thread's (of a heap being destroyed: the destroying thread's; of a
+ * dormant one: the lock's).  Not with protect_meta, whose records are
+ * written inside meta windows only. */
 #define REC_STASH 256
 #define REC_BATCH 32
 static struct meta *record_take(struct heap *h)
@@ -223,9 +274,98 @@ void group_release(struct heap *h, struct meta *m)
 static void abandoned_unlink(struct meta *m)
 {
 	atomic_fetch_sub_explicit(&abandoned_n, 1, memory_order_relaxed);
-	if (m->in_full) ring_remove(&abandoned_full[m->sc], m, 0);
-	else list_remove(&abandoned[m->sc], m);
+	if (m->in_full == 2) {
+		m->prev->next = m->next;        /* (a sentinel ring) */
+		m->next->prev = m->prev;
+		m->next = m->prev = 0;
+	} else if (m->in_full) {
+		ring_remove(&abandoned_full[m->sc], m, 0);
+		atomic_fetch_sub_explicit(&full_n[m->sc], 1, memory_order_relaxed);
+	} else {
+		list_remove(&abandoned[m->sc], m);
+	}
 	m->in_full = 0;
+}
+
+/* Ready h's bundle (its thread is exiting; no lock needed: nobody else
+ * sees h). */
+void bundle_open(struct heap *h)
+{
+	for (int sc = 0; sc < NCLASS; sc++) {
+		struct meta *s = bundle_ring(h, sc);
+		s->next = s->prev = s;
+	}
+}
+
+/* Put m (lock held, owner already NULL) in h's bundle. */
+void bundle_add(struct heap *h, struct meta *m)
+{
+	struct meta *s = bundle_ring(h, m->sc);
+	atomic_fetch_add_explicit(&abandoned_n, 1, memory_order_relaxed);
+	group_collect_remote(m);
+	m->in_full = 2;
+	if (m->avail) {
+		hint_room(m->sc);
+		m->prev = s, m->next = s->next;
+	} else {
+		m->next = s, m->prev = s->prev;
+	}
+	m->prev->next = m;
+	m->next->prev = m;
+}
+
+/* Put h, whose bundle holds a group or more, on the dormant list (lock
+ * held); 0 if the list is full. */
+int bundle_park(struct heap *h)
+{
+	if (dormant_n >= DORMANT_MAX) return 0;
+	h->next_free = dormant;
+	dormant = h;
+	dormant_n++;
+	return 1;
+}
+
+/* Whether an exiting heap may keep its groups in a bundle (lock held). */
+int bundle_room(void)
+{
+	return dormant_n < DORMANT_MAX;
+}
+
+/* The newest dormant heap, off the list (lock held), or NULL. */
+struct heap *bundle_take(void)
+{
+	struct heap *h = dormant;
+	if (h) {
+		dormant = h->next_free;
+		dormant_n--;
+	}
+	return h;
+}
+
+/* The first group of class sc of h's bundle, out of it, its remote slots
+ * collected (lock held), or NULL. */
+struct meta *bundle_pop(struct heap *h, int sc)
+{
+	struct meta *s = bundle_ring(h, sc), *m = s->next;
+	if (m == s) return 0;
+	abandoned_unlink(m);
+	group_collect_remote(m);
+	return m;
+}
+
+/* A bundled group of class sc with a free slot (lock held), or NULL. */
+#define ADOPT_BATCH 3
+static struct meta *adopt_from_bundles(int sc)
+{
+	for (struct heap *b = dormant; b; b = b->next_free) {
+		struct meta *s = bundle_ring(b, sc);
+		for (struct meta *m = s->next; m != s; m = m->next)
+			if (m->avail || atomic_load_explicit(&m->remote, memory_order_relaxed)) {
+				abandoned_unlink(m);
+				return m;
+			}
+	}
+	return 0;
 }
 
 /* Put m on the list its free slots say (lock held, owner already NULL). */
@@ -239,10 +379,12 @@ void group_abandon(struct meta *m)
 		m->in_full = 1;
 		ring_insert(&last, m, 0);
 		*head = m;
+		atomic_fetch_add_explicit(&full_n[m->sc], 1, memory_order_relaxed);
 		return;
 	}
 	m->in_full = 0;
 	list_push(&abandoned[m->sc], m);
+	hint_room(m->sc);
 }
 
 /* Slots that other threads freed into a full abandoned group while its
@@ -264,24 +406,34 @@ static struct meta *adopt_from_full(int sc)
 	return 0;
 }
 
-/* Take over a group a finished thread left behind that has free slots. */
+/* Take over groups finished threads left behind that have free slots:
+ * a list through next, NULL if none. */
 struct meta *group_adopt(struct heap *h, int sc)
 {
-	struct meta *got;
-	if (!atomic_load_explicit(&abandoned_n, memory_order_relaxed)) return 0;
+	struct meta *got, *more = 0;
+	if (!atomic_load_explicit(&adopt_hint[sc], memory_order_relaxed) &&
+	    !atomic_load_explicit(&full_n[sc], memory_order_relaxed))
+		return 0;
 	os_lock();
-	if ((got = abandoned[sc])) {
-		abandoned_unlink(got);
+	atomic_store(&adopt_hint[sc], 0);
+	if ((got = abandoned[sc])) abandoned_unlink(got);
+	else if (!(got = adopt_from_full(sc))) got = adopt_from_bundles(sc);
+	/* then more with room, from the list and the bundles: up to
+	 * ADOPT_BATCH for one lock hold (a thread that needed a group of a
+	 * class soon needs the next) */
+	for (int k = 0; got;) {
 		group_collect_remote(got);
-	} else {
-		got = adopt_from_full(sc);
-	}
-	if (got) {
 		__atomic_store_n(&got->owner, h, __ATOMIC_RELAXED);
 		h->ngroups[sc]++;
+		got->next = more;
+		more = got;
+		if (++k == ADOPT_BATCH) break;
+		if ((got = abandoned[sc])) abandoned_unlink(got);
+		else got = adopt_from_bundles(sc);
 	}
+	if (more) atomic_store(&adopt_hint[sc], 1);     /* others may remain */
 	os_unlock();
-	return got;
+	return more;
 }
 
 /* free() of slots (bits) in an abandoned group.  While other slots of the
@@ -310,13 +462,15 @@ int abandoned_release_slots(struct meta *m, uint32_t bits)
 	uint32_t avail = __atomic_load_n(&m->avail, __ATOMIC_RELAXED);
 	uint32_t remote = atomic_load_explicit(&m->remote, memory_order_relaxed);
 	if (avail & bits) fail("double free", m->mem);
-	if ((full_mask(m) & ~(avail | remote | bits)) && !__atomic_load_n(&m->in_full, __ATOMIC_RELAXED)) {
+	if ((full_mask(m) & ~(avail | remote | bits)) && __atomic_load_n(&m->in_full, __ATOMIC_RELAXED) != 1) {
 		int sc = m->sc;
 		unsigned char *mem = m->mem;
 		if (atomic_fetch_or(&m->remote, bits) & bits) fail("double free", mem);
 		struct heap *owner = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
 		if (owner && !atomic_load_explicit(&owner->remote_hint[sc], memory_order_relaxed))
 			atomic_store_explicit(&owner->remote_hint[sc], 1, memory_order_relaxed);
+		else if (!owner)
+			hint_room(sc);
 		return 1;
 	}
 	os_lock();
@@ -330,7 +484,7 @@ int abandoned_release_slots(struct meta *m, uint32_t bits)
 	int empty = m->avail == full_mask(m);
 	if (empty) {
 		abandoned_unlink(m);
-	} else if (m->in_full) {
+	} else if (m->in_full == 1) {
 		abandoned_unlink(m);
 		group_abandon(m);               /* to abandoned[]: it has room */
 	}
@@ -356,6 +510,18 @@ int abandoned_trim(void)
 				abandoned_unlink(m);
 				m->next = release;
 				release = m;
+			}
+		}
+		for (struct heap *b = dormant; b; b = b->next_free) {
+			struct meta *s = bundle_ring(b, sc);
+			for (struct meta *m = s->next, *nx; m != s; m = nx) {
+				nx = m->next;
+				group_collect_remote(m);
+				if (m->avail == full_mask(m)) {
+					abandoned_unlink(m);
+					m->next = release;
+					release = m;
+				}
 			}
 		}
 	}

@@ -246,6 +246,14 @@ HIDDEN void group_release(struct heap *h, struct meta *m); /* lock not held */
 HIDDEN void record_stash_flush(struct heap *h); /* lock held */
 HIDDEN struct meta *group_adopt(struct heap *h, int sc);
 HIDDEN void group_abandon(struct meta *m);      /* lock held */
+/* bundles: the groups an exited thread's heap keeps (group.c) */
+HIDDEN struct meta *bundle_ring(struct heap *h, int sc);
+HIDDEN void bundle_open(struct heap *h);
+HIDDEN void bundle_add(struct heap *h, struct meta *m);   /* lock held */
+HIDDEN int bundle_room(void);                             /* lock held */
+HIDDEN int bundle_park(struct heap *h);                   /* lock held */
+HIDDEN struct heap *bundle_take(void);                    /* lock held */
+HIDDEN struct meta *bundle_pop(struct heap *h, int sc);   /* lock held */
 HIDDEN int abandoned_release_slots(struct meta *m, uint32_t bits);
 HIDDEN void heap_group_regained(struct heap *h, struct meta *m);
 HIDDEN int abandoned_trim(void);

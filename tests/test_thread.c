@@ -514,6 +514,76 @@ START_TEST(test_free_after_owner_exit)
 }
 END_TEST
 
+/* ---- a heap kept whole for the next thread (group.c: Bundles) ----
+ * A thread leaves objects of many classes behind, with room in their
+ * groups; the next thread to start takes its heap whole: it allocates as
+ * much again in its groups without new ones and without a lock hold per
+ * group (one to take the heap, two at its exit), and the groups go back
+ * when another thread frees the objects. */
+enum { KW_OBJS = 3000 };
+static void *kw_objs[KW_OBJS];
+static size_t kw_size(int i) { return 16 + (size_t)(i * 37) % 1000; }
+
+static void *kw_leave(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < KW_OBJS; i++) {
+		kw_objs[i] = malloc(kw_size(i));
+		REQUIRE(kw_objs[i] != NULL, "malloc");
+		memset(kw_objs[i], i, kw_size(i));
+	}
+	for (int i = 0; i < KW_OBJS; i += 2) free(kw_objs[i]), kw_objs[i] = NULL;
+	return NULL;
+}
+
+static void *kw_fill(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < KW_OBJS; i += 2) {
+		kw_objs[i] = malloc(kw_size(i));
+		REQUIRE(kw_objs[i] != NULL, "malloc");
+		memset(kw_objs[i], i, kw_size(i));
+	}
+	return NULL;
+}
+
+static void kw_stats(struct mallocng_stats *st)
+{
+	*st = (struct mallocng_stats){ .size = sizeof *st };
+	ck_assert_int_eq(mallocng_get_stats(st), 0);
+}
+
+START_TEST(test_heap_kept_whole)
+{
+	struct mallocng_stats a, b, c;
+	pthread_t t;
+	kw_stats(&a);
+	ck_assert_int_eq(pthread_create(&t, NULL, kw_leave, NULL), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	kw_stats(&b);
+	ck_assert_int_eq(pthread_create(&t, NULL, kw_fill, NULL), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	kw_stats(&c);
+	ck_assert_msg(c.groups <= b.groups + 2, "%zu groups after the second thread, %zu after the first",
+	              c.groups, b.groups);
+	const char *opts = getenv("MALLOCNG_OPTIONS");
+	if (!opts || !*opts)
+		ck_assert_msg(c.lock_acquisitions - b.lock_acquisitions <= 8,
+		              "%zu lock holds for a thread that took a heap whole (%zu groups)",
+		              c.lock_acquisitions - b.lock_acquisitions, b.groups - a.groups);
+	for (int i = 0; i < KW_OBJS; i++) {
+		unsigned char *p = kw_objs[i];
+		REQUIRE(p[0] == (unsigned char)i && p[kw_size(i) - 1] == (unsigned char)i,
+		        "object %d overwritten", i);
+		free(p);
+	}
+	malloc_trim(0);
+	kw_stats(&c);
+	ck_assert_msg(c.groups <= a.groups + 2, "%zu groups after every object was freed, %zu before",
+	              c.groups, a.groups);
+}
+END_TEST
+
 /* ---- churn: threads come and go while their objects live on ----
  * A shared pool of objects; short-lived threads allocate into it and
  * take objects out of it (made by threads that may have exited already),
@@ -700,6 +770,7 @@ static Suite *thread_suite(void)
 	tcase_add_test(tc, test_realloc_threads);
 	tcase_add_test(tc, test_short_lived_threads);
 	tcase_add_test(tc, test_free_after_owner_exit);
+	tcase_add_test(tc, test_heap_kept_whole);
 	tcase_add_test(tc, test_thread_churn);
 	tcase_add_test(tc, test_many_threads_alive);
 	tcase_add_test(tc, test_trim_small_stack);
