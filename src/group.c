@@ -204,6 +204,133 @@ void record_stash_flush(struct heap *h)
 	h->rec_stash_n = 0;
 }
 
+/* A heap's spans (hspan[]): the rest of a MAP_CHUNK mapping that
+ * map_group made for one of its groups, so that its next groups are cut
+ * from it without the lock (with the pool's, each took a lock hold for
+ * the span and one more to put the rest on the ring); and the spans of
+ * mapped groups it released (HSPAN_RES_MAX at most, with their pages),
+ * for its next groups: a heap whose groups empty and fill again (a
+ * producer whose objects a consumer frees) reuses them without the lock.
+ * Resident ones go to the pool (span_retire_many, one lock hold for up
+ * to 4) when the heap needs room, when they are older than decay_ms
+ * (malloc_slow's decay check), at malloc_trim and at thread exit, all
+ * of them then (hspan_flush).  Not on the checked paths nor with
+ * decay_ms=0 (dirty_on), which give pages back at once. */
+#define HSPAN_RES_MAX (256u << 10)
+#define HSPAN_RES 1                     /* len's mark: pages resident */
+
+static void hspan_drop(struct heap *h, int i)
+{
+	struct heap_span *e = &h->hspan[i];
+	if (e->len & HSPAN_RES) h->hspan_kb -= (uint32_t)(e->len >> 10);
+	*e = h->hspan[--h->hspan_n];
+}
+
+/* Give back the resident spans (all, or those older than decay_ms), and
+ * with all the others too. */
+void hspan_flush(struct heap *h, int all)
+{
+	unsigned char *base[4];
+	size_t len[4];
+	int k = 0;
+	long now = all ? 0 : os_now_ms();
+	for (uint32_t i = 0; i < h->hspan_n;) {
+		struct heap_span e = h->hspan[i];
+		if (!(e.len & HSPAN_RES)) {
+			if (all) hspan_drop(h, (int)i), span_give_clean(e.base, e.len);
+			else i++;
+			continue;
+		}
+		if (!all && now - e.stamp <= opt.decay_ms) {
+			i++;
+			continue;
+		}
+		hspan_drop(h, (int)i);
+		base[k] = e.base, len[k] = e.len & ~(size_t)HSPAN_RES;
+		if (++k == 4) span_retire_many(base, len, k), k = 0;
+	}
+	if (k) span_retire_many(base, len, k);
+}
+
+/* The resident spans, the oldest first, until len more bytes fit; once
+ * some must go, down to half the bound (or all but the clean ones, when
+ * the entries are what is short), so that a heap that releases many
+ * groups hands them over 4 per lock hold. */
+static void hspan_room(struct heap *h, size_t len)
+{
+	unsigned char *base[4];
+	size_t lens[4];
+	int k = 0;
+	if (h->hspan_n < HSPAN_N && ((size_t)h->hspan_kb << 10) + len <= HSPAN_RES_MAX) return;
+	size_t keep = len < HSPAN_RES_MAX / 2 ? HSPAN_RES_MAX / 2 - len : 0;
+	while (h->hspan_n && (h->hspan_n > HSPAN_N / 2 || ((size_t)h->hspan_kb << 10) > keep)) {
+		int old = -1;
+		for (uint32_t i = 0; i < h->hspan_n; i++)
+			if ((h->hspan[i].len & HSPAN_RES) && (old < 0 || h->hspan[i].stamp < h->hspan[old].stamp))
+				old = (int)i;
+		if (old < 0) break;             /* (only clean ones left) */
+		base[k] = h->hspan[old].base, lens[k] = h->hspan[old].len & ~(size_t)HSPAN_RES;
+		hspan_drop(h, old);
+		if (++k == 4) span_retire_many(base, lens, k), k = 0;
+	}
+	if (k) span_retire_many(base, lens, k);
+}
+
+/* Keep the span of a group h released; 0 if it does not fit. */
+static int hspan_put(struct heap *h, unsigned char *base, size_t len)
+{
+	if (h == &empty_heap || !dirty_on() || len > HSPAN_RES_MAX / 4) return 0;
+	hspan_room(h, len);
+	if (h->hspan_n == HSPAN_N || ((size_t)h->hspan_kb << 10) + len > HSPAN_RES_MAX) return 0;
+	h->hspan[h->hspan_n++] = (struct heap_span){ base, len | HSPAN_RES, os_now_ms() };
+	h->hspan_kb += (uint32_t)(len >> 10);
+	return 1;
+}
+
+/* Memory for a mapped group of h of *len bytes: the front of the smallest
+ * of h's spans that holds it (*dirty: its pages may be resident), else
+ * map_group's, whose rest h keeps. */
+static unsigned char *hspan_take(struct heap *h, size_t *len, int *dirty)
+{
+	int best = -1;
+	size_t rest = 0;
+	/* mapped groups made so far (a hint: relaxed, racy increments) */
+	static _Atomic unsigned made;
+	int many = atomic_fetch_add_explicit(&made, 1, memory_order_relaxed) >= 8;
+	if (h == &empty_heap || !dirty_on()) return map_group(len, dirty, 0, many);
+	for (uint32_t i = 0; i < h->hspan_n; i++) {
+		size_t l = h->hspan[i].len & ~(size_t)HSPAN_RES;
+		if (l >= *len && (best < 0 || l < (h->hspan[best].len & ~(size_t)HSPAN_RES))) best = (int)i;
+	}
+	if (best >= 0) {
+		struct heap_span *e = &h->hspan[best];
+		unsigned char *p = e->base;
+		*dirty = e->len & HSPAN_RES;
+		e->base += *len;
+		e->len -= *len;
+		if (*dirty) h->hspan_kb -= (uint32_t)(*len >> 10);
+		if ((e->len & ~(size_t)HSPAN_RES) == 0) {
+			e->len = 0;
+			*e = h->hspan[--h->hspan_n];
+		}
+		return p;
+	}
+	if (h->hspan_n == HSPAN_N) hspan_room(h, 0);
+	/* of a warm span, what the resident bound leaves (the rest of a
+	 * mapping or of a clean span costs nothing) */
+	if (h->hspan_n < HSPAN_N && ((size_t)h->hspan_kb << 10) + *len < HSPAN_RES_MAX)
+		rest = page_trunc(HSPAN_RES_MAX - ((size_t)h->hspan_kb << 10) - *len);
+	else
+		rest = 0;
+	unsigned char *p = map_group(len, dirty, h->hspan_n < HSPAN_N ? &rest : 0, many);
+	if (p && rest) {
+		long now = *dirty ? os_now_ms() : 0;
+		h->hspan[h->hspan_n++] = (struct heap_span){ p + *len, rest | (*dirty ? HSPAN_RES : 0), now };
+		if (*dirty) h->hspan_kb += (uint32_t)(rest >> 10);
+	}
+	return p;
+}
+
 struct meta *group_create(struct heap *h, int sc)
 {
 	int cnt = group_fit(sc, group_cnt(h, sc));
@@ -214,7 +341,7 @@ struct meta *group_create(struct heap *h, int sc)
 		if ((mem = heap_alloc_slot(bytes))) container_seal(h, mem, bytes);
 	} else {
 		maplen = page_round(bytes);
-		mem = map_group(&maplen, &dirty);
+		mem = hspan_take(h, &maplen, &dirty);
 		while (cnt < 32 && group_bytes(sc, cnt + 1) <= maplen) cnt++;
 	}
 	if (!mem) return 0;
@@ -267,8 +394,8 @@ void group_release(struct heap *h, struct meta *m)
 	*(uint32_t *)mem = 0;
 	atomic_fetch_add_explicit(&os_count.groups_released, 1, memory_order_relaxed);
 	record_put(h, m);
-	if (maplen) span_retire(mem, maplen);
-	else free_container(mem);
+	if (!maplen) free_container(mem);
+	else if (!hspan_put(h, mem, maplen)) span_retire(mem, maplen);
 }
 
 static void abandoned_unlink(struct meta *m)

@@ -167,6 +167,7 @@ static void heap_destroy(void *arg)
 		release = m->next;
 		group_release(h, m);    /* (its record to h's stash) */
 	}
+	hspan_flush(h, 1);      /* (a heap without a thread keeps no span) */
 	inuse_fold(h);
 	os_lock();
 	/* parked with its stash, for the thread that takes it; the list may
@@ -303,6 +304,7 @@ int heap_trim(struct heap *h)
 			group_release(h, m), released++;
 		}
 	}
+	hspan_flush(h, 1);      /* (with the spans of the groups above) */
 	return released;
 }
 
@@ -403,6 +405,7 @@ static __attribute__((noinline)) void *malloc_refill(size_t n, int sc)
 		remote_batch_flush(h);
 		collect_remote(h);
 		dirty_purge(h, 0);
+		hspan_flush(h, 0);
 	}
 	h->slow_classes |= 1ull << sc;
 	tc_set_limit(h, sc, tc_default(sc));

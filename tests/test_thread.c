@@ -584,6 +584,49 @@ START_TEST(test_heap_kept_whole)
 }
 END_TEST
 
+/* ---- a heap's own spans (group.c: hspan) ----
+ * A thread that makes some fifty mapped groups cuts them from mappings
+ * and pool spans it keeps, a few lock holds for them all (with a lock
+ * hold per group, a hundred); once it frees them and makes them again,
+ * the same. */
+enum { HS_OBJS = 1600 };
+static void *hs_objs[HS_OBJS];
+static size_t hs_locks[4];
+
+static size_t lock_count(void)
+{
+	struct mallocng_stats st = { .size = sizeof st };
+	ck_assert_int_eq(mallocng_get_stats(&st), 0);
+	return st.lock_acquisitions;
+}
+
+static void *hs_cycles(void *arg)
+{
+	(void)arg;
+	for (int r = 0; r < 2; r++) {
+		size_t l0 = lock_count();
+		for (int i = 0; i < HS_OBJS; i++) REQUIRE((hs_objs[i] = malloc(2000)) != NULL, "malloc");
+		size_t l1 = lock_count();
+		for (int i = 0; i < HS_OBJS; i++) free(hs_objs[i]);
+		hs_locks[2 * r] = l1 - l0 - 1;          /* (lock_count's own) */
+		hs_locks[2 * r + 1] = lock_count() - l1 - 1;
+	}
+	return NULL;
+}
+
+START_TEST(test_heap_spans)
+{
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, hs_cycles, NULL), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	const char *opts = getenv("MALLOCNG_OPTIONS");
+	if (opts && *opts) return;      /* (checked paths: no spans kept) */
+	for (int k = 0; k < 4; k++)
+		ck_assert_msg(hs_locks[k] <= 40, "%zu lock holds to %s %d objects of 2000 bytes (round %d)",
+		              hs_locks[k], k % 2 ? "free" : "make", HS_OBJS, k / 2);
+}
+END_TEST
+
 /* ---- churn: threads come and go while their objects live on ----
  * A shared pool of objects; short-lived threads allocate into it and
  * take objects out of it (made by threads that may have exited already),
@@ -771,6 +814,7 @@ static Suite *thread_suite(void)
 	tcase_add_test(tc, test_short_lived_threads);
 	tcase_add_test(tc, test_free_after_owner_exit);
 	tcase_add_test(tc, test_heap_kept_whole);
+	tcase_add_test(tc, test_heap_spans);
 	tcase_add_test(tc, test_thread_churn);
 	tcase_add_test(tc, test_many_threads_alive);
 	tcase_add_test(tc, test_trim_small_stack);
