@@ -50,10 +50,11 @@ static void hint_room(int sc)
  * gives it a heap (heap_get, bundle_pop), instead of adopting them one
  * lock hold at a time, and threads that come and go (a server's
  * generations of workers) keep their memory whole from one to the next.
- * Meanwhile a bundled group is an abandoned one like the others: a free
- * into it goes into its remote mask when the group keeps other slots in
- * use, and the free that may empty it releases it under the lock
- * (abandoned_release_slots); an adopter that finds no abandoned group
+ * Meanwhile a bundled group is an abandoned one like the others, but for
+ * one thing: a free into it always goes into its remote mask (one atomic
+ * operation), and the groups such frees may have emptied are released
+ * by a sweep of the bundles every SWEEP_AT of them (abandoned_release_slots,
+ * bundle_sweep); an adopter that finds no abandoned group
  * of its class takes one with room from a bundle (group_adopt); malloc_trim
  * releases the emptied ones (abandoned_trim).  So a bundle pins no
  * more memory than the same groups abandoned one by one.  The rings are
@@ -480,6 +481,91 @@ struct meta *bundle_pop(struct heap *h, int sc)
 	return m;
 }
 
+/* A free that may have emptied a bundled group leaves it to a sweep
+ * (bundle_sweep): the group, in a bundle with other groups, needs no
+ * move that only the lock may make, so the free is one atomic operation
+ * like any other, and a consumer that empties the groups of a producer
+ * that exited takes the lock once per SWEEP_AT groups instead of once
+ * per group.  sweep_n counts such frees, sweep_class marks their
+ * classes (both atomic, reset by the sweep under the lock); at most
+ * SWEEP_AT - 1 emptied groups wait for the next sweep, the next thread
+ * exit (heap_destroy sweeps in the lock hold it takes anyway), a
+ * heap_get that takes their heap, an adopter or malloc_trim. */
+#define SWEEP_AT 16
+static _Atomic int sweep_n;
+static _Atomic uint8_t sweep_class[NCLASS] COLD_BSS;
+
+/* Move the bundled groups emptied since the last sweep to *release (lock
+ * held). */
+void bundle_sweep_held(struct meta **release)
+{
+	if (!atomic_load_explicit(&sweep_n, memory_order_relaxed)) return;
+	atomic_store(&sweep_n, 0);
+	for (int sc = 0; sc < NCLASS; sc++) {
+		if (!atomic_load_explicit(&sweep_class[sc], memory_order_relaxed)) continue;
+		atomic_store(&sweep_class[sc], 0);
+		for (struct heap *b = dormant; b; b = b->next_free) {
+			struct meta *s = bundle_ring(b, sc);
+			for (struct meta *m = s->next, *nx; m != s; m = nx) {
+				nx = m->next;
+				group_collect_remote(m);
+				if (m->avail == full_mask(m)) {
+					abandoned_unlink(m);
+					m->next = *release;
+					*release = m;
+				}
+			}
+		}
+	}
+}
+
+/* Release the bundled groups emptied since the last sweep, their records
+ * to h's stash; again while releasing them emptied more (the container
+ * groups that held nested ones), a level at a time. */
+void bundle_sweep(struct heap *h)
+{
+	for (int pass = 0; pass < 4 && atomic_load_explicit(&sweep_n, memory_order_relaxed); pass++) {
+		struct meta *release = 0;
+		os_lock();
+		bundle_sweep_held(&release);
+		os_unlock();
+		while (release) {
+			struct meta *m = release;
+			release = m->next;
+			group_release(h, m);
+		}
+	}
+}
+
+/* Move the emptied groups of h's own bundle (its thread exiting, h not
+ * parked yet) to *release (lock held); returns the groups it keeps. */
+int bundle_sweep_own(struct heap *h, struct meta **release)
+{
+	int kept = 0;
+	for (int sc = 0; sc < NCLASS; sc++) {
+		struct meta *s = bundle_ring(h, sc);
+		for (struct meta *m = s->next, *nx; m != s; m = nx) {
+			nx = m->next;
+			group_collect_remote(m);
+			if (m->avail == full_mask(m)) {
+				abandoned_unlink(m);
+				m->next = *release;
+				*release = m;
+			} else {
+				kept++;
+			}
+		}
+	}
+	return kept;
+}
+
+static void bundle_emptied(int sc)
+{
+	if (!atomic_load_explicit(&sweep_class[sc], memory_order_relaxed))
+		atomic_store(&sweep_class[sc], 1);
+	if (atomic_fetch_add(&sweep_n, 1) + 1 >= SWEEP_AT) bundle_sweep(tl_heap);
+}
+
 /* A bundled group of class sc with a free slot (lock held), or NULL. */
 #define ADOPT_BATCH 3
 static struct meta *adopt_from_bundles(int sc)
@@ -589,7 +675,9 @@ int abandoned_release_slots(struct meta *m, uint32_t bits)
 	uint32_t avail = __atomic_load_n(&m->avail, __ATOMIC_RELAXED);
 	uint32_t remote = atomic_load_explicit(&m->remote, memory_order_relaxed);
 	if (avail & bits) fail("double free", m->mem);
-	if ((full_mask(m) & ~(avail | remote | bits)) && __atomic_load_n(&m->in_full, __ATOMIC_RELAXED) != 1) {
+	uint8_t in_full = __atomic_load_n(&m->in_full, __ATOMIC_RELAXED);
+	int others = (full_mask(m) & ~(avail | remote | bits)) != 0;
+	if ((others && in_full != 1) || in_full == 2) {
 		int sc = m->sc;
 		unsigned char *mem = m->mem;
 		if (atomic_fetch_or(&m->remote, bits) & bits) fail("double free", mem);
@@ -598,6 +686,7 @@ int abandoned_release_slots(struct meta *m, uint32_t bits)
 			atomic_store_explicit(&owner->remote_hint[sc], 1, memory_order_relaxed);
 		else if (!owner)
 			hint_room(sc);
+		if (!others && !owner) bundle_emptied(sc);
 		return 1;
 	}
 	os_lock();

@@ -136,6 +136,7 @@ static void heap_destroy(void *arg)
 	if (tl_heap == h) tl_heap = &empty_heap;
 	bundle_open(h);         /* (the cache is empty: its memory is free) */
 	os_lock();
+	bundle_sweep_held(&release);
 	bundle = bundle_room();
 	for (int sc = 0; sc < NCLASS; sc++) {
 		struct meta *list[3] = { h->cur[sc], h->full[sc], h->spare[sc] };
@@ -161,15 +162,24 @@ static void heap_destroy(void *arg)
 		}
 	}
 	os_unlock();
-	/* before h is parked: its stash takes the records */
-	while (release) {
-		struct meta *m = release;
-		release = m->next;
-		group_release(h, m);    /* (its record to h's stash) */
+	/* before h is parked, its stash takes the records; the releases free
+	 * the slots that held nested groups, which may empty their
+	 * containers, in h's bundle or another: those go too, a level per
+	 * pass (the last pass's lock hold parks h) */
+	for (int pass = 0;; pass++) {
+		while (release) {
+			struct meta *m = release;
+			release = m->next;
+			group_release(h, m);
+		}
+		hspan_flush(h, 1);      /* (a heap without a thread keeps no span) */
+		os_lock();
+		bundle_sweep_held(&release);
+		if (kept) kept = bundle_sweep_own(h, &release);
+		if (!release || pass == 3) break;
+		os_unlock();
 	}
-	hspan_flush(h, 1);      /* (a heap without a thread keeps no span) */
 	inuse_fold(h);
-	os_lock();
 	/* parked with its stash, for the thread that takes it; the list may
 	 * have filled meanwhile: the bundle's groups then go to the lists */
 	if (!kept || !bundle_park(h)) {
@@ -182,6 +192,11 @@ static void heap_destroy(void *arg)
 	}
 	os_count.heaps_live--;
 	os_unlock();
+	while (release) {       /* (a fourth level: not through h, parked) */
+		struct meta *m = release;
+		release = m->next;
+		group_release(&empty_heap, m);
+	}
 	meta_close(w);
 }
 

@@ -269,6 +269,9 @@ HIDDEN int bundle_room(void);                             /* lock held */
 HIDDEN int bundle_park(struct heap *h);                   /* lock held */
 HIDDEN struct heap *bundle_take(void);                    /* lock held */
 HIDDEN struct meta *bundle_pop(struct heap *h, int sc);   /* lock held */
+HIDDEN void bundle_sweep_held(struct meta **release);     /* lock held */
+HIDDEN void bundle_sweep(struct heap *h);
+HIDDEN int bundle_sweep_own(struct heap *h, struct meta **release); /* lock held */
 HIDDEN int abandoned_release_slots(struct meta *m, uint32_t bits);
 HIDDEN void heap_group_regained(struct heap *h, struct meta *m);
 HIDDEN int abandoned_trim(void);

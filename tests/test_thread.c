@@ -584,6 +584,50 @@ START_TEST(test_heap_kept_whole)
 }
 END_TEST
 
+/* The objects of a thread that exited, freed by another (a thread that
+ * only frees: no thread cache, its remote batch handed over at its exit):
+ * the groups they empty are released a batch at a time (bundle_sweep),
+ * not with a lock hold each, and without malloc_trim all are gone once
+ * a thread exits (the freeing one: heap_destroy sweeps too). */
+static void *kw_make(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < KW_OBJS; i++) {
+		kw_objs[i] = malloc(kw_size(i));
+		REQUIRE(kw_objs[i] != NULL, "malloc");
+	}
+	return NULL;
+}
+
+static void *kw_free_all(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < KW_OBJS; i++) free(kw_objs[i]);
+	return NULL;
+}
+
+START_TEST(test_bundle_swept)
+{
+	struct mallocng_stats a, b, c;
+	pthread_t t;
+	kw_stats(&a);
+	ck_assert_int_eq(pthread_create(&t, NULL, kw_make, NULL), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	kw_stats(&b);
+	ck_assert_int_eq(pthread_create(&t, NULL, kw_free_all, NULL), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	kw_stats(&c);
+	size_t made = b.groups - a.groups, left = c.groups - a.groups;
+	ck_assert_msg(left <= 2, "%zu of the %zu groups of an exited thread left after its objects were freed",
+	              left, made);
+	const char *opts = getenv("MALLOCNG_OPTIONS");
+	if (!opts || !*opts)
+		ck_assert_msg(c.lock_acquisitions - b.lock_acquisitions <= made / 4,
+		              "%zu lock holds to free the objects of %zu groups of an exited thread",
+		              c.lock_acquisitions - b.lock_acquisitions, made);
+}
+END_TEST
+
 /* ---- a heap's own spans (group.c: hspan) ----
  * A thread that makes some fifty mapped groups cuts them from mappings
  * and pool spans it keeps, a few lock holds for them all (with a lock
@@ -815,6 +859,7 @@ static Suite *thread_suite(void)
 	tcase_add_test(tc, test_free_after_owner_exit);
 	tcase_add_test(tc, test_heap_kept_whole);
 	tcase_add_test(tc, test_heap_spans);
+	tcase_add_test(tc, test_bundle_swept);
 	tcase_add_test(tc, test_thread_churn);
 	tcase_add_test(tc, test_many_threads_alive);
 	tcase_add_test(tc, test_trim_small_stack);
