@@ -211,19 +211,47 @@ void record_stash_flush(struct heap *h)
  * the span and one more to put the rest on the ring); and the spans of
  * mapped groups it released (HSPAN_RES_MAX at most, with their pages),
  * for its next groups: a heap whose groups empty and fill again (a
- * producer whose objects a consumer frees) reuses them without the lock.
+ * producer whose objects a consumer frees) reuses them without the lock;
+ * all heaps together keep at most HSPAN_TOTAL_MAX resident (hspan_total),
+ * so that many threads do not keep HSPAN_RES_MAX each.
  * Resident ones go to the pool (span_retire_many, one lock hold for up
  * to 4) when the heap needs room, when they are older than decay_ms
  * (malloc_slow's decay check), at malloc_trim and at thread exit, all
  * of them then (hspan_flush).  Not on the checked paths nor with
  * decay_ms=0 (dirty_on), which give pages back at once. */
 #define HSPAN_RES_MAX (256u << 10)
+#define HSPAN_TOTAL_MAX (2u << 20)      /* all heaps together */
 #define HSPAN_RES 1                     /* len's mark: pages resident */
+/* The resident bytes of all heaps' spans (in a forked child, of the
+ * forking thread's heap: hspan_fork_child); each heap adds its own. */
+static _Atomic size_t hspan_total;
+
+static void res_add(struct heap *h, ptrdiff_t bytes)
+{
+	h->hspan_kb += (uint32_t)(bytes / 1024);
+	atomic_fetch_add_explicit(&hspan_total, (size_t)bytes, memory_order_relaxed);
+}
+
+/* The resident bytes h may add: its own bound's room and the process's. */
+static size_t res_room(struct heap *h)
+{
+	size_t mine = (size_t)h->hspan_kb << 10, all = atomic_load_explicit(&hspan_total, memory_order_relaxed);
+	size_t a = mine < HSPAN_RES_MAX ? HSPAN_RES_MAX - mine : 0;
+	size_t b = all < HSPAN_TOTAL_MAX ? HSPAN_TOTAL_MAX - all : 0;
+	return a < b ? a : b;
+}
+
+void hspan_fork_child(void)
+{
+	struct heap *h = tl_heap;
+	atomic_store_explicit(&hspan_total, h == &empty_heap ? 0 : (size_t)h->hspan_kb << 10,
+			      memory_order_relaxed);
+}
 
 static void hspan_drop(struct heap *h, int i)
 {
 	struct heap_span *e = &h->hspan[i];
-	if (e->len & HSPAN_RES) h->hspan_kb -= (uint32_t)(e->len >> 10);
+	if (e->len & HSPAN_RES) res_add(h, -(ptrdiff_t)(e->len & ~(size_t)HSPAN_RES));
 	*e = h->hspan[--h->hspan_n];
 }
 
@@ -262,7 +290,7 @@ static void hspan_room(struct heap *h, size_t len)
 	unsigned char *base[4];
 	size_t lens[4];
 	int k = 0;
-	if (h->hspan_n < HSPAN_N && ((size_t)h->hspan_kb << 10) + len <= HSPAN_RES_MAX) return;
+	if (h->hspan_n < HSPAN_N && len <= res_room(h)) return;
 	size_t keep = len < HSPAN_RES_MAX / 2 ? HSPAN_RES_MAX / 2 - len : 0;
 	while (h->hspan_n && (h->hspan_n > HSPAN_N / 2 || ((size_t)h->hspan_kb << 10) > keep)) {
 		int old = -1;
@@ -282,9 +310,9 @@ static int hspan_put(struct heap *h, unsigned char *base, size_t len)
 {
 	if (h == &empty_heap || !dirty_on() || len > HSPAN_RES_MAX / 4) return 0;
 	hspan_room(h, len);
-	if (h->hspan_n == HSPAN_N || ((size_t)h->hspan_kb << 10) + len > HSPAN_RES_MAX) return 0;
+	if (h->hspan_n == HSPAN_N || len > res_room(h)) return 0;
 	h->hspan[h->hspan_n++] = (struct heap_span){ base, len | HSPAN_RES, os_now_ms() };
-	h->hspan_kb += (uint32_t)(len >> 10);
+	res_add(h, (ptrdiff_t)len);
 	return 1;
 }
 
@@ -309,7 +337,7 @@ static unsigned char *hspan_take(struct heap *h, size_t *len, int *dirty)
 		*dirty = e->len & HSPAN_RES;
 		e->base += *len;
 		e->len -= *len;
-		if (*dirty) h->hspan_kb -= (uint32_t)(*len >> 10);
+		if (*dirty) res_add(h, -(ptrdiff_t)*len);
 		if ((e->len & ~(size_t)HSPAN_RES) == 0) {
 			e->len = 0;
 			*e = h->hspan[--h->hspan_n];
@@ -319,15 +347,16 @@ static unsigned char *hspan_take(struct heap *h, size_t *len, int *dirty)
 	if (h->hspan_n == HSPAN_N) hspan_room(h, 0);
 	/* of a warm span, what the resident bound leaves (the rest of a
 	 * mapping or of a clean span costs nothing) */
-	if (h->hspan_n < HSPAN_N && ((size_t)h->hspan_kb << 10) + *len < HSPAN_RES_MAX)
-		rest = page_trunc(HSPAN_RES_MAX - ((size_t)h->hspan_kb << 10) - *len);
+	size_t room = res_room(h);
+	if (h->hspan_n < HSPAN_N && *len < room)
+		rest = page_trunc(room - *len);
 	else
 		rest = 0;
 	unsigned char *p = map_group(len, dirty, h->hspan_n < HSPAN_N ? &rest : 0, many);
 	if (p && rest) {
 		long now = *dirty ? os_now_ms() : 0;
 		h->hspan[h->hspan_n++] = (struct heap_span){ p + *len, rest | (*dirty ? HSPAN_RES : 0), now };
-		if (*dirty) h->hspan_kb += (uint32_t)(rest >> 10);
+		if (*dirty) res_add(h, (ptrdiff_t)rest);
 	}
 	return p;
 }

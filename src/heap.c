@@ -53,11 +53,12 @@ static size_t heap_chunk_left;
 static pthread_key_t heap_key;
 static int heap_key_ok;
 
-/* The forked child's dirty accounting (dirty.c); os.c's own handler
- * resets the lock. */
+/* The forked child's accounting of kept pages (dirty.c) and of kept
+ * spans (group.c); os.c's own handler resets the lock. */
 __attribute__((constructor)) static void heap_constructor(void)
 {
 	pthread_atfork(0, 0, dirty_fork_child);
+	pthread_atfork(0, 0, hspan_fork_child);
 }
 
 /* Cache depth per class: deep for small objects, one slot for the biggest

@@ -259,6 +259,7 @@ HIDDEN struct meta *group_create(struct heap *h, int sc);
 HIDDEN void group_release(struct heap *h, struct meta *m); /* lock not held */
 HIDDEN void record_stash_flush(struct heap *h); /* lock held */
 HIDDEN void hspan_flush(struct heap *h, int all);
+HIDDEN void hspan_fork_child(void);
 HIDDEN struct meta *group_adopt(struct heap *h, int sc);
 HIDDEN void group_abandon(struct meta *m);      /* lock held */
 /* bundles: the groups an exited thread's heap keeps (group.c) */
