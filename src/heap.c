@@ -11,8 +11,10 @@
  * Heaps are created on a thread's first malloc (threads that never allocate
  * cost nothing), recycled through a free list (never unmapped, so a stale
  * owner pointer is always safe to compare), and handed back at thread exit:
- * their groups are released when empty, otherwise abandoned to the global
- * lists where any thread can adopt them.
+ * their groups are released when empty, otherwise abandoned, kept in the
+ * heap's bundle for the next thread that needs a heap (group.c: Bundles;
+ * heap_revive), or, when enough heaps wait, on the global lists where any
+ * thread can adopt them.
  */
 #include <errno.h>
 #include <pthread.h>

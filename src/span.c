@@ -20,7 +20,8 @@
  *   touch are joined (so a span may cover two mappings: mremap refuses
  *   those, and realloc then copies), a request takes the front of the
  *   smallest that holds it, and map_group maps MAP_CHUNK at a time for
- *   groups below a quarter of that, the rest going to the ring.  A user of a
+ *   groups below a quarter of that, the rest going to the caller's heap
+ *   (group.c: a heap's spans) or to the ring.  A user of a
  *   warm span zeroes what it relies on (group.c: the slot headers; calloc).
  *   A late double free into a retired range meets a zero header, in a warm
  *   one a header marked freed or naming a freed record, and is reported
