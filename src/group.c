@@ -7,8 +7,9 @@
  *   (MEM_NESTED); bigger ones are their own mapping of maplen bytes
  *   (MEM_MAPPED);
  * - owner == NULL  <=>  the group is abandoned (lock held to touch): on
- *   abandoned[sc] if it had a free slot when last looked at, else
- *   (in_full set) on the ring abandoned_full[sc];
+ *   abandoned[sc] if it had a free slot when last looked at (in_full 0),
+ *   else (in_full 1) on the ring abandoned_full[sc], or (in_full 2) in the
+ *   bundle of the heap whose thread left it (below);
  * - a group on abandoned[sc] is never empty: the free that empties an
  *   abandoned group releases it.
  * Why two lists: adoption takes from the front, and a thread that adopts
@@ -24,7 +25,57 @@
 
 static struct meta *abandoned[NCLASS] COLD_BSS;      /* with free slots */
 static struct meta *abandoned_full[NCLASS] COLD_BSS; /* ring: none seen */
-static _Atomic int abandoned_n;  /* groups on the lists (a hint outside the lock) */
+static _Atomic int abandoned_n;  /* groups on the lists and in bundles (a hint outside the lock) */
+/* Per class, whether an abandoned group of the class may have a free slot
+ * (on abandoned[], or in a bundle with room): set after the room is made
+ * (group_abandon, bundle_add, a free into an abandoned group), cleared by
+ * group_adopt before it looks (so that room made meanwhile sets it
+ * again), so that a thread that needs a group takes the lock only when
+ * it may find one: the full groups of dormant heaps are many, and a
+ * lookup that finds none cost a lock hold per new group.  full_n counts
+ * the groups on abandoned_full[] (which adopt_from_full looks at). */
+static _Atomic uint8_t adopt_hint[NCLASS] COLD_BSS;
+static _Atomic int full_n[NCLASS] COLD_BSS;
+
+static void hint_room(int sc)
+{
+	if (!atomic_load_explicit(&adopt_hint[sc], memory_order_relaxed))
+		atomic_store(&adopt_hint[sc], 1);
+}
+
+/* Bundles.  A heap whose thread exits keeps the groups it still has
+ * objects in, abandoned (owner NULL), in a ring per class of its own (its
+ * bundle), and waits on the list `dormant` for the next thread that needs
+ * a heap: that thread takes the heap and its groups in the lock hold that
+ * gives it a heap (heap_get, bundle_pop), instead of adopting them one
+ * lock hold at a time, and threads that come and go (a server's
+ * generations of workers) keep their memory whole from one to the next.
+ * Meanwhile a bundled group is an abandoned one like the others, but for
+ * one thing: a free into it always goes into its remote mask (one atomic
+ * operation), and the groups such frees may have emptied are released
+ * by a sweep of the bundles every SWEEP_AT of them (abandoned_release_slots,
+ * bundle_sweep); an adopter that finds no abandoned group
+ * of its class takes one with room from a bundle (group_adopt); malloc_trim
+ * releases the emptied ones (abandoned_trim).  So a bundle pins no
+ * more memory than the same groups abandoned one by one.  The rings are
+ * circular through sentinel records kept in the heap's thread cache
+ * (unused while its thread is gone: heap.c zeroes them again when the
+ * heap is taken), so that a group leaves its ring without its head;
+ * groups with room are in front of the sentinel, full ones behind it.
+ * dormant, dormant_n, the rings and the in_full 2 mark are the lock's;
+ * at most DORMANT_MAX heaps wait (the lookups of group_adopt walk them):
+ * the groups of any other exiting heap go to the global lists. */
+#define DORMANT_MAX 64
+static struct heap *dormant COLD_BSS;   /* through next_free, newest first */
+static int dormant_n COLD_BSS;
+_Static_assert(offsetof(struct heap, tc) + 64 + NCLASS * sizeof(struct meta) <= HEAP_BYTES,
+	       "a bundle's sentinels fit in the thread cache");
+
+struct meta *bundle_ring(struct heap *h, int sc)
+{
+	uintptr_t tc = (uintptr_t)h + offsetof(struct heap, tc);
+	return (struct meta *)((tc + 63) & ~(uintptr_t)63) + sc;
+}
 
 /* Slots per new group: few while a heap uses a class little, so that small
  * programs stay small; up to 32 as the class's use grows; groups of large
@@ -87,10 +138,17 @@ static void container_seal(struct heap *h, unsigned char *mem, size_t bytes)
 /* Records for groups: a heap keeps up to REC_STASH of the records its
  * released groups freed, for its next new groups, so that a class whose
  * groups come and go (a producer whose groups a consumer empties) does not
- * take the global lock twice per group for its record.  Stashed records
- * are free ones (meta_push), whichever list holds them.  Not with
- * protect_meta, whose records are written inside meta windows only. */
+ * take the global lock twice per group for its record.  When the stash is
+ * empty, one lock hold takes one record and half as many more as the heap
+ * has groups, up to REC_BATCH (a program that makes a few groups takes a
+ * few records: the first ones are in .bss); when it is full, one lock
+ * hold gives half of it back.  Stashed records are free ones (meta_push),
+ * whichever list holds them; rec_stash and rec_stash_n are the owner
+ * thread's (of a heap being destroyed: the destroying thread's; of a
+ * dormant one: the lock's).  Not with protect_meta, whose records are
+ * written inside meta windows only. */
 #define REC_STASH 256
+#define REC_BATCH 32
 static struct meta *record_take(struct heap *h)
 {
 	struct meta *m = h->rec_stash;
@@ -100,17 +158,33 @@ static struct meta *record_take(struct heap *h)
 		m->next = 0;
 		return m;
 	}
+	int more = 0;
+	if (h != &empty_heap && !opt_protect)
+		for (int sc = 0; sc < NCLASS && more < REC_BATCH; sc++) more += h->ngroups[sc];
+	more = more < REC_BATCH ? more / 2 : REC_BATCH;
 	os_lock();
 	m = meta_alloc();
+	for (struct meta *r; m && more > 0 && (r = meta_alloc()); more--) {
+		meta_push(&h->rec_stash, r);
+		h->rec_stash_n++;
+	}
 	os_unlock();
 	return m;
 }
 
 static void record_put(struct heap *h, struct meta *m)
 {
-	if (h != &empty_heap && h->rec_stash_n < REC_STASH && !opt_protect) {
+	if (h != &empty_heap && !opt_protect) {
 		meta_push(&h->rec_stash, m);
-		h->rec_stash_n++;
+		if (++h->rec_stash_n <= REC_STASH) return;
+		os_lock();
+		while (h->rec_stash_n > REC_STASH / 2) {
+			struct meta *r = h->rec_stash;
+			h->rec_stash = r->next;
+			h->rec_stash_n--;
+			meta_free(r);
+		}
+		os_unlock();
 		return;
 	}
 	os_lock();
@@ -130,6 +204,168 @@ void record_stash_flush(struct heap *h)
 	h->rec_stash_n = 0;
 }
 
+/* A heap's spans (hspan[]): the rest of a MAP_CHUNK mapping that
+ * map_group made for one of its groups, so that its next groups are cut
+ * from it without the lock (with the pool's, each took a lock hold for
+ * the span and one more to put the rest on the ring); and the spans of
+ * mapped groups it released (HSPAN_RES_MAX at most, with their pages),
+ * for its next groups: a heap whose groups empty and fill again (a
+ * producer whose objects a consumer frees) reuses them without the lock;
+ * all heaps together keep at most HSPAN_TOTAL_MAX resident (hspan_total),
+ * so that many threads do not keep HSPAN_RES_MAX each.
+ * Resident ones go to the pool (span_retire_many, one lock hold for up
+ * to 4) when the heap needs room, when they are older than decay_ms
+ * (malloc_slow's decay check), at malloc_trim and at thread exit, all
+ * of them then (hspan_flush).  Not on the checked paths nor with
+ * decay_ms=0 (dirty_on), which give pages back at once. */
+#define HSPAN_RES_MAX (256u << 10)
+#define HSPAN_TOTAL_MAX (2u << 20)      /* all heaps together */
+#define HSPAN_RES 1                     /* len's mark: pages resident */
+/* The resident bytes of all heaps' spans (in a forked child, of the
+ * forking thread's heap: hspan_fork_child); each heap adds its own. */
+static _Atomic size_t hspan_total;
+
+static void res_add(struct heap *h, ptrdiff_t bytes)
+{
+	h->hspan_kb += (uint32_t)(bytes / 1024);
+	atomic_fetch_add_explicit(&hspan_total, (size_t)bytes, memory_order_relaxed);
+}
+
+/* The resident bytes h may add: its own bound's room and the process's. */
+static size_t res_room(struct heap *h)
+{
+	size_t mine = (size_t)h->hspan_kb << 10, all = atomic_load_explicit(&hspan_total, memory_order_relaxed);
+	size_t a = mine < HSPAN_RES_MAX ? HSPAN_RES_MAX - mine : 0;
+	size_t b = all < HSPAN_TOTAL_MAX ? HSPAN_TOTAL_MAX - all : 0;
+	return a < b ? a : b;
+}
+
+void hspan_fork_child(void)
+{
+	struct heap *h = tl_heap;
+	atomic_store_explicit(&hspan_total, h == &empty_heap ? 0 : (size_t)h->hspan_kb << 10,
+			      memory_order_relaxed);
+}
+
+static void hspan_drop(struct heap *h, int i)
+{
+	struct heap_span *e = &h->hspan[i];
+	if (e->len & HSPAN_RES) res_add(h, -(ptrdiff_t)(e->len & ~(size_t)HSPAN_RES));
+	*e = h->hspan[--h->hspan_n];
+}
+
+/* Give back the resident spans (all, or those older than decay_ms), and
+ * with all the others too. */
+void hspan_flush(struct heap *h, int all)
+{
+	unsigned char *base[4];
+	size_t len[4];
+	int k = 0;
+	long now = all ? 0 : os_now_ms();
+	for (uint32_t i = 0; i < h->hspan_n;) {
+		struct heap_span e = h->hspan[i];
+		if (!(e.len & HSPAN_RES)) {
+			if (all) hspan_drop(h, (int)i), span_give_clean(e.base, e.len);
+			else i++;
+			continue;
+		}
+		if (!all && now - e.stamp <= opt.decay_ms) {
+			i++;
+			continue;
+		}
+		hspan_drop(h, (int)i);
+		base[k] = e.base, len[k] = e.len & ~(size_t)HSPAN_RES;
+		if (++k == 4) span_retire_many(base, len, k), k = 0;
+	}
+	if (k) span_retire_many(base, len, k);
+}
+
+/* The resident spans, the oldest first, until len more bytes fit; once
+ * some must go, down to half the bound (or all but the clean ones, when
+ * the entries are what is short), so that a heap that releases many
+ * groups hands them over 4 per lock hold. */
+static void hspan_room(struct heap *h, size_t len)
+{
+	unsigned char *base[4];
+	size_t lens[4];
+	int k = 0;
+	if (h->hspan_n < HSPAN_N && len <= res_room(h)) return;
+	size_t keep = len < HSPAN_RES_MAX / 2 ? HSPAN_RES_MAX / 2 - len : 0;
+	while (h->hspan_n && (h->hspan_n > HSPAN_N / 2 || ((size_t)h->hspan_kb << 10) > keep)) {
+		int old = -1;
+		for (uint32_t i = 0; i < h->hspan_n; i++)
+			if ((h->hspan[i].len & HSPAN_RES) && (old < 0 || h->hspan[i].stamp < h->hspan[old].stamp))
+				old = (int)i;
+		if (old < 0) break;             /* (only clean ones left) */
+		base[k] = h->hspan[old].base, lens[k] = h->hspan[old].len & ~(size_t)HSPAN_RES;
+		hspan_drop(h, old);
+		if (++k == 4) span_retire_many(base, lens, k), k = 0;
+	}
+	if (k) span_retire_many(base, lens, k);
+}
+
+/* Keep the span of a group h released; 0 if it does not fit. */
+static int hspan_put(struct heap *h, unsigned char *base, size_t len)
+{
+	if (h == &empty_heap || !dirty_on() || len > HSPAN_RES_MAX / 4) return 0;
+	hspan_room(h, len);
+	if (h->hspan_n == HSPAN_N || len > res_room(h)) return 0;
+	h->hspan[h->hspan_n++] = (struct heap_span){ base, len | HSPAN_RES, os_now_ms() };
+	res_add(h, (ptrdiff_t)len);
+	return 1;
+}
+
+/* Memory for a mapped group of h of *len bytes: the front of the smallest
+ * of h's spans that holds it (*dirty: its pages may be resident; one with
+ * pages or the pool's before one without), else map_group's, whose rest
+ * h keeps. */
+static unsigned char *hspan_take(struct heap *h, size_t *len, int *dirty)
+{
+	int best = -1;
+	size_t rest = 0;
+	/* mapped groups made so far (a hint: relaxed, racy increments) */
+	static _Atomic unsigned made;
+	int many = atomic_fetch_add_explicit(&made, 1, memory_order_relaxed) >= 8;
+	if (h == &empty_heap || !dirty_on()) return map_group(len, dirty, 0, many);
+	/* a span without pages only if the pool has none with pages: a
+	 * group cut from fresh memory faults every page in again (a lock
+	 * hold costs far less than that) */
+	int warm = span_warm_has(*len);
+	for (uint32_t i = 0; i < h->hspan_n; i++) {
+		size_t l = h->hspan[i].len & ~(size_t)HSPAN_RES;
+		if (warm && !(h->hspan[i].len & HSPAN_RES)) continue;
+		if (l >= *len && (best < 0 || l < (h->hspan[best].len & ~(size_t)HSPAN_RES))) best = (int)i;
+	}
+	if (best >= 0) {
+		struct heap_span *e = &h->hspan[best];
+		unsigned char *p = e->base;
+		*dirty = e->len & HSPAN_RES;
+		e->base += *len;
+		e->len -= *len;
+		if (*dirty) res_add(h, -(ptrdiff_t)*len);
+		if ((e->len & ~(size_t)HSPAN_RES) == 0) {
+			e->len = 0;
+			*e = h->hspan[--h->hspan_n];
+		}
+		return p;
+	}
+	if (h->hspan_n == HSPAN_N) hspan_room(h, 0);
+	/* of a warm span, what the resident bound leaves (the rest of a
+	 * mapping or of a clean span costs nothing) */
+	size_t room = res_room(h);
+	if (h->hspan_n < HSPAN_N && *len < room)
+		rest = page_trunc(room - *len);
+	else
+		rest = 0;
+	unsigned char *p = map_group(len, dirty, h->hspan_n < HSPAN_N ? &rest : 0, many);
+	if (p && rest) {
+		long now = *dirty ? os_now_ms() : 0;
+		h->hspan[h->hspan_n++] = (struct heap_span){ p + *len, rest | (*dirty ? HSPAN_RES : 0), now };
+		if (*dirty) res_add(h, (ptrdiff_t)rest);
+	}
+	return p;
+}
+
 struct meta *group_create(struct heap *h, int sc)
 {
 	int cnt = group_fit(sc, group_cnt(h, sc));
@@ -140,7 +376,7 @@ struct meta *group_create(struct heap *h, int sc)
 		if ((mem = heap_alloc_slot(bytes))) container_seal(h, mem, bytes);
 	} else {
 		maplen = page_round(bytes);
-		mem = map_group(&maplen, &dirty);
+		mem = hspan_take(h, &maplen, &dirty);
 		while (cnt < 32 && group_bytes(sc, cnt + 1) <= maplen) cnt++;
 	}
 	if (!mem) return 0;
@@ -181,27 +417,202 @@ struct meta *group_create(struct heap *h, int sc)
 	return m;
 }
 
-/* Give an empty group's memory back (to the OS or to its parent slot). */
-void group_release(struct meta *m)
+/* Give an empty group's memory back (to the OS or to its parent slot);
+ * its record goes to h's stash (h: the calling thread's heap, or the heap
+ * it is destroying). */
+void group_release(struct heap *h, struct meta *m)
 {
 	unsigned char *mem = m->mem;
 	size_t maplen = m->mapped != MEM_NESTED ? m->maplen : 0;
-	struct heap *h = tl_heap;
 	if (m->dirty) dirty_forget(__atomic_load_n(&m->owner, __ATOMIC_RELAXED), m);
 	if (h->probe >= mem && h->probe < mem + maplen) h->probe = 0;  /* populate.c */
 	*(uint32_t *)mem = 0;
 	atomic_fetch_add_explicit(&os_count.groups_released, 1, memory_order_relaxed);
 	record_put(h, m);
-	if (maplen) span_retire(mem, maplen);
-	else free_container(mem);
+	if (!maplen) free_container(mem);
+	else if (!hspan_put(h, mem, maplen)) span_retire(mem, maplen);
 }
 
 static void abandoned_unlink(struct meta *m)
 {
 	atomic_fetch_sub_explicit(&abandoned_n, 1, memory_order_relaxed);
-	if (m->in_full) ring_remove(&abandoned_full[m->sc], m, 0);
-	else list_remove(&abandoned[m->sc], m);
+	if (m->in_full == 2) {
+		m->prev->next = m->next;        /* (a sentinel ring) */
+		m->next->prev = m->prev;
+		m->next = m->prev = 0;
+	} else if (m->in_full) {
+		ring_remove(&abandoned_full[m->sc], m, 0);
+		atomic_fetch_sub_explicit(&full_n[m->sc], 1, memory_order_relaxed);
+	} else {
+		list_remove(&abandoned[m->sc], m);
+	}
 	m->in_full = 0;
+}
+
+/* Ready h's bundle (its thread is exiting; no lock needed: nobody else
+ * sees h). */
+void bundle_open(struct heap *h)
+{
+	for (int sc = 0; sc < NCLASS; sc++) {
+		struct meta *s = bundle_ring(h, sc);
+		s->next = s->prev = s;
+	}
+}
+
+/* Put m (lock held, owner already NULL) in h's bundle. */
+void bundle_add(struct heap *h, struct meta *m)
+{
+	struct meta *s = bundle_ring(h, m->sc);
+	atomic_fetch_add_explicit(&abandoned_n, 1, memory_order_relaxed);
+	group_collect_remote(m);
+	m->in_full = 2;
+	if (m->avail) {
+		hint_room(m->sc);
+		m->prev = s, m->next = s->next;
+	} else {
+		m->next = s, m->prev = s->prev;
+	}
+	m->prev->next = m;
+	m->next->prev = m;
+}
+
+/* Put h, whose bundle holds a group or more, on the dormant list (lock
+ * held); 0 if the list is full. */
+int bundle_park(struct heap *h)
+{
+	if (dormant_n >= DORMANT_MAX) return 0;
+	h->next_free = dormant;
+	dormant = h;
+	dormant_n++;
+	return 1;
+}
+
+/* Whether an exiting heap may keep its groups in a bundle (lock held). */
+int bundle_room(void)
+{
+	return dormant_n < DORMANT_MAX;
+}
+
+/* The newest dormant heap, off the list (lock held), or NULL. */
+struct heap *bundle_take(void)
+{
+	struct heap *h = dormant;
+	if (h) {
+		dormant = h->next_free;
+		dormant_n--;
+	}
+	return h;
+}
+
+/* The first group of class sc of h's bundle, out of it, its remote slots
+ * collected (lock held), or NULL. */
+struct meta *bundle_pop(struct heap *h, int sc)
+{
+	struct meta *s = bundle_ring(h, sc), *m = s->next;
+	if (m == s) return 0;
+	abandoned_unlink(m);
+	group_collect_remote(m);
+	return m;
+}
+
+/* A free that may have emptied a bundled group leaves it to a sweep
+ * (bundle_sweep): the group, in a bundle with other groups, needs no
+ * move that only the lock may make, so the free is one atomic operation
+ * like any other, and a consumer that empties the groups of a producer
+ * that exited takes the lock once per SWEEP_AT groups instead of once
+ * per group.  sweep_n counts such frees, sweep_class marks their
+ * classes (both atomic, reset by the sweep under the lock); at most
+ * SWEEP_AT - 1 emptied groups wait for the next sweep, the next thread
+ * exit (heap_destroy sweeps in the lock hold it takes anyway), a
+ * heap_get that takes their heap, an adopter or malloc_trim. */
+#define SWEEP_AT 16
+static _Atomic int sweep_n;
+static _Atomic uint8_t sweep_class[NCLASS] COLD_BSS;
+
+/* Move the bundled groups emptied since the last sweep to *release (lock
+ * held). */
+void bundle_sweep_held(struct meta **release)
+{
+	if (!atomic_load_explicit(&sweep_n, memory_order_relaxed)) return;
+	atomic_store(&sweep_n, 0);
+	for (int sc = 0; sc < NCLASS; sc++) {
+		if (!atomic_load_explicit(&sweep_class[sc], memory_order_relaxed)) continue;
+		atomic_store(&sweep_class[sc], 0);
+		for (struct heap *b = dormant; b; b = b->next_free) {
+			struct meta *s = bundle_ring(b, sc);
+			for (struct meta *m = s->next, *nx; m != s; m = nx) {
+				nx = m->next;
+				group_collect_remote(m);
+				if (m->avail == full_mask(m)) {
+					abandoned_unlink(m);
+					m->next = *release;
+					*release = m;
+				}
+			}
+		}
+	}
+}
+
+/* Release the bundled groups emptied since the last sweep, their records
+ * to h's stash; again while releasing them emptied more (the container
+ * groups that held nested ones), a level at a time. */
+void bundle_sweep(struct heap *h)
+{
+	for (int pass = 0; pass < 4 && atomic_load_explicit(&sweep_n, memory_order_relaxed); pass++) {
+		struct meta *release = 0;
+		os_lock();
+		bundle_sweep_held(&release);
+		os_unlock();
+		while (release) {
+			struct meta *m = release;
+			release = m->next;
+			group_release(h, m);
+		}
+	}
+}
+
+/* Move the emptied groups of h's own bundle (its thread exiting, h not
+ * parked yet) to *release (lock held); returns the groups it keeps. */
+int bundle_sweep_own(struct heap *h, struct meta **release)
+{
+	int kept = 0;
+	for (int sc = 0; sc < NCLASS; sc++) {
+		struct meta *s = bundle_ring(h, sc);
+		for (struct meta *m = s->next, *nx; m != s; m = nx) {
+			nx = m->next;
+			group_collect_remote(m);
+			if (m->avail == full_mask(m)) {
+				abandoned_unlink(m);
+				m->next = *release;
+				*release = m;
+			} else {
+				kept++;
+			}
+		}
+	}
+	return kept;
+}
+
+static void bundle_emptied(int sc)
+{
+	if (!atomic_load_explicit(&sweep_class[sc], memory_order_relaxed))
+		atomic_store(&sweep_class[sc], 1);
+	if (atomic_fetch_add(&sweep_n, 1) + 1 >= SWEEP_AT) bundle_sweep(tl_heap);
+}
+
+/* A bundled group of class sc with a free slot (lock held), or NULL. */
+#define ADOPT_BATCH 3
+static struct meta *adopt_from_bundles(int sc)
+{
+	for (struct heap *b = dormant; b; b = b->next_free) {
+		struct meta *s = bundle_ring(b, sc);
+		for (struct meta *m = s->next; m != s; m = m->next)
+			if (m->avail || atomic_load_explicit(&m->remote, memory_order_relaxed)) {
+				abandoned_unlink(m);
+				return m;
+			}
+	}
+	return 0;
 }
 
 /* Put m on the list its free slots say (lock held, owner already NULL). */
@@ -215,10 +626,12 @@ void group_abandon(struct meta *m)
 		m->in_full = 1;
 		ring_insert(&last, m, 0);
 		*head = m;
+		atomic_fetch_add_explicit(&full_n[m->sc], 1, memory_order_relaxed);
 		return;
 	}
 	m->in_full = 0;
 	list_push(&abandoned[m->sc], m);
+	hint_room(m->sc);
 }
 
 /* Slots that other threads freed into a full abandoned group while its
@@ -240,24 +653,34 @@ static struct meta *adopt_from_full(int sc)
 	return 0;
 }
 
-/* Take over a group a finished thread left behind that has free slots. */
+/* Take over groups finished threads left behind that have free slots:
+ * a list through next, NULL if none. */
 struct meta *group_adopt(struct heap *h, int sc)
 {
-	struct meta *got;
-	if (!atomic_load_explicit(&abandoned_n, memory_order_relaxed)) return 0;
+	struct meta *got, *more = 0;
+	if (!atomic_load_explicit(&adopt_hint[sc], memory_order_relaxed) &&
+	    !atomic_load_explicit(&full_n[sc], memory_order_relaxed))
+		return 0;
 	os_lock();
-	if ((got = abandoned[sc])) {
-		abandoned_unlink(got);
+	atomic_store(&adopt_hint[sc], 0);
+	if ((got = abandoned[sc])) abandoned_unlink(got);
+	else if (!(got = adopt_from_full(sc))) got = adopt_from_bundles(sc);
+	/* then more with room, from the list and the bundles: up to
+	 * ADOPT_BATCH for one lock hold (a thread that needed a group of a
+	 * class soon needs the next) */
+	for (int k = 0; got;) {
 		group_collect_remote(got);
-	} else {
-		got = adopt_from_full(sc);
-	}
-	if (got) {
 		__atomic_store_n(&got->owner, h, __ATOMIC_RELAXED);
 		h->ngroups[sc]++;
+		got->next = more;
+		more = got;
+		if (++k == ADOPT_BATCH) break;
+		if ((got = abandoned[sc])) abandoned_unlink(got);
+		else got = adopt_from_bundles(sc);
 	}
+	if (more) atomic_store(&adopt_hint[sc], 1);     /* others may remain */
 	os_unlock();
-	return got;
+	return more;
 }
 
 /* free() of slots (bits) in an abandoned group.  While other slots of the
@@ -286,13 +709,18 @@ int abandoned_release_slots(struct meta *m, uint32_t bits)
 	uint32_t avail = __atomic_load_n(&m->avail, __ATOMIC_RELAXED);
 	uint32_t remote = atomic_load_explicit(&m->remote, memory_order_relaxed);
 	if (avail & bits) fail("double free", m->mem);
-	if ((full_mask(m) & ~(avail | remote | bits)) && !__atomic_load_n(&m->in_full, __ATOMIC_RELAXED)) {
+	uint8_t in_full = __atomic_load_n(&m->in_full, __ATOMIC_RELAXED);
+	int others = (full_mask(m) & ~(avail | remote | bits)) != 0;
+	if ((others && in_full != 1) || in_full == 2) {
 		int sc = m->sc;
 		unsigned char *mem = m->mem;
 		if (atomic_fetch_or(&m->remote, bits) & bits) fail("double free", mem);
 		struct heap *owner = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
 		if (owner && !atomic_load_explicit(&owner->remote_hint[sc], memory_order_relaxed))
 			atomic_store_explicit(&owner->remote_hint[sc], 1, memory_order_relaxed);
+		else if (!owner)
+			hint_room(sc);
+		if (!others && !owner) bundle_emptied(sc);
 		return 1;
 	}
 	os_lock();
@@ -306,12 +734,12 @@ int abandoned_release_slots(struct meta *m, uint32_t bits)
 	int empty = m->avail == full_mask(m);
 	if (empty) {
 		abandoned_unlink(m);
-	} else if (m->in_full) {
+	} else if (m->in_full == 1) {
 		abandoned_unlink(m);
 		group_abandon(m);               /* to abandoned[]: it has room */
 	}
 	os_unlock();
-	if (empty) group_release(m);
+	if (empty) group_release(tl_heap, m);
 	return 1;
 }
 
@@ -334,12 +762,24 @@ int abandoned_trim(void)
 				release = m;
 			}
 		}
+		for (struct heap *b = dormant; b; b = b->next_free) {
+			struct meta *s = bundle_ring(b, sc);
+			for (struct meta *m = s->next, *nx; m != s; m = nx) {
+				nx = m->next;
+				group_collect_remote(m);
+				if (m->avail == full_mask(m)) {
+					abandoned_unlink(m);
+					m->next = release;
+					release = m;
+				}
+			}
+		}
 	}
 	os_unlock();
 	while (release) {
 		struct meta *m = release;
 		release = m->next;
-		group_release(m), n++;
+		group_release(tl_heap, m), n++;
 	}
 	return n;
 }

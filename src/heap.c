@@ -11,8 +11,10 @@
  * Heaps are created on a thread's first malloc (threads that never allocate
  * cost nothing), recycled through a free list (never unmapped, so a stale
  * owner pointer is always safe to compare), and handed back at thread exit:
- * their groups are released when empty, otherwise abandoned to the global
- * lists where any thread can adopt them.
+ * their groups are released when empty, otherwise abandoned, kept in the
+ * heap's bundle for the next thread that needs a heap (group.c: Bundles;
+ * heap_revive), or, when enough heaps wait, on the global lists where any
+ * thread can adopt them.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -53,11 +55,12 @@ static size_t heap_chunk_left;
 static pthread_key_t heap_key;
 static int heap_key_ok;
 
-/* The forked child's dirty accounting (dirty.c); os.c's own handler
- * resets the lock. */
+/* The forked child's accounting of kept pages (dirty.c) and of kept
+ * spans (group.c); os.c's own handler resets the lock. */
 __attribute__((constructor)) static void heap_constructor(void)
 {
 	pthread_atfork(0, 0, dirty_fork_child);
+	pthread_atfork(0, 0, hspan_fork_child);
 }
 
 /* Cache depth per class: deep for small objects, one slot for the biggest
@@ -93,6 +96,18 @@ static void heap_ring_remove(struct heap *h, int sc, struct meta *m)
 	ring_remove(&h->cur[sc], m, &dummy_meta);
 }
 
+static void full_push(struct heap *h, int sc, struct meta *m)
+{
+	m->in_full = 1;
+	list_push(&h->full[sc], m);
+}
+
+static void full_remove(struct heap *h, int sc, struct meta *m)
+{
+	list_remove(&h->full[sc], m);
+	m->in_full = 0;
+}
+
 /* A heap's count of bytes in use, to the process's (heap.h). */
 void inuse_fold(struct heap *h)
 {
@@ -100,19 +115,32 @@ void inuse_fold(struct heap *h)
 	h->inuse = 0;
 }
 
-/* Hand every group back; called at thread exit with the heap detached. */
+/* The memory of h's bundle's sentinels back to what its thread cache
+ * needs: zeros (its stacks' NULL bottoms). */
+static void bundle_close(struct heap *h)
+{
+	memset(bundle_ring(h, 0), 0, NCLASS * sizeof(struct meta));
+}
+
+/* Hand every group back; called at thread exit with the heap detached:
+ * the empty ones are released, the others kept in the heap's bundle for
+ * the next thread that needs a heap (group.c: Bundles), or abandoned to
+ * the global lists when DORMANT_MAX heaps wait already. */
 static void heap_destroy(void *arg)
 {
 	struct heap *h = arg;
 	struct meta *release = 0;
-	int w = meta_open();
+	int w = meta_open(), kept = 0, bundle;
 	tl_exiting = 1;
 	quarantine_drain(h, 0);
 	for (int sc = 0; sc < NCLASS; sc++) tc_flush(h, sc, 0);
 	remote_batch_flush(h);
 	dirty_purge(h, 1);      /* no entry may outlive the heap's ownership */
 	if (tl_heap == h) tl_heap = &empty_heap;
+	bundle_open(h);         /* (the cache is empty: its memory is free) */
 	os_lock();
+	bundle_sweep_held(&release);
+	bundle = bundle_room();
 	for (int sc = 0; sc < NCLASS; sc++) {
 		struct meta *list[3] = { h->cur[sc], h->full[sc], h->spare[sc] };
 		/* the ring is circular: cut it open first */
@@ -128,6 +156,8 @@ static void heap_destroy(void *arg)
 				if (m->avail == full_mask(m)) {
 					m->next = release;
 					release = m;
+				} else if (bundle) {
+					bundle_add(h, m), kept++;
 				} else {
 					group_abandon(m);
 				}
@@ -135,29 +165,84 @@ static void heap_destroy(void *arg)
 		}
 	}
 	os_unlock();
-	while (release) {
-		struct meta *m = release;
-		release = m->next;
-		group_release(m);
+	/* before h is parked, its stash takes the records; the releases free
+	 * the slots that held nested groups, which may empty their
+	 * containers, in h's bundle or another: those go too, a level per
+	 * pass (the last pass's lock hold parks h) */
+	for (int pass = 0;; pass++) {
+		while (release) {
+			struct meta *m = release;
+			release = m->next;
+			group_release(h, m);
+		}
+		hspan_flush(h, 1);      /* (a heap without a thread keeps no span) */
+		os_lock();
+		bundle_sweep_held(&release);
+		if (kept) kept = bundle_sweep_own(h, &release);
+		if (!release || pass == 3) break;
+		os_unlock();
 	}
 	inuse_fold(h);
-	os_lock();
-	record_stash_flush(h);
-	h->next_free = free_heaps;
-	free_heaps = h;
+	/* parked with its stash, for the thread that takes it; the list may
+	 * have filled meanwhile: the bundle's groups then go to the lists */
+	if (!kept || !bundle_park(h)) {
+		for (int sc = 0; sc < NCLASS; sc++)
+			for (struct meta *m; (m = bundle_pop(h, sc));) group_abandon(m);
+		bundle_close(h);
+		record_stash_flush(h);
+		h->next_free = free_heaps;
+		free_heaps = h;
+	}
 	os_count.heaps_live--;
 	os_unlock();
+	while (release) {       /* (a fourth level: not through h, parked) */
+		struct meta *m = release;
+		release = m->next;
+		group_release(&empty_heap, m);
+	}
 	meta_close(w);
+}
+
+/* Give h, just taken off the dormant list (lock held, inside the meta
+ * window), the groups of its bundle: the empty ones go on *release, the
+ * others on its rings and full lists; its thread cache's memory, which
+ * held the bundle's sentinels, is zeroed again (its stacks' NULL bottoms). */
+static void heap_revive(struct heap *h, struct meta **release)
+{
+	struct meta *stash = h->rec_stash;
+	uint16_t stash_n = h->rec_stash_n;
+	heap_init(h);
+	h->rec_stash = stash, h->rec_stash_n = stash_n;
+	for (int sc = 0; sc < NCLASS; sc++) {
+		for (struct meta *m; (m = bundle_pop(h, sc));) {
+			__atomic_store_n(&m->owner, h, __ATOMIC_RELAXED);
+			if (m->avail == full_mask(m)) {
+				m->next = *release;
+				*release = m;
+				continue;
+			}
+			h->ngroups[sc]++;
+			if (m->avail) heap_ring_insert(h, sc, m);
+			else full_push(h, sc, m);
+		}
+	}
+	bundle_close(h);
 }
 
 struct heap *heap_get(void)
 {
 	struct heap *h = tl_heap;
+	struct meta *release = 0;
+	int revived = 0;
 	if (h != &empty_heap) return h;
+	int w = meta_open();
 	os_lock();
 	if (!init_done()) init_secret();
 	if (!heap_key_ok) heap_key_ok = !pthread_key_create(&heap_key, heap_destroy);
-	if ((h = free_heaps)) {
+	if ((h = bundle_take())) {
+		heap_revive(h, &release);
+		revived = 1;
+	} else if ((h = free_heaps)) {
 		free_heaps = h->next_free;
 	} else if (!first_heap_used) {
 		first_heap_used = 1;
@@ -177,8 +262,9 @@ struct heap *heap_get(void)
 	}
 	os_count.heaps_live += h != 0;
 	os_unlock();
+	meta_close(w);
 	if (!h) return 0;
-	heap_init(h);
+	if (!revived) heap_init(h);
 	/* random slot choice: a generator of the heap's own, from the
 	 * system's random bytes (nothing of the keys, nothing of addresses) */
 	if (opt.random)
@@ -186,6 +272,13 @@ struct heap *heap_get(void)
 	if (opt.quarantine && !h->quar) h->quar = span_map(page_round(2 * Q_CAP * sizeof(void *)));
 	tl_heap = h;
 	if (heap_key_ok) pthread_setspecific(heap_key, h);
+	/* (h is the thread's: a nested group's container slot goes back
+	 * through it) */
+	while (release) {
+		struct meta *m = release;
+		release = m->next;
+		group_release(h, m);
+	}
 	return h;
 }
 
@@ -219,29 +312,18 @@ int heap_trim(struct heap *h)
 		if (m) {
 			h->spare[sc] = 0;
 			h->ngroups[sc]--;
-			group_release(m), released++;
+			group_release(h, m), released++;
 		}
 		while ((m = h->cur[sc]) != &dummy_meta) {
 			group_collect_remote(m);
 			if (m->avail != full_mask(m)) break;
 			heap_ring_remove(h, sc, m);
 			h->ngroups[sc]--;
-			group_release(m), released++;
+			group_release(h, m), released++;
 		}
 	}
+	hspan_flush(h, 1);      /* (with the spans of the groups above) */
 	return released;
-}
-
-static void full_push(struct heap *h, int sc, struct meta *m)
-{
-	m->in_full = 1;
-	list_push(&h->full[sc], m);
-}
-
-static void full_remove(struct heap *h, int sc, struct meta *m)
-{
-	list_remove(&h->full[sc], m);
-	m->in_full = 0;
 }
 
 /* Move groups that other threads freed slots into back to the ring. */
@@ -341,6 +423,7 @@ static __attribute__((noinline)) void *malloc_refill(size_t n, int sc)
 		remote_batch_flush(h);
 		collect_remote(h);
 		dirty_purge(h, 0);
+		hspan_flush(h, 0);
 	}
 	h->slow_classes |= 1ull << sc;
 	tc_set_limit(h, sc, tc_default(sc));
@@ -364,6 +447,10 @@ static __attribute__((noinline)) void *malloc_refill(size_t n, int sc)
 	} else if (!(m = group_adopt(h, sc)) && !(m = group_create(h, sc))) {
 		errno = ENOMEM;
 		return 0;
+	}
+	for (struct meta *more = m->next, *nx; more; more = nx) {
+		nx = more->next;        /* (adopted with m) */
+		heap_ring_insert(h, sc, more);
 	}
 	heap_ring_insert(h, sc, m);
 	h->cur[sc] = m;
@@ -409,7 +496,7 @@ void heap_group_regained(struct heap *h, struct meta *m)
 		return;
 	}
 	h->ngroups[sc]--;
-	group_release(m);       /* (unlists m first: its pages go with it) */
+	group_release(h, m);    /* (unlists m first: its pages go with it) */
 	/* a heap that releases a group of a big class is shrinking: its other
 	 * kept slots go too (not for small groups, which a program that
 	 * churns small objects releases all the time) */

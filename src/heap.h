@@ -43,6 +43,7 @@ static inline void slot_release(struct heap *h, struct meta *m, int idx)
 #define TC_STRIDE (TC_CAP + 1)
 #define RB_N 32         /* the classes up to 1 KiB have an entry each */
 #define DIRTY_N 16
+#define HSPAN_N 8
 #define DIRTY_MAX (4u << 20)    /* bytes of freed big slots a heap keeps */
 #define DIRTY_SMALL_MAX (256u << 10) /* of those, emptied small groups */
 #define DIRTY_TOTAL_MAX (16u << 20) /* all heaps together (dirty_total) */
@@ -87,6 +88,19 @@ struct heap {
 		struct meta *m;
 		long stamp;         /* ms, when listed */
 	} dirty[DIRTY_N];
+	/* address ranges of the heap's own for its next mapped groups
+	 * (group.c: hspan_take): the first hspan_n entries; an entry's len
+	 * has its low bit set when its pages may be resident (a released
+	 * group's), else it reads as zeros (the rest of a new mapping).
+	 * The owner thread's; none while the heap has no thread (heap_destroy
+	 * gives them back), so heap_init need not clear them */
+	struct heap_span {
+		unsigned char *base;
+		size_t len;
+		long stamp;         /* ms, when put (resident ones) */
+	} hspan[HSPAN_N];
+	uint32_t hspan_n;
+	uint32_t hspan_kb;          /* KiB of the resident ones */
 	/* last, so that a thread that never frees never touches it; a
 	 * flexible array, so that empty_heap (which caches nothing) carries
 	 * no storage for it: a heap takes HEAP_BYTES */
@@ -243,10 +257,23 @@ static inline int group_collect_remote(struct meta *m)
 
 /* ---- groups (group.c) ---- */
 HIDDEN struct meta *group_create(struct heap *h, int sc);
-HIDDEN void group_release(struct meta *m);      /* lock not held */
+HIDDEN void group_release(struct heap *h, struct meta *m); /* lock not held */
 HIDDEN void record_stash_flush(struct heap *h); /* lock held */
+HIDDEN void hspan_flush(struct heap *h, int all);
+HIDDEN void hspan_fork_child(void);
 HIDDEN struct meta *group_adopt(struct heap *h, int sc);
 HIDDEN void group_abandon(struct meta *m);      /* lock held */
+/* bundles: the groups an exited thread's heap keeps (group.c) */
+HIDDEN struct meta *bundle_ring(struct heap *h, int sc);
+HIDDEN void bundle_open(struct heap *h);
+HIDDEN void bundle_add(struct heap *h, struct meta *m);   /* lock held */
+HIDDEN int bundle_room(void);                             /* lock held */
+HIDDEN int bundle_park(struct heap *h);                   /* lock held */
+HIDDEN struct heap *bundle_take(void);                    /* lock held */
+HIDDEN struct meta *bundle_pop(struct heap *h, int sc);   /* lock held */
+HIDDEN void bundle_sweep_held(struct meta **release);     /* lock held */
+HIDDEN void bundle_sweep(struct heap *h);
+HIDDEN int bundle_sweep_own(struct heap *h, struct meta **release); /* lock held */
 HIDDEN int abandoned_release_slots(struct meta *m, uint32_t bits);
 HIDDEN void heap_group_regained(struct heap *h, struct meta *m);
 HIDDEN int abandoned_trim(void);

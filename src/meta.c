@@ -58,6 +58,14 @@ HIDDEN uint32_t area0_recs = AREA_RECS;  /* records that exist in area 0 */
 /* The bitmap of a mapped area's records on records.free_list (lock
  * held), or NULL for the boot records (never purged).  Read by
  * entries_purge alone, so that it reads no field of records in use. */
+/* Records of each area on the free list (lock held): its pages of
+ * entries go back only from PURGE_MIN_FREE on, so that a program whose
+ * groups come and go a few at a time does not fault its entries in again
+ * at every new group; what stays is at most PURGE_MIN_FREE records'
+ * pages (32 records share a page of 4 KiB), 128 KiB an area. */
+#define PURGE_MIN_FREE 1024
+static uint32_t area_free_n[MAX_AREAS] COLD_BSS;
+
 static uint64_t *free_listed(uint32_t i)
 {
 	unsigned char *a = (unsigned char *)ro.areas[i >> AREA_SHIFT].recs;
@@ -89,7 +97,7 @@ static void entries_purge(struct meta *m)
 {
 	uint32_t i = m->index;
 	uint64_t *bits = free_listed(i);
-	if (opt_protect || !bits) return;
+	if (opt_protect || !bits || area_free_n[i >> AREA_SHIFT] < PURGE_MIN_FREE) return;
 	size_t per = page_size() / (ENTS_PER_REC * sizeof(uint32_t));
 	uint32_t first = i & ~(uint32_t)(per - 1);
 	for (uint32_t k = first; k < first + per && k < records.next_index; k++) {
@@ -107,7 +115,7 @@ struct meta *meta_alloc(void)
 		m->next = m->prev = 0;
 		uint64_t *bits = free_listed(m->index);
 		uint32_t r = m->index & (AREA_RECS - 1);
-		if (bits) bits[r / 64] &= ~(1ull << (r % 64));
+		if (bits) bits[r / 64] &= ~(1ull << (r % 64)), area_free_n[m->index >> AREA_SHIFT]--;
 		record_entries_ready(m);
 		return m;
 	}
@@ -159,7 +167,7 @@ void meta_free(struct meta *m)
 	meta_push(&records.free_list, m);
 	uint64_t *bits = free_listed(m->index);
 	uint32_t r = m->index & (AREA_RECS - 1);
-	if (bits) bits[r / 64] |= 1ull << (r % 64);
+	if (bits) bits[r / 64] |= 1ull << (r % 64), area_free_n[m->index >> AREA_SHIFT]++;
 	entries_purge(m);
 }
 

@@ -20,7 +20,8 @@
  *   touch are joined (so a span may cover two mappings: mremap refuses
  *   those, and realloc then copies), a request takes the front of the
  *   smallest that holds it, and map_group maps MAP_CHUNK at a time for
- *   groups below a quarter of that, the rest going to the ring.  A user of a
+ *   groups below a quarter of that, the rest going to the caller's heap
+ *   (group.c: a heap's spans) or to the ring.  A user of a
  *   warm span zeroes what it relies on (group.c: the slot headers; calloc).
  *   A late double free into a retired range meets a zero header, in a warm
  *   one a header marked freed or naming a freed record, and is reported
@@ -61,7 +62,6 @@ static struct pool cache = { cache_spans, 0, CACHE_SLOTS, 0, CACHE_BYTES };
 
 #define RETIRED 256
 #define MAP_CHUNK (1u << 20)    /* map_group maps this much for smaller groups */
-static unsigned groups_mapped;          /* map_group calls (lock held) */
 static struct span *retired;            /* FIFO ring, mapped on first use */
 static int retired_head, retired_n;
 
@@ -133,8 +133,11 @@ static void retired_drop(int at)
 /* Lock held: take the best span for len, if any: the front of the
  * smallest warm span that holds it first (no page faults; the rest stays
  * warm), and *dirty says it was warm; else the front of the smallest
- * retired span that holds it (the rest stays retired). */
-static int span_take(size_t len, struct span *out, int *dirty)
+ * retired span that holds it (the rest stays retired).  With extra, the
+ * front is longer, for the caller's next groups (a heap's spans,
+ * group.c): up to extra bytes of a warm span, up to MAP_CHUNK in all of
+ * a retired one. */
+static int span_take(size_t len, struct span *out, int *dirty, size_t extra)
 {
 	int best = -1;
 	for (int i = 0; i < warm.n; i++) {
@@ -143,6 +146,8 @@ static int span_take(size_t len, struct span *out, int *dirty)
 	}
 	if (best >= 0) {
 		struct span *w = &warm.s[best];
+		if (w->len - len < extra) extra = w->len - len;
+		len += extra;
 		*out = (struct span){ w->base, w->base, len, w->stamp };
 		w->base += len;
 		warm.bytes -= len;
@@ -156,6 +161,12 @@ static int span_take(size_t len, struct span *out, int *dirty)
 			best = (retired_head + i) % RETIRED;
 	}
 	if (best < 0) return 0;
+	if (extra && len < MAP_CHUNK / 4) {
+		/* (a clean rest costs no memory: up to a chunk, as map_group) */
+		extra = MAP_CHUNK - len;
+		if (retired[best].len - len < extra) extra = retired[best].len - len;
+		len += extra;
+	}
 	*out = (struct span){ retired[best].base, retired[best].base, len, 0 };
 	retired[best].base += len;
 	if (!(retired[best].len -= len)) retired_drop(best);
@@ -175,31 +186,38 @@ static int retired_ring(void)
 	return retired != 0;
 }
 
-/* Put a span without pages on the ring, joined with the retired spans it
- * touches (the pieces of a mapping cut by map_group, groups mapped side
- * by side), so that the ring holds few long spans; when it is full, the
- * oldest span is unmapped. */
-static void retired_put(unsigned char *base, size_t len)
+/* Lock held: put a span without pages on the ring, joined with the
+ * retired spans it touches (the pieces of a mapping cut by map_group,
+ * groups mapped side by side), so that the ring holds few long spans;
+ * when it is full, the oldest span goes to *old, to be unmapped after
+ * the lock is let go (else old->base stays NULL). */
+static void retired_put_locked(unsigned char *base, size_t len, struct span *old)
 {
-	struct span old = { 0 };
-	if (!retired_ring()) {
-		os_unmap(base, len);
-		return;
-	}
 	struct span s = { base, base, len, 0 };
-	os_lock();
+	old->base = 0;
 	for (int i = 0; i < retired_n;) {
 		int at = (retired_head + i) % RETIRED;
 		if (span_join(&s, &retired[at])) retired_drop(at);
 		else i++;
 	}
 	if (retired_n == RETIRED) {
-		old = retired[retired_head];
+		*old = retired[retired_head];
 		retired_head = (retired_head + 1) % RETIRED;
 		retired_n--;
 	}
 	s.origin = s.base;
 	retired[(retired_head + retired_n++) % RETIRED] = s;
+}
+
+static void retired_put(unsigned char *base, size_t len)
+{
+	struct span old;
+	if (!retired_ring()) {
+		os_unmap(base, len);
+		return;
+	}
+	os_lock();
+	retired_put_locked(base, len, &old);
 	os_unlock();
 	if (old.base) os_unmap(old.base, old.len);
 }
@@ -211,9 +229,28 @@ static void retire_clean(unsigned char *base, size_t len)
 	retired_put(base, len);
 }
 
+/* retire_clean for k spans, the ring's part in one lock hold. */
 static void retire_all(struct span *s, int k)
 {
-	while (k--) retire_clean(s[k].base, s[k].len);
+	struct span old[4];
+	int n = 0;
+	if (k <= 0) return;
+	for (int i = 0; i < k; i++) os_purge(s[i].base, s[i].len);
+	if (!retired_ring()) {
+		for (int i = 0; i < k; i++) os_unmap(s[i].base, s[i].len);
+		return;
+	}
+	os_lock();
+	for (int i = 0; i < k; i++) {
+		retired_put_locked(s[i].base, s[i].len, &old[n]);
+		if (old[n].base && ++n == 4) {
+			os_unlock();
+			while (n) n--, os_unmap(old[n].base, old[n].len);
+			os_lock();
+		}
+	}
+	os_unlock();
+	while (n) n--, os_unmap(old[n].base, old[n].len);
 }
 
 /* Lock held: add s to the warm spans, joined with those it touches (its
@@ -254,22 +291,27 @@ static int warm_put(struct span s, struct span *out, int room)
  * (test_warm_spans_threads; figures in doc/performance.md). */
 void span_retire(unsigned char *base, size_t len)
 {
+	span_retire_many(&base, &len, 1);
+}
+
+/* span_retire of n spans (at most BATCH / 4), in one lock hold (a heap
+ * handing back the spans of its groups, group.c). */
+void span_retire_many(unsigned char *const *base, const size_t *len, int n)
+{
 	struct span old[BATCH];
 	int k = 0;
 	if (opt.decay_ms <= 0) {
-		retire_clean(base, len);
+		for (int i = 0; i < n; i++) retire_clean(base[i], len[i]);
 		return;
 	}
 	long now = os_now_ms();
 	os_lock();
 	warm.max = os_count.heaps_live > 1 ? WARM_MT_BYTES : WARM_BYTES;
-	if (len > warm.max / 4) {
-		os_unlock();
-		retire_clean(base, len);
-		return;
+	k = pool_expire(&warm, now, 0, old, BATCH / 4);
+	for (int i = 0; i < n; i++) {
+		if (len[i] > warm.max / 4) old[k++] = (struct span){ base[i], base[i], len[i], now };
+		else k += warm_put((struct span){ base[i], base[i], len[i], now }, old + k, BATCH - k - (n - i - 1));
 	}
-	k = pool_expire(&warm, now, 0, old, BATCH / 2);
-	k += warm_put((struct span){ base, base, len, now }, old + k, BATCH - k);
 	os_unlock();
 	retire_all(old, k);
 }
@@ -356,7 +398,7 @@ unsigned char *span_map_cached(size_t len, size_t *got, int *fresh, unsigned cha
 			pool_add(&cache, (struct span){ s.base + len, s.origin, s.len - len, s.stamp });
 			s.len = len;
 		}
-	} else if (!span_take(len, &s, &dirty) && big >= 0) {
+	} else if (!span_take(len, &s, &dirty, 0) && big >= 0) {
 		pool_take(&cache, big, &s);
 	}
 	os_unlock();
@@ -385,25 +427,47 @@ unsigned char *span_map_cached(size_t len, size_t *got, int *fresh, unsigned cha
 
 /* Memory for a mapped group of at least *len bytes: a retired span (its
  * length returned in *len) or a new mapping; *dirty: it is a warm span,
- * which does not read as zeros. */
-unsigned char *map_group(size_t *len, int *dirty)
+ * which does not read as zeros.  For groups below a quarter of
+ * MAP_CHUNK, once the program has made many (the caller counts: not for
+ * a program's first groups, the ring costs a page), a new mapping is
+ * MAP_CHUNK long, for this group and the next ones: with rest, the
+ * caller keeps the part past *len (*rest bytes, zeros, group.c: a heap's
+ * spans), else it waits on the ring.  With rest, a pool's span may be
+ * longer too (span_take; *rest on entry: how much of a warm one the
+ * caller takes), and the caller keeps what is past *len the same way. */
+unsigned char *map_group(size_t *len, int *dirty, size_t *rest, int many)
 {
 	struct span s;
+	size_t extra = rest ? *rest : 0;
+	if (rest) *rest = 0;
 	os_lock();
-	int got = span_take(*len, &s, dirty), many = ++groups_mapped > 8;
+	int got = span_take(*len, &s, dirty, extra);
 	os_unlock();
-	if (!got && many && *len < MAP_CHUNK / 4 && retired_ring()) {
-		/* a mapping for this group and the next ones: the rest waits
-		 * on the ring (it reads as zeros, like any retired span).  Not
-		 * for a program's first groups: the ring costs a page */
+	if (!got && many && *len < MAP_CHUNK / 4 && (rest || retired_ring())) {
 		unsigned char *p = span_map(MAP_CHUNK);
-		if (p) retired_put(p + *len, MAP_CHUNK - *len);
+		if (p && rest) *rest = MAP_CHUNK - *len;
+		else if (p) retired_put(p + *len, MAP_CHUNK - *len);
 		return p;
 	}
 	if (!got) return span_map(*len);
 	tomb_clear(s.base, s.len);
-	*len = s.len;
+	if (rest) *rest = s.len - *len;
+	else *len = s.len;
 	return s.base;
+}
+
+/* Whether the warm pool may hold len bytes with their pages: a hint,
+ * read without the lock (a stale value costs a lock hold, or a span
+ * without pages). */
+int span_warm_has(size_t len)
+{
+	return __atomic_load_n(&warm.bytes, __ATOMIC_RELAXED) >= len;
+}
+
+/* A span without pages (zeros) that a heap kept and no longer needs. */
+void span_give_clean(unsigned char *base, size_t len)
+{
+	retired_put(base, len);
 }
 
 /* A freed mapping joins the cached spans next to it (parts of one

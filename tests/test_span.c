@@ -78,7 +78,7 @@ static unsigned char *region(size_t len)
 static unsigned char *take(size_t len, int *dirty)
 {
 	size_t l = len;
-	unsigned char *p = map_group(&l, dirty);
+	unsigned char *p = map_group(&l, dirty, 0, 0);   /* (no rest kept: one group) */
 	ck_assert_ptr_nonnull(p);
 	ck_assert_uint_eq(l, len);
 	return p;

@@ -514,6 +514,163 @@ START_TEST(test_free_after_owner_exit)
 }
 END_TEST
 
+/* ---- a heap kept whole for the next thread (group.c: Bundles) ----
+ * A thread leaves objects of many classes behind, with room in their
+ * groups; the next thread to start takes its heap whole: it allocates as
+ * much again in its groups without new ones and without a lock hold per
+ * group (one to take the heap, two at its exit), and the groups go back
+ * when another thread frees the objects. */
+enum { KW_OBJS = 3000 };
+static void *kw_objs[KW_OBJS];
+static size_t kw_size(int i) { return 16 + (size_t)(i * 37) % 1000; }
+
+static void *kw_leave(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < KW_OBJS; i++) {
+		kw_objs[i] = malloc(kw_size(i));
+		REQUIRE(kw_objs[i] != NULL, "malloc");
+		memset(kw_objs[i], i, kw_size(i));
+	}
+	for (int i = 0; i < KW_OBJS; i += 2) free(kw_objs[i]), kw_objs[i] = NULL;
+	return NULL;
+}
+
+static void *kw_fill(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < KW_OBJS; i += 2) {
+		kw_objs[i] = malloc(kw_size(i));
+		REQUIRE(kw_objs[i] != NULL, "malloc");
+		memset(kw_objs[i], i, kw_size(i));
+	}
+	return NULL;
+}
+
+static void kw_stats(struct mallocng_stats *st)
+{
+	*st = (struct mallocng_stats){ .size = sizeof *st };
+	ck_assert_int_eq(mallocng_get_stats(st), 0);
+}
+
+START_TEST(test_heap_kept_whole)
+{
+	struct mallocng_stats a, b, c;
+	pthread_t t;
+	kw_stats(&a);
+	ck_assert_int_eq(pthread_create(&t, NULL, kw_leave, NULL), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	kw_stats(&b);
+	ck_assert_int_eq(pthread_create(&t, NULL, kw_fill, NULL), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	kw_stats(&c);
+	ck_assert_msg(c.groups <= b.groups + 2, "%zu groups after the second thread, %zu after the first",
+	              c.groups, b.groups);
+	const char *opts = getenv("MALLOCNG_OPTIONS");
+	if (!opts || !*opts)
+		ck_assert_msg(c.lock_acquisitions - b.lock_acquisitions <= 8,
+		              "%zu lock holds for a thread that took a heap whole (%zu groups)",
+		              c.lock_acquisitions - b.lock_acquisitions, b.groups - a.groups);
+	for (int i = 0; i < KW_OBJS; i++) {
+		unsigned char *p = kw_objs[i];
+		REQUIRE(p[0] == (unsigned char)i && p[kw_size(i) - 1] == (unsigned char)i,
+		        "object %d overwritten", i);
+		free(p);
+	}
+	malloc_trim(0);
+	kw_stats(&c);
+	ck_assert_msg(c.groups <= a.groups + 2, "%zu groups after every object was freed, %zu before",
+	              c.groups, a.groups);
+}
+END_TEST
+
+/* The objects of a thread that exited, freed by another (a thread that
+ * only frees: no thread cache, its remote batch handed over at its exit):
+ * the groups they empty are released a batch at a time (bundle_sweep),
+ * not with a lock hold each, and without malloc_trim all are gone once
+ * a thread exits (the freeing one: heap_destroy sweeps too). */
+static void *kw_make(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < KW_OBJS; i++) {
+		kw_objs[i] = malloc(kw_size(i));
+		REQUIRE(kw_objs[i] != NULL, "malloc");
+	}
+	return NULL;
+}
+
+static void *kw_free_all(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < KW_OBJS; i++) free(kw_objs[i]);
+	return NULL;
+}
+
+START_TEST(test_bundle_swept)
+{
+	struct mallocng_stats a, b, c;
+	pthread_t t;
+	kw_stats(&a);
+	ck_assert_int_eq(pthread_create(&t, NULL, kw_make, NULL), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	kw_stats(&b);
+	ck_assert_int_eq(pthread_create(&t, NULL, kw_free_all, NULL), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	kw_stats(&c);
+	size_t made = b.groups - a.groups, left = c.groups - a.groups;
+	ck_assert_msg(left <= 2, "%zu of the %zu groups of an exited thread left after its objects were freed",
+	              left, made);
+	const char *opts = getenv("MALLOCNG_OPTIONS");
+	if (!opts || !*opts)
+		ck_assert_msg(c.lock_acquisitions - b.lock_acquisitions <= made / 4,
+		              "%zu lock holds to free the objects of %zu groups of an exited thread",
+		              c.lock_acquisitions - b.lock_acquisitions, made);
+}
+END_TEST
+
+/* ---- a heap's own spans (group.c: hspan) ----
+ * A thread that makes some fifty mapped groups cuts them from mappings
+ * and pool spans it keeps, a few lock holds for them all (with a lock
+ * hold per group, a hundred); once it frees them and makes them again,
+ * the same. */
+enum { HS_OBJS = 1600 };
+static void *hs_objs[HS_OBJS];
+static size_t hs_locks[4];
+
+static size_t lock_count(void)
+{
+	struct mallocng_stats st = { .size = sizeof st };
+	ck_assert_int_eq(mallocng_get_stats(&st), 0);
+	return st.lock_acquisitions;
+}
+
+static void *hs_cycles(void *arg)
+{
+	(void)arg;
+	for (int r = 0; r < 2; r++) {
+		size_t l0 = lock_count();
+		for (int i = 0; i < HS_OBJS; i++) REQUIRE((hs_objs[i] = malloc(2000)) != NULL, "malloc");
+		size_t l1 = lock_count();
+		for (int i = 0; i < HS_OBJS; i++) free(hs_objs[i]);
+		hs_locks[2 * r] = l1 - l0 - 1;          /* (lock_count's own) */
+		hs_locks[2 * r + 1] = lock_count() - l1 - 1;
+	}
+	return NULL;
+}
+
+START_TEST(test_heap_spans)
+{
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, hs_cycles, NULL), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	const char *opts = getenv("MALLOCNG_OPTIONS");
+	if (opts && *opts) return;      /* (checked paths: no spans kept) */
+	for (int k = 0; k < 4; k++)
+		ck_assert_msg(hs_locks[k] <= 40, "%zu lock holds to %s %d objects of 2000 bytes (round %d)",
+		              hs_locks[k], k % 2 ? "free" : "make", HS_OBJS, k / 2);
+}
+END_TEST
+
 /* ---- churn: threads come and go while their objects live on ----
  * A shared pool of objects; short-lived threads allocate into it and
  * take objects out of it (made by threads that may have exited already),
@@ -700,6 +857,9 @@ static Suite *thread_suite(void)
 	tcase_add_test(tc, test_realloc_threads);
 	tcase_add_test(tc, test_short_lived_threads);
 	tcase_add_test(tc, test_free_after_owner_exit);
+	tcase_add_test(tc, test_heap_kept_whole);
+	tcase_add_test(tc, test_heap_spans);
+	tcase_add_test(tc, test_bundle_swept);
 	tcase_add_test(tc, test_thread_churn);
 	tcase_add_test(tc, test_many_threads_alive);
 	tcase_add_test(tc, test_trim_small_stack);
