@@ -73,11 +73,20 @@ static int retired_head, retired_n;
 static struct span warm_spans[WARM_SLOTS] COLD_BSS;
 static struct pool warm = { warm_spans, 0, WARM_SLOTS, 0, WARM_BYTES };
 
+/* warm.bytes for span_warm_has, which reads it without the lock: a
+ * relaxed atomic of its own, written with warm.bytes (lock held). */
+static _Atomic size_t warm_bytes_hint;
+static void warm_hint_store(void)
+{
+	atomic_store_explicit(&warm_bytes_hint, warm.bytes, memory_order_relaxed);
+}
+
 static void pool_take(struct pool *p, int i, struct span *out)
 {
 	*out = p->s[i];
 	p->bytes -= out->len;
 	p->s[i] = p->s[--p->n];
+	if (p == &warm) warm_hint_store();
 }
 
 /* Add s (a free entry is there). */
@@ -85,6 +94,7 @@ static void pool_add(struct pool *p, struct span s)
 {
 	p->s[p->n++] = s;
 	p->bytes += s.len;
+	if (p == &warm) warm_hint_store();
 }
 
 /* If s touches *into (ends where it starts or starts where it ends),
@@ -151,6 +161,7 @@ static int span_take(size_t len, struct span *out, int *dirty, size_t extra)
 		*out = (struct span){ w->base, w->base, len, w->stamp };
 		w->base += len;
 		warm.bytes -= len;
+		warm_hint_store();
 		if (!(w->len -= len)) *w = warm.s[--warm.n];
 		return *dirty = 1;
 	}
@@ -461,7 +472,7 @@ unsigned char *map_group(size_t *len, int *dirty, size_t *rest, int many)
  * without pages). */
 int span_warm_has(size_t len)
 {
-	return __atomic_load_n(&warm.bytes, __ATOMIC_RELAXED) >= len;
+	return atomic_load_explicit(&warm_bytes_hint, memory_order_relaxed) >= len;
 }
 
 /* A span without pages (zeros) that a heap kept and no longer needs. */
