@@ -529,6 +529,24 @@ struct meta *bundle_pop(struct heap *h, int sc)
 static _Atomic int sweep_n;
 static _Atomic uint8_t sweep_class[NCLASS] COLD_BSS;
 
+/* Move the empty groups of class sc in the dormant heaps' bundles to
+ * *release (lock held). */
+static void bundle_sweep_class(int sc, struct meta **release)
+{
+	for (struct heap *b = dormant; b; b = b->next_free) {
+		struct meta *s = bundle_ring(b, sc);
+		for (struct meta *m = s->next, *nx; m != s; m = nx) {
+			nx = m->next;
+			group_collect_remote(m);
+			if (m->avail == full_mask(m)) {
+				abandoned_unlink(m);
+				m->next = *release;
+				*release = m;
+			}
+		}
+	}
+}
+
 /* Move the bundled groups emptied since the last sweep to *release (lock
  * held). */
 void bundle_sweep_held(struct meta **release)
@@ -538,18 +556,7 @@ void bundle_sweep_held(struct meta **release)
 	for (int sc = 0; sc < NCLASS; sc++) {
 		if (!atomic_load_explicit(&sweep_class[sc], memory_order_relaxed)) continue;
 		atomic_store(&sweep_class[sc], 0);
-		for (struct heap *b = dormant; b; b = b->next_free) {
-			struct meta *s = bundle_ring(b, sc);
-			for (struct meta *m = s->next, *nx; m != s; m = nx) {
-				nx = m->next;
-				group_collect_remote(m);
-				if (m->avail == full_mask(m)) {
-					abandoned_unlink(m);
-					m->next = *release;
-					*release = m;
-				}
-			}
-		}
+		bundle_sweep_class(sc, release);
 	}
 }
 
@@ -762,18 +769,7 @@ int abandoned_trim(void)
 				release = m;
 			}
 		}
-		for (struct heap *b = dormant; b; b = b->next_free) {
-			struct meta *s = bundle_ring(b, sc);
-			for (struct meta *m = s->next, *nx; m != s; m = nx) {
-				nx = m->next;
-				group_collect_remote(m);
-				if (m->avail == full_mask(m)) {
-					abandoned_unlink(m);
-					m->next = release;
-					release = m;
-				}
-			}
-		}
+		bundle_sweep_class(sc, &release);
 	}
 	os_unlock();
 	while (release) {
