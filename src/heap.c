@@ -12,7 +12,7 @@
  * cost nothing), recycled through a free list (never unmapped, so a stale
  * owner pointer is always safe to compare), and handed back at thread exit:
  * their groups are released when empty, otherwise abandoned, kept in the
- * heap's bundle for the next thread that needs a heap (group.c: Bundles;
+ * heap's bundle for the next thread that needs a heap (abandoned.c: Bundles;
  * heap_revive), or, when enough heaps wait, on the global lists where any
  * thread can adopt them.
  */
@@ -124,7 +124,7 @@ static void bundle_close(struct heap *h)
 
 /* Hand every group back; called at thread exit with the heap detached:
  * the empty ones are released, the others kept in the heap's bundle for
- * the next thread that needs a heap (group.c: Bundles), or abandoned to
+ * the next thread that needs a heap (abandoned.c: Bundles), or abandoned to
  * the global lists when DORMANT_MAX heaps wait already. */
 static void heap_destroy(void *arg)
 {

@@ -1,5 +1,5 @@
 /* heap.h - the small-object core (layer 3: slot.c, heap.c, release.c,
- * group.c, dirty.c, populate.c) and what the layers above call: struct
+ * group.c, abandoned.c, dirty.c, populate.c) and what the layers above call: struct
  * heap and its thread cache, struct slot, the inline steps of the fast
  * paths; large.c, harden.c and the entry points' own declarations. */
 #ifndef MALLOCNG_HEAP_H
@@ -199,7 +199,7 @@ HIDDEN void *heap_alloc_slot(size_t n);
 
 /* ---- lists of records, over m->prev and m->next ----
  * A list ends at NULL and takes new records at its head: a heap's full
- * groups (heap.c), the abandoned groups with room (group.c).  A ring is
+ * groups (heap.c), the abandoned groups with room (abandoned.c).  A ring is
  * circular, entered at *head, which is `none` when the ring is empty: a
  * heap's groups with room (none: &dummy_meta, whose avail malloc reads
  * without a test), the full abandoned groups (none: NULL). */
@@ -261,9 +261,10 @@ HIDDEN void group_release(struct heap *h, struct meta *m); /* lock not held */
 HIDDEN void record_stash_flush(struct heap *h); /* lock held */
 HIDDEN void hspan_flush(struct heap *h, int all);
 HIDDEN void hspan_fork_child(void);
+/* ---- groups whose thread exited (abandoned.c) ---- */
 HIDDEN struct meta *group_adopt(struct heap *h, int sc);
 HIDDEN void group_abandon(struct meta *m);      /* lock held */
-/* bundles: the groups an exited thread's heap keeps (group.c) */
+/* bundles: the groups an exited thread's heap keeps (abandoned.c) */
 HIDDEN struct meta *bundle_ring(struct heap *h, int sc);
 HIDDEN void bundle_open(struct heap *h);
 HIDDEN void bundle_add(struct heap *h, struct meta *m);   /* lock held */
