@@ -15,7 +15,8 @@
  *   (group.c: its entries stay);
  * - a slot's generation is kept across the reuse of its record, except
  *   that a page of entries whose records are all on the free list (or
- *   never handed out) is given back (entries_purge), and a record handed
+ *   never handed out) is given back once PURGE_MIN_FREE of its area's
+ *   records are there (entries_purge), and a record handed
  *   out with all its entries zero gets random generations
  *   (record_entries_ready): a header saved from an earlier use of the
  *   record does not verify on the next one but by chance (2^-15).
