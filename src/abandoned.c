@@ -167,22 +167,29 @@ struct meta *bundle_pop(struct heap *h, int sc)
 static _Atomic int sweep_n;
 static _Atomic uint8_t sweep_class[NCLASS] COLD_BSS;
 
-/* Move the empty groups of class sc in the dormant heaps' bundles to
- * *release (lock held). */
-static void bundle_sweep_class(int sc, struct meta **release)
+/* Move the empty groups of the bundle ring s to *release (lock held);
+ * returns how many groups stay on it. */
+static int bundle_sweep_ring(struct meta *s, struct meta **release)
 {
-	for (struct heap *b = dormant; b; b = b->next_free) {
-		struct meta *s = bundle_ring(b, sc);
-		for (struct meta *m = s->next, *nx; m != s; m = nx) {
-			nx = m->next;
-			group_collect_remote(m);
-			if (m->avail == full_mask(m)) {
-				abandoned_unlink(m);
-				m->next = *release;
-				*release = m;
-			}
+	int kept = 0;
+	for (struct meta *m = s->next, *nx; m != s; m = nx) {
+		nx = m->next;
+		group_collect_remote(m);
+		if (m->avail == full_mask(m)) {
+			abandoned_unlink(m);
+			m->next = *release;
+			*release = m;
+		} else {
+			kept++;
 		}
 	}
+	return kept;
+}
+
+/* The same for class sc of every dormant heap's bundle. */
+static void bundle_sweep_class(int sc, struct meta **release)
+{
+	for (struct heap *b = dormant; b; b = b->next_free) bundle_sweep_ring(bundle_ring(b, sc), release);
 }
 
 /* Move the bundled groups emptied since the last sweep to *release (lock
@@ -221,20 +228,7 @@ void bundle_sweep(struct heap *h)
 int bundle_sweep_own(struct heap *h, struct meta **release)
 {
 	int kept = 0;
-	for (int sc = 0; sc < NCLASS; sc++) {
-		struct meta *s = bundle_ring(h, sc);
-		for (struct meta *m = s->next, *nx; m != s; m = nx) {
-			nx = m->next;
-			group_collect_remote(m);
-			if (m->avail == full_mask(m)) {
-				abandoned_unlink(m);
-				m->next = *release;
-				*release = m;
-			} else {
-				kept++;
-			}
-		}
-	}
+	for (int sc = 0; sc < NCLASS; sc++) kept += bundle_sweep_ring(bundle_ring(h, sc), release);
 	return kept;
 }
 
