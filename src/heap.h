@@ -308,9 +308,10 @@ HIDDEN NOIPA __attribute__((cold)) void *slot_not_free(void *p);
 HIDDEN NOIPA __attribute__((cold)) void *write_after_free(void *p, const void *caller);
 HIDDEN __attribute__((noinline)) int next_header_ok(const unsigned char *q, const struct meta *m, int nidx);
 HIDDEN _Noreturn __attribute__((noinline, cold)) void bad_header(uint64_t hdr, unsigned char *p, unsigned kind);
-/* Whether old, the header of slot idx of record mi at p, which its group
- * lists as free, is one a free slot may have: stale, or void. */
-HIDDEN int slot_free_header(uint64_t old, const unsigned char *p, uint32_t mi, unsigned idx);
+/* Whether old, the header at p of a slot its group lists as free, is one
+ * a free slot may have: stale, or void (the tag covers p: a genuine header
+ * for p names p's slot). */
+HIDDEN int slot_free_header(uint64_t old, const unsigned char *p);
 
 /* Take slot idx of m, whose free slots are a (the owner's m->avail):
  * the header first, then the bit, with release order, so that a thread
@@ -330,7 +331,7 @@ static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m
 	if (unlikely(meta_at_index(mi) != m)) return slot_not_free(m);
 	unsigned char *p = slot_at(m, (size_t)idx);
 	uint64_t old = *header_of(p);
-	if (unlikely(old != 0) && unlikely(!slot_free_header(old, p, mi, (unsigned)idx)))
+	if (unlikely(old != 0) && unlikely(!slot_free_header(old, p)))
 		return slot_not_free(p);
 	frame(p, mi, (unsigned)idx, m->sc, n, class_room(m->sc), K_LIVE);
 	__atomic_store_n(&m->avail, a & ~(1u << idx), __ATOMIC_RELEASE);

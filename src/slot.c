@@ -72,9 +72,8 @@ int next_header_ok(const unsigned char *q, const struct meta *m, int nidx)
 	return 0;
 }
 
-int slot_free_header(uint64_t old, const unsigned char *p, uint32_t mi, unsigned idx)
+int slot_free_header(uint64_t old, const unsigned char *p)
 {
-	(void)mi, (void)idx;    /* the tag covers p: a genuine header for p names its slot */
 	return tag_ok(old, p, K_VOID, 0) || stale_ok(old, p, K_LIVE) || stale_ok(old, p, K_SLOW) ||
 	       stale_ok(old, p, K_CONTAINER);
 }

@@ -553,17 +553,21 @@ static void kw_stats(struct mallocng_stats *st)
 	ck_assert_int_eq(mallocng_get_stats(st), 0);
 }
 
+/* Run fn on a thread of its own to its end, then take the statistics. */
+static void kw_thread_then_stats(void *(*fn)(void *), struct mallocng_stats *st)
+{
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, fn, NULL), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	kw_stats(st);
+}
+
 START_TEST(test_heap_kept_whole)
 {
 	struct mallocng_stats a, b, c;
-	pthread_t t;
 	kw_stats(&a);
-	ck_assert_int_eq(pthread_create(&t, NULL, kw_leave, NULL), 0);
-	ck_assert_int_eq(pthread_join(t, NULL), 0);
-	kw_stats(&b);
-	ck_assert_int_eq(pthread_create(&t, NULL, kw_fill, NULL), 0);
-	ck_assert_int_eq(pthread_join(t, NULL), 0);
-	kw_stats(&c);
+	kw_thread_then_stats(kw_leave, &b);
+	kw_thread_then_stats(kw_fill, &c);
 	ck_assert_msg(c.groups <= b.groups + 2, "%zu groups after the second thread, %zu after the first",
 	              c.groups, b.groups);
 	const char *opts = getenv("MALLOCNG_OPTIONS");
@@ -609,14 +613,9 @@ static void *kw_free_all(void *arg)
 START_TEST(test_bundle_swept)
 {
 	struct mallocng_stats a, b, c;
-	pthread_t t;
 	kw_stats(&a);
-	ck_assert_int_eq(pthread_create(&t, NULL, kw_make, NULL), 0);
-	ck_assert_int_eq(pthread_join(t, NULL), 0);
-	kw_stats(&b);
-	ck_assert_int_eq(pthread_create(&t, NULL, kw_free_all, NULL), 0);
-	ck_assert_int_eq(pthread_join(t, NULL), 0);
-	kw_stats(&c);
+	kw_thread_then_stats(kw_make, &b);
+	kw_thread_then_stats(kw_free_all, &c);
 	size_t made = b.groups - a.groups, left = c.groups - a.groups;
 	ck_assert_msg(left <= 2, "%zu of the %zu groups of an exited thread left after its objects were freed",
 	              left, made);
