@@ -28,8 +28,9 @@ static __attribute__((noinline)) void free_hardened_path(struct heap *h, struct 
 }
 
 /* A class whose groups are emptying has its cache switched off (limit 0,
- * see heap_group_regained) so that cached slots do not pin groups while the
- * program frees; its next malloc_slow switches it back on. */
+ * see heap_group_regained; not a big class whose current group emptied)
+ * so that cached slots do not pin groups while the program frees; its
+ * next malloc_slow switches it back on. */
 static __attribute__((noinline)) void free_to_group(struct heap *h, struct meta *m,
 						    unsigned char *p, size_t n, int idx, int aligned)
 {

@@ -475,7 +475,10 @@ void heap_group_regained(struct heap *h, struct meta *m)
 	group_collect_remote(m);
 	if (m->avail != full_mask(m)) return;
 	h->emptied++;
-	tc_set_limit(h, sc, 0);
+	/* (a big class's cache keeps its one slot: the slot pins only the
+	 * current group, which stays anyway, and its pages are the ones the
+	 * next malloc of the class would fault in again) */
+	if (m != h->cur[sc] || class_stride(sc) < SLOT_PURGE_MIN) tc_set_limit(h, sc, 0);
 	if (m == h->cur[sc]) {
 		/* its pages go back now, or from dirty.c's list: a big
 		 * class's freed slots are there, a small one's group may go */

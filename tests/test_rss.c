@@ -259,6 +259,41 @@ START_TEST(test_big_buffers_classes)
 }
 END_TEST
 
+/* Freed slots of big_class's class held by the thread caches. */
+static size_t big_cached(size_t n)
+{
+	struct mallocng_stats st = { .size = sizeof st };
+	ck_assert_int_eq(mallocng_get_stats(&st), 0);
+	for (int i = 0; i < MALLOCNG_NCLASS; i++)
+		if (st.classes[i].slot_size >= n + 8 && (!i || st.classes[i - 1].slot_size < n + 8))
+			return st.classes[i].slots_cached;
+	ck_abort_msg("no class holds %zu bytes", n);
+	return 0;
+}
+
+/* A big class whose current group emptied keeps its cached slot: after a
+ * round of two buffers of one class, each buffer of a cycle of one goes
+ * back to the thread cache, not through the group (whose emptying used to
+ * switch the class's cache off until a refill that the current group,
+ * never full again, does not need: every cycle then took the group's
+ * path, twice the instructions of the cache's). */
+START_TEST(test_big_buffer_cached)
+{
+	const size_t n = 100 << 10;
+	char *a = malloc(n), *b = malloc(n);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	free(a);
+	free(b);
+	for (int i = 0; i < 20; i++) {
+		ck_assert_ptr_nonnull(a = malloc(n));
+		memset(a, i, n);
+		free(a);
+		ck_assert_msg(big_cached(n) == 1, "cycle %d: %zu slots of the class cached", i, big_cached(n));
+	}
+}
+END_TEST
+
 /* The kept big slots survive a program's churn of small objects, whose
  * groups are released every round: only the release of a big class's
  * group (a heap shrinking) gives them back. */
@@ -1286,6 +1321,7 @@ static Suite *rss_suite(void)
 	tcase_add_test(tc, test_big_buffers_small_churn);
 	tcase_add_test(tc, test_small_groups_kept);
 	tcase_add_test(tc, test_big_buffers_classes);
+	tcase_add_test(tc, test_big_buffer_cached);
 	tcase_add_test(tc, test_big_slots_bounded);
 	tcase_add_test(tc, test_big_slots_shrinking);
 	tcase_add_test(tc, test_big_slot_reused_intact);
