@@ -57,14 +57,16 @@ int next_header_ok(const unsigned char *q, const struct meta *m, int nidx)
 					     atomic_load_explicit(&m->remote, memory_order_relaxed);
 			if (free_bits >> nidx & 1) return 1;
 			/* taken: the header was written before the bit went */
-		} else if (tag_ok(h, q, K_VOID, 0)) {
-			return 1;
 		} else {
+			/* the common kinds first: live, then stale (a free
+			 * since, or the slot cached), each one tag */
 			_Atomic uint32_t *e = ent_of(h);
 			uint32_t g = e ? ent_load(e) : 0;
+			if (e && (tag_ok(h, q, K_LIVE, E_GBITS(g)) || tag_ok(h, q, K_LIVE, E_GBITS_PREV(g))))
+				return 1;
+			if (tag_ok(h, q, K_VOID, 0)) return 1;
 			for (unsigned k = 0; e && k < 2; k++, g -= E_GEN_ONE)
-				if (tag_ok(h, q, K_LIVE, E_GBITS(g)) || tag_ok(h, q, K_SLOW, E_GBITS(g)) ||
-				    tag_ok(h, q, K_CONTAINER, E_GBITS(g)))
+				if (tag_ok(h, q, K_SLOW, E_GBITS(g)) || tag_ok(h, q, K_CONTAINER, E_GBITS(g)))
 					return 1;
 		}
 		if (__atomic_load_n(hp, __ATOMIC_ACQUIRE) == h) return 0;
@@ -74,7 +76,8 @@ int next_header_ok(const unsigned char *q, const struct meta *m, int nidx)
 
 int slot_free_header(uint64_t old, const unsigned char *p)
 {
-	return tag_ok(old, p, K_VOID, 0) || stale_ok(old, p, K_LIVE) || stale_ok(old, p, K_SLOW) ||
+	/* (the common one first: a stale live header) */
+	return stale_ok(old, p, K_LIVE) || tag_ok(old, p, K_VOID, 0) || stale_ok(old, p, K_SLOW) ||
 	       stale_ok(old, p, K_CONTAINER);
 }
 
