@@ -331,9 +331,15 @@ static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m
 	if (unlikely(meta_at_index(mi) != m)) return slot_not_free(m);
 	unsigned char *p = slot_at(m, (size_t)idx);
 	uint64_t old = *header_of(p);
-	if (unlikely(old != 0) && unlikely(!slot_free_header(old, p)))
+	_Atomic uint32_t *e = ent_at(mi, (unsigned)idx);
+	uint32_t ev = ent_load(e);
+	/* the common case inline: the stale live header of the slot's last
+	 * use (it names this slot: its tag covers p); any other, or a
+	 * stale one that names another record, slot_free_header */
+	if (unlikely(old != 0) && !tag_ok(old, p, K_LIVE, E_GBITS_PREV(ev)) &&
+	    unlikely(!slot_free_header(old, p)))
 		return slot_not_free(p);
-	frame(p, mi, (unsigned)idx, m->sc, n, class_room(m->sc), K_LIVE);
+	frame_ent(p, mi, (unsigned)idx, m->sc, n, class_room(m->sc), K_LIVE, e, ev);
 	__atomic_store_n(&m->avail, a & ~(1u << idx), __ATOMIC_RELEASE);
 	return p;
 }

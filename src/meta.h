@@ -438,12 +438,13 @@ static inline int canary_ok(const unsigned char *q, uint32_t tag, size_t len)
  * value, then the header, with release order: a thread that reads the
  * header with acquire order (next_header_ok, free) and then the entry
  * sees the size that goes with it.  The entry is the holder's: a free of
- * the slot (the other writer) needs the header written here. */
-static inline __attribute__((always_inline)) void frame(unsigned char *p, uint32_t mi, unsigned idx,
-							unsigned sc, size_t n, size_t room, unsigned kind)
+ * the slot (the other writer) needs the header written here.  frame_ent
+ * takes the entry e (ent_at(mi, idx)) and its value ev, which the caller
+ * read; frame reads them. */
+static inline __attribute__((always_inline)) void frame_ent(unsigned char *p, uint32_t mi, unsigned idx,
+							    unsigned sc, size_t n, size_t room, unsigned kind,
+							    _Atomic uint32_t *e, uint32_t ev)
 {
-	_Atomic uint32_t *e = ent_at(mi, idx);
-	uint32_t ev = ent_load(e);
 	atomic_store_explicit(e, (ev & ~E_N_MASK) | (uint32_t)n, memory_order_relaxed);
 	unsigned clen = check_len(room - n);
 	uint64_t low = h_low(mi, idx, clen);
@@ -455,6 +456,12 @@ static inline __attribute__((always_inline)) void frame(unsigned char *p, uint32
 	uint64_t h = seal(low, p, kind, E_GBITS(ev));
 	put_canary(p + n, H_TAG(h), clen);
 	__atomic_store_n(header_of(p), h, __ATOMIC_RELEASE);
+}
+static inline __attribute__((always_inline)) void frame(unsigned char *p, uint32_t mi, unsigned idx,
+							unsigned sc, size_t n, size_t room, unsigned kind)
+{
+	_Atomic uint32_t *e = ent_at(mi, idx);
+	frame_ent(p, mi, idx, sc, n, room, kind, e, ent_load(e));
 }
 
 /* A large object: its size is in its record (the entry's size is 0), its
