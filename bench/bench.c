@@ -55,38 +55,51 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* The global lock's acquisitions so far, when the allocator is mallocng
- * (found by name: the benchmark links against no allocator); 0 otherwise.
- * The struct's first fields and its version-2 tail, as <mallocng.h> has
- * them: size, version, 15 totals, 48 classes of 6 words, then the lock
- * counts. */
-static size_t lock_count(void)
+/* The acquisitions so far of the global lock (*span: of the span lock,
+ * version 3), when the allocator is mallocng (found by name: the
+ * benchmark links against no allocator); 0 otherwise.  The struct's first
+ * fields and its version-2 and version-3 tails, as <mallocng.h> has them:
+ * size, version, 15 totals, 48 classes of 6 words, then the global lock's
+ * counts, then the span lock's. */
+static size_t lock_count2(size_t *span)
 {
 	static int (*get)(void *);
 	static int looked;
+	enum { LOCKS = 2 + 15 + 48 * 6 };
 	if (!looked) {
 		get = (int (*)(void *))dlsym(RTLD_DEFAULT, "mallocng_get_stats");
 		looked = 1;
 	}
-	size_t st[2 + 15 + 48 * 6 + 2];
+	size_t st[LOCKS + 4];
+	*span = 0;
 	if (!get)
 		return 0;
 	memset(st, 0, sizeof st);
 	st[0] = sizeof st;
-	if (get(st) != 0 || st[1] < 2 || st[0] < sizeof st)
+	if (get(st) != 0 || st[1] < 2 || st[0] < (LOCKS + 2) * sizeof(size_t))
 		return 0;
-	return st[2 + 15 + 48 * 6];
+	if (st[1] >= 3 && st[0] >= sizeof st)
+		*span = st[LOCKS + 2];
+	return st[LOCKS];
 }
 
-/* Prints the acquisitions of the global lock between start and now, with
- * the allocator calls (malloc, free, realloc) made meanwhile: run.sh
- * reports acquisitions per million calls.  (The count includes the
- * acquisition of the statistics call itself.) */
+static size_t span_start;
+static size_t lock_count(void)
+{
+	return lock_count2(&span_start);
+}
+
+/* Prints the acquisitions of the global lock between start and now (and
+ * of the span lock since the lock_count that gave start), with the
+ * allocator calls (malloc, free, realloc) made meanwhile: run.sh reports
+ * acquisitions per million calls.  (The counts include the acquisition
+ * of the statistics call itself.) */
 static void report_locks(size_t start, uint64_t calls)
 {
-	size_t end = lock_count();
+	size_t span, end = lock_count2(&span);
 	if (end || start)
-		printf("locks %zu\ncalls %llu\n", end - start, (unsigned long long)calls);
+		printf("locks %zu\nspan_locks %zu\ncalls %llu\n", end - start, span - span_start,
+		       (unsigned long long)calls);
 }
 
 /* xorshift64* with a fixed seed per stream. */

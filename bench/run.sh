@@ -369,14 +369,16 @@ END {
 		row("thread-oversub time", "thread-oversub", "time", "s", 0)
 		row("thread-oversub peak RSS", "thread-oversub", "hwm_kib", "K", 1)
 	}
-	# the global lock (mallocng only: its statistics count acquisitions),
-	# per million allocator calls in the measured part
+	# the global lock and the span lock (mallocng only: its statistics
+	# count acquisitions), per million allocator calls in the measured part
 	split("st-churn mt-churn-2 mt-churn-8 mt-churn-32 xthread xthread-8 xthread-32 larson larson-8 larson-32", LW, " ")
 	for (j = 1; j <= 10; j++) { w = LW[j]
 		if (!has(w)) continue
 		for (i = 1; i <= na; i++) { a = A[i]
-			if ((a, w, "locks") in M && M[a, w, "calls"] > 0) M[a, w, "lock_pm"] = M[a, w, "locks"] * 1e6 / M[a, w, "calls"] }
-		if ((ref, w, "lock_pm") in M) row(w " locks/M calls", w, "lock_pm", "i", 0) }
+			if ((a, w, "locks") in M && M[a, w, "calls"] > 0) M[a, w, "lock_pm"] = M[a, w, "locks"] * 1e6 / M[a, w, "calls"]
+			if ((a, w, "span_locks") in M && M[a, w, "calls"] > 0) M[a, w, "span_pm"] = M[a, w, "span_locks"] * 1e6 / M[a, w, "calls"] }
+		if ((ref, w, "lock_pm") in M) row(w " locks/M calls", w, "lock_pm", "i", 0)
+		if ((ref, w, "span_pm") in M) row(w " span locks/M", w, "span_pm", "i", 0) }
 	if (have_cg == 1) {
 		if (has("st-churn"))       row("st-churn instr/op", "st-churn", "cg_ir_per_op", "i", 1)
 		if (has("realloc-growth")) row("realloc-growth instr/op", "realloc-growth", "cg_ir_per_op", "i", 1)
@@ -424,7 +426,7 @@ END {
 	echo
 	echo "workloads: st-churn = 8M free+malloc pairs (8..1024 B, 10k live); mt-churn-N = same per thread on N threads (8, 32: the 2-thread work split between them);"
 	echo "  xthread = 1.5M objects malloc'd by a producer and freed by a consumer thread (-8, -32: 4, 16 pairs sharing them); larson = 2 threads (-8, -32: 8, 32 sharing the work) x 4 generations"
-	echo "  replacing random slots of a shared 20k-slot array; locks/M calls = acquisitions of mallocng's global lock per
+	echo "  replacing random slots of a shared 20k-slot array; locks/M calls = acquisitions of mallocng's global lock (span locks/M: of its span lock) per
   million malloc/free calls in the measured part (mt-churn: the loops only, after every thread has filled); realloc-growth = 4 buffers grown to 1 MiB by 16..496 B steps;"
 	echo "  large = 600 x malloc/touch/free of 64 KiB..16 MiB; buffers = 20k rounds of 1..4 buffers of 32..128 KiB taken,"
 	echo "  every page written, given back; frag = ~136 MiB of mixed sizes freed/re-allocated in patterns;"

@@ -1,12 +1,13 @@
-/* vg_annotate.c - tells Valgrind's DRD and Helgrind about mallocng's lock.
+/* vg_annotate.c - tells Valgrind's DRD and Helgrind about mallocng's locks.
  *
- * The allocator's global lock (os_lock/os_unlock in src/os_proc.c) is a futex
- * word driven by C11 atomics, which neither tool recognises: without help
- * every access made under the lock is reported as a race.  This object,
- * preloaded next to the library (.ci/robustness.sh), wraps the two
- * functions (Valgrind function wrapping works on the library's local
- * symbols as long as it is not stripped) and announces them as a mutex
- * acquire/release to the tool.
+ * The allocator's global lock (os_lock/os_unlock in src/os_proc.c) and its
+ * span lock (os_span_lock/os_span_unlock) are futex words driven by C11
+ * atomics, which neither tool recognises: without help every access made
+ * under a lock is reported as a race.  This object, preloaded next to the
+ * library (.ci/robustness.sh), wraps the four functions (Valgrind function
+ * wrapping works on the library's local symbols as long as it is not
+ * stripped) and announces them as a mutex acquire/release to the tool, a
+ * token per lock.
  *
  * It also wraps the public entry points to state the guarantee C11 gives
  * (7.22.3): a free that deallocates a region happens before the malloc
@@ -38,6 +39,26 @@ void I_WRAP_SONAME_FNNAME_ZU(libmallocngZdsoZa, os_unlock)(void)
 	OrigFn fn;
 	VALGRIND_GET_ORIG_FN(fn);
 	ANNOTATE_RWLOCK_RELEASED(&lock_token, 1);
+	CALL_FN_v_v(fn);
+}
+
+static char span_token;
+
+void I_WRAP_SONAME_FNNAME_ZU(libmallocngZdsoZa, os_span_lock)(void);
+void I_WRAP_SONAME_FNNAME_ZU(libmallocngZdsoZa, os_span_lock)(void)
+{
+	OrigFn fn;
+	VALGRIND_GET_ORIG_FN(fn);
+	CALL_FN_v_v(fn);
+	ANNOTATE_RWLOCK_ACQUIRED(&span_token, 1);
+}
+
+void I_WRAP_SONAME_FNNAME_ZU(libmallocngZdsoZa, os_span_unlock)(void);
+void I_WRAP_SONAME_FNNAME_ZU(libmallocngZdsoZa, os_span_unlock)(void)
+{
+	OrigFn fn;
+	VALGRIND_GET_ORIG_FN(fn);
+	ANNOTATE_RWLOCK_RELEASED(&span_token, 1);
 	CALL_FN_v_v(fn);
 }
 
@@ -138,4 +159,5 @@ void *WRAP(realloc)(void *p, size_t n)
 __attribute__((constructor)) static void announce(void)
 {
 	ANNOTATE_RWLOCK_CREATE(&lock_token);
+	ANNOTATE_RWLOCK_CREATE(&span_token);
 }

@@ -27,7 +27,7 @@ const char *mallocng_version(void);
  * to sizeof(struct mallocng_stats) as they know it, and the library fills
  * no more than that.  Figures are a snapshot taken under the allocator's
  * lock; other threads keep running. */
-#define MALLOCNG_STATS_VERSION 2
+#define MALLOCNG_STATS_VERSION 3
 #define MALLOCNG_NCLASS 48
 
 struct mallocng_class_stats {
@@ -58,6 +58,10 @@ struct mallocng_stats {
 	/* version 2 */
 	size_t lock_acquisitions; /* of the global lock, since start */
 	size_t lock_contended;    /* of those, found it held by another thread */
+	/* version 3 */
+	size_t span_lock_acquisitions; /* of the lock of the pools of address
+	                                  ranges, since start */
+	size_t span_lock_contended;    /* of those, found it held */
 };
 
 /* Fill *st (st->size must be set); returns 0, or -1 if st->size is too

@@ -193,7 +193,7 @@ static void heap_destroy(void *arg)
 		h->next_free = free_heaps;
 		free_heaps = h;
 	}
-	os_count.heaps_live--;
+	atomic_fetch_sub_explicit(&os_count.heaps_live, 1, memory_order_relaxed);
 	os_unlock();
 	while (release) {       /* (a fourth level: not through h, parked) */
 		struct meta *m = release;
@@ -260,7 +260,7 @@ struct heap *heap_get(void)
 			heap_chunk_left -= HEAP_SLOT;
 		}
 	}
-	os_count.heaps_live += h != 0;
+	atomic_fetch_add_explicit(&os_count.heaps_live, h != 0, memory_order_relaxed);
 	os_unlock();
 	meta_close(w);
 	if (!h) return 0;

@@ -1,6 +1,6 @@
 /* os.h - the ground floor (layer 0): attributes, sizes, the options
  * (options.c), and what os_map.c (mappings, protections, the page size,
- * tombstones) and os_proc.c (the lock, the process counters, clocks,
+ * tombstones) and os_proc.c (the locks, the process counters, clocks,
  * entropy, the messages and the fatal-error line) offer. */
 #ifndef MALLOCNG_OS_H
 #define MALLOCNG_OS_H
@@ -95,6 +95,8 @@ HIDDEN void os_protect(void *p, size_t len, int writable);
 HIDDEN void *os_remap(void *p, size_t old, size_t len);
 HIDDEN void os_lock(void);
 HIDDEN void os_unlock(void);
+HIDDEN void os_span_lock(void);         /* span.c's pools (os_proc.c: order) */
+HIDDEN void os_span_unlock(void);
 HIDDEN int os_random(void *buf, size_t len);
 HIDDEN _Noreturn void fail(const char *what, const void *p);
 /* The return address of the call into the allocator whose checks run now
@@ -121,10 +123,14 @@ struct os_counters {
 	_Atomic long long start_ns; /* os_mark_start: CLOCK_MONOTONIC at start */
 	_Atomic size_t groups_released; /* groups given back (group_release) */
 	_Atomic long map_calls;     /* for fault injection */
-	/* lock held: */
+	_Atomic size_t heaps_live;  /* heaps of live threads (heap.c: changed
+	                             * with the global lock held; span.c reads it) */
+	/* span lock held: */
+	size_t span_lock_taken;     /* acquisitions of the span lock */
+	size_t span_lock_waited;    /* of those, found it held */
+	/* global lock held: */
 	size_t lock_taken;          /* acquisitions of the global lock */
 	size_t lock_waited;         /* of those, found the lock held */
-	size_t heaps_live;          /* heaps of live threads (heap.c) */
 	size_t heaps_mapped;        /* bytes mapped for heaps (heap.c) */
 	size_t meta_bytes_mapped;   /* bytes mapped for meta areas (meta.c) */
 };

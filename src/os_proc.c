@@ -1,4 +1,4 @@
-/* os_proc.c - the process (layer 0): the global lock and its fork
+/* os_proc.c - the process (layer 0): the global lock, the span lock and their fork
  * handlers, the process counters (os_count: the bytes in use and their
  * peak, the start time), clocks, signal dispositions, entropy, and what
  * the library says: the program's name, the start of every line, and the
@@ -6,16 +6,25 @@
  * kernel.  It calls nothing of the allocator, os_map.c included.
  *
  * Invariants:
- * - lock_word is 0 (free), 1 (held) or 2 (held, waiters on the futex);
- *   lock_held is this thread's depth of hold (the lock is recursive):
- *   lock_word changes only when lock_held leaves 0 or comes back to it;
- *   os_count.lock_taken and lock_waited are written by the holder only;
- * - a forked child starts with the lock free (fork_child runs before the
- *   heap layer's handler), its start time and peaks from the fork;
- * - nothing here allocates, and only os_lock (and the fork handlers
- *   through it) takes the lock: the messages are written into the
- *   caller's buffer, and fail writes its line with one write(2) and
- *   aborts (the heap is not to be trusted any more);
+ * - two futex locks: the global lock (os_lock) and the span lock
+ *   (os_span_lock: span.c's pools, nothing else).  Each word is 0 (free),
+ *   1 (held) or 2 (held, waiters on the futex).  The global lock is
+ *   recursive: lock_held is this thread's depth of hold, and lock_word
+ *   changes only when lock_held leaves 0 or comes back to it; the span
+ *   lock is not (its holder takes no lock: it is a leaf);
+ * - lock order: the global lock before the span lock, never the other
+ *   way (a span operation may run with the global lock held: heap_get
+ *   maps heap chunks under it);
+ * - each lock's counters (os_count.lock_taken and lock_waited,
+ *   span_lock_taken and span_lock_waited) are written by its holder only;
+ * - fork: prepare takes the global lock then the span lock, the parent
+ *   lets them go in the reverse order, and a forked child starts with
+ *   both free (fork_child runs before the heap layer's handler), its start
+ *   time and peaks from the fork;
+ * - nothing here allocates, and only os_lock and os_span_lock (and the
+ *   fork handlers through them) take the locks: the messages are written
+ *   into the caller's buffer, and fail writes its line with one write(2)
+ *   and aborts (the heap is not to be trusted any more);
  * - the functions that may run inside malloc and call what can fail
  *   (os_signal_install, os_progname) keep errno.
  */
@@ -115,8 +124,11 @@ int os_random(void *buf, size_t len)
 	return 0;
 }
 
-/* The global lock: 0 free, 1 held, 2 held with waiters (futex). */
+/* The locks' words: 0 free, 1 held, 2 held with waiters (futex); each
+ * on a line of its own, so that the span lock's traffic does not slow
+ * the global lock's holder. */
 static _Atomic int lock_word __attribute__((aligned(64)));
+static _Atomic int span_word __attribute__((aligned(64)));
 
 /* A hint to the core that this is a spin-wait loop (it yields the
  * pipeline to a sibling hardware thread and saves power); a compiler
@@ -136,60 +148,94 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Recursive for its holder: an open meta window (option protect_meta)
- * holds the lock around code that takes it again. */
-/* Every outermost acquisition is counted (os_count.lock_taken), and those
- * that found the lock held (lock_waited): the statistics report them, so
- * that a workload's trips to the shared state can be seen per operation.
- * Both are written by the holder only. */
-static void lock_wait(void)
+/* Every outermost acquisition of a lock is counted (lock_taken,
+ * span_lock_taken), and those that found it held (lock_waited,
+ * span_lock_waited): the statistics report them, so that a workload's
+ * trips to the shared state can be seen per operation.  All are written
+ * by the lock's holder only. */
+static void lock_wait(_Atomic int *word)
 {
 	for (int spin = 0; spin < 100; spin++) {
 		int c = 0;
-		if (atomic_load_explicit(&lock_word, memory_order_relaxed) == 0 &&
-		    atomic_compare_exchange_weak(&lock_word, &c, 1))
+		if (atomic_load_explicit(word, memory_order_relaxed) == 0 &&
+		    atomic_compare_exchange_weak(word, &c, 1))
 			return;
 		cpu_relax();
 	}
 	/* the wait fails with EAGAIN (the word changed) or EINTR: a malloc
 	 * or free that succeeds leaves errno as it was (POSIX: free) */
 	int e = errno;
-	while (atomic_exchange(&lock_word, 2) != 0)
-		syscall(SYS_futex, &lock_word, FUTEX_WAIT_PRIVATE, 2, 0, 0, 0);
+	while (atomic_exchange(word, 2) != 0)
+		syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, 2, 0, 0, 0);
 	errno = e;
 }
 
-void os_lock(void)
+/* 1 if the lock had to be waited for. */
+static int word_lock(_Atomic int *word)
 {
 	int c = 0;
-	if (lock_held++) return;
-	if (!atomic_compare_exchange_strong(&lock_word, &c, 1)) {
-		lock_wait();
-		os_count.lock_waited++;
+	if (atomic_compare_exchange_strong(word, &c, 1)) return 0;
+	lock_wait(word);
+	return 1;
+}
+
+static void word_unlock(_Atomic int *word)
+{
+	if (atomic_exchange(word, 0) == 2) {
+		int e = errno;
+		syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
+		errno = e;
 	}
+}
+
+/* Recursive for its holder: an open meta window (option protect_meta)
+ * holds the lock around code that takes it again. */
+void os_lock(void)
+{
+	if (lock_held++) return;
+	os_count.lock_waited += word_lock(&lock_word);
 	os_count.lock_taken++;
 }
 
 void os_unlock(void)
 {
 	if (--lock_held) return;
-	if (atomic_exchange(&lock_word, 0) == 2) {
-		int e = errno;
-		syscall(SYS_futex, &lock_word, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
-		errno = e;
-	}
+	word_unlock(&lock_word);
 }
 
-static void fork_prepare(void) { os_lock(); }
-static void fork_parent(void) { os_unlock(); }
-/* The child has one thread: the lock holder is gone, so reset it.  Heaps of
- * threads that did not survive the fork are simply never used again (the
- * heap layer registers a child handler of its own, which runs after this
- * one: heap.c). */
+/* The span lock (span.c): a leaf, taken with or without the global lock. */
+void os_span_lock(void)
+{
+	os_count.span_lock_waited += word_lock(&span_word);
+	os_count.span_lock_taken++;
+}
+
+void os_span_unlock(void)
+{
+	word_unlock(&span_word);
+}
+
+static void fork_prepare(void)
+{
+	os_lock();
+	os_span_lock();
+}
+
+static void fork_parent(void)
+{
+	os_span_unlock();
+	os_unlock();
+}
+
+/* The child has one thread: the holders are gone, so reset the locks.
+ * Heaps of threads that did not survive the fork are simply never used
+ * again (the heap layer registers a child handler of its own, which runs
+ * after this one: heap.c). */
 static void fork_child(void)
 {
 	lock_held = 0;
 	atomic_store(&lock_word, 0);
+	atomic_store(&span_word, 0);
 	/* a new process: its statistics count their time from here, and its
 	 * peak of mapped bytes from the mappings it inherited (the parent's
 	 * earlier peak is not its own) */

@@ -28,8 +28,17 @@
  *   instead of faulting;
  * - a mapping that fails is tried again once after span_trim(1) unmapped
  *   every span kept (address space may have run out): span_map,
- *   span_map_guarded, span_remap.  Legal with the lock held, inside a
- *   protect_meta window: the lock is recursive.
+ *   span_map_guarded, span_remap.  Legal with the global lock held
+ *   (heap_get, a protect_meta window): the span lock comes after it.
+ * - the span lock (os_span_lock, os_proc.c) guards the three pools: the
+ *   cache, the warm spans and the retired ring (retired, retired_head,
+ *   retired_n; the ring's pointer is also read without it, acquire, once
+ *   set).  It is a leaf: nothing here takes the global lock, and while it
+ *   is held nothing is mapped, unmapped or purged (what leaves a pool is
+ *   given back after the lock is let go).  Its acquisitions are counted
+ *   apart from the global lock's (os_count.span_lock_taken).  Fork:
+ *   os_proc.c's handlers take it after the global lock and reset it in
+ *   the child, whose pools hold what the parent's held.
  */
 #include <errno.h>
 #include "internal.h"
@@ -48,8 +57,8 @@ struct span {
 };
 
 /* Spans kept with their pages for reuse, each for at most decay_ms: at
- * most cap of them and max bytes; the oldest leave first (lock held for
- * every operation).  Two pools: the cache of freed large mappings, and
+ * most cap of them and max bytes; the oldest leave first (span lock held
+ * for every operation).  Two pools: the cache of freed large mappings, and
  * the warm spans (retired with their pages, see span_retire). */
 struct pool {
 	struct span *s;
@@ -74,7 +83,7 @@ static struct span warm_spans[WARM_SLOTS] COLD_BSS;
 static struct pool warm = { warm_spans, 0, WARM_SLOTS, 0, WARM_BYTES };
 
 /* warm.bytes for span_warm_has, which reads it without the lock: a
- * relaxed atomic of its own, written with warm.bytes (lock held). */
+ * relaxed atomic of its own, written with warm.bytes (span lock held). */
 static _Atomic size_t warm_bytes_hint;
 static void warm_hint_store(void)
 {
@@ -133,14 +142,14 @@ static int pool_put(struct pool *p, struct span s, struct span *out)
 	return k;
 }
 
-/* Lock held: remove ring entry `at` (the newest moves into its place). */
+/* Span lock held: remove ring entry `at` (the newest moves into its place). */
 static void retired_drop(int at)
 {
 	retired[at] = retired[(retired_head + retired_n - 1) % RETIRED];
 	retired_n--;
 }
 
-/* Lock held: take the best span for len, if any: the front of the
+/* Span lock held: take the best span for len, if any: the front of the
  * smallest warm span that holds it first (no page faults; the rest stays
  * warm), and *dirty says it was warm; else the front of the smallest
  * retired span that holds it (the rest stays retired).  With extra, the
@@ -189,15 +198,15 @@ static int retired_ring(void)
 {
 	if (!__atomic_load_n(&retired, __ATOMIC_ACQUIRE)) {
 		struct span *r = span_map(page_round(RETIRED * sizeof *r));
-		os_lock();
+		os_span_lock();
 		if (!retired) __atomic_store_n(&retired, r, __ATOMIC_RELEASE), r = 0;
-		os_unlock();
+		os_span_unlock();
 		if (r) os_unmap(r, page_round(RETIRED * sizeof *r));
 	}
 	return retired != 0;
 }
 
-/* Lock held: put a span without pages on the ring, joined with the
+/* Span lock held: put a span without pages on the ring, joined with the
  * retired spans it touches (the pieces of a mapping cut by map_group,
  * groups mapped side by side), so that the ring holds few long spans;
  * when it is full, the oldest span goes to *old, to be unmapped after
@@ -227,9 +236,9 @@ static void retired_put(unsigned char *base, size_t len)
 		os_unmap(base, len);
 		return;
 	}
-	os_lock();
+	os_span_lock();
 	retired_put_locked(base, len, &old);
-	os_unlock();
+	os_span_unlock();
 	if (old.base) os_unmap(old.base, old.len);
 }
 
@@ -251,20 +260,20 @@ static void retire_all(struct span *s, int k)
 		for (int i = 0; i < k; i++) os_unmap(s[i].base, s[i].len);
 		return;
 	}
-	os_lock();
+	os_span_lock();
 	for (int i = 0; i < k; i++) {
 		retired_put_locked(s[i].base, s[i].len, &old[n]);
 		if (old[n].base && ++n == 4) {
-			os_unlock();
+			os_span_unlock();
 			while (n) n--, os_unmap(old[n].base, old[n].len);
-			os_lock();
+			os_span_lock();
 		}
 	}
-	os_unlock();
+	os_span_unlock();
 	while (n) n--, os_unmap(old[n].base, old[n].len);
 }
 
-/* Lock held: add s to the warm spans, joined with those it touches (its
+/* Span lock held: add s to the warm spans, joined with those it touches (its
  * stamp the oldest of theirs), then move the longest to out[] while the
  * pool is over its bounds: a heap that frees everything releases its
  * groups in no particular order, and spans given back joined cost one
@@ -316,14 +325,15 @@ void span_retire_many(unsigned char *const *base, const size_t *len, int n)
 		return;
 	}
 	long now = os_now_ms();
-	os_lock();
-	warm.max = os_count.heaps_live > 1 ? WARM_MT_BYTES : WARM_BYTES;
+	os_span_lock();
+	size_t live = atomic_load_explicit(&os_count.heaps_live, memory_order_relaxed);
+	warm.max = live > 1 ? WARM_MT_BYTES : WARM_BYTES;
 	k = pool_expire(&warm, now, 0, old, BATCH / 4);
 	for (int i = 0; i < n; i++) {
 		if (len[i] > warm.max / 4) old[k++] = (struct span){ base[i], base[i], len[i], now };
 		else k += warm_put((struct span){ base[i], base[i], len[i], now }, old + k, BATCH - k - (n - i - 1));
 	}
-	os_unlock();
+	os_span_unlock();
 	retire_all(old, k);
 }
 
@@ -348,13 +358,13 @@ void span_decay(void)
 		return;
 	do {
 		k = d = 0;
-		os_lock();
+		os_span_lock();
 		if (cache.n || warm.n) {
 			long now = os_now_ms();
 			k = pool_expire(&cache, now, 0, old, CACHE_SLOTS);
 			d = pool_expire(&warm, now, 0, kept, BATCH);
 		}
-		os_unlock();
+		os_span_unlock();
 		unmap_all(old, k);
 		retire_all(kept, d);
 	} while (d == BATCH);
@@ -369,7 +379,7 @@ int span_trim(int all)
 	int n = 0, k, d;
 	do {
 		d = 0;
-		os_lock();
+		os_span_lock();
 		k = pool_expire(&cache, 0, 1, old, BATCH);
 		if (all) k += pool_expire(&warm, 0, 1, old + k, BATCH - k);
 		else d = pool_expire(&warm, 0, 1, kept, BATCH);
@@ -378,7 +388,7 @@ int span_trim(int all)
 			retired_head = (retired_head + 1) % RETIRED;
 			retired_n--;
 		}
-		os_unlock();
+		os_span_unlock();
 		unmap_all(old, k);
 		retire_all(kept, d);
 		n += k + d;
@@ -394,7 +404,7 @@ unsigned char *span_map_cached(size_t len, size_t *got, int *fresh, unsigned cha
 {
 	struct span old[CACHE_SLOTS], s = { 0 };
 	int best = -1, big = -1, dirty = 0;
-	os_lock();
+	os_span_lock();
 	int k = pool_expire(&cache, os_now_ms(), 0, old, CACHE_SLOTS);
 	for (int i = 0; i < cache.n; i++) {
 		size_t l = cache.s[i].len;
@@ -412,7 +422,7 @@ unsigned char *span_map_cached(size_t len, size_t *got, int *fresh, unsigned cha
 	} else if (!span_take(len, &s, &dirty, 0) && big >= 0) {
 		pool_take(&cache, big, &s);
 	}
-	os_unlock();
+	os_span_unlock();
 	unmap_all(old, k);
 	*fresh = 0;
 	if (s.base && s.len >= len) {
@@ -451,9 +461,9 @@ unsigned char *map_group(size_t *len, int *dirty, size_t *rest, int many)
 	struct span s;
 	size_t extra = rest ? *rest : 0;
 	if (rest) *rest = 0;
-	os_lock();
+	os_span_lock();
 	int got = span_take(*len, &s, dirty, extra);
-	os_unlock();
+	os_span_unlock();
 	if (!got && many && *len < MAP_CHUNK / 4 && (rest || retired_ring())) {
 		unsigned char *p = span_map(MAP_CHUNK);
 		if (p && rest) *rest = MAP_CHUNK - *len;
@@ -489,7 +499,7 @@ void span_unmap_cached(unsigned char *base, size_t len, unsigned char *origin)
 	long now = os_now_ms();
 	struct span s = { base, origin, len, now };
 	int k = 0;
-	os_lock();
+	os_span_lock();
 	k = pool_expire(&cache, now, 0, old, CACHE_SLOTS);
 	for (int i = 0; i < cache.n;) {
 		if (cache.s[i].origin == origin && span_join(&s, &cache.s[i])) pool_take(&cache, i, &part);
@@ -500,7 +510,7 @@ void span_unmap_cached(unsigned char *base, size_t len, unsigned char *origin)
 		k += pool_put(&cache, s, old + k);
 		s.base = 0;
 	}
-	os_unlock();
+	os_span_unlock();
 	unmap_all(old, k);
 	if (s.base) span_retire(s.base, s.len);
 }

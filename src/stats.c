@@ -87,10 +87,15 @@ void stats_collect(struct mallocng_stats *st)
 		}
 	}
 	st->bytes_meta = os_count.meta_bytes_mapped + os_count.heaps_mapped;
-	st->threads = os_count.heaps_live;
-	/* this acquisition included */
+	st->threads = atomic_load_explicit(&os_count.heaps_live, memory_order_relaxed);
+	/* this acquisition included, of each lock (the span lock's counters
+	 * are its holder's: os_proc.c) */
 	st->lock_acquisitions = os_count.lock_taken;
 	st->lock_contended = os_count.lock_waited;
+	os_span_lock();
+	st->span_lock_acquisitions = os_count.span_lock_taken;
+	st->span_lock_contended = os_count.span_lock_waited;
+	os_span_unlock();
 	os_unlock();
 	for (int sc = 0; sc < NCLASS; sc++) {
 		struct mallocng_class_stats *c = &st->classes[sc];
@@ -206,6 +211,8 @@ EXPORT void mallocng_print_stats(int fd)
 	    st.munmap_calls, st.mremap_calls, st.madvise_calls);
 	out(fd, "global lock: taken %zu times, %zu of them found it held\n", st.lock_acquisitions,
 	    st.lock_contended);
+	out(fd, "span lock: taken %zu times, %zu of them found it held\n", st.span_lock_acquisitions,
+	    st.span_lock_contended);
 	out(fd, "allocation and free counts: not kept (most are served by the thread caches, "
 	    "where a count would cost the fast paths; see mallocng(7))\n");
 	out(fd, "%9s %7s %7s %7s %7s %11s %11s %6s\n", "class", "groups", "slots",

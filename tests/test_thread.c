@@ -562,6 +562,13 @@ static void kw_thread_then_stats(void *(*fn)(void *), struct mallocng_stats *st)
 	kw_stats(st);
 }
 
+/* The acquisitions of both locks (the global one and the span pools'):
+ * the bounds below are on the trips to shared state, whichever lock. */
+static size_t all_locks(const struct mallocng_stats *st)
+{
+	return st->lock_acquisitions + st->span_lock_acquisitions;
+}
+
 START_TEST(test_heap_kept_whole)
 {
 	struct mallocng_stats a, b, c;
@@ -572,9 +579,9 @@ START_TEST(test_heap_kept_whole)
 	              c.groups, b.groups);
 	const char *opts = getenv("MALLOCNG_OPTIONS");
 	if (!opts || !*opts)
-		ck_assert_msg(c.lock_acquisitions - b.lock_acquisitions <= 8,
+		ck_assert_msg(all_locks(&c) - all_locks(&b) <= 8,
 		              "%zu lock holds for a thread that took a heap whole (%zu groups)",
-		              c.lock_acquisitions - b.lock_acquisitions, b.groups - a.groups);
+		              all_locks(&c) - all_locks(&b), b.groups - a.groups);
 	for (int i = 0; i < KW_OBJS; i++) {
 		unsigned char *p = kw_objs[i];
 		REQUIRE(p[0] == (unsigned char)i && p[kw_size(i) - 1] == (unsigned char)i,
@@ -621,9 +628,9 @@ START_TEST(test_bundle_swept)
 	              left, made);
 	const char *opts = getenv("MALLOCNG_OPTIONS");
 	if (!opts || !*opts)
-		ck_assert_msg(c.lock_acquisitions - b.lock_acquisitions <= made / 4,
+		ck_assert_msg(all_locks(&c) - all_locks(&b) <= made / 4,
 		              "%zu lock holds to free the objects of %zu groups of an exited thread",
-		              c.lock_acquisitions - b.lock_acquisitions, made);
+		              all_locks(&c) - all_locks(&b), made);
 }
 END_TEST
 
@@ -640,7 +647,7 @@ static size_t lock_count(void)
 {
 	struct mallocng_stats st = { .size = sizeof st };
 	ck_assert_int_eq(mallocng_get_stats(&st), 0);
-	return st.lock_acquisitions;
+	return all_locks(&st);
 }
 
 static void *hs_cycles(void *arg)
@@ -651,8 +658,8 @@ static void *hs_cycles(void *arg)
 		for (int i = 0; i < HS_OBJS; i++) REQUIRE((hs_objs[i] = malloc(2000)) != NULL, "malloc");
 		size_t l1 = lock_count();
 		for (int i = 0; i < HS_OBJS; i++) free(hs_objs[i]);
-		hs_locks[2 * r] = l1 - l0 - 1;          /* (lock_count's own) */
-		hs_locks[2 * r + 1] = lock_count() - l1 - 1;
+		hs_locks[2 * r] = l1 - l0 - 2;          /* (lock_count's own) */
+		hs_locks[2 * r + 1] = lock_count() - l1 - 2;
 	}
 	return NULL;
 }
@@ -667,6 +674,75 @@ START_TEST(test_heap_spans)
 	for (int k = 0; k < 4; k++)
 		ck_assert_msg(hs_locks[k] <= 40, "%zu lock holds to %s %d objects of 2000 bytes (round %d)",
 		              hs_locks[k], k % 2 ? "free" : "make", HS_OBJS, k / 2);
+}
+END_TEST
+
+/* ---- producers and consumers: the global lock's share ----
+ * xthread-8's pattern: 4 pairs of threads born for the run, a producer
+ * that mallocs objects of 8 to 1024 bytes and a consumer that frees
+ * them.  What they need of the shared state beyond the thread caches
+ * and the one-atomic remote frees is address ranges for groups and back
+ * (span.c, under the span lock) and records, adoption, births and
+ * deaths (under the global lock): the global lock is taken at most
+ * XL_GLOBAL_MAX times in all, 20 a pair's birth, run and death (with the
+ * span pools under it, more than 60), and both locks together at most
+ * XL_ALL_MAX. */
+enum { XL_PAIRS = 4, XL_OBJS = 60000, XL_RING = 1024, XL_GLOBAL_MAX = 160, XL_ALL_MAX = 320 };
+static struct xl_ring {
+	_Atomic unsigned head, tail;
+	void *slot[XL_RING];
+} xl_rings[XL_PAIRS];
+
+static void *xl_producer(void *arg)
+{
+	struct xl_ring *r = arg;
+	uint64_t x = (uintptr_t)arg | 1;
+	for (unsigned i = 0; i < XL_OBJS; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		size_t n = 8 + x % 1017;
+		unsigned char *p = malloc(n);
+		REQUIRE(p != NULL, "malloc");
+		p[0] = p[n - 1] = (unsigned char)i;
+		while (i - atomic_load(&r->tail) >= XL_RING) sched_yield();
+		r->slot[i % XL_RING] = p;
+		atomic_store(&r->head, i + 1);
+	}
+	return NULL;
+}
+
+static void *xl_consumer(void *arg)
+{
+	struct xl_ring *r = arg;
+	for (unsigned i = 0; i < XL_OBJS; i++) {
+		while (atomic_load(&r->head) == i) sched_yield();
+		unsigned char *p = r->slot[i % XL_RING];
+		REQUIRE(p[0] == (unsigned char)i, "object %u overwritten", i);
+		atomic_store(&r->tail, i + 1);
+		free(p);
+	}
+	return NULL;
+}
+
+START_TEST(test_xthread_global_lock)
+{
+	struct mallocng_stats a = { .size = sizeof a }, b = { .size = sizeof b };
+	pthread_t t[2 * XL_PAIRS];
+	ck_assert_int_eq(mallocng_get_stats(&a), 0);
+	for (int i = 0; i < XL_PAIRS; i++) {
+		atomic_store(&xl_rings[i].head, 0);
+		atomic_store(&xl_rings[i].tail, 0);
+		ck_assert_int_eq(pthread_create(&t[2 * i], NULL, xl_consumer, &xl_rings[i]), 0);
+		ck_assert_int_eq(pthread_create(&t[2 * i + 1], NULL, xl_producer, &xl_rings[i]), 0);
+	}
+	for (int i = 0; i < 2 * XL_PAIRS; i++) ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+	ck_assert_int_eq(mallocng_get_stats(&b), 0);
+	const char *opts = getenv("MALLOCNG_OPTIONS");
+	if (opts && *opts) return;      /* (checked paths: the lock on every call) */
+	size_t global = b.lock_acquisitions - a.lock_acquisitions, all = all_locks(&b) - all_locks(&a);
+	ck_assert_msg(global <= XL_GLOBAL_MAX, "%zu holds of the global lock for %d objects of %d pairs",
+	              global, XL_PAIRS * XL_OBJS, XL_PAIRS);
+	ck_assert_msg(all <= XL_ALL_MAX, "%zu holds of the two locks for %d objects of %d pairs", all,
+	              XL_PAIRS * XL_OBJS, XL_PAIRS);
 }
 END_TEST
 
@@ -859,6 +935,7 @@ static Suite *thread_suite(void)
 	tcase_add_test(tc, test_heap_kept_whole);
 	tcase_add_test(tc, test_heap_spans);
 	tcase_add_test(tc, test_bundle_swept);
+	tcase_add_test(tc, test_xthread_global_lock);
 	tcase_add_test(tc, test_thread_churn);
 	tcase_add_test(tc, test_many_threads_alive);
 	tcase_add_test(tc, test_trim_small_stack);
