@@ -19,8 +19,10 @@
  *   program churning small objects releases all the time, nor for a
  *   class's first group of one slot, which becomes the spare;
  * - when an entry is older than decay_ms, at malloc_slow's decay check;
- * - at malloc_trim and at thread exit (before the heap's groups are
- *   abandoned: another heap never inherits an entry).
+ * - at malloc_trim, and at thread exit those of groups the heap abandons
+ *   (before it abandons them: another heap never inherits an entry); an
+ *   empty group's entry just leaves the list there, its pages going with
+ *   the group's span to the pool (dirty_exit).
  *
  * The current group of a small class, emptied, is kept the same way (all
  * its slots listed), within DIRTY_SMALL_MAX per heap; it goes back whole,
@@ -198,6 +200,23 @@ int dirty_purge(struct heap *h, int all)
 		else i++;
 	}
 	return n;
+}
+
+/* At h's thread exit (heap_destroy, before its groups are handed back):
+ * the entries of groups that are empty, which heap_destroy releases, leave
+ * the list with their pages, which go to the span pool with the group's
+ * mapping (group_release; the pool bounds them and gives them back in
+ * time): purged here, they would be faulted in again by the next thread
+ * that takes the span.  The other groups' entries are purged, since their
+ * groups are abandoned and nobody keeps a list of them. */
+void dirty_exit(struct heap *h)
+{
+	for (int i = 0; i < (int)h->dirty_n;) {
+		struct meta *m = h->dirty[i].m;
+		group_collect_remote(m);
+		if (m->avail == full_mask(m)) unlist(h, i);
+		else purge_entry(h, i);
+	}
 }
 
 /* The forked child has the forking thread only: the others' kept slots

@@ -135,7 +135,7 @@ static void heap_destroy(void *arg)
 	quarantine_drain(h, 0);
 	for (int sc = 0; sc < NCLASS; sc++) tc_flush(h, sc, 0);
 	remote_batch_flush(h);
-	dirty_purge(h, 1);      /* no entry may outlive the heap's ownership */
+	dirty_exit(h);          /* no entry may outlive the heap's ownership */
 	if (tl_heap == h) tl_heap = &empty_heap;
 	bundle_open(h);         /* (the cache is empty: its memory is free) */
 	os_lock();
@@ -193,6 +193,7 @@ static void heap_destroy(void *arg)
 		h->next_free = free_heaps;
 		free_heaps = h;
 	}
+	span_heap_left();
 	atomic_fetch_sub_explicit(&os_count.heaps_live, 1, memory_order_relaxed);
 	os_unlock();
 	while (release) {       /* (a fourth level: not through h, parked) */

@@ -177,6 +177,7 @@ HIDDEN void dirty_trim(struct heap *h);
 HIDDEN void dirty_forget(struct heap *h, struct meta *m);
 HIDDEN int dirty_keep_group(struct heap *h, struct meta *m);
 HIDDEN int dirty_purge(struct heap *h, int all);
+HIDDEN void dirty_exit(struct heap *h);
 HIDDEN void dirty_purge_slot(struct meta *m, int idx, unsigned char *p);
 HIDDEN void dirty_fork_child(void);
 enum { FRESH_SLOT, FRESH_ZEROED, FRESH_LARGE };

@@ -501,6 +501,7 @@ HIDDEN void span_retire(unsigned char *base, size_t len);
 HIDDEN void span_retire_many(unsigned char *const *base, const size_t *len, int n);
 HIDDEN void span_give_clean(unsigned char *base, size_t len);
 HIDDEN int span_warm_has(size_t len);
+HIDDEN void span_heap_left(void);
 HIDDEN unsigned char *map_group(size_t *len, int *dirty, size_t *rest, int many);
 HIDDEN unsigned char *span_map_cached(size_t len, size_t *got, int *fresh, unsigned char **origin);
 HIDDEN void span_unmap_cached(unsigned char *base, size_t len, unsigned char *origin);

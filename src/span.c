@@ -3,7 +3,7 @@
  *
  * Invariants:
  * - freed large mappings may wait in a small cache (at most CACHE_SLOTS
- *   entries, CACHE_BYTES in all) for reuse; an entry older than decay_ms is
+ *   entries, CACHE_MT_SLOTS while threaded, CACHE_BYTES in all) for reuse; an entry older than decay_ms is
  *   unmapped at the next large operation or small-object slow path
  *   (malloc_slow, every DECAY_TICKS of them per thread: span_decay), and
  *   malloc_trim empties the cache (span_trim); an entry is a whole mapping
@@ -11,8 +11,9 @@
  *   parts of one mapping that lie side by side in the cache are joined;
  * - mappings of released groups and of large objects the cache cannot hold
  *   are not unmapped at once.  Up to WARM_BYTES of them (WARM_MT_BYTES
- *   while two heaps or more live; pieces of at most a quarter of that,
- *   joined when they touch, each for at most decay_ms)
+ *   while two heaps or more live and for decay_ms after a thread exits:
+ *   span_heap_left; pieces of at most a quarter of that, joined when they
+ *   touch, each for at most decay_ms)
  *   keep their pages, warm, for the next group or large object, which
  *   takes the front of one; the others, and warm ones pushed out (the
  *   longest first) or expired, give their pages back (MADV_DONTNEED) and wait, reading
@@ -44,6 +45,9 @@
 #include "internal.h"
 
 #define CACHE_SLOTS 8
+#define CACHE_MT_SLOTS 64 /* while threaded (below): threads that end together
+                           * free dozens of large objects at once, which the
+                           * next ones make again */
 #define CACHE_BYTES (64u << 20)
 #define SPARE_TAIL (2u << 20)   /* a reused mapping may exceed the request by this */
 
@@ -66,7 +70,7 @@ struct pool {
 	size_t bytes, max;
 };
 
-static struct span cache_spans[CACHE_SLOTS] COLD_BSS;
+static struct span cache_spans[CACHE_MT_SLOTS] COLD_BSS;
 static struct pool cache = { cache_spans, 0, CACHE_SLOTS, 0, CACHE_BYTES };
 
 #define RETIRED 256
@@ -78,7 +82,20 @@ static int retired_head, retired_n;
 #define BATCH 16        /* spans released per lock hold: stack buffers stay
                          * at 0.5 KiB (a thread's stack may be small) */
 #define WARM_BYTES (1u << 20)
-#define WARM_MT_BYTES (8u << 20) /* while two heaps or more live */
+#define WARM_MT_BYTES (16u << 20) /* while two heaps or more live, and after */
+/* Until when (os_now_ms) the pool keeps WARM_MT_BYTES after a heap's
+ * thread exited (span_heap_left, under the global lock; read under the
+ * span lock: a relaxed atomic). */
+static _Atomic long mt_until;
+
+/* Span lock held: whether the pools take their threaded bounds (WARM_MT_BYTES,
+ * CACHE_MT_SLOTS): two heaps or more live, or one exited within decay_ms
+ * (span_heap_left). */
+static int threaded(long now)
+{
+	return atomic_load_explicit(&os_count.heaps_live, memory_order_relaxed) > 1 ||
+	       (now < atomic_load_explicit(&mt_until, memory_order_relaxed) && !opt_slow);
+}
 static struct span warm_spans[WARM_SLOTS] COLD_BSS;
 static struct pool warm = { warm_spans, 0, WARM_SLOTS, 0, WARM_BYTES };
 
@@ -128,17 +145,21 @@ static int pool_expire(struct pool *p, long now, int force, struct span *out, in
 	return k;
 }
 
-/* Add s, moving the oldest entries to out[] until it fits. */
-static int pool_put(struct pool *p, struct span s, struct span *out)
+/* Add s, moving the oldest entries to out[] until it fits, at most room
+ * of them: *added says whether s went in. */
+static int pool_put(struct pool *p, struct span s, struct span *out, int room, int *added)
 {
 	int k = 0;
-	while (p->n && (p->n == p->cap || p->bytes + s.len > p->max)) {
+	*added = 0;
+	while (p->n && (p->n >= p->cap || p->bytes + s.len > p->max)) {
+		if (k == room) return k;        /* (the rest leave at later puts and expiries) */
 		int oldest = 0;
 		for (int i = 1; i < p->n; i++)
 			if (p->s[i].stamp < p->s[oldest].stamp) oldest = i;
 		pool_take(p, oldest, &out[k++]);
 	}
 	pool_add(p, s);
+	*added = 1;
 	return k;
 }
 
@@ -304,8 +325,8 @@ static int warm_put(struct span s, struct span *out, int room)
  * hold) stays warm if it is at most a quarter of the pool's bound: a
  * program that frees a structure and builds it again refaults less.  The
  * longest warm spans make room; older than decay_ms, they go cold at the
- * next decay check.  The bound is 8 times higher while another thread has
- * a heap: each madvise then also interrupts the cores that run the
+ * next decay check.  The bound is 16 times higher while another thread has
+ * a heap (and for decay_ms after one exited: span_heap_left): each madvise then also interrupts the cores that run the
  * process's other threads (a TLB shootdown), so a thread that frees what
  * it built should not give it back piece by piece while they run
  * (test_warm_spans_threads; figures in doc/performance.md). */
@@ -326,8 +347,7 @@ void span_retire_many(unsigned char *const *base, const size_t *len, int n)
 	}
 	long now = os_now_ms();
 	os_span_lock();
-	size_t live = atomic_load_explicit(&os_count.heaps_live, memory_order_relaxed);
-	warm.max = live > 1 ? WARM_MT_BYTES : WARM_BYTES;
+	warm.max = threaded(now) ? WARM_MT_BYTES : WARM_BYTES;
 	k = pool_expire(&warm, now, 0, old, BATCH / 4);
 	for (int i = 0; i < n; i++) {
 		if (len[i] > warm.max / 4) old[k++] = (struct span){ base[i], base[i], len[i], now };
@@ -367,7 +387,7 @@ void span_decay(void)
 		os_span_unlock();
 		unmap_all(old, k);
 		retire_all(kept, d);
-	} while (d == BATCH);
+	} while (d == BATCH || k == CACHE_SLOTS);
 }
 
 /* Empty the cache and give back the warm spans' pages; with all != 0
@@ -477,6 +497,21 @@ unsigned char *map_group(size_t *len, int *dirty, size_t *rest, int many)
 	return s.base;
 }
 
+/* A heap's thread exits (global lock held): for decay_ms the pools keep their
+ * threaded bounds, though one heap may be left.  A program whose threads
+ * come and go makes the next ones soon, and they need what these freed:
+ * with the single-threaded bounds the spans of the groups an exited heap
+ * releases (and those its bundle's groups release when other threads
+ * free their last objects) and most of the large objects the threads
+ * freed at their end went back at once, and the next threads faulted
+ * them in again.  A program that stays single-threaded gets the smaller
+ * bounds back after decay_ms, and the spans expire as ever.  Not on the
+ * checked paths, which give freed pages back at once (dirty_on). */
+void span_heap_left(void)
+{
+	atomic_store_explicit(&mt_until, os_now_ms() + opt.decay_ms, memory_order_relaxed);
+}
+
 /* Whether the warm pool may hold len bytes with their pages: a hint,
  * read without the lock (a stale value costs a lock hold, or a span
  * without pages). */
@@ -506,10 +541,12 @@ void span_unmap_cached(unsigned char *base, size_t len, unsigned char *origin)
 		else i++;
 	}
 	s.stamp = now;
-	if (s.len <= CACHE_BYTES / 2 && opt.decay_ms > 0) {
-		k += pool_put(&cache, s, old + k);
-		s.base = 0;
-	}
+	cache.cap = threaded(now) ? CACHE_MT_SLOTS : CACHE_SLOTS;
+	/* (old[] holds CACHE_SLOTS + 1: the cache's bound may have dropped
+	 * from CACHE_MT_SLOTS, and a put moves out at most what fits) */
+	int added = 0;
+	if (s.len <= CACHE_BYTES / 2 && opt.decay_ms > 0) k += pool_put(&cache, s, old + k, CACHE_SLOTS + 1 - k, &added);
+	if (added) s.base = 0;
 	os_span_unlock();
 	unmap_all(old, k);
 	if (s.base) span_retire(s.base, s.len);

@@ -98,7 +98,7 @@ static int shape_rounds(void)
 		bad = 1;
 	}
 	/* after the last round: the live bytes, plus what the allocator may
-	 * keep for reuse (doc/design.md: 8 MiB of warm spans, 4 MiB of kept
+	 * keep for reuse (doc/design.md: 16 MiB of warm spans, 4 MiB of kept
 	 * slots per heap, one thread's worth in thread caches), plus the
 	 * program's own files and stacks (base) */
 	if (rss > base + (long)(live >> 10) * 2 + 24 * 1024) {

@@ -323,6 +323,32 @@ START_TEST(test_cache_byte_bound)
 }
 END_TEST
 
+/* Large cache, its bound dropping: while threads come and go the cache
+ * holds CACHE_MT_SLOTS (64) mappings; once that ends (span_heap_left's
+ * decay_ms past) the next put moves out at most what its caller's buffer
+ * holds (CACHE_SLOTS + 1 mappings; the oldest, which the coarse clock
+ * may not tell apart here), and leaves the rest
+ * to later puts and expiries (a put that moved the whole excess wrote 31
+ * spans into a buffer of 9 on the stack). */
+START_TEST(test_cache_bound_drops)
+{
+	enum { N = 40 };
+	setup_pools(50);
+	span_heap_left();               /* threaded for 50 ms */
+	opt.decay_ms = 1 << 30;         /* nothing expires */
+	unsigned char *m[N + 1];
+	for (int i = 0; i <= N; i++) m[i] = region(64 * KiB);
+	for (int i = 0; i < N; i++) span_unmap_cached(m[i], 64 * KiB, m[i]);
+	for (int i = 0; i < N; i++) ck_assert_msg(is_mapped(m[i]), "cached mapping %d unmapped", i);
+	sleep_ms(80);                   /* past the threaded bound */
+	span_unmap_cached(m[N], 64 * KiB, m[N]);
+	int gone = 0;
+	for (int i = 0; i < N; i++) gone += !is_mapped(m[i]);
+	ck_assert_msg(gone == CACHE_SLOTS + 1, "%d of %d cached mappings unmapped by one put", gone, N);
+	span_trim(1);
+}
+END_TEST
+
 static Suite *span_suite(void)
 {
 	Suite *s = suite_create("span");
@@ -340,6 +366,7 @@ static Suite *span_suite(void)
 	tcase_add_test(tc, test_cache_join);
 	tcase_add_test(tc, test_cache_count_bound);
 	tcase_add_test(tc, test_cache_byte_bound);
+	tcase_add_test(tc, test_cache_bound_drops);
 	suite_add_tcase(s, tc);
 	return s;
 }
