@@ -213,23 +213,38 @@ static inline struct meta *freed_slot_group(unsigned char *p, int sc, int *idx)
 	return m;
 }
 
-/* Return all but the `keep` most recent cached slots of a class. */
+/* Return all but the `keep` most recent cached slots of a class.  A
+ * slot of one of h's own groups (most of them: a thread frees what it
+ * made) of a class below SLOT_PURGE_MIN goes back here, as
+ * slot_release_any's owner branch would take it: only h sets bits in its
+ * groups' avail masks, so nothing else can have taken the group meanwhile;
+ * the bytes in use go down once for the flush.  Any other slot takes
+ * slot_release_with_pages. */
 void tc_flush(struct heap *h, int sc, int keep)
 {
 	int k = (int)tc_count(h, sc), out = k - keep;
 	void **slots = tc_bottom(h, sc) + 1;
-	size_t emptied = h->emptied;
+	size_t emptied = h->emptied, stride = class_stride(sc), own = 0;
 	for (int i = 0; i < out; i++) {
 		unsigned char *p = slots[i];
 		int idx;
 		struct meta *m = freed_slot_group(p, sc, &idx);
-		slot_release_with_pages(h, m, idx, p);
+		if (likely(stride < SLOT_PURGE_MIN && __atomic_load_n(&m->owner, __ATOMIC_RELAXED) == h)) {
+			uint32_t bit = 1u << idx;
+			if (m->avail & bit) fail("double free", m->mem);
+			m->avail |= bit;
+			own += stride;
+			if (unlikely(m->avail == full_mask(m) || m->in_full)) heap_group_regained(h, m);
+		} else {
+			slot_release_with_pages(h, m, idx, p);
+		}
 		/* groups are emptying: the program is freeing, not churning, so
 		 * let the cache pin no group (this flush returns everything) */
 		if (i == out - 1 && h->emptied != emptied && out < k) out = k, keep = 0;
 	}
 	for (int i = 0; i < keep; i++) slots[i] = slots[out + i];
 	h->tc_top[sc] = (uint32_t)(tc_bottom_off(sc) + keep * sizeof(void *));
+	if (own) inuse_add(h, -(ptrdiff_t)own);
 }
 
 void quarantine_drain(struct heap *h, size_t keep_bytes)
