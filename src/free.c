@@ -103,6 +103,17 @@ static __attribute__((noinline)) void free_with_lookup(void *p, const void *call
 	CALLER_CLEAR();
 }
 
+/* The check past an object whose check value is not 4 bytes (1..3
+ * bytes, or none: the next slot's header), its header verified: whether
+ * it holds (free_short, malloc_usable_size).  Out of line: the fast paths
+ * keep no register for it. */
+static __attribute__((noinline)) int tail_ok(const unsigned char *p, uint64_t hdr, size_t n)
+{
+	unsigned clen = H_CLEN(hdr);
+	return clen ? canary_ok(p + n, H_TAG(hdr), clen)
+		    : next_header_ok(p + n + SLOT_HDR, meta_at_index(H_META(hdr)), (int)H_IDX(hdr) + 1);
+}
+
 /* free's out-of-line end for an object whose check value is not 4 bytes
  * (1..3 bytes, or none: the next slot's header is checked instead), its
  * header verified: it returns p when a check fails (NULL when the object
@@ -115,12 +126,9 @@ static __attribute__((noinline)) unsigned char *free_short(unsigned char *p, uin
 							   _Atomic uint32_t *e, uint32_t ev)
 {
 	size_t n = ev & E_N_MASK;
-	unsigned clen = H_CLEN(hdr);
-	int idx = (int)H_IDX(hdr);
-	if (clen ? !canary_ok(p + n, H_TAG(hdr), clen) : !next_header_ok(p + n + SLOT_HDR, m, idx + 1))
-		return p;
+	if (!tail_ok(p, hdr, n)) return p;
 	if (unlikely(!ent_advance(e, ev))) return p;
-	free_to_cache(p, (size_t)size_to_class(n) + H_UP(hdr), m, idx, n, 0);
+	free_to_cache(p, (size_t)size_to_class(n) + H_UP(hdr), m, (int)H_IDX(hdr), n, 0);
 	return 0;
 }
 
@@ -188,14 +196,25 @@ EXPORT void free_aligned_sized(void *p, size_t align, size_t n)
 	CALLER_CLEAR();
 }
 
-/* free's checks for a live object at its slot's start (a program that
- * keeps count of its memory, as redis does, asks this for every object it
+/* free's checks for a live object at its slot's start, in free's order
+ * and with its 4-byte compare of the check value (a program that keeps
+ * count of its memory, as redis does, asks this for every object it
  * allocates and frees); anything else takes slot_lookup and its
  * diagnosis. */
+/* malloc_usable_size of a pointer that failed those checks: the full
+ * lookup and its diagnosis (caller: as free_with_lookup's). */
+static __attribute__((noinline)) size_t usable_with_lookup(void *p, const void *caller)
+{
+	struct slot s;
+	os_caller = caller;
+	slot_lookup(p, &s);
+	CALLER_CLEAR();
+	return s.n;
+}
+
 EXPORT size_t malloc_usable_size(void *ptr)
 {
 	unsigned char *p = ptr;
-	struct slot s;
 	if (!p) return 0;
 	if (likely(((uintptr_t)p & (MIN_PAGE - 1)) > GROUP_HDR)) {
 		uint64_t hdr;
@@ -204,16 +223,16 @@ EXPORT size_t malloc_usable_size(void *ptr)
 		if (e) {
 			uint32_t ev = ent_load(e);
 			size_t n = ev & E_N_MASK;
-			unsigned clen = H_CLEN(hdr);
-			struct meta *m = meta_at_index(H_META(hdr));
-			if (tag_ok(hdr, p, K_LIVE, E_GBITS(ev)) &&
-			    (clen ? canary_ok(p + n, H_TAG(hdr), clen)
-				  : next_header_ok(p + n + SLOT_HDR, m, (int)H_IDX(hdr) + 1)))
-				return n;
+			if (tag_ok(hdr, p, K_LIVE, E_GBITS(ev))) {
+				if (likely(H_CLEN(hdr) == 4)) {
+					uint32_t c;
+					__builtin_memcpy(&c, p + n, 4);
+					if (c == canary_word(H_TAG(hdr))) return n;
+				} else if (tail_ok(p, hdr, n)) {
+					return n;
+				}
+			}
 		}
 	}
-	CALLER_SET();
-	slot_lookup(p, &s);
-	CALLER_CLEAR();
-	return s.n;
+	return usable_with_lookup(p, __builtin_return_address(0));
 }
