@@ -133,7 +133,8 @@ static void heap_destroy(void *arg)
 	int w = meta_open(), kept = 0, bundle;
 	tl_exiting = 1;
 	quarantine_drain(h, 0);
-	for (int sc = 0; sc < NCLASS; sc++) tc_flush(h, sc, 0);
+	for (int sc = 0; sc < NCLASS; sc++)
+		if (tc_count(h, sc)) tc_flush(h, sc, 0);
 	remote_batch_flush(h);
 	dirty_exit(h);          /* no entry may outlive the heap's ownership */
 	if (tl_heap == h) tl_heap = &empty_heap;
