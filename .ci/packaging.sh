@@ -242,8 +242,10 @@ for a in $CROSS_PKG_ARCHS; do
 	*"$(deb_machine "$a")"*) ;;
 	*) die "libmallocng1_${version}_$a.deb: $lib is for '$machine'" ;;
 	esac
-	dpkg-deb --fsys-tarfile "$PKG_OUT/mallocng-tools_${version}_$a.deb" | tar -xOf - ./usr/bin/mallocng |
-		grep -q "^default_lib='/usr/lib/$t/libmallocng.so.1'" ||
+	# (read whole first: grep -q would stop reading at its match, and the
+	# writer's SIGPIPE fails the pipeline under pipefail, about 1 run in 8)
+	tool=$(dpkg-deb --fsys-tarfile "$PKG_OUT/mallocng-tools_${version}_$a.deb" | tar -xOf - ./usr/bin/mallocng)
+	grep -q "^default_lib='/usr/lib/$t/libmallocng.so.1'" <<<"$tool" ||
 		die "mallocng-tools_${version}_$a.deb: the command does not name /usr/lib/$t/libmallocng.so.1"
 	echo "$a: $(cd "$PKG_OUT" && ls ./*_"${version}"_"$a".deb | tr '\n' ' '); ${lib#.} is $machine; symbols as in debian/libmallocng1.symbols"
 done
