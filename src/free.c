@@ -103,6 +103,15 @@ static __attribute__((noinline)) void free_with_lookup(void *p, const void *call
 	CALLER_CLEAR();
 }
 
+/* Whether the 4-byte check value past the n bytes at p is the tag of
+ * header hdr (a misaligned p + n: one load). */
+static inline __attribute__((always_inline)) int tail4_ok(const unsigned char *p, size_t n, uint64_t hdr)
+{
+	uint32_t c;
+	__builtin_memcpy(&c, p + n, 4);
+	return c == canary_word(H_TAG(hdr));
+}
+
 /* The check past an object whose check value is not 4 bytes (1..3
  * bytes, or none: the next slot's header), its header verified: whether
  * it holds (free_short, malloc_usable_size).  Out of line: the fast paths
@@ -160,10 +169,8 @@ EXPORT void free(void *ptr)
 	if (unlikely(!tag_ok(hdr, p, K_LIVE, E_GBITS(ev)))) goto general;
 	size_t n = ev & E_N_MASK;
 	if (likely(H_CLEN(hdr) == 4)) {
-		uint32_t c;
-		__builtin_memcpy(&c, p + n, 4);
 		/* a failed compare-and-swap: another free of p won */
-		if (unlikely(c != canary_word(H_TAG(hdr))) || unlikely(!ent_advance(e, ev))) goto general;
+		if (unlikely(!tail4_ok(p, n, hdr)) || unlikely(!ent_advance(e, ev))) goto general;
 		free_to_cache(p, (size_t)size_to_class(n) + H_UP(hdr), m, (int)H_IDX(hdr), n, 0);
 		return;
 	}
@@ -196,12 +203,7 @@ EXPORT void free_aligned_sized(void *p, size_t align, size_t n)
 	CALLER_CLEAR();
 }
 
-/* free's checks for a live object at its slot's start, in free's order
- * and with its 4-byte compare of the check value (a program that keeps
- * count of its memory, as redis does, asks this for every object it
- * allocates and frees); anything else takes slot_lookup and its
- * diagnosis. */
-/* malloc_usable_size of a pointer that failed those checks: the full
+/* malloc_usable_size of a pointer that failed free's checks: the full
  * lookup and its diagnosis (caller: as free_with_lookup's). */
 static __attribute__((noinline)) size_t usable_with_lookup(void *p, const void *caller)
 {
@@ -212,6 +214,10 @@ static __attribute__((noinline)) size_t usable_with_lookup(void *p, const void *
 	return s.n;
 }
 
+/* free's checks for a live object at its slot's start, in free's order
+ * (a program that keeps count of its memory, as redis does, asks this for
+ * every object it allocates and frees); anything else takes slot_lookup
+ * and its diagnosis. */
 EXPORT size_t malloc_usable_size(void *ptr)
 {
 	unsigned char *p = ptr;
@@ -224,13 +230,7 @@ EXPORT size_t malloc_usable_size(void *ptr)
 			uint32_t ev = ent_load(e);
 			size_t n = ev & E_N_MASK;
 			if (tag_ok(hdr, p, K_LIVE, E_GBITS(ev))) {
-				if (likely(H_CLEN(hdr) == 4)) {
-					uint32_t c;
-					__builtin_memcpy(&c, p + n, 4);
-					if (c == canary_word(H_TAG(hdr))) return n;
-				} else if (tail_ok(p, hdr, n)) {
-					return n;
-				}
+				if (likely(H_CLEN(hdr) == 4) ? tail4_ok(p, n, hdr) : tail_ok(p, hdr, n)) return n;
 			}
 		}
 	}

@@ -335,9 +335,11 @@ static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m
 	_Atomic uint32_t *e = ent_at(mi, (unsigned)idx);
 	uint32_t ev = ent_load(e);
 	/* the common case inline: the stale live header of the slot's last
-	 * use (it names this slot: its tag covers p); any other, or a
-	 * stale one that names another record, slot_free_header */
-	if (unlikely(old != 0) && !tag_ok(old, p, K_LIVE, E_GBITS_PREV(ev)) &&
+	 * use, naming this slot's entry (stale_ok(old, p, K_LIVE) without
+	 * reading the entry again); any other header, slot_free_header */
+	if (unlikely(old != 0) &&
+	    !((old & (H_MI_MASK | H_IDX_MASK)) == h_low(mi, (unsigned)idx, 0) &&
+	      tag_ok(old, p, K_LIVE, E_GBITS_PREV(ev))) &&
 	    unlikely(!slot_free_header(old, p)))
 		return slot_not_free(p);
 	frame_ent(p, mi, (unsigned)idx, m->sc, n, class_room(m->sc), K_LIVE, e, ev);

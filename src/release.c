@@ -40,6 +40,16 @@ static inline __attribute__((always_inline)) void slot_release_remote(struct hea
 		atomic_store_explicit(&owner->remote_hint[sc], 1, memory_order_relaxed);
 }
 
+/* Slot bit of m, one of h's own groups, back to its free slots: only h
+ * sets bits in its groups' avail masks, so nothing else can have taken
+ * the slot meanwhile (slot_release_any, tc_flush). */
+static inline __attribute__((always_inline)) void slot_release_own(struct heap *h, struct meta *m, uint32_t bit)
+{
+	if (m->avail & bit) fail("double free", m->mem);
+	m->avail |= bit;
+	if (unlikely(m->avail == full_mask(m) || m->in_full)) heap_group_regained(h, m);
+}
+
 /* Return slot idx to its group: the owner sets its bit, another thread
  * sets the bit in `remote` with one atomic operation, and a group nobody
  * owns is handled under the lock.  With p (the slot's object, from a free
@@ -61,10 +71,7 @@ static __attribute__((noinline)) void slot_release_any(struct heap *h, struct me
 			return;
 		}
 		if (owner == h) {
-			if (m->avail & bit) fail("double free", m->mem);
-			m->avail |= bit;
-			if (unlikely(m->avail == full_mask(m) || m->in_full))
-				heap_group_regained(h, m);
+			slot_release_own(h, m, bit);
 			return;
 		}
 		if (owner) {
@@ -215,11 +222,9 @@ static inline struct meta *freed_slot_group(unsigned char *p, int sc, int *idx)
 
 /* Return all but the `keep` most recent cached slots of a class.  A
  * slot of one of h's own groups (most of them: a thread frees what it
- * made) of a class below SLOT_PURGE_MIN goes back here, as
- * slot_release_any's owner branch would take it: only h sets bits in its
- * groups' avail masks, so nothing else can have taken the group meanwhile;
- * the bytes in use go down once for the flush.  Any other slot takes
- * slot_release_with_pages. */
+ * made) of a class below SLOT_PURGE_MIN goes straight back
+ * (slot_release_own), the bytes in use down once for the flush; any other
+ * slot takes slot_release_with_pages. */
 void tc_flush(struct heap *h, int sc, int keep)
 {
 	int k = (int)tc_count(h, sc), out = k - keep;
@@ -230,11 +235,8 @@ void tc_flush(struct heap *h, int sc, int keep)
 		int idx;
 		struct meta *m = freed_slot_group(p, sc, &idx);
 		if (likely(stride < SLOT_PURGE_MIN && __atomic_load_n(&m->owner, __ATOMIC_RELAXED) == h)) {
-			uint32_t bit = 1u << idx;
-			if (m->avail & bit) fail("double free", m->mem);
-			m->avail |= bit;
+			slot_release_own(h, m, 1u << idx);
 			own += stride;
-			if (unlikely(m->avail == full_mask(m) || m->in_full)) heap_group_regained(h, m);
 		} else {
 			slot_release_with_pages(h, m, idx, p);
 		}
