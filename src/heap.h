@@ -314,6 +314,22 @@ HIDDEN _Noreturn __attribute__((noinline, cold)) void bad_header(uint64_t hdr, u
  * for p names p's slot). */
 HIDDEN int slot_free_header(uint64_t old, const unsigned char *p);
 
+/* The first use of slot idx of m since its group was mapped or its pages
+ * given back (m->untouched): the header's page may not be resident.  A
+ * read there would map the shared zero page, and the header's write right
+ * after would replace it: a second fault and, while other threads of the
+ * process run, a TLB shootdown on every CPU they ran on.  An atomic add of
+ * 0 faults the page in for writing at once and leaves the header as it
+ * is, so that enframe's check reads the same value (a write access on
+ * x86, and on arm64 with LSE; elsewhere it may read first, as before).
+ * Below POPULATE_MIN the mark goes now (alloc_paged, which reads it at
+ * and above, forgets it itself: slot_fresh). */
+static inline void slot_first_touch(struct meta *m, int idx, unsigned char *p)
+{
+	if (class_stride(m->sc) < POPULATE_MIN) m->untouched &= ~(1u << idx);
+	__atomic_fetch_add((uint32_t *)(void *)header_of(p), 0, __ATOMIC_RELAXED);
+}
+
 /* Take slot idx of m, whose free slots are a (the owner's m->avail):
  * the header first, then the bit, with release order, so that a thread
  * that reads the bit cleared then reads the header written (a zero header
@@ -331,6 +347,7 @@ static inline __attribute__((always_inline)) void *enframe_inline(struct meta *m
 	uint32_t mi = m->index & ((MAX_AREAS << AREA_SHIFT) - 1);
 	if (unlikely(meta_at_index(mi) != m)) return slot_not_free(m);
 	unsigned char *p = slot_at(m, (size_t)idx);
+	if (unlikely(m->untouched >> idx & 1)) slot_first_touch(m, idx, p);
 	uint64_t old = *header_of(p);
 	_Atomic uint32_t *e = ent_at(mi, (unsigned)idx);
 	uint32_t ev = ent_load(e);

@@ -37,9 +37,9 @@ struct meta {
 			struct {
 				uint32_t dirty;     /* group: freed slots that may keep
 				                     * pages (dirty.c); the owner's only */
-				uint32_t untouched; /* mapped group: slots whose pages
-				                     * past the first were never written
-				                     * since mapped or given back (malloc.c:
+				uint32_t untouched; /* mapped group: slots not handed
+				                     * out since mapped or given back
+				                     * (heap.h: slot_first_touch; malloc.c:
 				                     * alloc_paged); the owner's only */
 			};
 		};
