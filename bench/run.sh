@@ -152,7 +152,7 @@ run_one() {
 	timeout -k 5 "$tmo" env ${PRE[$a]:+LD_PRELOAD=${PRE[$a]}} "$@" "${BIN[$a]}" "$w" $arg >"$out" 2>"$err"
 	rc=$?
 	if [ $rc = 0 ] && grep -q . "$out"; then
-		awk -v a="$a" -v w="$w" -v r="$rep" 'NF == 2 { print a "\t" w "\t" $1 "\t" $2 "\t" r }' "$out" >>"$RAW"
+		awk -v a="$a" -v w="$w" -v r="$rep" -v sfx="${KEY_SUFFIX:-}" 'NF == 2 { print a "\t" w "\t" $1 sfx "\t" $2 "\t" r }' "$out" >>"$RAW"
 		[ -s "$err" ] || rm -f "$err"
 		return 0
 	fi
@@ -189,6 +189,20 @@ for ((rep = 1; rep <= REPS_RUN; rep++)); do
 		done
 	done
 done
+
+# ---------------------------------------------------------------- steady state
+# The lock counts of the 8- and 32-thread rows are mostly what each thread's
+# birth and exit cost (a heap, its first groups, its bundle), spread over a
+# thread's few tens of thousands of calls.  Once, mallocng only: the same
+# rows with threads that live STEADY_SCALE times longer (keys *_x16).
+STEADY_SCALE=16
+if [ "$REPORT_ONLY" != 1 ] && [ -n "${BIN[mallocng]:-}" ] && [ "$REPS_RUN" -gt 0 ]; then
+	for w in xthread-8 xthread-32 larson-8 larson-32; do
+		has_w "$w" || continue
+		log "steady state: mallocng $w at scale $STEADY_SCALE x $SCALE"
+		KEY_SUFFIX=_x16 run_one mallocng 1 "$w" "$(awk -v s="$SCALE" -v k=$STEADY_SCALE 'BEGIN { print s * k }')"
+	done
+fi
 
 # ---------------------------------------------------------------- callgrind
 HAVE_CG=0
@@ -379,6 +393,13 @@ END {
 			if ((a, w, "span_locks") in M && M[a, w, "calls"] > 0) M[a, w, "span_pm"] = M[a, w, "span_locks"] * 1e6 / M[a, w, "calls"] }
 		if ((ref, w, "lock_pm") in M) row(w " locks/M calls", w, "lock_pm", "i", 0)
 		if ((ref, w, "span_pm") in M) row(w " span locks/M", w, "span_pm", "i", 0) }
+	# the same with threads that live 16 times longer (mallocng only)
+	for (j = 1; j <= 10; j++) { w = LW[j]
+		if (!has(w) || !((ref, w, "calls_x16") in M) || M[ref, w, "calls_x16"] <= 0) continue
+		if ((ref, w, "locks_x16") in M) M[ref, w, "lock_pm_x16"] = M[ref, w, "locks_x16"] * 1e6 / M[ref, w, "calls_x16"]
+		if ((ref, w, "span_locks_x16") in M) M[ref, w, "span_pm_x16"] = M[ref, w, "span_locks_x16"] * 1e6 / M[ref, w, "calls_x16"]
+		if ((ref, w, "lock_pm_x16") in M) row(w " x16 locks/M", w, "lock_pm_x16", "i", 0)
+		if ((ref, w, "span_pm_x16") in M) row(w " x16 span locks/M", w, "span_pm_x16", "i", 0) }
 	if (have_cg == 1) {
 		if (has("st-churn"))       row("st-churn instr/op", "st-churn", "cg_ir_per_op", "i", 1)
 		if (has("realloc-growth")) row("realloc-growth instr/op", "realloc-growth", "cg_ir_per_op", "i", 1)
@@ -427,7 +448,8 @@ END {
 	echo "workloads: st-churn = 8M free+malloc pairs (8..1024 B, 10k live); mt-churn-N = same per thread on N threads (8, 32: the 2-thread work split between them);"
 	echo "  xthread = 1.5M objects malloc'd by a producer and freed by a consumer thread (-8, -32: 4, 16 pairs sharing them); larson = 2 threads (-8, -32: 8, 32 sharing the work) x 4 generations"
 	echo "  replacing random slots of a shared 20k-slot array; locks/M calls = acquisitions of mallocng's global lock (span locks/M: of its span lock) per
-  million malloc/free calls in the measured part (mt-churn: the loops only, after every thread has filled); realloc-growth = 4 buffers grown to 1 MiB by 16..496 B steps;"
+  million malloc/free calls in the measured part (mt-churn: the loops only, after every thread has filled); x16 = one run at 16 times the"
+	echo "  scale (threads that live 16 times longer: what remains of each thread's birth and exit); realloc-growth = 4 buffers grown to 1 MiB by 16..496 B steps;"
 	echo "  large = 600 x malloc/touch/free of 64 KiB..16 MiB; buffers = 20k rounds of 1..4 buffers of 32..128 KiB taken,"
 	echo "  every page written, given back; frag = ~136 MiB of mixed sizes freed/re-allocated in patterns;"
 	echo "  once = RSS after one malloc(1) (dRSS = minus the same process without malloc, ASLR off; total RSS"
