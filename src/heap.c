@@ -165,23 +165,26 @@ static void heap_destroy(void *arg)
 			}
 		}
 	}
-	os_unlock();
 	/* before h is parked, its stash takes the records; the releases free
 	 * the slots that held nested groups, which may empty their
 	 * containers, in h's bundle or another: those go too, a level per
-	 * pass (the last pass's lock hold parks h) */
+	 * pass (the last pass's lock hold parks h).  A heap with no group to
+	 * release and no span to hand back (a thread that kept what it made)
+	 * is parked in the hold that bundled its groups. */
 	for (int pass = 0;; pass++) {
-		while (release) {
-			struct meta *m = release;
-			release = m->next;
-			group_release(h, m);
+		if (release || h->hspan_n) {
+			os_unlock();
+			while (release) {
+				struct meta *m = release;
+				release = m->next;
+				group_release(h, m);
+			}
+			hspan_flush(h, 1);      /* (a heap without a thread keeps no span) */
+			os_lock();
 		}
-		hspan_flush(h, 1);      /* (a heap without a thread keeps no span) */
-		os_lock();
 		bundle_sweep_held(&release);
 		if (kept) kept = bundle_sweep_own(h, &release);
 		if (!release || pass == 3) break;
-		os_unlock();
 	}
 	inuse_fold(h);
 	/* parked with its stash, for the thread that takes it; the list may

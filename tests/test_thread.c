@@ -748,6 +748,43 @@ START_TEST(test_xthread_global_lock)
 }
 END_TEST
 
+/* A thread that keeps what it made (its groups all hold live objects at
+ * its exit) takes the global lock twice in its life: once for its heap
+ * (the dormant heap of the thread before it, with that thread's groups),
+ * once at its exit to leave its groups in the heap's bundle and park the
+ * heap.  Each thread leaves one object of 128 bytes behind; the first
+ * ones make the group and the heap, the later ones are measured, with a
+ * hold or two more for each group that fills (a look for an abandoned
+ * one, a record for a new one). */
+enum { KEEP_THREADS = 16 };
+static void *keep_one(void *arg)
+{
+	void **out = arg;
+	*out = malloc(128);
+	return *out;
+}
+
+START_TEST(test_thread_keeps_objects_two_holds)
+{
+	static void *kept[2 + KEEP_THREADS];
+	struct mallocng_stats a = { .size = sizeof a }, b = { .size = sizeof b };
+	pthread_t t;
+	const char *opts = getenv("MALLOCNG_OPTIONS");
+	for (int i = 0; i < 2 + KEEP_THREADS; i++) {
+		if (i == 2) ck_assert_int_eq(mallocng_get_stats(&a), 0);
+		ck_assert_int_eq(pthread_create(&t, NULL, keep_one, &kept[i]), 0);
+		ck_assert_int_eq(pthread_join(t, NULL), 0);
+		ck_assert_ptr_nonnull(kept[i]);
+	}
+	ck_assert_int_eq(mallocng_get_stats(&b), 0);
+	for (int i = 0; i < 2 + KEEP_THREADS; i++) free(kept[i]);
+	if (opts && *opts) return;      /* (checked paths: the lock on every call) */
+	size_t global = b.lock_acquisitions - a.lock_acquisitions;
+	ck_assert_msg(global <= 2 * KEEP_THREADS + KEEP_THREADS / 2, "%zu holds of the global lock for %d threads that keep one object",
+	              global, KEEP_THREADS);
+}
+END_TEST
+
 /* ---- churn: threads come and go while their objects live on ----
  * A shared pool of objects; short-lived threads allocate into it and
  * take objects out of it (made by threads that may have exited already),
@@ -1009,6 +1046,7 @@ static Suite *thread_suite(void)
 	tcase_add_test(tc, test_heap_spans);
 	tcase_add_test(tc, test_bundle_swept);
 	tcase_add_test(tc, test_xthread_global_lock);
+	tcase_add_test(tc, test_thread_keeps_objects_two_holds);
 	tcase_add_test(tc, test_thread_churn);
 	tcase_add_test(tc, test_many_threads_alive);
 	tcase_add_test(tc, test_trim_small_stack);
