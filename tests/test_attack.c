@@ -455,6 +455,49 @@ START_TEST(test_saved_header_replayed_after_reuse)
 }
 END_TEST
 
+/* 10. A header written into a slot never used yet (an overflow past the
+ * end of the slot before it, with the layout in hand): its page is not
+ * resident, and malloc faults it in with a write before it looks
+ * (slot_first_touch), but it still looks: neither a genuine live header
+ * copied from the slot before (a replay) nor any other bytes make the
+ * slot look free.  Objects of 4 000 bytes take a slot a page, so the next
+ * slot's header is on a page nobody touched. */
+static void layout_next_slot(void *a)
+{
+	_exit((unsigned char *)malloc(4000) == (unsigned char *)a + 4096 ? 0 : 1);
+}
+
+struct fresh_arg {
+	unsigned char *a;
+	int how;        /* 0 the header before it replayed, 1 arbitrary bytes */
+};
+
+static void forge_fresh_header(void *arg)
+{
+	struct fresh_arg *f = arg;
+	uint64_t h = 0x0123456789abcdefull;
+	if (f->how == 0) memcpy(&h, f->a - 8, 8);
+	memcpy(f->a + 4096 - 8, &h, 8);
+	take_all(4000, 64);
+}
+
+START_TEST(test_header_forged_on_fresh_slot)
+{
+	unsigned char *a = malloc(4000);
+	ck_assert_ptr_nonnull(a);
+	if (!survives(layout_next_slot, a)) {
+		fprintf(stderr, "test_header_forged_on_fresh_slot: the next malloc(4000) is not at +4096, not run\n");
+		return;
+	}
+	for (int how = 0; how < 2; how++) {
+		struct fresh_arg f = { a, how };
+		ck_assert_msg(!survives(forge_fresh_header, &f), "a header forged on a never-used slot (%s) passed malloc",
+			      how ? "arbitrary bytes" : "the slot before's, replayed");
+	}
+	free(a);
+}
+END_TEST
+
 static Suite *attack_suite(void)
 {
 	Suite *s = suite_create("attack");
@@ -472,6 +515,7 @@ static Suite *attack_suite(void)
 	tcase_add_test(tc, test_header_replayed_after_realloc);
 	tcase_add_test(tc, test_forged_area0_index);
 	tcase_add_test(tc, test_saved_header_replayed_after_reuse);
+	tcase_add_test(tc, test_header_forged_on_fresh_slot);
 	suite_add_tcase(s, tc);
 	return s;
 }
