@@ -97,6 +97,24 @@ HIDDEN void os_lock(void);
 HIDDEN void os_unlock(void);
 HIDDEN void os_span_lock(void);         /* span.c's pools (os_proc.c: order) */
 HIDDEN void os_span_unlock(void);
+/* Whether the process has one thread, as the C library knows it: glibc's
+ * __libc_single_threaded (2.32 and later), which pthread_create clears in
+ * the creating thread before the new thread exists, and which is never
+ * true while another thread lives (a forked child of a threaded process
+ * has one thread).  While it holds, no other thread can read or write the
+ * allocator's memory.  0 (assume threads) where the library lacks it. */
+#if defined(HAVE_SYS_SINGLE_THREADED_H) && HAVE_DECL___LIBC_SINGLE_THREADED
+#include <sys/single_threaded.h>
+static inline int os_single_threaded(void)
+{
+	return __libc_single_threaded;
+}
+#else
+static inline int os_single_threaded(void)
+{
+	return 0;
+}
+#endif
 HIDDEN int os_random(void *buf, size_t len);
 HIDDEN _Noreturn void fail(const char *what, const void *p);
 /* The return address of the call into the allocator whose checks run now
