@@ -62,6 +62,10 @@ static void hint_room(int sc)
 #define DORMANT_MAX 64
 static struct heap *dormant COLD_BSS;   /* through next_free, newest first */
 static int dormant_n COLD_BSS;
+/* Whether a dormant heap may list kept pages (dirty.c): set when one is
+ * parked with some, cleared by bundle_decay when none has any left (a
+ * hint for taking the lock). */
+static _Atomic int dormant_kept COLD_BSS;
 _Static_assert(offsetof(struct heap, tc) + 64 + NCLASS * sizeof(struct meta) <= HEAP_BYTES,
 	       "a bundle's sentinels fit in the thread cache");
 
@@ -119,6 +123,7 @@ void bundle_add(struct heap *h, struct meta *m)
 int bundle_park(struct heap *h)
 {
 	if (dormant_n >= DORMANT_MAX) return 0;
+	if (h->dirty_n) atomic_store_explicit(&dormant_kept, 1, memory_order_relaxed);
 	h->next_free = dormant;
 	dormant = h;
 	dormant_n++;
@@ -167,9 +172,9 @@ struct meta *bundle_pop(struct heap *h, int sc)
 static _Atomic int sweep_n;
 static _Atomic uint8_t sweep_class[NCLASS] COLD_BSS;
 
-/* Move the empty groups of the bundle ring s to *release (lock held);
- * returns how many groups stay on it. */
-static int bundle_sweep_ring(struct meta *s, struct meta **release)
+/* Move the empty groups of the bundle ring s of heap b to *release (lock
+ * held), off b's list of kept pages; returns how many groups stay on it. */
+static int bundle_sweep_ring(struct heap *b, struct meta *s, struct meta **release)
 {
 	int kept = 0;
 	for (struct meta *m = s->next, *nx; m != s; m = nx) {
@@ -177,6 +182,7 @@ static int bundle_sweep_ring(struct meta *s, struct meta **release)
 		group_collect_remote(m);
 		if (m->avail == full_mask(m)) {
 			abandoned_unlink(m);
+			if (m->dirty) dirty_forget(b, m);
 			m->next = *release;
 			*release = m;
 		} else {
@@ -189,7 +195,7 @@ static int bundle_sweep_ring(struct meta *s, struct meta **release)
 /* The same for class sc of every dormant heap's bundle. */
 static void bundle_sweep_class(int sc, struct meta **release)
 {
-	for (struct heap *b = dormant; b; b = b->next_free) bundle_sweep_ring(bundle_ring(b, sc), release);
+	for (struct heap *b = dormant; b; b = b->next_free) bundle_sweep_ring(b, bundle_ring(b, sc), release);
 }
 
 /* Move the bundled groups emptied since the last sweep to *release (lock
@@ -228,7 +234,7 @@ void bundle_sweep(struct heap *h)
 int bundle_sweep_own(struct heap *h, struct meta **release)
 {
 	int kept = 0;
-	for (int sc = 0; sc < NCLASS; sc++) kept += bundle_sweep_ring(bundle_ring(h, sc), release);
+	for (int sc = 0; sc < NCLASS; sc++) kept += bundle_sweep_ring(h, bundle_ring(h, sc), release);
 	return kept;
 }
 
@@ -248,6 +254,7 @@ static struct meta *adopt_from_bundles(int sc)
 		for (struct meta *m = s->next; m != s; m = m->next)
 			if (m->avail || atomic_load_explicit(&m->remote, memory_order_relaxed)) {
 				abandoned_unlink(m);
+				dirty_drop(b, m);       /* (its pages: b's) */
 				return m;
 			}
 	}
@@ -403,6 +410,7 @@ int abandoned_trim(void)
 		}
 		bundle_sweep_class(sc, &release);
 	}
+	for (struct heap *b = dormant; b; b = b->next_free) n += dirty_purge(b, 1);
 	os_unlock();
 	while (release) {
 		struct meta *m = release;
@@ -410,4 +418,33 @@ int abandoned_trim(void)
 		group_release(tl_heap, m), n++;
 	}
 	return n;
+}
+
+/* The pages dormant heaps keep (listed in their dirty lists, lock held). */
+size_t bundle_dirty_bytes(void)
+{
+	size_t n = 0;
+	for (struct heap *b = dormant; b; b = b->next_free) n += b->dirty_bytes;
+	return n;
+}
+
+/* Give back the pages dormant heaps have kept longer than decay_ms, as
+ * their threads would (dirty_purge): called with span_decay from every
+ * thread's malloc_slow, at most every decay_ms / 8, and takes the lock
+ * only while some dormant heap keeps pages. */
+void bundle_decay(void)
+{
+	static _Atomic long next_check;
+	if (!atomic_load_explicit(&dormant_kept, memory_order_relaxed)) return;
+	long now = os_now_ms(), next = atomic_load_explicit(&next_check, memory_order_relaxed);
+	if (now < next || !atomic_compare_exchange_strong(&next_check, &next, now + opt.decay_ms / 8))
+		return;
+	int left = 0;
+	os_lock();
+	for (struct heap *b = dormant; b; b = b->next_free) {
+		dirty_purge(b, 0);
+		left |= b->dirty_n != 0;
+	}
+	atomic_store_explicit(&dormant_kept, left, memory_order_relaxed);
+	os_unlock();
 }

@@ -19,25 +19,35 @@
  *   program churning small objects releases all the time, nor for a
  *   class's first group of one slot, which becomes the spare;
  * - when an entry is older than decay_ms, at malloc_slow's decay check;
- * - at malloc_trim, and at thread exit those of groups the heap abandons
- *   (before it abandons them: another heap never inherits an entry); an
- *   empty group's entry just leaves the list there, its pages going with
- *   the group's span to the pool (dirty_exit).
+ * - at malloc_trim; at thread exit, those beyond the budgets (dirty_exit)
+ *   and those of groups the heap abandons to the global lists (before it
+ *   abandons them: another heap never inherits an entry); an empty
+ *   group's entry just leaves the list, its pages going with the group's
+ *   span to the pool.  The entries of the groups an exiting heap keeps in
+ *   its bundle (abandoned.c) stay listed while the heap is dormant, under
+ *   the global lock: the next thread that takes the heap takes its groups
+ *   with their pages, instead of faulting in again what the exit gave
+ *   back; a group that leaves the bundle otherwise (adopted by another
+ *   heap, released emptied) leaves the list first (dirty_drop,
+ *   dirty_forget), and the dormant lists decay (bundle_decay) and are
+ *   purged by malloc_trim like the others.
  *
  * The current group of a small class, emptied, is kept the same way (all
  * its slots listed), within DIRTY_SMALL_MAX per heap; it goes back whole,
  * and only if it is still empty: once in use again it is just unlisted.
  *
- * Invariants (owner thread only; no lock):
- * - m->dirty != 0  <=>  m is listed in its owner's h->dirty[];
+ * Invariants (owner thread only, no lock; a dormant heap's: the lock's):
+ * - m->dirty != 0  <=>  m is listed in its owner's h->dirty[] (a bundled
+ *   group: in its dormant heap's);
  * - a set bit names a slot that may hold pages; only the slots that are
  *   free in the group (m->avail) when the list is purged are given back:
  *   a slot allocated since (or waiting in the thread cache) is skipped,
  *   since only the owner allocates from m, nothing can take it meanwhile;
  * - h->dirty_bytes is the sum of popcount(m->dirty) * stride over the
  *   list: it overcounts the slots taken again since, which only purges
- *   earlier; dirty_total is the sum of dirty_bytes over the heaps (in a
- *   forked child, over the forking thread's heap: the others are gone);
+ *   earlier; dirty_total is the sum of dirty_bytes over the heaps, dormant
+ *   ones included (in a forked child, over the forking thread's heap and
+ *   the dormant ones: the others are gone);
  * - a listed group that is released leaves the list first (group_release
  *   calls dirty_forget), so that no entry outlives its record;
  * - the list is in the order groups were listed (unlisting shifts the
@@ -177,15 +187,26 @@ int dirty_keep_group(struct heap *h, struct meta *m)
 	return 1;
 }
 
+static int entry_of(struct heap *h, struct meta *m)
+{
+	for (int i = 0; i < (int)h->dirty_n; i++)
+		if (h->dirty[i].m == m) return i;
+	fail("corrupted metadata", m->mem);     /* dirty set, not listed */
+}
+
+/* m (listed in h's list) leaves it with its pages: it is released, its
+ * span going to the pool. */
 void dirty_forget(struct heap *h, struct meta *m)
 {
-	for (int i = 0; i < (int)h->dirty_n; i++) {
-		if (h->dirty[i].m == m) {
-			unlist(h, i);
-			return;
-		}
-	}
-	fail("corrupted metadata", m->mem);     /* dirty set, not listed */
+	unlist(h, entry_of(h, m));
+}
+
+/* m (listed in h's list if m->dirty; h the caller's, or a dormant heap
+ * with the lock held) leaves it without its pages: it goes to another
+ * heap, or to the global lists. */
+void dirty_drop(struct heap *h, struct meta *m)
+{
+	if (m->dirty) purge_entry(h, entry_of(h, m));
 }
 
 /* Purge the entries older than decay_ms, or all of them (all != 0);
@@ -207,23 +228,26 @@ int dirty_purge(struct heap *h, int all)
  * the list with their pages, which go to the span pool with the group's
  * mapping (group_release; the pool bounds them and gives them back in
  * time): purged here, they would be faulted in again by the next thread
- * that takes the span.  The other groups' entries are purged, since their
- * groups are abandoned and nobody keeps a list of them. */
+ * that takes the span.  The other entries stay, within the budgets
+ * (dirty_trim): their groups go to h's bundle with h, and heap_destroy
+ * drops the entry of a group it abandons to the global lists instead. */
 void dirty_exit(struct heap *h)
 {
 	for (int i = 0; i < (int)h->dirty_n;) {
 		struct meta *m = h->dirty[i].m;
 		group_collect_remote(m);
 		if (m->avail == full_mask(m)) unlist(h, i);
-		else purge_entry(h, i);
+		else i++;
 	}
+	dirty_trim(h);
 }
 
-/* The forked child has the forking thread only: the others' kept slots
- * stay mapped there, but are nobody's to give back or to count. */
+/* The forked child has the forking thread only: the other live threads'
+ * kept slots stay mapped there, but are nobody's to give back or to
+ * count; the dormant heaps' are still listed (fork held the lock). */
 void dirty_fork_child(void)
 {
 	struct heap *h = tl_heap;
-	atomic_store_explicit(&dirty_total, h == &empty_heap ? 0 : h->dirty_bytes,
+	atomic_store_explicit(&dirty_total, (h == &empty_heap ? 0 : h->dirty_bytes) + bundle_dirty_bytes(),
 			      memory_order_relaxed);
 }

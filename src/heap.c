@@ -155,11 +155,13 @@ static void heap_destroy(void *arg)
 				m->in_full = 0;
 				group_collect_remote(m);
 				if (m->avail == full_mask(m)) {
+					if (m->dirty) dirty_forget(h, m);  /* (owner NULL now) */
 					m->next = release;
 					release = m;
 				} else if (bundle) {
 					bundle_add(h, m), kept++;
 				} else {
+					dirty_drop(h, m);
 					group_abandon(m);
 				}
 			}
@@ -191,7 +193,7 @@ static void heap_destroy(void *arg)
 	 * have filled meanwhile: the bundle's groups then go to the lists */
 	if (!kept || !bundle_park(h)) {
 		for (int sc = 0; sc < NCLASS; sc++)
-			for (struct meta *m; (m = bundle_pop(h, sc));) group_abandon(m);
+			for (struct meta *m; (m = bundle_pop(h, sc));) dirty_drop(h, m), group_abandon(m);
 		bundle_close(h);
 		record_stash_flush(h);
 		h->next_free = free_heaps;
@@ -216,8 +218,11 @@ static void heap_revive(struct heap *h, struct meta **release)
 {
 	struct meta *stash = h->rec_stash;
 	uint16_t stash_n = h->rec_stash_n;
+	uint32_t dirty_n = h->dirty_n;          /* the kept pages of its groups */
+	size_t dirty_bytes = h->dirty_bytes;
 	heap_init(h);
 	h->rec_stash = stash, h->rec_stash_n = stash_n;
+	h->dirty_n = dirty_n, h->dirty_bytes = dirty_bytes;
 	for (int sc = 0; sc < NCLASS; sc++) {
 		for (struct meta *m; (m = bundle_pop(h, sc));) {
 			__atomic_store_n(&m->owner, h, __ATOMIC_RELAXED);
@@ -425,6 +430,7 @@ static __attribute__((noinline)) void *malloc_refill(size_t n, int sc)
 	struct meta *m;
 	if (unlikely(++h->slow_ticks % DECAY_TICKS == 0)) {
 		span_decay();
+		bundle_decay();
 		remote_batch_flush(h);
 		collect_remote(h);
 		dirty_purge(h, 0);

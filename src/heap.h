@@ -175,6 +175,7 @@ HIDDEN int heap_trim(struct heap *h);
 HIDDEN void dirty_add(struct heap *h, struct meta *m, uint32_t bits);
 HIDDEN void dirty_trim(struct heap *h);
 HIDDEN void dirty_forget(struct heap *h, struct meta *m);
+HIDDEN void dirty_drop(struct heap *h, struct meta *m);
 HIDDEN int dirty_keep_group(struct heap *h, struct meta *m);
 HIDDEN int dirty_purge(struct heap *h, int all);
 HIDDEN void dirty_exit(struct heap *h);
@@ -279,6 +280,8 @@ HIDDEN int bundle_sweep_own(struct heap *h, struct meta **release); /* lock held
 HIDDEN int abandoned_release_slots(struct meta *m, uint32_t bits);
 HIDDEN void heap_group_regained(struct heap *h, struct meta *m);
 HIDDEN int abandoned_trim(void);
+HIDDEN void bundle_decay(void);
+HIDDEN size_t bundle_dirty_bytes(void);      /* lock held */
 
 /* ---- large objects (large.c) ---- */
 HIDDEN void *large_alloc(size_t n, size_t align, int zero);

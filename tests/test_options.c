@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -431,6 +432,38 @@ static int sc_decay_kept(void)
 	return 0;
 }
 
+/* The same kept by a thread that exits: they wait with its heap for the
+ * next thread, and go back after decay_ms once another thread allocates. */
+static void *free_3_of_4_big_thread(void *arg)
+{
+	(void)arg;
+	free_3_of_4_big();
+	return NULL;
+}
+
+static int sc_decay_dormant(void)
+{
+	pthread_t t;
+	static void *small[20000];
+	small[0] = malloc(64);  /* this thread's own heap first */
+	long start = vm_rss_kib();
+	if (pthread_create(&t, NULL, free_3_of_4_big_thread, NULL) || pthread_join(t, NULL)) abort();
+	long kept = vm_rss_kib();
+	if (kept - start < 1000 + 1024)
+		return SAY("VmRSS %ld kB at start, %ld kB after a thread freed 3 MiB of 4 and exited: nothing kept",
+		           start, kept);
+	usleep(300 * 1000);     /* three times decay_ms */
+	for (int i = 1; i < 20000; i++)
+		if (!(small[i] = malloc(64))) abort();
+	long after = vm_rss_kib();
+	if (after > kept + 1563 - 1024)
+		return SAY("VmRSS %ld kB at start, %ld kB with an exited thread's freed slots kept, %ld kB after "
+		           "decay_ms and 1 563 kB of small objects", start, kept, after);
+	for (int i = 0; i < 20000; i++) free(small[i]);
+	for (int i = 0; i < 10; i++) free(kept_live[i]);
+	return 0;
+}
+
 static int sc_decay_zero(void)
 {
 	static const size_t sizes[] = { 1000, 1 << 20, 64, 300000 };
@@ -539,7 +572,7 @@ static const struct scenario scenarios[] = {
 	{ "plain", sc_plain }, { "first_not_junk", sc_first_not_junk },
 	{ "junk_only", sc_junk_only }, { "decay_trim", sc_decay_trim },
 	{ "decay_zero", sc_decay_zero }, { "decay_activity", sc_decay_activity },
-	{ "decay_kept", sc_decay_kept },
+	{ "decay_kept", sc_decay_kept }, { "decay_dormant", sc_decay_dormant },
 	{ "protect_meta", sc_protect_meta },
 };
 
@@ -843,6 +876,7 @@ END_TEST
 START_TEST(test_decay_kept_slots)
 {
 	expect_ok("decay_ms=100", "decay_kept");
+	expect_ok("decay_ms=100", "decay_dormant");
 }
 END_TEST
 
