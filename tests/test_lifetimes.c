@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
+#include <malloc.h>
 #include "util.h"
 
 /* ---- shape 1: rounds of short-lived workers and a shared table ---- */
@@ -150,6 +152,84 @@ static int shape_leftover(long threads)
 	return 0;
 }
 
+/* ---- shape 3: big slots through thread exits, with everything that
+ * takes a group out of a dormant heap's bundle at the same time ----
+ * Workers free most of their 32..128 KiB objects (pages kept) and pass
+ * the rest on through a table, then exit, their heaps parked with those
+ * pages listed; the next workers revive the heaps or adopt their groups,
+ * frees of passed objects empty bundled groups (sweeps), a trimmer calls
+ * malloc_trim all along, and a forked child allocates and trims.  At the
+ * end, everything freed and trimmed, RSS must be back near the start. */
+#define BIG_TABLE 256
+static void *_Atomic big_table[BIG_TABLE];
+static atomic_int trimmer_stop;
+
+static void *big_worker(void *arg)
+{
+	uint64_t s = (uintptr_t)arg * 0x9e3779b97f4a7c15ull + 7;
+	void *objs[40];
+	for (int i = 0; i < 40; i++) {
+		size_t z = (32u << 10) + rng_next(&s) % (96u << 10);
+		if ((objs[i] = malloc(z)) == NULL) abort();
+		memset(objs[i], i, z);
+	}
+	for (int i = 0; i < 40; i++) {
+		if (i % 3 == 0) free(atomic_exchange(&big_table[rng_next(&s) % BIG_TABLE], objs[i]));
+		else free(objs[i]);
+	}
+	return NULL;
+}
+
+static void *trimmer(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&trimmer_stop)) {
+		malloc_trim(0);
+		usleep(1000);
+	}
+	return NULL;
+}
+
+static int shape_bundles(void)
+{
+	pthread_t trim;
+	long start = vm_rss_kib();
+	if (pthread_create(&trim, NULL, trimmer, NULL)) abort();
+	for (int r = 1; r <= 60; r++) {
+		pthread_t t[6];
+		for (int i = 0; i < 6; i++)
+			if (pthread_create(&t[i], NULL, big_worker, (void *)(uintptr_t)(r * 6 + i))) abort();
+		for (int i = 0; i < 6; i++) pthread_join(t[i], NULL);
+		if (r % 10 == 0) {
+			pid_t pid = fork();
+			if (pid < 0) abort();
+			if (pid == 0) {
+				big_worker((void *)(uintptr_t)r);
+				malloc_trim(0);
+				_exit(0);
+			}
+			int st;
+			if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st)) {
+				fprintf(stderr, "FAIL: forked child status 0x%x\n", st);
+				return 1;
+			}
+		}
+	}
+	atomic_store(&trimmer_stop, 1);
+	pthread_join(trim, NULL);
+	for (int i = 0; i < BIG_TABLE; i++) free(atomic_exchange(&big_table[i], NULL));
+	malloc_trim(0);
+	long end = vm_rss_kib();
+	fprintf(stderr, "bundles: RSS %ld KiB at start, %ld KiB at the end\n", start, end);
+	/* what may stay: the program's stacks and the allocator's warm pool
+	 * (16 MiB at most while threaded; malloc_trim gives it back) */
+	if (end > start + 4096) {
+		fprintf(stderr, "FAIL: RSS more than 4 MiB above the start after everything was freed and trimmed\n");
+		return 1;
+	}
+	return 0;
+}
+
 static void run_scenario(const char *options, const char *scenario, unsigned timeout)
 {
 	char err[4096];
@@ -168,6 +248,12 @@ END_TEST
 START_TEST(test_rounds_outlive_threads_hardened)
 {
 	run_scenario("hardened", "rounds", 240);
+}
+END_TEST
+
+START_TEST(test_big_slots_through_exits)
+{
+	run_scenario(NULL, "bundles", 120);
 }
 END_TEST
 
@@ -190,6 +276,7 @@ static Suite *lifetimes_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_rounds_outlive_threads);
 	tcase_add_test(tc, test_rounds_outlive_threads_hardened);
+	tcase_add_test(tc, test_big_slots_through_exits);
 	tcase_add_test(tc, test_threads_leave_one_object);
 	tcase_add_test(tc, test_threads_leave_one_object_hardened);
 	suite_add_tcase(s, tc);
@@ -201,6 +288,7 @@ int main(int argc, char **argv)
 	const char *sc = self_scenario(argc, argv);
 	if (sc && !strcmp(sc, "rounds")) return shape_rounds();
 	if (sc && !strcmp(sc, "leftover")) return shape_leftover(100000);
+	if (sc && !strcmp(sc, "bundles")) return shape_bundles();
 	SKIP_SUITE_IF_EMULATED("its bounds are on VmRSS, which is the emulator's, and its "
 	                       "100 000 threads take longer than its timeouts");
 	return run_suite(lifetimes_suite());
