@@ -245,16 +245,17 @@ static void bundle_emptied(int sc)
 	if (atomic_fetch_add(&sweep_n, 1) + 1 >= SWEEP_AT) bundle_sweep(tl_heap);
 }
 
-/* A bundled group of class sc with a free slot (lock held), or NULL. */
+/* A bundled group of class sc with a free slot (lock held), or NULL; its
+ * kept pages, if any, pass to h's list with it. */
 #define ADOPT_BATCH 3
-static struct meta *adopt_from_bundles(int sc)
+static struct meta *adopt_from_bundles(struct heap *h, int sc)
 {
 	for (struct heap *b = dormant; b; b = b->next_free) {
 		struct meta *s = bundle_ring(b, sc);
 		for (struct meta *m = s->next; m != s; m = m->next)
 			if (m->avail || atomic_load_explicit(&m->remote, memory_order_relaxed)) {
 				abandoned_unlink(m);
-				dirty_drop(b, m);       /* (its pages: b's) */
+				dirty_move(b, h, m);
 				return m;
 			}
 	}
@@ -310,7 +311,7 @@ struct meta *group_adopt(struct heap *h, int sc)
 	os_lock();
 	atomic_store(&adopt_hint[sc], 0);
 	if ((got = abandoned[sc])) abandoned_unlink(got);
-	else if (!(got = adopt_from_full(sc))) got = adopt_from_bundles(sc);
+	else if (!(got = adopt_from_full(sc))) got = adopt_from_bundles(h, sc);
 	/* then more with room, from the list and the bundles: up to
 	 * ADOPT_BATCH for one lock hold (a thread that needed a group of a
 	 * class soon needs the next) */
@@ -322,10 +323,11 @@ struct meta *group_adopt(struct heap *h, int sc)
 		more = got;
 		if (++k == ADOPT_BATCH) break;
 		if ((got = abandoned[sc])) abandoned_unlink(got);
-		else got = adopt_from_bundles(sc);
+		else got = adopt_from_bundles(h, sc);
 	}
 	if (more) atomic_store(&adopt_hint[sc], 1);     /* others may remain */
 	os_unlock();
+	dirty_trim(h);  /* (pages taken from bundles: within h's bounds) */
 	return more;
 }
 

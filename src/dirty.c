@@ -27,10 +27,11 @@
  *   its bundle (abandoned.c) stay listed while the heap is dormant, under
  *   the global lock: the next thread that takes the heap takes its groups
  *   with their pages, instead of faulting in again what the exit gave
- *   back; a group that leaves the bundle otherwise (adopted by another
- *   heap, released emptied) leaves the list first (dirty_drop,
- *   dirty_forget), and the dormant lists decay (bundle_decay) and are
- *   purged by malloc_trim like the others.
+ *   back; a group that leaves the bundle otherwise leaves the list first:
+ *   adopted by another heap, its entry moves to the adopter's list
+ *   (dirty_move); released emptied, it just leaves (dirty_forget).  The
+ *   dormant lists decay (bundle_decay) and are purged by malloc_trim like
+ *   the others.
  *
  * The current group of a small class, emptied, is kept the same way (all
  * its slots listed), within DIRTY_SMALL_MAX per heap; it goes back whole,
@@ -202,11 +203,23 @@ void dirty_forget(struct heap *h, struct meta *m)
 }
 
 /* m (listed in h's list if m->dirty; h the caller's, or a dormant heap
- * with the lock held) leaves it without its pages: it goes to another
- * heap, or to the global lists. */
+ * with the lock held) leaves it without its pages: it goes to the global
+ * lists. */
 void dirty_drop(struct heap *h, struct meta *m)
 {
 	if (m->dirty) purge_entry(h, entry_of(h, m));
+}
+
+/* m, a group of the dormant heap from's bundle that heap to adopts (lock
+ * held, to the caller's), takes its kept pages along: from's entry goes,
+ * to lists m with the same slots (the caller trims to's list once the
+ * lock is let go). */
+void dirty_move(struct heap *from, struct heap *to, struct meta *m)
+{
+	uint32_t bits = m->dirty;
+	if (!bits) return;
+	unlist(from, entry_of(from, m));
+	dirty_add(to, m, bits);
 }
 
 /* Purge the entries older than decay_ms, or all of them (all != 0);

@@ -176,6 +176,7 @@ HIDDEN void dirty_add(struct heap *h, struct meta *m, uint32_t bits);
 HIDDEN void dirty_trim(struct heap *h);
 HIDDEN void dirty_forget(struct heap *h, struct meta *m);
 HIDDEN void dirty_drop(struct heap *h, struct meta *m);
+HIDDEN void dirty_move(struct heap *from, struct heap *to, struct meta *m);
 HIDDEN int dirty_keep_group(struct heap *h, struct meta *m);
 HIDDEN int dirty_purge(struct heap *h, int all);
 HIDDEN void dirty_exit(struct heap *h);
