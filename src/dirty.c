@@ -202,9 +202,8 @@ void dirty_forget(struct heap *h, struct meta *m)
 	unlist(h, entry_of(h, m));
 }
 
-/* m (listed in h's list if m->dirty; h the caller's, or a dormant heap
- * with the lock held) leaves it without its pages: it goes to the global
- * lists. */
+/* m (listed in h's list if m->dirty; h the exiting thread's heap) leaves
+ * it without its pages: it goes to the global lists. */
 void dirty_drop(struct heap *h, struct meta *m)
 {
 	if (m->dirty) purge_entry(h, entry_of(h, m));

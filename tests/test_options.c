@@ -407,33 +407,6 @@ static void free_3_of_4_big(void)
 		else kept_live[i / 4] = p[i];
 }
 
-/* Their pages, kept for reuse, go back after decay_ms once the thread
- * allocates again (small objects only, all kept live: nothing is
- * released, which would give them back by itself). */
-static int sc_decay_kept(void)
-{
-	long start = vm_rss_kib();
-	free_3_of_4_big();
-	long kept = vm_rss_kib();
-	if (kept - start < 1000 + 1024)
-		return SAY("VmRSS %ld kB at start, %ld kB after freeing 3 MiB of 4: nothing kept", start, kept);
-	usleep(300 * 1000);     /* three times decay_ms */
-	/* 20 000 objects of 64 bytes (80-byte slots, 1 563 kB): more than
-	 * 256 exhausted groups, hence decay checks */
-	static void *small[20000];
-	for (int i = 0; i < 20000; i++)
-		if (!(small[i] = malloc(64))) abort();
-	long after = vm_rss_kib();
-	if (after > kept + 1563 - 1024)
-		return SAY("VmRSS %ld kB at start, %ld kB with the freed slots kept, %ld kB after decay_ms "
-		           "and 1 563 kB of small objects", start, kept, after);
-	for (int i = 0; i < 20000; i++) free(small[i]);
-	for (int i = 0; i < 10; i++) free(kept_live[i]);
-	return 0;
-}
-
-/* The same kept by a thread that exits: they wait with its heap for the
- * next thread, and go back after decay_ms once another thread allocates. */
 static void *free_3_of_4_big_thread(void *arg)
 {
 	(void)arg;
@@ -441,27 +414,45 @@ static void *free_3_of_4_big_thread(void *arg)
 	return NULL;
 }
 
-static int sc_decay_dormant(void)
+/* Their pages, kept for reuse, go back after decay_ms once a thread
+ * allocates again (small objects only, all kept live: nothing is
+ * released, which would give them back by itself).  exited: kept by a
+ * thread that exited, they wait with its heap for the next thread and go
+ * back the same way when another thread allocates. */
+static int decay_kept(int exited)
 {
-	pthread_t t;
 	static void *small[20000];
+	pthread_t t;
 	small[0] = malloc(64);  /* this thread's own heap first */
 	long start = vm_rss_kib();
-	if (pthread_create(&t, NULL, free_3_of_4_big_thread, NULL) || pthread_join(t, NULL)) abort();
+	if (!exited) free_3_of_4_big();
+	else if (pthread_create(&t, NULL, free_3_of_4_big_thread, NULL) || pthread_join(t, NULL)) abort();
+	const char *who = exited ? "a thread that exited" : "this thread";
 	long kept = vm_rss_kib();
 	if (kept - start < 1000 + 1024)
-		return SAY("VmRSS %ld kB at start, %ld kB after a thread freed 3 MiB of 4 and exited: nothing kept",
-		           start, kept);
+		return SAY("VmRSS %ld kB at start, %ld kB after %s freed 3 MiB of 4: nothing kept", start, kept, who);
 	usleep(300 * 1000);     /* three times decay_ms */
+	/* 20 000 objects of 64 bytes (80-byte slots, 1 563 kB): more than
+	 * 256 exhausted groups, hence decay checks */
 	for (int i = 1; i < 20000; i++)
 		if (!(small[i] = malloc(64))) abort();
 	long after = vm_rss_kib();
 	if (after > kept + 1563 - 1024)
-		return SAY("VmRSS %ld kB at start, %ld kB with an exited thread's freed slots kept, %ld kB after "
-		           "decay_ms and 1 563 kB of small objects", start, kept, after);
+		return SAY("VmRSS %ld kB at start, %ld kB with the slots %s freed kept, %ld kB after decay_ms "
+		           "and 1 563 kB of small objects", start, kept, who, after);
 	for (int i = 0; i < 20000; i++) free(small[i]);
 	for (int i = 0; i < 10; i++) free(kept_live[i]);
 	return 0;
+}
+
+static int sc_decay_kept(void)
+{
+	return decay_kept(0);
+}
+
+static int sc_decay_dormant(void)
+{
+	return decay_kept(1);
 }
 
 static int sc_decay_zero(void)
